@@ -1,0 +1,43 @@
+//! Subcommand implementations. Each builds what it needs from [`Settings`] and runs it.
+
+mod bench_seed;
+mod demo;
+mod doctor;
+mod migrate;
+mod seed;
+mod serve;
+
+use crate::cli::{BenchCommand, Cli, Command};
+use crate::settings::Settings;
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = Settings::load(&cli.settings)?;
+    match cli.command {
+        Command::Demo(args) => demo::run(settings, args).await,
+        Command::Migrate => migrate::run(&settings).await,
+        Command::Seed(args) => seed::run(&settings, &args).await,
+        Command::Serve => serve::run(&settings).await,
+        Command::Doctor => doctor::run(&settings).await,
+        Command::Bench(BenchCommand::Seed(args)) => bench_seed::run(&settings, &args).await,
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown requested");
+}

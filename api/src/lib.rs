@@ -1,0 +1,10 @@
+//! # orbas-api — the composition root
+//!
+//! The CRM's HTTP API and the `orbas` binary's subcommands. This crate only wires the stages together:
+//! settings in, services built, run until stopped. Domain rules live upstream (`orbas-oltp` first).
+
+pub mod cli;
+pub mod commands;
+pub mod server;
+pub mod settings;
+pub mod telemetry;

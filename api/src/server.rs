@@ -1,0 +1,77 @@
+//! The HTTP server. `build` binds the listener (port 0 works: tests read `port()`), `run_until_stopped`
+//! serves until the shutdown future resolves.
+
+use std::net::SocketAddr;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use orbas_oltp::db;
+use serde_json::json;
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tracing::info;
+
+#[derive(Clone)]
+struct AppState {
+    app: db::Db,
+}
+
+/// The CRM API server.
+pub struct Server {
+    listener: TcpListener,
+    router: Router,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server").field("addr", &self.listener.local_addr().ok()).finish()
+    }
+}
+
+impl Server {
+    pub async fn build(addr: SocketAddr, app_pool: PgPool) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
+        let state = AppState { app: db::Db::new(app_pool) };
+        let router = Router::new()
+            .route("/healthz", get(healthz))
+            .route("/readyz", get(readyz))
+            .with_state(state);
+        Ok(Server { listener, router })
+    }
+
+    pub fn local_addr(&self) -> anyhow::Result<SocketAddr> {
+        Ok(self.listener.local_addr()?)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        info!(addr = ?self.listener.local_addr().ok(), "http server listening");
+        axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await?;
+        Ok(())
+    }
+}
+
+async fn healthz() -> impl IntoResponse {
+    Json(json!({ "status": "ok" }))
+}
+
+/// Ready when the database answers and its schema has every migration this binary embeds.
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    match db::pending_migrations(state.app.pool()).await {
+        Ok(pending) if pending.is_empty() => (StatusCode::OK, Json(json!({ "status": "ready" }))),
+        Ok(pending) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "not_ready", "reason": "migrations pending", "pending": pending })),
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "not_ready", "reason": "database unreachable" })))
+        }
+    }
+}

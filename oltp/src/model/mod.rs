@@ -1,0 +1,14 @@
+//! Domain types of the operational CRM. No I/O here: ids, money, enums, and the rules that need no
+//! database (id generation, stage-policy checks).
+
+mod authz;
+mod enums;
+mod ids;
+mod money;
+mod stage;
+
+pub use authz::{Action, Scope, default_matrix, default_scope, RESOURCES};
+pub use enums::*;
+pub use ids::*;
+pub use money::{Currency, Money};
+pub use stage::{StageRule, TransitionOutcome, TransitionRefusal, check_transition};

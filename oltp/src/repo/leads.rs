@@ -1,0 +1,120 @@
+//! Leads: unqualified prospects, converted into an account, contact and opportunity.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
+
+use super::{Page, PageRequest, found};
+use crate::model::{AccountId, CampaignId, CompanySize, ContactId, LeadId, LeadSource, LeadStatus, OpportunityId, TenantId, UserId};
+use crate::{Error, Result};
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Lead {
+    pub id: LeadId,
+    pub tenant_id: TenantId,
+    pub owner_id: Option<UserId>,
+    pub campaign_id: Option<CampaignId>,
+    pub first_name: String,
+    pub last_name: String,
+    pub email: Option<String>,
+    pub company: Option<String>,
+    pub title: Option<String>,
+    pub company_size: Option<CompanySize>,
+    pub source: LeadSource,
+    pub status: LeadStatus,
+    pub converted_at: Option<DateTime<Utc>>,
+    pub converted_account_id: Option<AccountId>,
+    pub converted_contact_id: Option<ContactId>,
+    pub converted_opportunity_id: Option<OpportunityId>,
+    pub last_activity_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct NewLead {
+    pub owner_id: Option<UserId>,
+    pub campaign_id: Option<CampaignId>,
+    pub first_name: String,
+    pub last_name: String,
+    pub email: Option<String>,
+    pub company: Option<String>,
+    pub title: Option<String>,
+    pub company_size: Option<CompanySize>,
+    pub source: LeadSource,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct LeadFilter {
+    pub owner_id: Option<UserId>,
+    pub status: Option<LeadStatus>,
+}
+
+macro_rules! columns {
+    () => {
+        "id, tenant_id, owner_id, campaign_id, first_name, last_name, email, company, title, \
+    company_size, source, status, converted_at, converted_account_id, converted_contact_id, \
+    converted_opportunity_id, last_activity_at, created_at, updated_at"
+    };
+}
+
+pub async fn create(conn: &mut PgConnection, tenant: TenantId, new: &NewLead) -> Result<Lead> {
+    let sql = concat!("INSERT INTO leads (tenant_id, id, owner_id, campaign_id, first_name, last_name, email, company, title, \
+         company_size, source) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING ", columns!());
+    Ok(sqlx::query_as(sql)
+        .bind(tenant)
+        .bind(LeadId::new())
+        .bind(new.owner_id)
+        .bind(new.campaign_id)
+        .bind(&new.first_name)
+        .bind(&new.last_name)
+        .bind(&new.email)
+        .bind(&new.company)
+        .bind(&new.title)
+        .bind(new.company_size)
+        .bind(new.source)
+        .fetch_one(conn)
+        .await?)
+}
+
+pub async fn get(conn: &mut PgConnection, id: LeadId) -> Result<Lead> {
+    let sql = concat!("SELECT ", columns!(), " FROM leads WHERE id = $1");
+    found(sqlx::query_as(sql).bind(id).fetch_optional(conn).await?, "lead")
+}
+
+pub async fn list(conn: &mut PgConnection, filter: &LeadFilter, page: PageRequest) -> Result<Page<Lead>> {
+    let sql = concat!("SELECT ", columns!(), " FROM leads WHERE id > $1 AND ($2::uuid IS NULL OR owner_id = $2) \
+         AND ($3::text IS NULL OR status = $3) ORDER BY id LIMIT $4");
+    let rows: Vec<Lead> = sqlx::query_as(sql)
+        .bind(page.after_or_nil())
+        .bind(filter.owner_id)
+        .bind(filter.status)
+        .bind(page.fetch_limit())
+        .fetch_all(conn)
+        .await?;
+    Ok(Page::from_rows(rows, &page, |l| l.id.0))
+}
+
+/// Moves a lead to a working status. Conversion has its own path ([`mark_converted`]).
+pub async fn set_status(conn: &mut PgConnection, id: LeadId, status: LeadStatus) -> Result<Lead> {
+    if status == LeadStatus::Converted {
+        return Err(Error::invalid("a lead is converted by the conversion workflow, not by a status change"));
+    }
+    let sql = concat!("UPDATE leads SET status = $2 WHERE id = $1 AND status <> 'converted' RETURNING ", columns!());
+    found(sqlx::query_as(sql).bind(id).bind(status).fetch_optional(conn).await?, "lead")
+}
+
+/// Records a conversion; the caller creates the account, contact and opportunity in the same transaction.
+pub async fn mark_converted(
+    conn: &mut PgConnection,
+    id: LeadId,
+    account: AccountId,
+    contact: ContactId,
+    opportunity: Option<OpportunityId>,
+) -> Result<Lead> {
+    let sql = concat!("UPDATE leads SET status = 'converted', converted_at = now(), converted_account_id = $2, \
+         converted_contact_id = $3, converted_opportunity_id = $4 \
+         WHERE id = $1 AND status <> 'converted' RETURNING ", columns!());
+    let row = sqlx::query_as(sql).bind(id).bind(account).bind(contact).bind(opportunity).fetch_optional(conn).await?;
+    row.ok_or_else(|| Error::invalid("lead does not exist or is already converted"))
+}

@@ -1,0 +1,1 @@
+//! Synthetic CRM data generator (placeholder: being written).

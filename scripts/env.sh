@@ -1,0 +1,6 @@
+# Sourced by the scripts: a persistent build directory outside the clone unless the caller chose one,
+# so CI on a developer machine reuses the build while a fresh machine still works.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/orbas/target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+mkdir -p "$CARGO_TARGET_DIR"

@@ -1,0 +1,105 @@
+//! # orbas-testkit — dev-only test harness
+//!
+//! Wraps the production launcher ([`orbas_oltp::cluster::PgCluster`]) for tests: one private Postgres
+//! cluster per test process (random port, temporary directory, `wal_level=logical`), a migrated
+//! template database cloned into a fresh database for every test, and an unprivileged application
+//! login so tests see exactly what the server sees (row-level security included).
+//!
+//! Teardown: the cluster's watchdog stops the server and deletes its directory when the test process
+//! exits, however it exits. Used from `tests/` only.
+
+use orbas_oltp::cluster::{ClusterOptions, PgCluster};
+use orbas_oltp::db::{self, Db};
+use sqlx::PgPool;
+use tokio::sync::OnceCell;
+use uuid::Uuid;
+
+/// The application login every test database grants (member of `orbas_app`).
+pub const APP_ROLE: &str = "orbas_test_app";
+const APP_PASSWORD: &str = "orbas-test-app-password";
+const TEMPLATE_DB: &str = "orbas_template";
+
+static CLUSTER: OnceCell<PgCluster> = OnceCell::const_new();
+static TEMPLATE: OnceCell<()> = OnceCell::const_new();
+
+/// The process-wide test cluster, started on first use.
+pub async fn cluster() -> &'static PgCluster {
+    CLUSTER
+        .get_or_init(|| async {
+            let opts = ClusterOptions { ephemeral_durability: true, ..ClusterOptions::default() };
+            match PgCluster::start(opts).await {
+                Ok(c) => c,
+                Err(e) => panic!("testkit: cannot start Postgres: {e} ({:?})", std::error::Error::source(&e)),
+            }
+        })
+        .await
+}
+
+/// A database of its own for one test.
+#[derive(Debug)]
+pub struct TestDb {
+    pub name: String,
+    /// Superuser pool on this database (bypasses RLS: for setup and for checking what really is stored).
+    pub admin: PgPool,
+    /// Application handle: the unprivileged role, row-level security applies.
+    pub app: Db,
+    pub admin_url: String,
+    pub app_url: String,
+}
+
+/// A fresh, migrated database (cloned from a template migrated once per process).
+pub async fn fresh_db() -> TestDb {
+    let c = cluster().await;
+    TEMPLATE.get_or_init(|| async { prepare_template(c).await }).await;
+    let name = unique_name("t");
+    exec_on_postgres(c, &format!("CREATE DATABASE {name} TEMPLATE {TEMPLATE_DB}")).await;
+    open(c, name).await
+}
+
+/// An empty database (no migrations applied), for migration tests.
+pub async fn empty_db() -> TestDb {
+    let c = cluster().await;
+    provision_app(c).await;
+    let name = unique_name("e");
+    exec_on_postgres(c, &format!("CREATE DATABASE {name}")).await;
+    open(c, name).await
+}
+
+async fn open(c: &PgCluster, name: String) -> TestDb {
+    let admin_url = c.url(&name);
+    let app_url = c.url_as(APP_ROLE, APP_PASSWORD, &name);
+    let admin = expect(db::connect(&admin_url, 4).await, "connect admin");
+    let app = Db::new(expect(db::connect(&app_url, 8).await, "connect app"));
+    TestDb { name, admin, app, admin_url, app_url }
+}
+
+async fn prepare_template(c: &PgCluster) {
+    exec_on_postgres(c, &format!("CREATE DATABASE {TEMPLATE_DB}")).await;
+    let pool = expect(db::connect(&c.url(TEMPLATE_DB), 2).await, "connect template");
+    expect(db::migrate(&pool).await, "migrate template");
+    pool.close().await;
+    provision_app(c).await;
+}
+
+async fn provision_app(c: &PgCluster) {
+    let pool = expect(db::connect(&c.url("postgres"), 1).await, "connect postgres db");
+    expect(db::provision_app_role(&pool, APP_ROLE, APP_PASSWORD).await, "provision app role");
+    pool.close().await;
+}
+
+async fn exec_on_postgres(c: &PgCluster, sql: &str) {
+    let pool = expect(db::connect(&c.url("postgres"), 1).await, "connect postgres db");
+    expect(sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned())).execute(&pool).await, sql);
+    pool.close().await;
+}
+
+fn unique_name(prefix: &str) -> String {
+    format!("{prefix}_{}", Uuid::now_v7().simple())
+}
+
+fn expect<T, E: std::fmt::Display>(r: Result<T, E>, what: &str) -> T {
+    match r {
+        Ok(v) => v,
+        Err(e) => panic!("testkit: {what}: {e}"),
+    }
+}
