@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod problem;
 pub mod server;
 pub mod settings;
 pub mod telemetry;

@@ -14,6 +14,8 @@ use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tracing::info;
 
+use crate::problem::Problem;
+
 #[derive(Clone)]
 struct AppState {
     app: db::Db,
@@ -35,10 +37,7 @@ impl Server {
     pub async fn build(addr: SocketAddr, app_pool: PgPool) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
         let state = AppState { app: db::Db::new(app_pool) };
-        let router = Router::new()
-            .route("/healthz", get(healthz))
-            .route("/readyz", get(readyz))
-            .with_state(state);
+        let router = Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).with_state(state);
         Ok(Server { listener, router })
     }
 
@@ -55,6 +54,10 @@ impl Server {
         axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await?;
         Ok(())
     }
+}
+
+async fn not_found(uri: axum::http::Uri) -> Problem {
+    Problem::new(StatusCode::NOT_FOUND, format!("no resource at {}", uri.path()))
 }
 
 async fn healthz() -> impl IntoResponse {

@@ -145,7 +145,9 @@ impl DatabaseSettings {
             return Ok(u.expose_secret().to_owned());
         }
         let Some(password) = &self.app_password else {
-            bail!("no application login: set ORBAS_APP_DATABASE_URL, or ORBAS_APP_PASSWORD (and run `orbas migrate` once with it)");
+            bail!(
+                "no application login: set ORBAS_APP_DATABASE_URL, or ORBAS_APP_PASSWORD (and run `orbas migrate` once with it)"
+            );
         };
         with_credentials(self.admin_url()?, &self.app_user, password.expose_secret())
     }

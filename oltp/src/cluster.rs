@@ -91,8 +91,7 @@ impl PgCluster {
             Some(p) => p,
             None => free_port()?,
         };
-        let mut cluster =
-            PgCluster { bin_dir, root, temporary, port, password: String::new(), run_as, stopped: true };
+        let mut cluster = PgCluster { bin_dir, root, temporary, port, password: String::new(), run_as, stopped: true };
         cluster.password = cluster.init_if_needed()?;
         cluster.pg_ctl_start(&opts)?;
         cluster.stopped = false;
@@ -317,10 +316,7 @@ fn find_bin_dir(explicit: Option<&Path>) -> Result<PathBuf> {
         .map(|p| std::env::split_paths(&p).find(|d| d.join("initdb").exists()))
         .unwrap_or_default();
     on_path.ok_or_else(|| {
-        Error::cluster(
-            "no Postgres server binaries found (install the `postgresql` package or set ORBAS_PG_BIN)",
-            None,
-        )
+        Error::cluster("no Postgres server binaries found (install the `postgresql` package or set ORBAS_PG_BIN)", None)
     })
 }
 
@@ -329,18 +325,14 @@ fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|euid| euid == "0"))
+            s.lines().find(|l| l.starts_with("Uid:")).and_then(|l| l.split_whitespace().nth(2).map(|euid| euid == "0"))
         })
         .unwrap_or(false)
 }
 
 fn make_temp_root() -> Result<PathBuf> {
-    let dir = tempfile::Builder::new()
-        .prefix("orbas-pg-")
-        .tempdir()
-        .map_err(|e| io_err("create temporary directory", e))?;
+    let dir =
+        tempfile::Builder::new().prefix("orbas-pg-").tempdir().map_err(|e| io_err("create temporary directory", e))?;
     Ok(dir.keep())
 }
 

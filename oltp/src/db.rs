@@ -25,9 +25,8 @@ pub const APP_GROUP_ROLE: &str = "orbas_app";
 
 /// Opens a pool. `max_connections` bounds concurrent statements.
 pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool> {
-    let options: PgConnectOptions = url.parse().map_err(|e: sqlx::Error| {
-        Error::invalid(format!("invalid database URL: {e}"))
-    })?;
+    let options: PgConnectOptions =
+        url.parse().map_err(|e: sqlx::Error| Error::invalid(format!("invalid database URL: {e}")))?;
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(10))
@@ -51,9 +50,8 @@ pub fn latest_version() -> i64 {
 
 /// Migrations embedded in this binary that the database has not applied (empty = schema current).
 pub async fn pending_migrations(pool: &PgPool) -> Result<Vec<i64>> {
-    let exists: bool = sqlx::query_scalar("SELECT to_regclass('public._sqlx_migrations') IS NOT NULL")
-        .fetch_one(pool)
-        .await?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT to_regclass('public._sqlx_migrations') IS NOT NULL").fetch_one(pool).await?;
     let applied: Vec<i64> = if exists {
         sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success").fetch_all(pool).await?
     } else {

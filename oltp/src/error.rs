@@ -77,9 +77,7 @@ impl Error {
             Error::Invalid { .. } => ErrorKind::Invalid,
             Error::NoTenant | Error::PermissionDenied => ErrorKind::Forbidden,
             Error::Database(e) if is_transient(e) => ErrorKind::Unavailable,
-            Error::Database(_) | Error::Migrate(_) | Error::Cluster { .. } | Error::Seed { .. } => {
-                ErrorKind::Internal
-            }
+            Error::Database(_) | Error::Migrate(_) | Error::Cluster { .. } | Error::Seed { .. } => ErrorKind::Internal,
         }
     }
 

@@ -7,6 +7,9 @@
 //! * [`db`] — connection pools, the embedded migrations, and [`db::TenantTx`], the tenant-scoped
 //!   transaction every repository call runs in (row-level security backs it; no tenant → error).
 //! * [`repo`] — repositories for the core entities.
+//! * [`auth`] — identity primitives: argon2id passwords, SCRAM-SHA-256 verifiers and the server side
+//!   of the exchange, API keys and tokens, JWT access tokens, login throttling, and the [`auth::Principal`]
+//!   with its own/team/all permission check (asked by the API, the SQL port, search and reports).
 //! * [`cluster`] — a launcher for a private Postgres cluster built from the system binaries, used by
 //!   `orbas demo` when no `DATABASE_URL` is given and wrapped by the dev-only `testkit` for tests.
 //! * [`seed`] — the deterministic synthetic CRM data generator behind `orbas seed`.
@@ -14,6 +17,7 @@
 //! Invariant: reads and writes of CRM tables go through this crate (the CDC reader in `pipeline` is the
 //! one other Postgres client, and it only reads the replication stream).
 
+pub mod auth;
 pub mod cluster;
 pub mod db;
 mod error;

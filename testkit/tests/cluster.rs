@@ -6,9 +6,8 @@ use orbas_oltp::db;
 
 #[tokio::test]
 async fn cluster_is_ready_for_logical_replication_and_stops_cleanly() {
-    let cluster = PgCluster::start(ClusterOptions { ephemeral_durability: true, ..Default::default() })
-        .await
-        .expect("start");
+    let cluster =
+        PgCluster::start(ClusterOptions { ephemeral_durability: true, ..Default::default() }).await.expect("start");
     let dir = cluster.data_dir();
     let pool = db::connect(&cluster.url("postgres"), 1).await.expect("connect");
     let settings: Vec<(String, String)> = sqlx::query_as(

@@ -120,7 +120,10 @@ async fn verify_same_rows(url: &str, tables: &[seed::CsvTable], expected: u64) -
 fn print_markdown(args: &BenchSeedArgs, ours_rows: u64, ours: Duration, peer_rows: u64, peer: Duration) {
     let rate = |rows: u64, d: Duration| rows as f64 / d.as_secs_f64().max(1e-9);
     let (r_ours, r_peer) = (rate(ours_rows, ours), rate(peer_rows, peer));
-    println!("| loader (scale {}, {} tenants, seed {}) | rows | seconds | rows/s |", args.scale, args.tenants, args.seed);
+    println!(
+        "| loader (scale {}, {} tenants, seed {}) | rows | seconds | rows/s |",
+        args.scale, args.tenants, args.seed
+    );
     println!("|---|---:|---:|---:|");
     println!("| `orbas seed` (generate + COPY, streamed) | {ours_rows} | {:.2} | {r_ours:.0} |", ours.as_secs_f64());
     println!("| `psql \\copy` of the same CSV (load only) | {peer_rows} | {:.2} | {r_peer:.0} |", peer.as_secs_f64());

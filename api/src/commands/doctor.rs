@@ -25,7 +25,12 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
     ];
     let mut failed = 0;
     for c in &checks {
-        println!("{} {}{}", if c.ok { "✓" } else { "✗" }, c.name, if c.detail.is_empty() { String::new() } else { format!(": {}", c.detail) });
+        println!(
+            "{} {}{}",
+            if c.ok { "✓" } else { "✗" },
+            c.name,
+            if c.detail.is_empty() { String::new() } else { format!(": {}", c.detail) }
+        );
         failed += usize::from(!c.ok);
     }
     if failed > 0 {
@@ -39,7 +44,11 @@ async fn wal_level(admin: &PgPool) -> anyhow::Result<Check> {
     Ok(Check {
         name: "wal_level = logical (CDC)",
         ok: level == "logical",
-        detail: if level == "logical" { String::new() } else { format!("is {level}; set wal_level=logical and restart") },
+        detail: if level == "logical" {
+            String::new()
+        } else {
+            format!("is {level}; set wal_level=logical and restart")
+        },
     })
 }
 
@@ -48,7 +57,11 @@ async fn schema_current(admin: &PgPool) -> anyhow::Result<Check> {
     Ok(Check {
         name: "schema current",
         ok: pending.is_empty(),
-        detail: if pending.is_empty() { String::new() } else { format!("{} pending; run `orbas migrate`", pending.len()) },
+        detail: if pending.is_empty() {
+            String::new()
+        } else {
+            format!("{} pending; run `orbas migrate`", pending.len())
+        },
     })
 }
 
@@ -58,7 +71,11 @@ async fn app_role_safe(admin: &PgPool, user: &str) -> anyhow::Result<Check> {
         .fetch_optional(admin)
         .await?;
     Ok(match row {
-        None => Check { name: "application login", ok: false, detail: format!("{user:?} missing; run `orbas migrate` with ORBAS_APP_PASSWORD") },
+        None => Check {
+            name: "application login",
+            ok: false,
+            detail: format!("{user:?} missing; run `orbas migrate` with ORBAS_APP_PASSWORD"),
+        },
         Some((sup, bypass)) => Check {
             name: "application login cannot bypass RLS",
             ok: !sup && !bypass,

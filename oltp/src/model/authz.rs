@@ -53,13 +53,36 @@ impl Scope {
 
 /// Resources the matrix covers (table names where there is one table).
 pub const RESOURCES: &[&str] = &[
-    "accounts", "contacts", "leads", "opportunities", "pipeline_stages", "tasks", "calendar_events", "tickets",
-    "products", "quotes", "subscriptions", "invoices", "payments", "campaigns", "knowledge_articles", "documents",
-    "employees", "users", "recommendations", "predictions", "dashboards", "scheduled_reports", "kpi_definitions",
-    "audit_logs", "api_keys", "lake_sql",
+    "accounts",
+    "contacts",
+    "leads",
+    "opportunities",
+    "pipeline_stages",
+    "tasks",
+    "calendar_events",
+    "tickets",
+    "products",
+    "quotes",
+    "subscriptions",
+    "invoices",
+    "payments",
+    "campaigns",
+    "knowledge_articles",
+    "documents",
+    "employees",
+    "users",
+    "recommendations",
+    "predictions",
+    "dashboards",
+    "scheduled_reports",
+    "kpi_definitions",
+    "audit_logs",
+    "api_keys",
+    "lake_sql",
 ];
 
-const SALES: &[&str] = &["accounts", "contacts", "leads", "opportunities", "tasks", "calendar_events", "quotes", "documents"];
+const SALES: &[&str] =
+    &["accounts", "contacts", "leads", "opportunities", "tasks", "calendar_events", "quotes", "documents"];
 const SERVICE: &[&str] = &["tickets", "knowledge_articles"];
 const ADMIN_ONLY: &[&str] = &["users", "employees", "api_keys", "audit_logs", "pipeline_stages", "products"];
 const ANALYTICS: &[&str] = &["dashboards", "scheduled_reports", "kpi_definitions"];
@@ -82,8 +105,22 @@ pub fn default_scope(role: RoleKey, resource: &str, action: Action) -> Option<Sc
             _ => None,
         },
         RoleKey::SalesRep => match action {
-            Read if is(SALES) || is(&["products", "pipeline_stages", "users", "campaigns", "subscriptions",
-                                       "invoices", "tickets", "knowledge_articles", "predictions", "dashboards"]) => Some(All),
+            Read if is(SALES)
+                || is(&[
+                    "products",
+                    "pipeline_stages",
+                    "users",
+                    "campaigns",
+                    "subscriptions",
+                    "invoices",
+                    "tickets",
+                    "knowledge_articles",
+                    "predictions",
+                    "dashboards",
+                ]) =>
+            {
+                Some(All)
+            }
             Read | Update if resource == "recommendations" => Some(Own),
             Create if is(SALES) => Some(Own),
             Update if is(SALES) => Some(Own),
@@ -96,8 +133,21 @@ pub fn default_scope(role: RoleKey, resource: &str, action: Action) -> Option<Sc
             _ => None,
         },
         RoleKey::SupportAgent => match action {
-            Read if is(SERVICE) || is(&["accounts", "contacts", "tasks", "calendar_events", "subscriptions",
-                                         "invoices", "products", "users", "documents"]) => Some(All),
+            Read if is(SERVICE)
+                || is(&[
+                    "accounts",
+                    "contacts",
+                    "tasks",
+                    "calendar_events",
+                    "subscriptions",
+                    "invoices",
+                    "products",
+                    "users",
+                    "documents",
+                ]) =>
+            {
+                Some(All)
+            }
             Create | Update if is(SERVICE) => Some(All),
             Create | Update | Delete if is(&["tasks", "calendar_events"]) => Some(Own),
             Read | Update if resource == "recommendations" => Some(Own),
@@ -111,9 +161,7 @@ pub fn default_scope(role: RoleKey, resource: &str, action: Action) -> Option<Sc
 pub fn default_matrix() -> impl Iterator<Item = (RoleKey, &'static str, Action, Scope)> {
     RoleKey::ALL.iter().flat_map(|role| {
         RESOURCES.iter().flat_map(move |res| {
-            Action::ALL
-                .iter()
-                .filter_map(move |act| default_scope(*role, res, *act).map(|s| (*role, *res, *act, s)))
+            Action::ALL.iter().filter_map(move |act| default_scope(*role, res, *act).map(|s| (*role, *res, *act, s)))
         })
     })
 }

@@ -7,7 +7,7 @@ mod ids;
 mod money;
 mod stage;
 
-pub use authz::{Action, Scope, default_matrix, default_scope, RESOURCES};
+pub use authz::{Action, RESOURCES, Scope, default_matrix, default_scope};
 pub use enums::*;
 pub use ids::*;
 pub use money::{Currency, Money};

@@ -78,7 +78,8 @@ impl Money {
         if rate <= Decimal::ZERO {
             return Err(Error::invalid("exchange rate must be positive"));
         }
-        let amount = (self.amount * rate).round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointNearestEven);
+        let amount =
+            (self.amount * rate).round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointNearestEven);
         Money::new(amount, to)
     }
 }

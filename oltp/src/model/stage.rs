@@ -132,6 +132,9 @@ mod tests {
     fn open_stages_map_probability_to_forecast_category() {
         let p = pipeline();
         let o = check_transition(&p[0], &p[2], &p, |_| true);
-        assert_eq!(o.map(|o| (o.status, o.forecast_category)), Ok((OpportunityStatus::Open, ForecastCategory::BestCase)));
+        assert_eq!(
+            o.map(|o| (o.status, o.forecast_category)),
+            Ok((OpportunityStatus::Open, ForecastCategory::BestCase))
+        );
     }
 }

@@ -60,9 +60,12 @@ macro_rules! columns {
 }
 
 pub async fn create(conn: &mut PgConnection, tenant: TenantId, new: &NewAccount) -> Result<Account> {
-    let sql = concat!("INSERT INTO accounts (tenant_id, id, name, domain, parent_id, owner_id, territory_id, industry, size, \
+    let sql = concat!(
+        "INSERT INTO accounts (tenant_id, id, name, domain, parent_id, owner_id, territory_id, industry, size, \
          segment, annual_revenue, currency, billing_country) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, coalesce($12, 'USD'), $13) RETURNING ", columns!());
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, coalesce($12, 'USD'), $13) RETURNING ",
+        columns!()
+    );
     let row = sqlx::query_as::<_, Account>(sql)
         .bind(tenant)
         .bind(AccountId::new())
@@ -88,9 +91,13 @@ pub async fn get(conn: &mut PgConnection, id: AccountId) -> Result<Account> {
 }
 
 pub async fn list(conn: &mut PgConnection, filter: &AccountFilter, page: PageRequest) -> Result<Page<Account>> {
-    let sql = concat!("SELECT ", columns!(), " FROM accounts WHERE id > $1 \
+    let sql = concat!(
+        "SELECT ",
+        columns!(),
+        " FROM accounts WHERE id > $1 \
          AND ($2::uuid IS NULL OR owner_id = $2) AND ($3::uuid IS NULL OR parent_id = $3) \
-         AND ($4::text IS NULL OR industry = $4) ORDER BY id LIMIT $5");
+         AND ($4::text IS NULL OR industry = $4) ORDER BY id LIMIT $5"
+    );
     let rows: Vec<Account> = sqlx::query_as(sql)
         .bind(page.after_or_nil())
         .bind(filter.owner_id)

@@ -45,8 +45,11 @@ macro_rules! columns {
 }
 
 pub async fn create(conn: &mut PgConnection, tenant: TenantId, new: &NewContact) -> Result<Contact> {
-    let sql = concat!("INSERT INTO contacts (tenant_id, id, account_id, owner_id, first_name, last_name, email, phone, title) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING ", columns!());
+    let sql = concat!(
+        "INSERT INTO contacts (tenant_id, id, account_id, owner_id, first_name, last_name, email, phone, title) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING ",
+        columns!()
+    );
     Ok(sqlx::query_as(sql)
         .bind(tenant)
         .bind(ContactId::new())
@@ -68,12 +71,8 @@ pub async fn get(conn: &mut PgConnection, id: ContactId) -> Result<Contact> {
 
 pub async fn list_for_account(conn: &mut PgConnection, account: AccountId, page: PageRequest) -> Result<Page<Contact>> {
     let sql = concat!("SELECT ", columns!(), " FROM contacts WHERE account_id = $1 AND id > $2 ORDER BY id LIMIT $3");
-    let rows: Vec<Contact> = sqlx::query_as(sql)
-        .bind(account)
-        .bind(page.after_or_nil())
-        .bind(page.fetch_limit())
-        .fetch_all(conn)
-        .await?;
+    let rows: Vec<Contact> =
+        sqlx::query_as(sql).bind(account).bind(page.after_or_nil()).bind(page.fetch_limit()).fetch_all(conn).await?;
     Ok(Page::from_rows(rows, &page, |c| c.id.0))
 }
 

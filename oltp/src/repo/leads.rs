@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 
 use super::{Page, PageRequest, found};
-use crate::model::{AccountId, CampaignId, CompanySize, ContactId, LeadId, LeadSource, LeadStatus, OpportunityId, TenantId, UserId};
+use crate::model::{
+    AccountId, CampaignId, CompanySize, ContactId, LeadId, LeadSource, LeadStatus, OpportunityId, TenantId, UserId,
+};
 use crate::{Error, Result};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -59,8 +61,11 @@ macro_rules! columns {
 }
 
 pub async fn create(conn: &mut PgConnection, tenant: TenantId, new: &NewLead) -> Result<Lead> {
-    let sql = concat!("INSERT INTO leads (tenant_id, id, owner_id, campaign_id, first_name, last_name, email, company, title, \
-         company_size, source) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING ", columns!());
+    let sql = concat!(
+        "INSERT INTO leads (tenant_id, id, owner_id, campaign_id, first_name, last_name, email, company, title, \
+         company_size, source) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING ",
+        columns!()
+    );
     Ok(sqlx::query_as(sql)
         .bind(tenant)
         .bind(LeadId::new())
@@ -83,8 +88,12 @@ pub async fn get(conn: &mut PgConnection, id: LeadId) -> Result<Lead> {
 }
 
 pub async fn list(conn: &mut PgConnection, filter: &LeadFilter, page: PageRequest) -> Result<Page<Lead>> {
-    let sql = concat!("SELECT ", columns!(), " FROM leads WHERE id > $1 AND ($2::uuid IS NULL OR owner_id = $2) \
-         AND ($3::text IS NULL OR status = $3) ORDER BY id LIMIT $4");
+    let sql = concat!(
+        "SELECT ",
+        columns!(),
+        " FROM leads WHERE id > $1 AND ($2::uuid IS NULL OR owner_id = $2) \
+         AND ($3::text IS NULL OR status = $3) ORDER BY id LIMIT $4"
+    );
     let rows: Vec<Lead> = sqlx::query_as(sql)
         .bind(page.after_or_nil())
         .bind(filter.owner_id)
@@ -112,9 +121,12 @@ pub async fn mark_converted(
     contact: ContactId,
     opportunity: Option<OpportunityId>,
 ) -> Result<Lead> {
-    let sql = concat!("UPDATE leads SET status = 'converted', converted_at = now(), converted_account_id = $2, \
+    let sql = concat!(
+        "UPDATE leads SET status = 'converted', converted_at = now(), converted_account_id = $2, \
          converted_contact_id = $3, converted_opportunity_id = $4 \
-         WHERE id = $1 AND status <> 'converted' RETURNING ", columns!());
+         WHERE id = $1 AND status <> 'converted' RETURNING ",
+        columns!()
+    );
     let row = sqlx::query_as(sql).bind(id).bind(account).bind(contact).bind(opportunity).fetch_optional(conn).await?;
     row.ok_or_else(|| Error::invalid("lead does not exist or is already converted"))
 }

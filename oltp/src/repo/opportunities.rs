@@ -102,7 +102,12 @@ macro_rules! columns {
 }
 
 /// Creates an open opportunity in the first stage of the default pipeline and records that first stage.
-pub async fn create(conn: &mut PgConnection, tenant: TenantId, new: &NewOpportunity, by: Option<UserId>) -> Result<Opportunity> {
+pub async fn create(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    new: &NewOpportunity,
+    by: Option<UserId>,
+) -> Result<Opportunity> {
     let first: StageRow = sqlx::query_as(
         "SELECT id, pipeline, position, probability, is_won, is_lost, required_fields FROM pipeline_stages \
          WHERE pipeline = 'default' AND NOT is_won AND NOT is_lost ORDER BY position LIMIT 1",
@@ -110,9 +115,12 @@ pub async fn create(conn: &mut PgConnection, tenant: TenantId, new: &NewOpportun
     .fetch_optional(&mut *conn)
     .await?
     .ok_or_else(|| Error::invalid("the tenant has no open pipeline stage"))?;
-    let sql = concat!("INSERT INTO opportunities (tenant_id, id, account_id, primary_contact_id, owner_id, stage_id, name, kind, \
+    let sql = concat!(
+        "INSERT INTO opportunities (tenant_id, id, account_id, primary_contact_id, owner_id, stage_id, name, kind, \
          amount, currency, probability, close_date) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING ", columns!());
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING ",
+        columns!()
+    );
     let opp: Opportunity = sqlx::query_as(sql)
         .bind(tenant)
         .bind(OpportunityId::new())
@@ -138,9 +146,13 @@ pub async fn get(conn: &mut PgConnection, id: OpportunityId) -> Result<Opportuni
 }
 
 pub async fn list(conn: &mut PgConnection, filter: &OpportunityFilter, page: PageRequest) -> Result<Page<Opportunity>> {
-    let sql = concat!("SELECT ", columns!(), " FROM opportunities WHERE id > $1 AND ($2::uuid IS NULL OR owner_id = $2) \
+    let sql = concat!(
+        "SELECT ",
+        columns!(),
+        " FROM opportunities WHERE id > $1 AND ($2::uuid IS NULL OR owner_id = $2) \
          AND ($3::text IS NULL OR status = $3) AND ($4::uuid IS NULL OR stage_id = $4) \
-         AND ($5::date IS NULL OR close_date < $5) ORDER BY id LIMIT $6");
+         AND ($5::date IS NULL OR close_date < $5) ORDER BY id LIMIT $6"
+    );
     let rows: Vec<Opportunity> = sqlx::query_as(sql)
         .bind(page.after_or_nil())
         .bind(filter.owner_id)
@@ -172,10 +184,13 @@ pub async fn change_stage(
     let target = stages.iter().find(|s| s.id == to && s.pipeline == from.pipeline);
     let target = target.ok_or(Error::NotFound { entity: "stage" })?;
     let rules: Vec<StageRule> = stages.iter().map(StageRow::rule).collect();
-    let outcome = check_transition(&from.rule(), &target.rule(), &rules, |f| is_set(&current, f))
-        .map_err(refusal_error)?;
-    let sql = concat!("UPDATE opportunities SET stage_id = $2, status = $3, probability = $4, forecast_category = $5, \
-         closed_at = CASE WHEN $3 = 'open' THEN NULL ELSE now() END WHERE id = $1 RETURNING ", columns!());
+    let outcome =
+        check_transition(&from.rule(), &target.rule(), &rules, |f| is_set(&current, f)).map_err(refusal_error)?;
+    let sql = concat!(
+        "UPDATE opportunities SET stage_id = $2, status = $3, probability = $4, forecast_category = $5, \
+         closed_at = CASE WHEN $3 = 'open' THEN NULL ELSE now() END WHERE id = $1 RETURNING ",
+        columns!()
+    );
     let updated: Opportunity = sqlx::query_as(sql)
         .bind(id)
         .bind(to)
@@ -204,7 +219,12 @@ async fn lock(conn: &mut PgConnection, id: OpportunityId) -> Result<Opportunity>
     found(sqlx::query_as(sql).bind(id).fetch_optional(conn).await?, "opportunity")
 }
 
-async fn record_change(conn: &mut PgConnection, opp: &Opportunity, from: Option<StageId>, by: Option<UserId>) -> Result<()> {
+async fn record_change(
+    conn: &mut PgConnection,
+    opp: &Opportunity,
+    from: Option<StageId>,
+    by: Option<UserId>,
+) -> Result<()> {
     sqlx::query(
         "INSERT INTO stage_histories (tenant_id, id, opportunity_id, from_stage_id, to_stage_id, changed_by, \
          changed_at, amount, currency, probability) VALUES ($1, $2, $3, $4, $5, $6, now(), $7, $8, $9)",
@@ -259,10 +279,13 @@ pub struct OpportunityPatch {
 }
 
 pub async fn update(conn: &mut PgConnection, id: OpportunityId, patch: &OpportunityPatch) -> Result<Opportunity> {
-    let sql = concat!("UPDATE opportunities SET name = coalesce($2, name), amount = coalesce($3, amount), \
+    let sql = concat!(
+        "UPDATE opportunities SET name = coalesce($2, name), amount = coalesce($3, amount), \
          primary_contact_id = coalesce($4, primary_contact_id), owner_id = coalesce($5, owner_id), \
          close_date = coalesce($6, close_date), next_step = coalesce($7, next_step), \
-         lost_reason = coalesce($8, lost_reason) WHERE id = $1 RETURNING ", columns!());
+         lost_reason = coalesce($8, lost_reason) WHERE id = $1 RETURNING ",
+        columns!()
+    );
     found(
         sqlx::query_as(sql)
             .bind(id)

@@ -6,7 +6,9 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::found;
-use crate::model::{EntityType, FeedbackVerdict, RecommendationAction, RecommendationId, RecommendationStatus, TenantId, UserId};
+use crate::model::{
+    EntityType, FeedbackVerdict, RecommendationAction, RecommendationId, RecommendationStatus, TenantId, UserId,
+};
 use crate::{Error, Result};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -56,8 +58,11 @@ pub async fn create(conn: &mut PgConnection, tenant: TenantId, new: &NewRecommen
     if !(0.0..=1.0).contains(&new.score) {
         return Err(Error::invalid("score must be within 0..1"));
     }
-    let sql = concat!("INSERT INTO recommendations (tenant_id, id, user_id, entity_type, entity_id, action, title, rationale, score, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING ", columns!());
+    let sql = concat!(
+        "INSERT INTO recommendations (tenant_id, id, user_id, entity_type, entity_id, action, title, rationale, score, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING ",
+        columns!()
+    );
     Ok(sqlx::query_as(sql)
         .bind(tenant)
         .bind(RecommendationId::new())
@@ -75,10 +80,19 @@ pub async fn create(conn: &mut PgConnection, tenant: TenantId, new: &NewRecommen
 
 /// The user's actionable recommendations at `now`: open ones, and snoozed ones whose snooze ended;
 /// expired ones are left out. Best first.
-pub async fn for_user(conn: &mut PgConnection, user: UserId, now: DateTime<Utc>, limit: u32) -> Result<Vec<Recommendation>> {
-    let sql = concat!("SELECT ", columns!(), " FROM recommendations WHERE user_id = $1 \
+pub async fn for_user(
+    conn: &mut PgConnection,
+    user: UserId,
+    now: DateTime<Utc>,
+    limit: u32,
+) -> Result<Vec<Recommendation>> {
+    let sql = concat!(
+        "SELECT ",
+        columns!(),
+        " FROM recommendations WHERE user_id = $1 \
          AND (status = 'open' OR (status = 'snoozed' AND snoozed_until <= $2)) \
-         AND (expires_at IS NULL OR expires_at > $2) ORDER BY score DESC, id LIMIT $3");
+         AND (expires_at IS NULL OR expires_at > $2) ORDER BY score DESC, id LIMIT $3"
+    );
     Ok(sqlx::query_as(sql).bind(user).bind(now).bind(i64::from(limit.clamp(1, 200))).fetch_all(conn).await?)
 }
 
@@ -97,7 +111,10 @@ pub async fn give_feedback(
         (FeedbackVerdict::Accept, None) => (RecommendationStatus::Accepted, None),
         (FeedbackVerdict::Dismiss, None) => (RecommendationStatus::Dismissed, None),
     };
-    let sql = concat!("UPDATE recommendations SET status = $2, snoozed_until = $3 WHERE id = $1 AND user_id = $4 RETURNING ", columns!());
+    let sql = concat!(
+        "UPDATE recommendations SET status = $2, snoozed_until = $3 WHERE id = $1 AND user_id = $4 RETURNING ",
+        columns!()
+    );
     let rec: Recommendation = found(
         sqlx::query_as(sql).bind(id).bind(status).bind(snooze).bind(user).fetch_optional(&mut *conn).await?,
         "recommendation",

@@ -6,7 +6,9 @@ use sqlx::PgConnection;
 
 use super::{Page, PageRequest, found};
 use crate::Result;
-use crate::model::{AccountId, ContactId, LeadId, OpportunityId, Priority, TaskId, TaskKind, TaskStatus, TenantId, TicketId, UserId};
+use crate::model::{
+    AccountId, ContactId, LeadId, OpportunityId, Priority, TaskId, TaskKind, TaskStatus, TenantId, TicketId, UserId,
+};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Task {
@@ -61,9 +63,12 @@ macro_rules! columns {
 }
 
 pub async fn create(conn: &mut PgConnection, tenant: TenantId, new: &NewTask) -> Result<Task> {
-    let sql = concat!("INSERT INTO tasks (tenant_id, id, kind, subject, description, priority, owner_id, account_id, contact_id, \
+    let sql = concat!(
+        "INSERT INTO tasks (tenant_id, id, kind, subject, description, priority, owner_id, account_id, contact_id, \
          lead_id, opportunity_id, ticket_id, due_at, sla_due_at) \
-         VALUES ($1, $2, $3, $4, $5, coalesce($6, 'normal'), $7, $8, $9, $10, $11, $12, $13, $14) RETURNING ", columns!());
+         VALUES ($1, $2, $3, $4, $5, coalesce($6, 'normal'), $7, $8, $9, $10, $11, $12, $13, $14) RETURNING ",
+        columns!()
+    );
     Ok(sqlx::query_as(sql)
         .bind(tenant)
         .bind(TaskId::new())
@@ -89,8 +94,12 @@ pub async fn get(conn: &mut PgConnection, id: TaskId) -> Result<Task> {
 }
 
 pub async fn list(conn: &mut PgConnection, filter: &TaskFilter, page: PageRequest) -> Result<Page<Task>> {
-    let sql = concat!("SELECT ", columns!(), " FROM tasks WHERE id > $1 AND ($2::uuid IS NULL OR owner_id = $2) \
-         AND ($3::text IS NULL OR status = $3) AND ($4::timestamptz IS NULL OR due_at < $4) ORDER BY id LIMIT $5");
+    let sql = concat!(
+        "SELECT ",
+        columns!(),
+        " FROM tasks WHERE id > $1 AND ($2::uuid IS NULL OR owner_id = $2) \
+         AND ($3::text IS NULL OR status = $3) AND ($4::timestamptz IS NULL OR due_at < $4) ORDER BY id LIMIT $5"
+    );
     let rows: Vec<Task> = sqlx::query_as(sql)
         .bind(page.after_or_nil())
         .bind(filter.owner_id)
@@ -104,14 +113,21 @@ pub async fn list(conn: &mut PgConnection, filter: &TaskFilter, page: PageReques
 
 /// Sets the status; `completed_at` follows it (set on completion, cleared otherwise).
 pub async fn set_status(conn: &mut PgConnection, id: TaskId, status: TaskStatus) -> Result<Task> {
-    let sql = concat!("UPDATE tasks SET status = $2, completed_at = CASE WHEN $2 = 'completed' THEN coalesce(completed_at, now()) END \
-         WHERE id = $1 RETURNING ", columns!());
+    let sql = concat!(
+        "UPDATE tasks SET status = $2, completed_at = CASE WHEN $2 = 'completed' THEN coalesce(completed_at, now()) END \
+         WHERE id = $1 RETURNING ",
+        columns!()
+    );
     found(sqlx::query_as(sql).bind(id).bind(status).fetch_optional(conn).await?, "task")
 }
 
 /// Open tasks of `owner` whose SLA deadline has passed at `now`.
 pub async fn sla_breaches(conn: &mut PgConnection, owner: UserId, now: DateTime<Utc>) -> Result<Vec<Task>> {
-    let sql = concat!("SELECT ", columns!(), " FROM tasks WHERE owner_id = $1 AND status IN ('open', 'in_progress') \
-         AND sla_due_at < $2 ORDER BY sla_due_at");
+    let sql = concat!(
+        "SELECT ",
+        columns!(),
+        " FROM tasks WHERE owner_id = $1 AND status IN ('open', 'in_progress') \
+         AND sla_due_at < $2 ORDER BY sla_due_at"
+    );
     Ok(sqlx::query_as(sql).bind(owner).bind(now).fetch_all(conn).await?)
 }

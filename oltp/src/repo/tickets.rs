@@ -6,7 +6,9 @@ use sqlx::PgConnection;
 
 use super::{Page, PageRequest, found};
 use crate::Result;
-use crate::model::{AccountId, ContactId, Priority, TenantId, TicketChannel, TicketId, TicketMessageId, TicketStatus, UserId};
+use crate::model::{
+    AccountId, ContactId, Priority, TenantId, TicketChannel, TicketId, TicketMessageId, TicketStatus, UserId,
+};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Ticket {
@@ -66,7 +68,8 @@ pub async fn create(conn: &mut PgConnection, tenant: TenantId, new: &NewTicket) 
         .bind(tenant)
         .execute(&mut *conn)
         .await?;
-    let sql = concat!("WITH next AS (SELECT 'T-' || (coalesce(max(substring(number FROM 3)::bigint), 0) + 1) AS number \
+    let sql = concat!(
+        "WITH next AS (SELECT 'T-' || (coalesce(max(substring(number FROM 3)::bigint), 0) + 1) AS number \
                        FROM tickets WHERE number ~ '^T-[0-9]+$'), \
               sla AS (SELECT id, first_response_minutes, resolution_minutes FROM sla_policies WHERE priority = $8 \
                       ORDER BY name LIMIT 1) \
@@ -74,7 +77,9 @@ pub async fn create(conn: &mut PgConnection, tenant: TenantId, new: &NewTicket) 
                               channel, sla_policy_id, first_response_due_at, resolution_due_at) \
          SELECT $1, $2, next.number, $3, $4, $5, $6, $7, $8, $9, sla.id, \
                 now() + make_interval(mins => sla.first_response_minutes), now() + make_interval(mins => sla.resolution_minutes) \
-         FROM next LEFT JOIN sla ON true RETURNING ", columns!());
+         FROM next LEFT JOIN sla ON true RETURNING ",
+        columns!()
+    );
     Ok(sqlx::query_as(sql)
         .bind(tenant)
         .bind(TicketId::new())
@@ -96,12 +101,8 @@ pub async fn get(conn: &mut PgConnection, id: TicketId) -> Result<Ticket> {
 
 pub async fn list_for_account(conn: &mut PgConnection, account: AccountId, page: PageRequest) -> Result<Page<Ticket>> {
     let sql = concat!("SELECT ", columns!(), " FROM tickets WHERE account_id = $1 AND id > $2 ORDER BY id LIMIT $3");
-    let rows: Vec<Ticket> = sqlx::query_as(sql)
-        .bind(account)
-        .bind(page.after_or_nil())
-        .bind(page.fetch_limit())
-        .fetch_all(conn)
-        .await?;
+    let rows: Vec<Ticket> =
+        sqlx::query_as(sql).bind(account).bind(page.after_or_nil()).bind(page.fetch_limit()).fetch_all(conn).await?;
     Ok(Page::from_rows(rows, &page, |t| t.id.0))
 }
 
@@ -152,7 +153,10 @@ pub async fn messages(conn: &mut PgConnection, ticket: TicketId) -> Result<Vec<T
 
 /// Sets the status; solving records `solved_at`, reopening clears it.
 pub async fn set_status(conn: &mut PgConnection, id: TicketId, status: TicketStatus) -> Result<Ticket> {
-    let sql = concat!("UPDATE tickets SET status = $2, solved_at = CASE WHEN $2 IN ('solved', 'closed') THEN coalesce(solved_at, now()) END \
-         WHERE id = $1 RETURNING ", columns!());
+    let sql = concat!(
+        "UPDATE tickets SET status = $2, solved_at = CASE WHEN $2 IN ('solved', 'closed') THEN coalesce(solved_at, now()) END \
+         WHERE id = $1 RETURNING ",
+        columns!()
+    );
     found(sqlx::query_as(sql).bind(id).bind(status).fetch_optional(conn).await?, "ticket")
 }

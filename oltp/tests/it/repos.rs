@@ -31,9 +31,10 @@ async fn a_user(admin: &PgPool, tenant: TenantId) -> UserId {
 async fn another_tenants_record_is_not_found_and_cannot_be_referenced() {
     let (t, a, b) = setup().await;
     let mut tx = t.app.begin(b).await.expect("begin b");
-    let b_account = accounts::create(tx.conn(), b, &accounts::NewAccount { name: "Globex".into(), ..Default::default() })
-        .await
-        .expect("create in b");
+    let b_account =
+        accounts::create(tx.conn(), b, &accounts::NewAccount { name: "Globex".into(), ..Default::default() })
+            .await
+            .expect("create in b");
     tx.commit().await.expect("commit");
 
     let mut tx = t.app.begin(a).await.expect("begin a");
@@ -83,12 +84,17 @@ async fn stage_changes_follow_the_policy_and_are_recorded() {
     let contact = contacts::create(
         tx.conn(),
         a,
-        &contacts::NewContact { account_id: Some(acct.id), first_name: "Bill".into(), last_name: "Lumbergh".into(), ..Default::default() },
+        &contacts::NewContact {
+            account_id: Some(acct.id),
+            first_name: "Bill".into(),
+            last_name: "Lumbergh".into(),
+            ..Default::default()
+        },
     )
     .await
     .expect("contact");
     let patch = opportunities::OpportunityPatch {
-        amount: Some(Decimal::new(42_000_00, 2)),
+        amount: Some(Decimal::new(4_200_000, 2)),
         primary_contact_id: Some(contact.id),
         next_step: Some("send proposal".into()),
         lost_reason: Some("n/a".into()),
@@ -106,7 +112,7 @@ async fn stage_changes_follow_the_policy_and_are_recorded() {
     let history = opportunities::stage_history(tx.conn(), opp.id).await.expect("history");
     let path: Vec<_> = history.iter().map(|h| (h.from_stage_id, h.to_stage_id)).collect();
     assert_eq!(path, vec![(None, opp.stage_id), (Some(opp.stage_id), later_open), (Some(later_open), won)]);
-    assert_eq!(history[2].amount, Decimal::new(42_000_00, 2));
+    assert_eq!(history[2].amount, Decimal::new(4_200_000, 2));
 }
 
 #[tokio::test]
@@ -134,9 +140,13 @@ async fn tasks_tickets_and_recommendations_round_trip() {
     assert!(breaches.iter().any(|b| b.id == task.id));
     let done = tasks::set_status(tx.conn(), task.id, orbas_oltp::model::TaskStatus::Completed).await.expect("complete");
     assert!(done.completed_at.is_some());
-    let page = tasks::list(tx.conn(), &tasks::TaskFilter { owner_id: Some(user), ..Default::default() }, PageRequest::first(1))
-        .await
-        .expect("list");
+    let page = tasks::list(
+        tx.conn(),
+        &tasks::TaskFilter { owner_id: Some(user), ..Default::default() },
+        PageRequest::first(1),
+    )
+    .await
+    .expect("list");
     assert_eq!(page.items.len(), 1);
 
     let ticket = tickets::create(

@@ -58,7 +58,10 @@ async fn every_table_has_forced_rls_with_a_policy_and_the_app_role_cannot_bypass
     .fetch_one(t.app.pool())
     .await
     .expect("role attributes");
-    assert!(!sup && !bypass && owns == 0, "app role must not be superuser ({sup}), bypass RLS ({bypass}) or own tables ({owns})");
+    assert!(
+        !sup && !bypass && owns == 0,
+        "app role must not be superuser ({sup}), bypass RLS ({bypass}) or own tables ({owns})"
+    );
 }
 
 #[tokio::test]
@@ -122,7 +125,10 @@ async fn tenant_a_can_neither_see_nor_change_tenant_b_in_any_table() {
 }
 
 async fn scalar(tx: &mut orbas_oltp::db::TenantTx, sql: &str) -> i64 {
-    sqlx::query_scalar(AssertSqlSafe(sql.to_owned())).fetch_one(tx.conn()).await.unwrap_or_else(|e| panic!("{sql}: {e}"))
+    sqlx::query_scalar(AssertSqlSafe(sql.to_owned()))
+        .fetch_one(tx.conn())
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
 /// Runs `sql` as the app in tenant `tenant`'s transaction, rolled back; rows affected or the error kind.

@@ -13,11 +13,12 @@ async fn table_checksums(admin: &PgPool) -> Vec<(String, Option<String>)> {
     .expect("tables");
     let mut out = Vec::new();
     for t in tables {
-        let sum: Option<String> =
-            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT md5(string_agg(x::text, '|' ORDER BY x.id)) FROM {t} x")))
-                .fetch_one(admin)
-                .await
-                .expect("checksum");
+        let sum: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT md5(string_agg(x::text, '|' ORDER BY x.id)) FROM {t} x"
+        )))
+        .fetch_one(admin)
+        .await
+        .expect("checksum");
         out.push((t, sum));
     }
     out
@@ -57,9 +58,7 @@ async fn recent_activity_goes_with_higher_lead_conversion() {
     .fetch_all(&t.admin)
     .await
     .expect("conversion by recency");
-    let rate = |b: &str| {
-        rows.iter().find(|r| r.0 == b).map(|r| r.1 as f64 / r.2.max(1) as f64).unwrap_or(f64::NAN)
-    };
+    let rate = |b: &str| rows.iter().find(|r| r.0 == b).map(|r| r.1 as f64 / r.2.max(1) as f64).unwrap_or(f64::NAN);
     let (recent, stale) = (rate("recent"), rate("stale"));
     assert!(recent > stale * 1.5, "conversion recent {recent:.3} vs stale {stale:.3} ({rows:?})");
 }

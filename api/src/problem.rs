@@ -1,0 +1,136 @@
+//! RFC 9457 problem details: every error the API returns is `application/problem+json`.
+//!
+//! [`status_for`] is the one place where a domain error kind becomes an HTTP status. Server errors get a
+//! generic body; their cause is logged inside the request span, never sent to the client.
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use orbas_oltp::ErrorKind;
+use serde::Serialize;
+
+/// One invalid input field.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct FieldError {
+    /// JSON pointer-ish path of the field, e.g. `amount` or `items/2/quantity`.
+    pub field: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+    #[serde(skip)]
+    pub retry_after_secs: Option<u64>,
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, detail: impl Into<String>) -> Self {
+        let title = status.canonical_reason().unwrap_or("Error").to_owned();
+        let slug = title.to_lowercase().replace(' ', "-");
+        Problem {
+            kind: format!("https://orbas.dev/problems/{slug}"),
+            title,
+            status: status.as_u16(),
+            detail: Some(detail.into()),
+            errors: Vec::new(),
+            retry_after_secs: None,
+        }
+    }
+
+    pub fn with_field(mut self, field: impl Into<String>, message: impl Into<String>) -> Self {
+        self.errors.push(FieldError { field: field.into(), message: message.into() });
+        self
+    }
+
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = self.status_code();
+        let retry = self.retry_after_secs;
+        let mut resp = (status, Json(self)).into_response();
+        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if let Some(secs) = retry
+            && let Ok(v) = HeaderValue::from_str(&secs.to_string())
+        {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        resp
+    }
+}
+
+/// The one mapping from domain error kinds to HTTP statuses.
+pub fn status_for(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl From<orbas_oltp::Error> for Problem {
+    fn from(e: orbas_oltp::Error) -> Self {
+        let status = status_for(e.kind());
+        if status.is_server_error() {
+            tracing::error!(error = %e, source = ?std::error::Error::source(&e), "request failed");
+            let mut p = Problem::new(status, "the server could not complete the request");
+            if status == StatusCode::SERVICE_UNAVAILABLE {
+                p.retry_after_secs = Some(1);
+            }
+            return p;
+        }
+        Problem::new(status, e.to_string())
+    }
+}
+
+impl From<JsonRejection> for Problem {
+    /// Malformed JSON is 400; well-formed JSON of the wrong shape (unknown field, wrong type) is 422
+    /// with the offending field named.
+    fn from(r: JsonRejection) -> Self {
+        match r {
+            JsonRejection::JsonDataError(e) => {
+                let text = e.body_text();
+                let field = text.split_once(": ").map(|(path, _)| path.to_owned()).unwrap_or_default();
+                Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "the request body does not match the schema")
+                    .with_field(field, text)
+            }
+            JsonRejection::MissingJsonContentType(_) => {
+                Problem::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "send the body as application/json")
+            }
+            other => Problem::new(StatusCode::BAD_REQUEST, other.body_text()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn domain_errors_map_to_statuses_and_hide_server_details() {
+        let p: Problem = orbas_oltp::Error::NotFound { entity: "account" }.into();
+        assert_eq!((p.status, p.detail.as_deref()), (404, Some("account not found")));
+        let p: Problem = orbas_oltp::Error::Database(sqlx::Error::Protocol("secret internals".into())).into();
+        assert_eq!(p.status, 500);
+        assert!(!p.detail.unwrap_or_default().contains("secret"));
+        let json = serde_json::to_value(Problem::new(StatusCode::CONFLICT, "x").with_field("email", "taken"))
+            .unwrap_or_default();
+        assert_eq!(json["type"], "https://orbas.dev/problems/conflict");
+        assert_eq!(json["errors"][0]["field"], "email");
+    }
+}

@@ -1,0 +1,98 @@
+//! `orbas migrate`, `doctor`, `serve` and `demo`, driven as a user would drive them.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+fn orbas() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_orbas"));
+    c.env_remove("DATABASE_URL")
+        .env_remove("ORBAS_APP_DATABASE_URL")
+        .env_remove("ORBAS_APP_PASSWORD")
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true);
+    c
+}
+
+async fn run(cmd: &mut Command) -> (bool, String) {
+    let out = cmd.output().await.expect("run orbas");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+#[tokio::test]
+async fn migrate_is_idempotent_and_doctor_approves_the_result() {
+    let t = orbas_testkit::empty_db().await;
+    let env = [("DATABASE_URL", t.admin_url.as_str()), ("ORBAS_APP_PASSWORD", "a-long-app-password")];
+    let (ok, out) = run(orbas().arg("migrate").envs(env)).await;
+    assert!(ok, "{out}");
+    assert!(out.contains("migration(s) applied now") && !out.contains(" 0 migration(s)"), "{out}");
+    assert!(out.contains("application login \"orbas_api\" provisioned"), "{out}");
+    let (ok, out) = run(orbas().arg("migrate").envs(env)).await;
+    assert!(ok && out.contains("(0 migration(s) applied now)"), "{out}");
+    let (ok, out) = run(orbas().arg("doctor").envs(env)).await;
+    assert!(ok, "{out}");
+    for line in ["✓ wal_level = logical", "✓ schema current", "✓ application login cannot bypass RLS"] {
+        assert!(out.contains(line), "missing {line:?} in:\n{out}");
+    }
+}
+
+#[tokio::test]
+async fn doctor_fails_on_an_unmigrated_database() {
+    let t = orbas_testkit::empty_db().await;
+    let (ok, out) = run(orbas().arg("doctor").env("DATABASE_URL", &t.admin_url)).await;
+    assert!(!ok, "{out}");
+    assert!(out.contains("✗ schema current"), "{out}");
+}
+
+#[tokio::test]
+async fn serve_answers_health_readiness_and_problem_json() {
+    let t = orbas_testkit::fresh_db().await;
+    let mut child = orbas()
+        .arg("serve")
+        .env("ORBAS_APP_DATABASE_URL", &t.app_url)
+        .env("ORBAS_HTTP_ADDR", "127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let base = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(url) = line.strip_prefix("listening on ") {
+                return url.to_owned();
+            }
+        }
+        String::new()
+    })
+    .await
+    .expect("server printed its address");
+    let http = reqwest::Client::new();
+    let ready = http.get(format!("{base}/readyz")).send().await.expect("readyz");
+    assert_eq!(ready.status(), 200);
+    let body: serde_json::Value = ready.json().await.expect("json");
+    assert_eq!(body["status"], "ready");
+    let missing = http.get(format!("{base}/v1/nothing-here")).send().await.expect("404");
+    assert_eq!(missing.status(), 404);
+    assert_eq!(
+        missing.headers().get("content-type").and_then(|v| v.to_str().ok()),
+        Some("application/problem+json")
+    );
+    let problem: serde_json::Value = missing.json().await.expect("problem json");
+    assert_eq!(problem["status"], 404);
+    child.kill().await.expect("kill");
+}
+
+#[tokio::test]
+async fn demo_brings_everything_up_on_an_embedded_postgres() {
+    let (ok, out) = run(orbas()
+        .args(["demo", "--exit-when-ready", "--tenants", "2", "--scale", "0.01", "--seed", "5"])
+        .env("ORBAS_HTTP_ADDR", "127.0.0.1:0"))
+    .await;
+    assert!(ok, "{out}");
+    assert!(out.contains("Orbas demo is up"), "{out}");
+    assert_eq!(out.matches("  tenant ").count(), 2, "{out}");
+    assert!(out.contains("demo is ready"), "{out}");
+}

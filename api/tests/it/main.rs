@@ -1,0 +1,3 @@
+//! Black-box tests of the `orbas` binary: the real executable, real Postgres clusters.
+
+mod cli;
