@@ -37,7 +37,11 @@ impl Server {
     pub async fn build(addr: SocketAddr, app_pool: PgPool) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
         let state = AppState { app: db::Db::new(app_pool) };
-        let router = Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).with_state(state);
+        let router = Router::new()
+            .route("/healthz", get(healthz))
+            .route("/readyz", get(readyz))
+            .fallback(not_found)
+            .with_state(state);
         Ok(Server { listener, router })
     }
 

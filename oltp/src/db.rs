@@ -35,6 +35,16 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool> {
     Ok(pool)
 }
 
+/// A pool that connects on first use (for handles that may never be used).
+pub fn connect_lazy(url: &str, max_connections: u32) -> Result<PgPool> {
+    let options: PgConnectOptions =
+        url.parse().map_err(|e: sqlx::Error| Error::invalid(format!("invalid database URL: {e}")))?;
+    Ok(PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_lazy_with(options.application_name("orbas")))
+}
+
 /// Applies every pending migration. Idempotent: applied migrations are skipped (and checked unchanged).
 #[instrument(skip_all)]
 pub async fn migrate(admin: &PgPool) -> Result<()> {
@@ -68,6 +78,13 @@ pub async fn provision_app_role(admin: &PgPool, login: &str, password: &str) -> 
         return Err(Error::invalid("application role name must be [A-Za-z0-9_]+"));
     }
     let mut conn = admin.acquire().await?;
+    let group: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
+        .bind(APP_GROUP_ROLE)
+        .fetch_one(&mut *conn)
+        .await?;
+    if !group {
+        return Err(Error::invalid("role orbas_app does not exist yet: apply the migrations first"));
+    }
     let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
         .bind(login)
         .fetch_one(&mut *conn)

@@ -56,10 +56,10 @@ pub async fn fresh_db() -> TestDb {
     open(c, name).await
 }
 
-/// An empty database (no migrations applied), for migration tests.
+/// An empty database (no migrations applied), for migration tests. Its `app` handle works once the
+/// database is migrated and the app login provisioned.
 pub async fn empty_db() -> TestDb {
     let c = cluster().await;
-    provision_app(c).await;
     let name = unique_name("e");
     exec_on_postgres(c, &format!("CREATE DATABASE {name}")).await;
     open(c, name).await
@@ -69,7 +69,8 @@ async fn open(c: &PgCluster, name: String) -> TestDb {
     let admin_url = c.url(&name);
     let app_url = c.url_as(APP_ROLE, APP_PASSWORD, &name);
     let admin = expect(db::connect(&admin_url, 4).await, "connect admin");
-    let app = Db::new(expect(db::connect(&app_url, 8).await, "connect app"));
+    // Lazy: an empty database's app login may not exist until its migrations ran.
+    let app = Db::new(expect(db::connect_lazy(&app_url, 8), "connect app"));
     TestDb { name, admin, app, admin_url, app_url }
 }
 

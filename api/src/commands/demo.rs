@@ -39,7 +39,7 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let serving = tokio::spawn(server.run_until_stopped(async { drop(rx.await) }));
         let ready = check_ready(&http).await;
-        drop(tx.send(()));
+        let _ = tx.send(());
         serving.await??;
         ready?;
         println!("demo is ready; exiting as asked (--exit-when-ready)");

@@ -213,13 +213,6 @@ impl Row<'_, '_> {
         self
     }
 
-    pub fn opt_date(self, d: Option<NaiveDate>) -> Self {
-        match d {
-            Some(d) => self.date(d),
-            None => self.null(),
-        }
-    }
-
     /// jsonb: the value's JSON text.
     pub fn json(self, v: &serde_json::Value) -> Self {
         self.text(&v.to_string())

@@ -18,7 +18,7 @@ use crate::model::IdGen;
 
 /// Rows generated per account at scale 1, all tables included; calibrated so that scale 1.0 gives
 /// about 1,000,000 rows in total.
-pub(crate) const ROWS_PER_ACCOUNT: f64 = 62.0;
+pub(crate) const ROWS_PER_ACCOUNT: f64 = 73.0;
 /// Rows at scale 1.
 pub(crate) const ROWS_AT_SCALE_1: f64 = 1_000_000.0;
 /// Smallest tenant, so that every table gets rows at tiny scales.
@@ -227,7 +227,6 @@ pub(crate) struct Counters {
     pub ticket: u32,
     pub quote: u32,
     pub invoice: u32,
-    pub engineering_issue: u32,
     /// Account names in use (unique per tenant).
     pub names: std::collections::HashSet<String>,
 }

@@ -183,7 +183,6 @@ impl Org {
             regional[region.index()] = add(self, format!("Sales — {}", region_name(region)), Some(sales));
         }
         Departments {
-            exec,
             regional_sales: regional,
             marketing: add(self, "Marketing".into(), Some(exec)),
             success: add(self, "Customer Success".into(), Some(exec)),
@@ -349,7 +348,6 @@ impl Org {
 
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Departments {
-    pub exec: usize,
     pub regional_sales: [usize; 4],
     pub marketing: usize,
     pub success: usize,
@@ -401,7 +399,8 @@ fn split_by_weight(n: usize, weights: &[(Region, f64)]) -> Vec<usize> {
         weights.iter().map(|(_, w)| ((n as f64 * w / total).floor() as usize).max(1)).collect();
     let mut i = 0;
     while parts.iter().sum::<usize>() < n {
-        parts[i % parts.len()] += 1;
+        let len = parts.len();
+        parts[i % len] += 1;
         i += 1;
     }
     parts

@@ -195,7 +195,7 @@ mod tests {
                 .filter(|l| !l.is_empty() && !l.starts_with("--"))
                 .filter_map(|l| l.split_whitespace().next())
                 .filter(|w| !matches!(*w, "UNIQUE" | "FOREIGN" | "CHECK" | "PRIMARY" | "CONSTRAINT"))
-                .filter(|w| w.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+                .filter(|w| w.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'))
                 .collect();
             assert_eq!(declared, t.columns, "columns of {}", t.name);
         }

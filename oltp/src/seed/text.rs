@@ -195,7 +195,7 @@ pub(crate) fn document_body(rng: &mut impl Rng, kind: &str, account: &str, brand
     let mut body = intro;
     for _ in 0..2 + version {
         body.push_str("\n\n");
-        body.push_str(pick(rng, &extras));
+        body.push_str(*pick(rng, &extras));
     }
     body.push_str(&format!("\n\nRevision {version}."));
     body
@@ -211,8 +211,8 @@ pub(crate) fn activity_subject(rng: &mut impl Rng, kind: &str, topic: &str) -> S
     match kind {
         "email" => format!("Re: {topic} — {t}"),
         "call" => format!("Call about {t} ({topic})"),
-        "meeting" => format!("{} — {topic}", capitalize(pick(rng, &["demo", "workshop", "review", "kick-off"]))),
-        "web_visit" => format!("Visited /{}", pick(rng, &["pricing", "product/forecasting", "customers", "security"])),
+        "meeting" => format!("{} — {topic}", capitalize(*pick(rng, &["demo", "workshop", "review", "kick-off"]))),
+        "web_visit" => format!("Visited /{}", *pick(rng, &["pricing", "product/forecasting", "customers", "security"])),
         "chat" => format!("Website chat about {t}"),
         _ => format!("Note: {t}"),
     }

@@ -48,8 +48,6 @@ pub(crate) enum Region {
 }
 
 impl Region {
-    pub const ALL: [Region; 4] = [Region::Na, Region::Emea, Region::Apac, Region::Latam];
-
     pub fn code(self) -> &'static str {
         match self {
             Region::Na => "NA",

@@ -276,7 +276,7 @@ mod tests {
             assert!(!p.countries.is_empty());
             assert!(p.countries.iter().all(|(c, cities)| c.len() == 2 && !cities.is_empty()));
         }
-        for r in Region::ALL {
+        for r in [Region::Na, Region::Emea, Region::Apac, Region::Latam] {
             assert!(PLACES.iter().any(|p| p.region == r));
         }
     }

@@ -104,7 +104,7 @@ async fn tenant_a_can_neither_see_nor_change_tenant_b_in_any_table() {
         }
 
         let copy_of_b: String = sqlx::query_scalar(AssertSqlSafe(format!(
-            "SELECT (row_to_json(x)::jsonb || jsonb_build_object('id', gen_random_uuid()))::text FROM {table} x WHERE {k} = '{}' LIMIT 1",
+            "SELECT (row_to_json(t_row)::jsonb || jsonb_build_object('id', gen_random_uuid()))::text FROM {table} t_row WHERE {k} = '{}' LIMIT 1",
             b.0
         )))
         .fetch_one(&t.admin)
@@ -149,7 +149,7 @@ async fn count_as_admin(admin: &PgPool, table: &str, tenant: TenantId) -> i64 {
 
 async fn fingerprint(admin: &PgPool, table: &str, tenant: TenantId) -> Option<String> {
     sqlx::query_scalar(AssertSqlSafe(format!(
-        "SELECT md5(string_agg(x::text, '' ORDER BY x.id)) FROM {table} x WHERE {} = $1",
+        "SELECT md5(string_agg(t_row::text, '' ORDER BY t_row.id)) FROM {table} t_row WHERE {} = $1",
         key(table)
     )))
     .bind(tenant.0)

@@ -14,7 +14,7 @@ async fn table_checksums(admin: &PgPool) -> Vec<(String, Option<String>)> {
     let mut out = Vec::new();
     for t in tables {
         let sum: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT md5(string_agg(x::text, '|' ORDER BY x.id)) FROM {t} x"
+            "SELECT md5(string_agg(t_row::text, '|' ORDER BY t_row.id)) FROM {t} t_row"
         )))
         .fetch_one(admin)
         .await

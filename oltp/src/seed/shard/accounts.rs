@@ -187,7 +187,7 @@ pub(super) fn title(rng: &mut SeedRng, s: Seniority) -> &'static str {
         Seniority::Vp => words::TITLES_VP,
         Seniority::CLevel => words::TITLES_C_LEVEL,
     };
-    pick(rng, list)
+    *pick(rng, list)
 }
 
 fn contacts(c: &TenantCtx, s: &mut Shard) {

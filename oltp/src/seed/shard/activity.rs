@@ -149,7 +149,7 @@ pub(super) fn build(c: &TenantCtx, s: &mut Shard) {
 }
 
 fn contact_at(rng: &mut SeedRng, s: &Shard, account: usize, preferred: Option<usize>, at: Ms) -> Option<usize> {
-    if let Some(p) = preferred.filter(|_| chance(rng, 0.7)) {
+    if let Some(p) = preferred.filter(|_| chance(rng, 0.85)) {
         return Some(p);
     }
     let list: Vec<usize> = s.accounts[account].contacts.iter().copied().filter(|&c| s.contacts[c].created <= at).collect();
@@ -164,9 +164,9 @@ fn opp_touches(c: &TenantCtx, s: &mut Shard, g: &mut TouchGen, o: usize) {
     let active_end = if wins { end } else { created + ((end - created) as f64 * uniform(&mut g.rng, 0.3, 0.7)) as Ms };
     let active_end = active_end.min(c.t.now);
     let per_week = match s.accounts[account].segment {
-        Segment::Smb => 0.6,
-        Segment::MidMarket => 0.9,
-        Segment::Enterprise => 1.2,
+        Segment::Smb => 0.9,
+        Segment::MidMarket => 1.2,
+        Segment::Enterprise => 1.5,
     } * (0.5 * momentum).exp()
         * match opp.kind {
             crate::model::OpportunityKind::NewBusiness => 1.0,
@@ -240,7 +240,8 @@ fn customer_touches(c: &TenantCtx, s: &mut Shard, g: &mut TouchGen, sub: usize) 
     let champion = s.opps[sb.opp].contact;
     let (owner, region, health) = (s.accounts[account].owner, s.accounts[account].region, s.accounts[account].health);
     let months = (end - start) as f64 / (30 * DAY) as f64;
-    let n = poisson(&mut g.rng, 0.25 * months);
+    // Healthy customers talk to their account team more often.
+    let n = poisson(&mut g.rng, (0.3 + 1.2 * health) * months);
     for _ in 0..n {
         let t = start + g.rng.random_range(0..(end - start));
         let t = business_time(&mut g.rng, t, region).clamp(start, end);
@@ -262,16 +263,17 @@ fn ticket_follow_up(c: &TenantCtx, s: &mut Shard, g: &mut TouchGen, t: usize) {
     let owner = s.accounts[tk.account].owner;
     let region = s.accounts[tk.account].region;
     let subject = format!("Call about escalated ticket TCK-{:06}", tk.number);
-    let at = tk.created + between(&mut g.rng, 2 * HOUR, 2 * DAY);
-    let solved = matches!(tk.status, TicketStatus::Solved | TicketStatus::Closed);
+    let (created, status) = (tk.created, tk.status);
+    let at = created + between(&mut g.rng, 2 * HOUR, 2 * DAY);
+    let solved = matches!(status, TicketStatus::Solved | TicketStatus::Closed);
     if solved && at < c.t.now {
-        let at = business_time(&mut g.rng, at, region).clamp(tk.created, c.t.now - MINUTE);
+        let at = business_time(&mut g.rng, at, region).clamp(created, c.t.now - MINUTE);
         g.add(s, at, Via::Call, owner, about, false, 1.0);
     } else {
-        let made = tk.created + MINUTE;
-        g.open_task(s, made, (tk.created + DAY).max(c.t.now + HOUR), TaskKind::Call, owner, about, subject);
+        let made = created + MINUTE;
+        g.open_task(s, made, (created + DAY).max(c.t.now + HOUR), TaskKind::Call, owner, about, subject);
         if let Some(task) = s.open_tasks.last_mut() {
-            task.sla_due = Some(tk.created + 8 * HOUR);
+            task.sla_due = Some(created + 8 * HOUR);
         }
     }
 }

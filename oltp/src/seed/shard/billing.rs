@@ -187,12 +187,14 @@ fn settle(rng: &mut SeedRng, inv: &mut Invoice, now: Ms, health: f64, card: bool
     }
     let paid_at = due + between(rng, 5 * DAY, 40 * DAY);
     if last_before_churn && due < now && chance(rng, 0.45) {
-        inv.payments.extend(failed(rng, issued, due.min(now), between(rng, 1, 4)));
+        let n = between(rng, 1, 4);
+        inv.payments.extend(failed(rng, issued, due.min(now), n));
         inv.status = "uncollectible";
         return;
     }
     if paid_at > now {
-        inv.payments.extend(failed(rng, issued, now.min(due.max(issued + HOUR)), between(rng, 0, 3)));
+        let n = between(rng, 0, 3);
+        inv.payments.extend(failed(rng, issued, now.min(due.max(issued + HOUR)), n));
         inv.status = "open";
         return;
     }

@@ -181,7 +181,7 @@ fn tags(em: &mut Emitter<'_>, c: &TenantCtx, s: &Shard) -> Result<()> {
     let mut rng = c.t.shard_rng(s.ix, "tags");
     let mut ids = c.t.shard_ids(s.ix, "tags");
     let n = TAG_SPECS.len();
-    let mut pick_tags = |rng: &mut crate::seed::rng::SeedRng, first: Option<usize>| -> Vec<usize> {
+    let pick_tags = |rng: &mut crate::seed::rng::SeedRng, first: Option<usize>| -> Vec<usize> {
         let mut out: Vec<usize> = first.into_iter().collect();
         if out.is_empty() || chance(rng, 0.3) {
             let t = rng.random_range(0..n);
@@ -211,14 +211,20 @@ fn tags(em: &mut Emitter<'_>, c: &TenantCtx, s: &Shard) -> Result<()> {
     }
     em.finish()?;
     em.begin(CONTACT_TAGS);
-    for ct in s.contacts.iter().filter(|_| chance(&mut rng, 0.12)) {
+    for ct in &s.contacts {
+        if !chance(&mut rng, 0.12) {
+            continue;
+        }
         for t in pick_tags(&mut rng, None) {
             row(em, t, ct.id, ct.created + HOUR)?;
         }
     }
     em.finish()?;
     em.begin(LEAD_TAGS);
-    for l in s.leads.iter().filter(|_| chance(&mut rng, 0.15)) {
+    for l in &s.leads {
+        if !chance(&mut rng, 0.15) {
+            continue;
+        }
         let first = (l.source == crate::model::LeadSource::Event).then_some(15);
         for t in pick_tags(&mut rng, first) {
             row(em, t, l.id, l.created + HOUR)?;
@@ -226,7 +232,10 @@ fn tags(em: &mut Emitter<'_>, c: &TenantCtx, s: &Shard) -> Result<()> {
     }
     em.finish()?;
     em.begin(OPPORTUNITY_TAGS);
-    for o in s.opps.iter().filter(|_| chance(&mut rng, 0.25)) {
+    for o in &s.opps {
+        if !chance(&mut rng, 0.25) {
+            continue;
+        }
         let first = match o.status {
             OpportunityStatus::Open if o.stage() >= 3 => Some(TAG_HOT),
             _ if o.lead_source == "partner" => Some(9),

@@ -1,9 +1,11 @@
 //! Rows of service and activities: tickets and their message threads, tasks (completed and open),
 //! calendar events and interaction logs.
 
+use rand::Rng;
+
 use super::{Shard, Touch, Via};
 use crate::Result;
-use crate::model::{Priority, TaskKind, TicketStatus};
+use crate::model::{Priority, TaskKind};
 use crate::seed::catalog::SLA;
 use crate::seed::csv::Emitter;
 use crate::seed::ctx::TenantCtx;
@@ -45,7 +47,6 @@ fn messages(em: &mut Emitter<'_>, c: &TenantCtx, s: &Shard) -> Result<()> {
     em.begin(crate::seed::schema::TICKET_MESSAGES);
     for t in &s.tickets {
         let contact = t.contact.map(|x| &s.contacts[x]);
-        let customer = contact.map(|x| s.contacts.iter().position(|y| std::ptr::eq(x, y))).flatten();
         let agent = &c.org.users[t.owner];
         let first_name = contact.map_or("there", |x| x.first);
         let (_, _, description) = text::ticket(&mut rng, t.mood, contact.map_or("A customer", |x| x.first));
@@ -67,14 +68,14 @@ fn messages(em: &mut Emitter<'_>, c: &TenantCtx, s: &Shard) -> Result<()> {
             }
             if chance(&mut rng, 0.25) {
                 let at = first + between(&mut rng, 0, (end - first).max(MINUTE));
-                thread.push((at, true, true, text::internal_note(&mut rng, rng_issue(&mut rng))));
+                let issue = rng_issue(&mut rng);
+                thread.push((at, true, true, text::internal_note(&mut rng, issue)));
             }
         }
         if let Some(solved) = t.solved {
             thread.push((solved, true, false, text::agent_reply(&mut rng, first_name, agent.first, true)));
         }
         thread.sort_by_key(|m| m.0);
-        let _ = customer;
         for (at, by_agent, internal, body) in thread {
             let at = at.min(c.t.now - MINUTE).max(t.created);
             em.row().uuid(c.t.id).uuid(ids.at_millis(at as u64)).uuid(t.id)
@@ -148,8 +149,6 @@ fn location(rng: &mut SeedRng, city: &str) -> String {
     }
 }
 
-use rand::Rng;
-
 fn calendar(em: &mut Emitter<'_>, c: &TenantCtx, s: &Shard) -> Result<()> {
     let mut rng = c.t.shard_rng(s.ix, "calendar_events");
     let mut ids = c.t.shard_ids(s.ix, "calendar_events");
@@ -206,9 +205,4 @@ fn interaction(
         .opt_uuid(t.contact.map(|x| s.contacts[x].id)).opt_uuid(t.lead.map(|l| s.leads[l].id))
         .opt_uuid(t.opp.map(|o| s.opps[o].id)).text(&subject).opt_text(body.as_deref()).opt_int(t.duration_s)
         .ts(t.at).ts(logged.min(c.t.now)).ts(logged.min(c.t.now)).end()
-}
-
-#[allow(dead_code)]
-fn is_solved(t: TicketStatus) -> bool {
-    matches!(t, TicketStatus::Solved | TicketStatus::Closed)
 }

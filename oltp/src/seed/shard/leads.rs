@@ -102,44 +102,52 @@ fn plan(rng: &mut SeedRng, created: Ms, now: Ms) -> (LeadStatus, Vec<Ms>) {
     };
     let early = |rng: &mut SeedRng, n: u32| spread(rng, n, created, (created + 21 * DAY).min(now));
     if age < 10 * DAY {
-        if chance(rng, 0.55) {
-            let n = u32::from(chance(rng, 0.3));
+        if chance(rng, 0.65) {
+            let n = u32::from(chance(rng, 0.2));
             return (LeadStatus::New, spread(rng, n, created, now));
         }
-        let mut t = spread(rng, between(rng, 0, 3) as u32, created, now);
+        let k = between(rng, 0, 3) as u32;
+        let mut t = spread(rng, k, created, now);
         t.push(now - between(rng, 10 * MINUTE, 3 * DAY).min(age));
         return (LeadStatus::Working, t);
     }
     let status = if age < 60 * DAY {
-        rng::weighted(rng, &[(LeadStatus::Working, 0.35), (LeadStatus::Qualified, 0.08), (LeadStatus::Nurturing, 0.2), (LeadStatus::Unqualified, 0.37)])
+        rng::weighted(rng, &[(LeadStatus::Working, 0.15), (LeadStatus::Qualified, 0.05), (LeadStatus::Nurturing, 0.25), (LeadStatus::Unqualified, 0.55)])
     } else {
         rng::weighted(rng, &[(LeadStatus::Unqualified, 0.55), (LeadStatus::Nurturing, 0.45)])
     };
     let times = match status {
         LeadStatus::Working => {
-            let last = now - between(rng, HOUR, 10 * DAY);
-            let mut t = spread(rng, between(rng, 1, 5) as u32, created, last);
+            let last = now - between(rng, HOUR, 20 * DAY);
+            let k = between(rng, 1, 5) as u32;
+            let mut t = spread(rng, k, created, last);
             t.push(last);
             t
         }
         LeadStatus::Qualified => {
-            let mut t = spread(rng, between(rng, 2, 6) as u32, created, now);
+            let k = between(rng, 2, 6) as u32;
+            let mut t = spread(rng, k, created, now);
             t.push(now - between(rng, HOUR, 7 * DAY));
             t
         }
         LeadStatus::Nurturing => {
-            let mut t = early(rng, between(rng, 1, 4) as u32);
+            let k = between(rng, 1, 4) as u32;
+            let mut t = early(rng, k);
             let mut month = created + 30 * DAY;
             while month < now {
-                if chance(rng, 0.12) {
-                    t.push(month + between(rng, 0, 28 * DAY).min(now - month));
+                if chance(rng, 0.03) {
+                    let d = between(rng, 0, 28 * DAY).min(now - month);
+                    t.push(month + d);
                 }
                 month += 30 * DAY;
             }
             t
         }
         _ if chance(rng, 0.04) => Vec::new(),
-        _ => early(rng, between(rng, 1, 5) as u32),
+        _ => {
+            let k = between(rng, 1, 4) as u32;
+            early(rng, k)
+        }
     };
     (status, times)
 }

@@ -1,0 +1,289 @@
+//! Rows of analytics and intelligence: product-usage and marketing events, the scores of the baseline
+//! models (computed from observable columns only), next-best-action recommendations with the reps'
+//! feedback, and the shard's audit trail.
+
+use rand::Rng;
+use serde_json::json;
+
+use super::{Shard, SubStatus};
+use crate::Result;
+use crate::model::{LeadSource, LeadStatus, OpportunityStatus};
+use crate::seed::catalog::{M_CHURN, M_DEAL, M_LEAD, M_NBA, STAGE_PROBABILITY};
+use crate::seed::csv::Emitter;
+use crate::seed::ctx::TenantCtx;
+use crate::seed::rng::{self, SeedRng, between, chance, hex_token, lognormal, pick, poisson, sigmoid};
+use crate::seed::schema::*;
+use crate::seed::text::AREAS;
+use crate::seed::time::{DAY, HOUR, MINUTE, Ms, business_time};
+
+pub(super) fn emit(em: &mut Emitter<'_>, c: &TenantCtx, s: &Shard) -> Result<()> {
+    analytics(em, c, s)?;
+    intelligence(em, c, s)?;
+    audit(em, c, s)
+}
+
+const PRODUCT_EVENTS: &[(&str, f64)] = &[
+    ("app.login", 0.3), ("report.viewed", 0.2), ("dashboard.viewed", 0.15), ("record.created", 0.15),
+    ("export.csv", 0.05), ("integration.sync_completed", 0.1), ("ai.assistant.query", 0.05),
+];
+
+fn analytics(em: &mut Emitter<'_>, c: &TenantCtx, s: &Shard) -> Result<()> {
+    let mut rng = c.t.shard_rng(s.ix, "analytics_events");
+    let mut ids = c.t.shard_ids(s.ix, "analytics_events");
+    em.begin(ANALYTICS_EVENTS);
+    // Product usage in the last 60 days of each subscription's life: volume follows active seats.
+    for sub in s.subs.iter().filter(|x| !x.addon) {
+        let end = sub.end().unwrap_or(c.t.now).min(c.t.now);
+        let start = sub.start.max(end - 60 * DAY);
+        if end <= start {
+            continue;
+        }
+        let a = &s.accounts[sub.account];
+        let active = sub.active_seats.unwrap_or(0) as f64;
+        let n = poisson(&mut rng, (3.0 + 0.5 * active).min(60.0) * (end - start) as f64 / (60 * DAY) as f64);
+        for _ in 0..n {
+            let raw = start + rng.random_range(0..(end - start));
+            let at = business_time(&mut rng, raw, a.region).clamp(start, end);
+            let kind = rng::weighted(&mut rng, PRODUCT_EVENTS);
+            let ci = rng.random_range(0..a.contacts.len().max(1));
+            let contact = a.contacts.get(ci).filter(|&&x| s.contacts[x].created <= at);
+            let props = json!({
+                "feature": pick(&mut rng, AREAS).0, "plan": sub.plan_name, "client": pick(&mut rng, &["web", "ios", "android"]),
+                "duration_ms": lognormal(&mut rng, 850.0, 0.7).round() as i64,
+            });
+            em.row().uuid(c.t.id).uuid(ids.at_millis(at as u64)).text(kind).text("product").null().uuid(a.id)
+                .opt_uuid(contact.map(|&x| s.contacts[x].id)).json(&props).ts(at).ts(at).ts(at).end()?;
+        }
+    }
+    // Marketing touches on prospects' contacts, and a few CRM events by reps.
+    for ct in &s.contacts {
+        if !chance(&mut rng, 0.2) {
+            continue;
+        }
+        let a = &s.accounts[ct.account];
+        for _ in 0..between(&mut rng, 1, 4) {
+            let at = ct.created + rng.random_range(0..(c.t.now - ct.created).max(1));
+            let (kind, source, props) = if chance(&mut rng, 0.5) {
+                ("web.page_view", "web", json!({"path": pick(&mut rng, &["/pricing", "/product/forecasting", "/customers", "/security"])}))
+            } else {
+                ("email.opened", "email", json!({"campaign": "newsletter", "client": pick(&mut rng, &["gmail", "outlook", "apple_mail"])}))
+            };
+            em.row().uuid(c.t.id).uuid(ids.at_millis(at as u64)).text(kind).text(source).null().uuid(a.id).uuid(ct.id)
+                .json(&props).ts(at).ts(at).ts(at).end()?;
+        }
+    }
+    for a in &s.accounts {
+        if !chance(&mut rng, 0.05) {
+            continue;
+        }
+        let at = (a.created + between(&mut rng, HOUR, 90 * DAY)).min(c.t.now - MINUTE);
+        em.row().uuid(c.t.id).uuid(ids.at_millis(at as u64)).text("crm.report.exported").text("crm")
+            .uuid(c.org.users[a.owner].id).uuid(a.id).null().json(&json!({"report": "account_overview", "format": "csv"}))
+            .ts(at).ts(at).ts(at).end()?;
+    }
+    em.finish()
+}
+
+/// A score and its explanation, computed the way a baseline model would from observable fields.
+struct Scored {
+    entity_type: &'static str,
+    entity: uuid::Uuid,
+    model: usize,
+    score: f64,
+    label: &'static str,
+    explanation: serde_json::Value,
+    owner: usize,
+    /// (action, title, rationale) if the score warrants an action.
+    action: Option<(&'static str, String, String)>,
+}
+
+fn days_since(now: Ms, t: Option<Ms>) -> i64 {
+    t.map_or(365, |t| (now - t) / DAY)
+}
+
+fn score_opps(c: &TenantCtx, s: &Shard, out: &mut Vec<Scored>) {
+    let mut recent = vec![0i64; s.opps.len()];
+    for t in s.touches.iter().filter(|t| t.at > c.t.now - 30 * DAY) {
+        if let Some(o) = t.opp {
+            recent[o] += 1;
+        }
+    }
+    for (i, o) in s.opps.iter().enumerate().filter(|(_, o)| o.status == OpportunityStatus::Open) {
+        let prob = STAGE_PROBABILITY[usize::from(o.stage())];
+        let idle = days_since(c.t.now, o.last_activity);
+        let (a, b, d) = (0.035 * prob as f64, 0.25 * recent[i].min(8) as f64, -0.04 * idle.min(60) as f64);
+        let score = sigmoid(-2.2 + a + b + d);
+        let action = if score < 0.35 && idle > 14 {
+            Some(("follow_up", format!("Re-engage {}", o.name), format!("No activity for {idle} days in stage {}.", c.cat.stages[usize::from(o.stage())].name)))
+        } else if score > 0.7 {
+            Some(("meeting", format!("Book a closing call for {}", o.name), format!("{} activities in the last 30 days.", recent[i])))
+        } else {
+            None
+        };
+        out.push(Scored {
+            entity_type: "opportunity",
+            entity: o.id,
+            model: M_DEAL,
+            score,
+            label: if score >= 0.5 { "likely_win" } else { "at_risk" },
+            explanation: json!([
+                {"feature": "stage_probability", "value": prob, "contribution": (a * 1000.0).round() / 1000.0},
+                {"feature": "activities_30d", "value": recent[i], "contribution": (b * 1000.0).round() / 1000.0},
+                {"feature": "days_since_activity", "value": idle, "contribution": (d * 1000.0).round() / 1000.0},
+            ]),
+            owner: o.owner,
+            action,
+        });
+    }
+}
+
+fn score_leads(c: &TenantCtx, s: &Shard, out: &mut Vec<Scored>) {
+    for l in s.leads.iter().filter(|l| !matches!(l.status, LeadStatus::Converted | LeadStatus::Unqualified)) {
+        let idle = days_since(c.t.now, l.last_activity);
+        let src = match l.source {
+            LeadSource::Referral | LeadSource::Partner => 1.0,
+            LeadSource::Event => 0.5,
+            LeadSource::PaidAds | LeadSource::Outbound => -0.4,
+            _ => 0.0,
+        };
+        let score = sigmoid(-1.6 + src + if idle <= 14 { 1.2 } else { -0.02 * idle.min(90) as f64 });
+        let action = (score > 0.5).then(|| ("call", format!("Call {} {} ({})", l.first, l.last, l.company), format!("Engaged {idle} days ago via {}.", l.source.as_str())));
+        out.push(Scored {
+            entity_type: "lead",
+            entity: l.id,
+            model: M_LEAD,
+            score,
+            label: match score { x if x >= 0.6 => "hot", x if x >= 0.3 => "warm", _ => "cold" },
+            explanation: json!([{"feature": "source", "value": l.source.as_str(), "contribution": src}, {"feature": "days_since_activity", "value": idle}]),
+            owner: l.owner,
+            action,
+        });
+    }
+}
+
+fn score_subs(c: &TenantCtx, s: &Shard, out: &mut Vec<Scored>) {
+    for sub in s.subs.iter().filter(|x| !x.addon && matches!(x.status, SubStatus::Active | SubStatus::PastDue | SubStatus::Trialing)) {
+        let seats = sub.seats_at(c.t.now).max(1);
+        let usage = sub.active_seats.unwrap_or(0) as f64 / seats as f64;
+        let tickets = s.tickets.iter().filter(|t| t.account == sub.account && t.created > c.t.now - 90 * DAY).count();
+        let past_due = sub.status == SubStatus::PastDue;
+        let score = sigmoid(-1.0 - 3.0 * (usage - 0.5) + 0.4 * tickets as f64 + if past_due { 1.0 } else { 0.0 });
+        let name = &s.accounts[sub.account].name;
+        let action = if score > 0.6 {
+            Some(("renewal_outreach", format!("Check in with {name}"), format!("Usage at {:.0}% of seats, {tickets} tickets in 90 days.", usage * 100.0)))
+        } else if usage > 0.9 {
+            Some(("upsell", format!("Offer more seats to {name}"), format!("{:.0}% of seats active.", usage * 100.0)))
+        } else {
+            None
+        };
+        out.push(Scored {
+            entity_type: "subscription",
+            entity: sub.id,
+            model: M_CHURN,
+            score,
+            label: match score { x if x >= 0.6 => "high_risk", x if x >= 0.3 => "medium_risk", _ => "low_risk" },
+            explanation: json!([{"feature": "seat_usage", "value": (usage * 100.0).round() / 100.0}, {"feature": "tickets_90d", "value": tickets}, {"feature": "past_due", "value": past_due}]),
+            owner: s.accounts[sub.account].owner,
+            action,
+        });
+    }
+}
+
+fn intelligence(em: &mut Emitter<'_>, c: &TenantCtx, s: &Shard) -> Result<()> {
+    let mut rng = c.t.shard_rng(s.ix, "predictions");
+    let mut ids = c.t.shard_ids(s.ix, "predictions");
+    let mut scored = Vec::new();
+    score_opps(c, s, &mut scored);
+    score_leads(c, s, &mut scored);
+    score_subs(c, s, &mut scored);
+    let mut recs = Vec::new();
+    let mut first = None;
+    em.begin(PREDICTIONS);
+    for p in &scored {
+        let at = c.t.now - between(&mut rng, HOUR, 2 * DAY);
+        let id = ids.at_millis(at as u64);
+        em.row().uuid(c.t.id).uuid(id).uuid(c.cat.model_versions[p.model]).text(p.entity_type).uuid(p.entity)
+            .float((p.score * 10_000.0).round() / 10_000.0).text(p.label).json(&p.explanation).ts(at).ts(at).ts(at).end()?;
+        first = first.or(Some((p, id, at)));
+        if p.action.is_some() && chance(&mut rng, 0.5) {
+            recs.push((p, id, at));
+        }
+    }
+    // Every tenant gets at least one recommendation (tiny tenants may have no actionable score).
+    if let (0, true, Some(f)) = (s.ix, recs.is_empty(), first) {
+        recs.push(f);
+    }
+    em.finish()?;
+    recommendations(em, c, s, &mut rng, &recs)
+}
+
+fn recommendations(em: &mut Emitter<'_>, c: &TenantCtx, s: &Shard, rng: &mut SeedRng, recs: &[(&Scored, uuid::Uuid, Ms)]) -> Result<()> {
+    let mut ids = c.t.shard_ids(s.ix, "recommendations");
+    let mut feedback = Vec::new();
+    em.begin(RECOMMENDATIONS);
+    for (i, (p, prediction, at)) in recs.iter().enumerate() {
+        let fallback = ("follow_up", format!("Review this {}", p.entity_type), "Flagged for review by the baseline model.".to_owned());
+        let (action, title, rationale) = p.action.as_ref().unwrap_or(&fallback);
+        let created = at + MINUTE;
+        let status = if i == 0 { "accepted" } else {
+            rng::weighted(rng, &[("open", 0.5), ("accepted", 0.15), ("dismissed", 0.12), ("snoozed", 0.08), ("expired", 0.1), ("done", 0.05)])
+        };
+        let snoozed = (status == "snoozed").then_some(c.t.now + between(rng, DAY, 7 * DAY));
+        let id = ids.at_millis(created as u64);
+        let score = if p.model == M_DEAL && p.score < 0.5 { 1.0 - p.score } else { p.score };
+        em.row().uuid(c.t.id).uuid(id).uuid(c.org.users[p.owner].id).text(p.entity_type).uuid(p.entity).text(action)
+            .text(title).text(rationale).float((score * 1000.0).round() / 1000.0).text(status).opt_ts(snoozed)
+            .ts(created + 14 * DAY).uuid(c.cat.model_versions[M_NBA]).uuid(*prediction).ts(created).ts(created).end()?;
+        let verdict = match status {
+            "accepted" | "done" => Some("accept"),
+            "dismissed" => Some("dismiss"),
+            "snoozed" => Some("snooze"),
+            _ => None,
+        };
+        if let Some(v) = verdict {
+            feedback.push((id, p.owner, v, snoozed, created));
+        }
+    }
+    em.finish()?;
+    let mut fb_ids = c.t.shard_ids(s.ix, "recommendation_feedback");
+    em.begin(RECOMMENDATION_FEEDBACK);
+    for (rec, user, verdict, snooze, created) in feedback {
+        let at = (created + between(rng, MINUTE, 6 * HOUR)).min(c.t.now - 1_000).max(created);
+        let reason = (verdict == "dismiss").then(|| *pick(rng, &["Already in touch", "Not relevant", "Wrong contact"]));
+        em.row().uuid(c.t.id).uuid(fb_ids.at_millis(at as u64)).uuid(rec).uuid(c.org.users[user].id).text(verdict)
+            .opt_text(reason).opt_ts(snooze).ts(at).ts(at).end()?;
+    }
+    em.finish()
+}
+
+fn audit(em: &mut Emitter<'_>, c: &TenantCtx, s: &Shard) -> Result<()> {
+    let mut rng = c.t.shard_rng(s.ix, "audit_logs");
+    let mut ids = c.t.shard_ids(s.ix, "audit_logs");
+    let mut row = |em: &mut Emitter<'_>, rng: &mut SeedRng, user: usize, action: &str, resource: &str, id: uuid::Uuid, changes: serde_json::Value, at: Ms| {
+        let key = (!c.org.api_keys.is_empty() && chance(rng, 0.05)).then(|| &c.org.api_keys[rng.random_range(0..c.org.api_keys.len())]);
+        let key = key.filter(|k| k.created <= at);
+        let actor = key.map_or(user, |k| k.user);
+        let ip = format!("203.0.113.{}", rng.random_range(1..255));
+        em.row().uuid(c.t.id).uuid(ids.at_millis(at as u64)).uuid(c.org.users[actor].id).opt_uuid(key.map(|k| k.id))
+            .text(action).text(resource).uuid(id).json(&changes).text(&format!("req_{}", hex_token(rng, 8))).text(&ip)
+            .ts(at).ts(at).end()
+    };
+    em.begin(AUDIT_LOGS);
+    for a in &s.accounts {
+        let changes = json!({"name": {"before": null, "after": a.name}, "owner_id": {"before": null, "after": c.org.users[a.owner].id}});
+        row(em, &mut rng, a.owner, "account.create", "accounts", a.id, changes, a.created)?;
+    }
+    for o in &s.opps {
+        if let Some(closed) = o.closed_at() {
+            let changes = json!({"status": {"before": "open", "after": o.status.as_str()}, "amount": {"before": null, "after": o.amount as f64 / 100.0}});
+            row(em, &mut rng, o.owner, "opportunity.close", "opportunities", o.id, changes, closed)?;
+        }
+    }
+    for l in &s.leads {
+        if let Some((at, ..)) = l.converted {
+            let changes = json!({"status": {"before": "qualified", "after": "converted"}});
+            row(em, &mut rng, l.owner, "lead.convert", "leads", l.id, changes, at)?;
+        }
+    }
+    em.finish()
+}
