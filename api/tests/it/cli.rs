@@ -76,10 +76,7 @@ async fn serve_answers_health_readiness_and_problem_json() {
     assert_eq!(body["status"], "ready");
     let missing = http.get(format!("{base}/v1/nothing-here")).send().await.expect("404");
     assert_eq!(missing.status(), 404);
-    assert_eq!(
-        missing.headers().get("content-type").and_then(|v| v.to_str().ok()),
-        Some("application/problem+json")
-    );
+    assert_eq!(missing.headers().get("content-type").and_then(|v| v.to_str().ok()), Some("application/problem+json"));
     let problem: serde_json::Value = missing.json().await.expect("problem json");
     assert_eq!(problem["status"], 404);
     child.kill().await.expect("kill");

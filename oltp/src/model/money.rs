@@ -58,7 +58,7 @@ pub struct Money {
 
 impl Money {
     /// Largest amount `numeric(18,2)` holds.
-    pub const MAX: Decimal = Decimal::from_parts(1_874_919_423, 2_328_306, 0, false, 2); // 9_999_999_999_999_999.99
+    pub const MAX: Decimal = Decimal::from_parts(2_808_348_671, 232_830_643, 0, false, 2); // 9_999_999_999_999_999.99
 
     pub fn new(amount: Decimal, currency: Currency) -> Result<Self> {
         if amount.is_sign_negative() && !amount.is_zero() {

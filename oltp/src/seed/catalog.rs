@@ -99,13 +99,27 @@ pub(crate) struct PriceBook {
 }
 
 /// (name, priority, first response minutes, resolution minutes)
-pub(crate) const SLA: [(&str, &str, i64, i64); 4] =
-    [("Low", "low", 480, 4_320), ("Normal", "normal", 240, 1_440), ("High", "high", 60, 480), ("Urgent", "urgent", 30, 240)];
+pub(crate) const SLA: [(&str, &str, i64, i64); 4] = [
+    ("Low", "low", 480, 4_320),
+    ("Normal", "normal", 240, 1_440),
+    ("High", "high", 60, 480),
+    ("Urgent", "urgent", 30, 240),
+];
 
 /// (key, name, task, description)
 pub(crate) const MODELS: &[(&str, &str, &str, &str)] = &[
-    ("lead_score_baseline", "Lead score (baseline)", "lead_score", "Logistic regression on source, title and engagement."),
-    ("deal_score_baseline", "Deal score (baseline)", "deal_score", "Gradient-free baseline on stage, activity and age."),
+    (
+        "lead_score_baseline",
+        "Lead score (baseline)",
+        "lead_score",
+        "Logistic regression on source, title and engagement.",
+    ),
+    (
+        "deal_score_baseline",
+        "Deal score (baseline)",
+        "deal_score",
+        "Gradient-free baseline on stage, activity and age.",
+    ),
     ("churn_score_baseline", "Churn risk (baseline)", "churn_score", "Usage, ticket volume and sentiment."),
     ("forecast_baseline", "Quarter forecast (baseline)", "forecast", "Stage-weighted pipeline plus run rate."),
     ("next_best_action_rules", "Next best action (rules v1)", "next_best_action", "Hand-written rules over scores."),
@@ -117,11 +131,22 @@ pub(crate) const M_CHURN: usize = 2;
 pub(crate) const M_NBA: usize = 4;
 
 pub(crate) const TAG_SPECS: &[(&str, &str)] = &[
-    ("Strategic", "#1f77b4"), ("Champion identified", "#2ca02c"), ("At risk", "#d62728"),
-    ("Expansion candidate", "#9467bd"), ("Referenceable", "#8c564b"), ("Competitive deal", "#e377c2"),
-    ("Budget approved", "#17becf"), ("Exec sponsor", "#bcbd22"), ("Needs follow-up", "#ff7f0e"),
-    ("Partner-sourced", "#7f7f7f"), ("Hot", "#ff0000"), ("Security review", "#393b79"),
-    ("Public sector", "#637939"), ("Beta program", "#8c6d31"), ("Renewal risk", "#843c39"), ("Event lead", "#7b4173"),
+    ("Strategic", "#1f77b4"),
+    ("Champion identified", "#2ca02c"),
+    ("At risk", "#d62728"),
+    ("Expansion candidate", "#9467bd"),
+    ("Referenceable", "#8c564b"),
+    ("Competitive deal", "#e377c2"),
+    ("Budget approved", "#17becf"),
+    ("Exec sponsor", "#bcbd22"),
+    ("Needs follow-up", "#ff7f0e"),
+    ("Partner-sourced", "#7f7f7f"),
+    ("Hot", "#ff0000"),
+    ("Security review", "#393b79"),
+    ("Public sector", "#637939"),
+    ("Beta program", "#8c6d31"),
+    ("Renewal risk", "#843c39"),
+    ("Event lead", "#7b4173"),
 ];
 pub(crate) const TAG_AT_RISK: usize = 2;
 pub(crate) const TAG_HOT: usize = 10;
@@ -156,7 +181,8 @@ impl Catalog {
             &["close_date", "amount", "primary_contact_id"],
             &["lost_reason"],
         ];
-        let stages = names.iter().zip(required).map(|(n, r)| Stage { id: ids.at_millis(at), name: n, required: r }).collect();
+        let stages =
+            names.iter().zip(required).map(|(n, r)| Stage { id: ids.at_millis(at), name: n, required: r }).collect();
         let rates_from = add_months(month_start(date_of(t.history_start)), -14);
         Catalog {
             stages,
@@ -222,12 +248,25 @@ fn price_books(ids: &mut crate::model::IdGen<SeedRng>, at: u64) -> Vec<PriceBook
         .collect()
 }
 
-const CAMPAIGN_KINDS: &[(&str, f64)] =
-    &[("email", 0.3), ("webinar", 0.2), ("event", 0.15), ("paid_ads", 0.15), ("content", 0.12), ("referral", 0.05), ("other", 0.03)];
+const CAMPAIGN_KINDS: &[(&str, f64)] = &[
+    ("email", 0.3),
+    ("webinar", 0.2),
+    ("event", 0.15),
+    ("paid_ads", 0.15),
+    ("content", 0.12),
+    ("referral", 0.05),
+    ("other", 0.03),
+];
 
 const TOPICS: &[&str] = &[
-    "Forecasting with AI", "Pipeline hygiene", "Revenue operations playbook", "Customer health scores",
-    "From spreadsheets to a CRM", "Sales and support in one place", "Quarter-end readiness", "Data-driven renewals",
+    "Forecasting with AI",
+    "Pipeline hygiene",
+    "Revenue operations playbook",
+    "Customer health scores",
+    "From spreadsheets to a CRM",
+    "Sales and support in one place",
+    "Quarter-end readiness",
+    "Data-driven renewals",
 ];
 
 fn campaigns(t: &Tenant, org: &Org, rng: &mut SeedRng) -> Vec<Campaign> {
@@ -278,7 +317,7 @@ fn campaign_name(rng: &mut SeedRng, kind: &str, starts: NaiveDate) -> String {
     let label = match kind {
         "email" => "Newsletter",
         "webinar" => "Webinar",
-        "event" => *rng::pick(rng, &["Roadshow", "Summit booth", "Customer dinner", "Trade fair"]),
+        "event" => rng::pick(rng, &["Roadshow", "Summit booth", "Customer dinner", "Trade fair"]),
         "paid_ads" => "Search ads",
         "content" => "E-book",
         "referral" => "Customer referral program",

@@ -21,9 +21,18 @@ use crate::Result;
 pub(crate) fn emit_head(em: &mut Emitter<'_>, c: &TenantCtx) -> Result<()> {
     let t = &c.t;
     em.begin(TENANTS);
-    em.row().uuid(t.id).text(&t.name).text(&t.slug).text("active").text(t.currency.code()).text(t.timezone)
-        .int(i64::from(t.cal.start_month)).text(if t.cal.named_by_end { "end" } else { "start" }).ts(t.created)
-        .ts(t.created).end()?;
+    em.row()
+        .uuid(t.id)
+        .text(&t.name)
+        .text(&t.slug)
+        .text("active")
+        .text(t.currency.code())
+        .text(t.timezone)
+        .int(i64::from(t.cal.start_month))
+        .text(if t.cal.named_by_end { "end" } else { "start" })
+        .ts(t.created)
+        .ts(t.created)
+        .end()?;
     em.finish()?;
     let mut ids = t.ids("currency_rates");
     em.begin(CURRENCY_RATES);
@@ -36,8 +45,16 @@ pub(crate) fn emit_head(em: &mut Emitter<'_>, c: &TenantCtx) -> Result<()> {
         for from in Cur::ALL {
             for to in Cur::ALL.into_iter().filter(|to| *to != from) {
                 let rate = (usd[from.index()] / usd[to.index()] * 1e10).round() as i64;
-                em.row().uuid(t.id).uuid(ids.at_millis(at as u64)).text(from.code()).text(to.code()).dec(rate, 10)
-                    .date(valid_on).ts(at).ts(at).end()?;
+                em.row()
+                    .uuid(t.id)
+                    .uuid(ids.at_millis(at as u64))
+                    .text(from.code())
+                    .text(to.code())
+                    .dec(rate, 10)
+                    .date(valid_on)
+                    .ts(at)
+                    .ts(at)
+                    .end()?;
             }
         }
     }
@@ -78,9 +95,21 @@ fn campaigns(em: &mut Emitter<'_>, c: &TenantCtx) -> Result<()> {
             _ => None,
         };
         let updated = if status == "planned" { k.created } else { start.min(c.t.now) };
-        em.row().uuid(c.t.id).uuid(k.id).text(&k.name).text(k.kind).text(status).uuid(c.org.users[k.owner].id)
-            .date(k.starts).date(k.ends).money(k.budget).opt_money(cost.map(|v| v.round() as i64))
-            .text(c.t.currency.code()).ts(k.created).ts(updated).end()?;
+        em.row()
+            .uuid(c.t.id)
+            .uuid(k.id)
+            .text(&k.name)
+            .text(k.kind)
+            .text(status)
+            .uuid(c.org.users[k.owner].id)
+            .date(k.starts)
+            .date(k.ends)
+            .money(k.budget)
+            .opt_money(cost.map(|v| v.round() as i64))
+            .text(c.t.currency.code())
+            .ts(k.created)
+            .ts(updated)
+            .end()?;
     }
     em.finish()
 }
@@ -96,19 +125,48 @@ fn tags(em: &mut Emitter<'_>, c: &TenantCtx) -> Result<()> {
 fn segments(em: &mut Emitter<'_>, c: &TenantCtx) -> Result<()> {
     let mut ids = c.t.ids("segments");
     let specs: [(&str, &str, Value); 6] = [
-        ("Enterprise software accounts", "account", json!({"all": [{"field": "industry", "op": "eq", "value": "software"}, {"field": "segment", "op": "eq", "value": "enterprise"}]})),
-        ("EMEA mid-market", "account", json!({"all": [{"field": "billing_country", "op": "in", "value": ["GB", "DE", "FR", "NL", "SE", "ES", "IT"]}, {"field": "segment", "op": "eq", "value": "mid_market"}]})),
-        ("Former customers", "account", json!({"all": [{"field": "lifecycle_stage", "op": "eq", "value": "former_customer"}]})),
+        (
+            "Enterprise software accounts",
+            "account",
+            json!({"all": [{"field": "industry", "op": "eq", "value": "software"}, {"field": "segment", "op": "eq", "value": "enterprise"}]}),
+        ),
+        (
+            "EMEA mid-market",
+            "account",
+            json!({"all": [{"field": "billing_country", "op": "in", "value": ["GB", "DE", "FR", "NL", "SE", "ES", "IT"]}, {"field": "segment", "op": "eq", "value": "mid_market"}]}),
+        ),
+        (
+            "Former customers",
+            "account",
+            json!({"all": [{"field": "lifecycle_stage", "op": "eq", "value": "former_customer"}]}),
+        ),
         ("C-level contacts", "contact", json!({"all": [{"field": "seniority", "op": "eq", "value": "c_level"}]})),
-        ("Hot inbound leads", "lead", json!({"all": [{"field": "source", "op": "in", "value": ["web", "referral", "event"]}, {"field": "last_activity_at", "op": "within_days", "value": 14}]})),
-        ("Stalled leads", "lead", json!({"all": [{"field": "status", "op": "eq", "value": "nurturing"}, {"field": "last_activity_at", "op": "older_than_days", "value": 60}]})),
+        (
+            "Hot inbound leads",
+            "lead",
+            json!({"all": [{"field": "source", "op": "in", "value": ["web", "referral", "event"]}, {"field": "last_activity_at", "op": "within_days", "value": 14}]}),
+        ),
+        (
+            "Stalled leads",
+            "lead",
+            json!({"all": [{"field": "status", "op": "eq", "value": "nurturing"}, {"field": "last_activity_at", "op": "older_than_days", "value": 60}]}),
+        ),
     ];
     em.begin(SEGMENTS);
     for (i, (name, entity, def)) in specs.iter().enumerate() {
         let at = c.t.history_start + i as i64 * 17 * DAY;
         let owner = if i % 2 == 0 { c.org.marketing } else { c.org.admin };
-        em.row().uuid(c.t.id).uuid(ids.at_millis(at as u64)).text(name).text(entity).json(def).boolean(i != 2)
-            .uuid(c.org.users[owner].id).ts(at).ts(at).end()?;
+        em.row()
+            .uuid(c.t.id)
+            .uuid(ids.at_millis(at as u64))
+            .text(name)
+            .text(entity)
+            .json(def)
+            .boolean(i != 2)
+            .uuid(c.org.users[owner].id)
+            .ts(at)
+            .ts(at)
+            .end()?;
     }
     em.finish()
 }
@@ -116,9 +174,19 @@ fn segments(em: &mut Emitter<'_>, c: &TenantCtx) -> Result<()> {
 fn stages(em: &mut Emitter<'_>, c: &TenantCtx) -> Result<()> {
     em.begin(PIPELINE_STAGES);
     for (pos, s) in c.cat.stages.iter().enumerate() {
-        em.row().uuid(c.t.id).uuid(s.id).text("default").text(s.name).int(pos as i64)
-            .dec(STAGE_PROBABILITY[pos] * 100, 2).boolean(pos == STAGE_WON as usize)
-            .boolean(pos == STAGE_LOST as usize).text_array(s.required).ts(c.t.created).ts(c.t.created).end()?;
+        em.row()
+            .uuid(c.t.id)
+            .uuid(s.id)
+            .text("default")
+            .text(s.name)
+            .int(pos as i64)
+            .dec(STAGE_PROBABILITY[pos] * 100, 2)
+            .boolean(pos == STAGE_WON as usize)
+            .boolean(pos == STAGE_LOST as usize)
+            .text_array(s.required)
+            .ts(c.t.created)
+            .ts(c.t.created)
+            .end()?;
     }
     em.finish()
 }
@@ -126,8 +194,17 @@ fn stages(em: &mut Emitter<'_>, c: &TenantCtx) -> Result<()> {
 fn sla_policies(em: &mut Emitter<'_>, c: &TenantCtx) -> Result<()> {
     em.begin(SLA_POLICIES);
     for (id, (name, priority, first, resolution)) in c.cat.sla.iter().zip(SLA) {
-        em.row().uuid(c.t.id).uuid(*id).text(name).text(priority).int(first).int(resolution)
-            .boolean(priority != "urgent").ts(c.t.created).ts(c.t.created).end()?;
+        em.row()
+            .uuid(c.t.id)
+            .uuid(*id)
+            .text(name)
+            .text(priority)
+            .int(first)
+            .int(resolution)
+            .boolean(priority != "urgent")
+            .ts(c.t.created)
+            .ts(c.t.created)
+            .end()?;
     }
     em.finish()
 }
@@ -146,16 +223,29 @@ fn knowledge(em: &mut Emitter<'_>, c: &TenantCtx) -> Result<()> {
             n += 1;
         }
         let created = c.t.created + rng.random_range(0..(c.t.now - c.t.created - DAY));
-        let status = *pick(&mut rng, &["published", "published", "published", "published", "draft", "archived"]);
-        let published = (status != "draft").then(|| created + between(&mut rng, HOUR, 10 * DAY)).filter(|p| *p < c.t.now);
+        let status = pick(&mut rng, &["published", "published", "published", "published", "draft", "archived"]);
+        let published =
+            (status != "draft").then(|| created + between(&mut rng, HOUR, 10 * DAY)).filter(|p| *p < c.t.now);
         let status = if published.is_none() { "draft" } else { status };
         let age_days = ((c.t.now - created) / DAY).max(1) as f64;
         let views = if published.is_some() { (lognormal(&mut rng, 3.0, 0.8) * age_days) as i64 } else { 0 };
         let author = authors.get(rng.random_range(0..authors.len().max(1))).copied().unwrap_or(c.org.admin);
-        em.row().uuid(c.t.id).uuid(ids.at_millis(created as u64)).text(&title).text(&slug).text(&body)
-            .text(category).text("en").text(status).uuid(c.org.users[author].id).opt_ts(published).int(views)
-            .int((views as f64 * uniform(&mut rng, 0.02, 0.12)) as i64).ts(created)
-            .ts(published.unwrap_or(created)).end()?;
+        em.row()
+            .uuid(c.t.id)
+            .uuid(ids.at_millis(created as u64))
+            .text(&title)
+            .text(&slug)
+            .text(&body)
+            .text(category)
+            .text("en")
+            .text(status)
+            .uuid(c.org.users[author].id)
+            .opt_ts(published)
+            .int(views)
+            .int((views as f64 * uniform(&mut rng, 0.02, 0.12)) as i64)
+            .ts(created)
+            .ts(published.unwrap_or(created))
+            .end()?;
     }
     em.finish()
 }
@@ -168,8 +258,18 @@ fn products(em: &mut Emitter<'_>, c: &TenantCtx) -> Result<()> {
             (true, false) => format!("{} {name}, flat annual fee.", c.t.brand),
             _ => format!("{name}, one-off."),
         };
-        em.row().uuid(c.t.id).uuid(*id).text(sku).text(&format!("{} {name}", c.t.brand)).text(family.as_str())
-            .text(&description).boolean(*recurring).boolean(*active).ts(c.t.created).ts(c.t.created).end()?;
+        em.row()
+            .uuid(c.t.id)
+            .uuid(*id)
+            .text(sku)
+            .text(&format!("{} {name}", c.t.brand))
+            .text(family.as_str())
+            .text(&description)
+            .boolean(*recurring)
+            .boolean(*active)
+            .ts(c.t.created)
+            .ts(c.t.created)
+            .end()?;
     }
     em.finish()
 }
@@ -177,16 +277,31 @@ fn products(em: &mut Emitter<'_>, c: &TenantCtx) -> Result<()> {
 fn price_books(em: &mut Emitter<'_>, c: &TenantCtx) -> Result<()> {
     em.begin(PRICE_BOOKS);
     for b in &c.cat.books {
-        em.row().uuid(c.t.id).uuid(b.id).text(&b.name).text(b.currency.code()).boolean(b.default).boolean(b.active)
-            .ts(c.t.created).ts(c.t.created).end()?;
+        em.row()
+            .uuid(c.t.id)
+            .uuid(b.id)
+            .text(&b.name)
+            .text(b.currency.code())
+            .boolean(b.default)
+            .boolean(b.active)
+            .ts(c.t.created)
+            .ts(c.t.created)
+            .end()?;
     }
     em.finish()?;
     let mut ids = c.t.ids("price_book_entries");
     em.begin(PRICE_BOOK_ENTRIES);
     for b in &c.cat.books {
         for (product, price) in c.cat.products.iter().zip(&b.price) {
-            em.row().uuid(c.t.id).uuid(ids.at_millis(c.t.created as u64)).uuid(b.id).uuid(*product).money(*price)
-                .ts(c.t.created).ts(c.t.created).end()?;
+            em.row()
+                .uuid(c.t.id)
+                .uuid(ids.at_millis(c.t.created as u64))
+                .uuid(b.id)
+                .uuid(*product)
+                .money(*price)
+                .ts(c.t.created)
+                .ts(c.t.created)
+                .end()?;
         }
     }
     em.finish()
@@ -196,7 +311,15 @@ fn models(em: &mut Emitter<'_>, c: &TenantCtx) -> Result<()> {
     let created = c.t.now - 200 * DAY;
     em.begin(AI_MODELS);
     for (id, (key, name, task, description)) in c.cat.models.iter().zip(MODELS) {
-        em.row().uuid(c.t.id).uuid(*id).text(key).text(name).text(task).text(description).ts(created).ts(created)
+        em.row()
+            .uuid(c.t.id)
+            .uuid(*id)
+            .text(key)
+            .text(name)
+            .text(task)
+            .text(description)
+            .ts(created)
+            .ts(created)
             .end()?;
     }
     em.finish()?;
@@ -205,17 +328,40 @@ fn models(em: &mut Emitter<'_>, c: &TenantCtx) -> Result<()> {
     em.begin(MODEL_VERSIONS);
     for (i, (model, version)) in c.cat.models.iter().zip(&c.cat.model_versions).enumerate() {
         let auc = uniform(&mut rng, 0.68, 0.81);
-        let metrics = json!({"auc": (auc * 1000.0).round() / 1000.0, "log_loss": ((1.0 - auc) * 1.3 * 1000.0).round() / 1000.0});
+        let metrics =
+            json!({"auc": (auc * 1000.0).round() / 1000.0, "log_loss": ((1.0 - auc) * 1.3 * 1000.0).round() / 1000.0});
         let params = json!({"kind": "baseline", "regularization": 1.0, "features": ["stage", "days_since_last_activity", "activity_count_30d"]});
         let rows = between(&mut rng, 500, 5_000 + c.t.accounts as i64 * 3);
-        em.row().uuid(c.t.id).uuid(*version).uuid(*model).int(1).text("active").json(&params).json(&metrics).int(rows)
-            .text(&format!("file:///var/lib/orbas/models/{}/{}/v1.json", c.t.slug, MODELS[i].0)).ts(trained).ts(trained)
-            .ts(trained).end()?;
+        em.row()
+            .uuid(c.t.id)
+            .uuid(*version)
+            .uuid(*model)
+            .int(1)
+            .text("active")
+            .json(&params)
+            .json(&metrics)
+            .int(rows)
+            .text(&format!("file:///var/lib/orbas/models/{}/{}/v1.json", c.t.slug, MODELS[i].0))
+            .ts(trained)
+            .ts(trained)
+            .ts(trained)
+            .end()?;
     }
     let mut ids = c.t.ids("model_versions:v2");
     let at = c.t.now - 2 * DAY;
-    em.row().uuid(c.t.id).uuid(ids.at_millis(at as u64)).uuid(c.cat.models[1]).int(2).text("training")
-        .json(&json!({"kind": "gradient_boosting", "trees": 200})).json(&json!({})).null().null().null().ts(at).ts(at)
+    em.row()
+        .uuid(c.t.id)
+        .uuid(ids.at_millis(at as u64))
+        .uuid(c.cat.models[1])
+        .int(2)
+        .text("training")
+        .json(&json!({"kind": "gradient_boosting", "trees": 200}))
+        .json(&json!({}))
+        .null()
+        .null()
+        .null()
+        .ts(at)
+        .ts(at)
         .end()?;
     em.finish()
 }
@@ -224,17 +370,83 @@ fn models(em: &mut Emitter<'_>, c: &TenantCtx) -> Result<()> {
 fn kpi_specs() -> Vec<(&'static str, &'static str, &'static str, &'static str, Value)> {
     let won = json!({"field": "status", "op": "eq", "value": "won"});
     vec![
-        ("bookings", "Bookings", "currency", "up", json!({"measure": "sum", "table": "opportunities", "column": "amount", "filters": [won], "time": "closed_at", "currency": "corporate"})),
-        ("open_pipeline", "Open pipeline", "currency", "up", json!({"measure": "sum", "table": "opportunities", "column": "amount", "filters": [{"field": "status", "op": "eq", "value": "open"}], "time": "close_date", "currency": "corporate"})),
-        ("win_rate", "Win rate", "percent", "up", json!({"measure": "ratio", "table": "opportunities", "numerator": {"filters": [won]}, "denominator": {"filters": [{"field": "status", "op": "in", "value": ["won", "lost"]}]}, "time": "closed_at"})),
-        ("avg_deal_size", "Average deal size", "currency", "up", json!({"measure": "avg", "table": "opportunities", "column": "amount", "filters": [won], "time": "closed_at", "currency": "corporate"})),
-        ("sales_cycle_days", "Sales cycle", "days", "down", json!({"measure": "avg", "table": "opportunities", "expression": "closed_at - created_at", "filters": [won], "time": "closed_at"})),
-        ("lead_conversion_rate", "Lead conversion rate", "percent", "up", json!({"measure": "ratio", "table": "leads", "numerator": {"filters": [{"field": "status", "op": "eq", "value": "converted"}]}, "denominator": {"filters": []}, "time": "created_at"})),
-        ("mrr", "Monthly recurring revenue", "currency", "up", json!({"measure": "sum", "table": "subscriptions", "column": "mrr", "filters": [{"field": "status", "op": "in", "value": ["active", "past_due"]}], "currency": "corporate"})),
-        ("gross_churn_rate", "Gross churn rate", "percent", "down", json!({"measure": "ratio", "table": "subscriptions", "numerator": {"filters": [{"field": "status", "op": "eq", "value": "cancelled"}]}, "denominator": {"filters": []}, "time": "cancelled_at"})),
-        ("csat", "Customer satisfaction", "ratio", "up", json!({"measure": "avg", "table": "tickets", "column": "csat", "time": "solved_at"})),
-        ("open_tickets", "Open tickets", "count", "down", json!({"measure": "count", "table": "tickets", "filters": [{"field": "status", "op": "in", "value": ["new", "open", "pending"]}]})),
-        ("activities_logged", "Activities logged", "count", "up", json!({"measure": "count", "table": "interaction_logs", "time": "occurred_at"})),
+        (
+            "bookings",
+            "Bookings",
+            "currency",
+            "up",
+            json!({"measure": "sum", "table": "opportunities", "column": "amount", "filters": [won], "time": "closed_at", "currency": "corporate"}),
+        ),
+        (
+            "open_pipeline",
+            "Open pipeline",
+            "currency",
+            "up",
+            json!({"measure": "sum", "table": "opportunities", "column": "amount", "filters": [{"field": "status", "op": "eq", "value": "open"}], "time": "close_date", "currency": "corporate"}),
+        ),
+        (
+            "win_rate",
+            "Win rate",
+            "percent",
+            "up",
+            json!({"measure": "ratio", "table": "opportunities", "numerator": {"filters": [won]}, "denominator": {"filters": [{"field": "status", "op": "in", "value": ["won", "lost"]}]}, "time": "closed_at"}),
+        ),
+        (
+            "avg_deal_size",
+            "Average deal size",
+            "currency",
+            "up",
+            json!({"measure": "avg", "table": "opportunities", "column": "amount", "filters": [won], "time": "closed_at", "currency": "corporate"}),
+        ),
+        (
+            "sales_cycle_days",
+            "Sales cycle",
+            "days",
+            "down",
+            json!({"measure": "avg", "table": "opportunities", "expression": "closed_at - created_at", "filters": [won], "time": "closed_at"}),
+        ),
+        (
+            "lead_conversion_rate",
+            "Lead conversion rate",
+            "percent",
+            "up",
+            json!({"measure": "ratio", "table": "leads", "numerator": {"filters": [{"field": "status", "op": "eq", "value": "converted"}]}, "denominator": {"filters": []}, "time": "created_at"}),
+        ),
+        (
+            "mrr",
+            "Monthly recurring revenue",
+            "currency",
+            "up",
+            json!({"measure": "sum", "table": "subscriptions", "column": "mrr", "filters": [{"field": "status", "op": "in", "value": ["active", "past_due"]}], "currency": "corporate"}),
+        ),
+        (
+            "gross_churn_rate",
+            "Gross churn rate",
+            "percent",
+            "down",
+            json!({"measure": "ratio", "table": "subscriptions", "numerator": {"filters": [{"field": "status", "op": "eq", "value": "cancelled"}]}, "denominator": {"filters": []}, "time": "cancelled_at"}),
+        ),
+        (
+            "csat",
+            "Customer satisfaction",
+            "ratio",
+            "up",
+            json!({"measure": "avg", "table": "tickets", "column": "csat", "time": "solved_at"}),
+        ),
+        (
+            "open_tickets",
+            "Open tickets",
+            "count",
+            "down",
+            json!({"measure": "count", "table": "tickets", "filters": [{"field": "status", "op": "in", "value": ["new", "open", "pending"]}]}),
+        ),
+        (
+            "activities_logged",
+            "Activities logged",
+            "count",
+            "up",
+            json!({"measure": "count", "table": "interaction_logs", "time": "occurred_at"}),
+        ),
     ]
 }
 
@@ -246,8 +458,18 @@ fn kpis(em: &mut Emitter<'_>, c: &TenantCtx) -> Result<Vec<Uuid>> {
     for (key, name, unit, direction, def) in kpi_specs() {
         let id = ids.at_millis(at as u64);
         out.push(id);
-        em.row().uuid(c.t.id).uuid(id).text(key).text(name).text(&format!("{name} ({unit}).")).json(&def).text(unit)
-            .text(direction).ts(at).ts(at).end()?;
+        em.row()
+            .uuid(c.t.id)
+            .uuid(id)
+            .text(key)
+            .text(name)
+            .text(&format!("{name} ({unit})."))
+            .json(&def)
+            .text(unit)
+            .text(direction)
+            .ts(at)
+            .ts(at)
+            .end()?;
     }
     em.finish()?;
     Ok(out)
@@ -270,8 +492,17 @@ fn dashboards(em: &mut Emitter<'_>, c: &TenantCtx, kpis: &[Uuid]) -> Result<()> 
         let at = c.t.history_start + i as i64 * 9 * DAY;
         let id = ids.at_millis(at as u64);
         boards.push((id, at));
-        em.row().uuid(c.t.id).uuid(id).text(name).text(&format!("{name} at a glance.")).uuid(c.org.users[*owner].id)
-            .boolean(i != 3).json(&json!({"period": "current_fiscal_quarter"})).ts(at).ts(at).end()?;
+        em.row()
+            .uuid(c.t.id)
+            .uuid(id)
+            .text(name)
+            .text(&format!("{name} at a glance."))
+            .uuid(c.org.users[*owner].id)
+            .boolean(i != 3)
+            .json(&json!({"period": "current_fiscal_quarter"}))
+            .ts(at)
+            .ts(at)
+            .end()?;
     }
     em.finish()?;
     em.begin(DASHBOARD_WIDGETS);
@@ -279,10 +510,21 @@ fn dashboards(em: &mut Emitter<'_>, c: &TenantCtx, kpis: &[Uuid]) -> Result<()> 
     for ((board, at), (_, _, widgets)) in boards.iter().zip(specs.iter()) {
         for (j, k) in widgets.iter().enumerate() {
             let kind = if j == 0 { "number" } else { kinds[(j + k) % kinds.len()] };
-            em.row().uuid(c.t.id).uuid(ids.at_millis(*at as u64)).uuid(*board).opt_uuid(kpis.get(*k).copied())
-                .text(kind).text(&text::capitalize(&kpi_specs()[*k % 11].1.to_lowercase()))
-                .json(&json!({"group_by": if j % 2 == 0 { "month" } else { "owner" }})).int((j as i64 % 3) * 4)
-                .int(j as i64 / 3 * 3).int(4).int(3).ts(*at).ts(*at).end()?;
+            em.row()
+                .uuid(c.t.id)
+                .uuid(ids.at_millis(*at as u64))
+                .uuid(*board)
+                .opt_uuid(kpis.get(*k).copied())
+                .text(kind)
+                .text(&text::capitalize(&kpi_specs()[*k % 11].1.to_lowercase()))
+                .json(&json!({"group_by": if j % 2 == 0 { "month" } else { "owner" }}))
+                .int((j as i64 % 3) * 4)
+                .int(j as i64 / 3 * 3)
+                .int(4)
+                .int(3)
+                .ts(*at)
+                .ts(*at)
+                .end()?;
         }
     }
     em.finish()?;
@@ -302,10 +544,22 @@ fn scheduled_reports(em: &mut Emitter<'_>, c: &TenantCtx, boards: &[(Uuid, Ms)],
         to.push(c.org.users[owner].email.clone());
         let created = at + between(rng, DAY, 20 * DAY);
         let active = !chance(rng, 0.15);
-        em.row().uuid(c.t.id).uuid(ids.at_millis(created as u64)).uuid(*board).uuid(c.org.users[owner].id)
-            .text(&format!("Weekly report #{}", i + 1)).text("0 8 * * 1").text(c.t.timezone).text_array(&to)
-            .text(*pick(rng, &["html", "pdf", "csv"])).boolean(active).opt_ts(Some(last_run))
-            .opt_ts(active.then_some(next_run)).ts(created).ts(last_run).end()?;
+        em.row()
+            .uuid(c.t.id)
+            .uuid(ids.at_millis(created as u64))
+            .uuid(*board)
+            .uuid(c.org.users[owner].id)
+            .text(&format!("Weekly report #{}", i + 1))
+            .text("0 8 * * 1")
+            .text(c.t.timezone)
+            .text_array(&to)
+            .text(pick(rng, &["html", "pdf", "csv"]))
+            .boolean(active)
+            .opt_ts(Some(last_run))
+            .opt_ts(active.then_some(next_run))
+            .ts(created)
+            .ts(last_run)
+            .end()?;
     }
     em.finish()
 }
@@ -320,7 +574,17 @@ fn seed_template(em: &mut Emitter<'_>, c: &TenantCtx) -> Result<()> {
     let at = t.created;
     let id = t.ids("seed_templates").at_millis(at as u64);
     em.begin(SEED_TEMPLATES);
-    em.row().uuid(t.id).uuid(id).text("orbas-synthetic").text("Deterministic synthetic CRM data (orbas seed).")
-        .int(i64::from(GENERATOR_VERSION)).int(t.seed as i64).float(t.scale).json(&params).ts(at).ts(at).end()?;
+    em.row()
+        .uuid(t.id)
+        .uuid(id)
+        .text("orbas-synthetic")
+        .text("Deterministic synthetic CRM data (orbas seed).")
+        .int(i64::from(GENERATOR_VERSION))
+        .int(t.seed as i64)
+        .float(t.scale)
+        .json(&params)
+        .ts(at)
+        .ts(at)
+        .end()?;
     em.finish()
 }

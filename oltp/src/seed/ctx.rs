@@ -176,12 +176,12 @@ fn tenant(
     accounts: usize,
 ) -> Tenant {
     let brand = loop {
-        let b = format!("{}", rng::pick(rng, words::COMPANY_STEMS));
+        let b = rng::pick(rng, words::COMPANY_STEMS).to_owned();
         if used.insert(b.clone()) || used.len() >= words::COMPANY_STEMS.len() {
             break b;
         }
     };
-    let suffix = *rng::pick(rng, &["Analytics", "Software", "Cloud", "Systems", "Labs", "Technologies"]);
+    let suffix = rng::pick(rng, &["Analytics", "Software", "Cloud", "Systems", "Labs", "Technologies"]);
     let name = format!("{brand} {suffix}");
     let slug = format!("{}-{}", words::slugify(&name), ix + 1);
     let currency = match ix {
@@ -190,7 +190,7 @@ fn tenant(
     };
     let start_month = match ix {
         0 => 2,
-        _ => *rng::pick(rng, &[1u32, 1, 1, 2, 4, 7, 10]),
+        _ => rng::pick(rng, &[1u32, 1, 1, 2, 4, 7, 10]),
     };
     let timezone = match currency {
         Cur::Usd => "America/New_York",
@@ -201,7 +201,8 @@ fn tenant(
     Tenant {
         ix,
         seed: cfg.seed,
-        id: IdGen::new(rng::stream(cfg.seed, &[u64::from(ix)], "tenant-id")).at_millis((now - 3 * YEAR - 45 * DAY) as u64),
+        id: IdGen::new(rng::stream(cfg.seed, &[u64::from(ix)], "tenant-id"))
+            .at_millis((now - 3 * YEAR - 45 * DAY) as u64),
         domain: format!("{}.com", words::slugify(&name).replace('-', "")),
         name,
         brand,

@@ -35,7 +35,11 @@ pub(crate) fn generate(cfg: &SeedConfig, sink: &mut dyn Sink) -> Result<Generate
 }
 
 /// Generates one tenant (tenants are independent: they can be generated in any order or in parallel).
-pub(crate) fn generate_tenant(t: Tenant, password_hash: &str, sink: &mut dyn Sink) -> Result<(TenantId, String, Counts)> {
+pub(crate) fn generate_tenant(
+    t: Tenant,
+    password_hash: &str,
+    sink: &mut dyn Sink,
+) -> Result<(TenantId, String, Counts)> {
     let org = Org::build(&t);
     let cat = Catalog::build(&t, &org);
     let mut c = TenantCtx {

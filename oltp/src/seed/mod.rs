@@ -121,7 +121,11 @@ pub struct CsvTable {
 }
 
 fn table_stats(counts: &[(u64, u64)]) -> Vec<TableStats> {
-    schema::TABLES.iter().zip(counts).map(|(t, (rows, bytes))| TableStats { table: t.name, rows: *rows, bytes: *bytes }).collect()
+    schema::TABLES
+        .iter()
+        .zip(counts)
+        .map(|(t, (rows, bytes))| TableStats { table: t.name, rows: *rows, bytes: *bytes })
+        .collect()
 }
 
 /// Bulk-loads the generated data with COPY (CSV) into the database behind `pool`, one transaction per
@@ -138,13 +142,14 @@ pub async fn load(pool: &PgPool, cfg: &SeedConfig) -> Result<SeedReport> {
         let per_sec = *rows as f64 / spent.as_secs_f64().max(1e-9);
         info!(table = t.table, rows, bytes = t.bytes, rows_per_sec = per_sec.round(), "table loaded");
     }
-    let report = SeedReport {
-        tenants: loaded.tenants,
-        total_rows: tables.iter().map(|t| t.rows).sum(),
-        tables,
-        elapsed,
-    };
-    info!(rows = report.total_rows, seconds = elapsed.as_secs_f64(), rows_per_sec = report.rows_per_sec().round(), "seed loaded");
+    let report =
+        SeedReport { tenants: loaded.tenants, total_rows: tables.iter().map(|t| t.rows).sum(), tables, elapsed };
+    info!(
+        rows = report.total_rows,
+        seconds = elapsed.as_secs_f64(),
+        rows_per_sec = report.rows_per_sec().round(),
+        "seed loaded"
+    );
     Ok(report)
 }
 

@@ -128,7 +128,7 @@ impl Org {
             .collect();
         match eligible.as_slice() {
             [] => reps.first().copied().unwrap_or(self.admin),
-            list => *pick(rng, list),
+            list => pick(rng, list),
         }
     }
 
@@ -299,7 +299,7 @@ impl Org {
             } else {
                 t.created + (growth_fraction(rng, 1.5) * span) as Ms
             };
-            let (first, last) = (*pick(rng, FIRST_NAMES), *pick(rng, LAST_NAMES));
+            let (first, last) = (pick(rng, FIRST_NAMES), pick(rng, LAST_NAMES));
             let mut email = format!("{}@{}", words::email_local(first, last), t.domain);
             let mut n = 2;
             while !emails.insert(email.clone()) {
@@ -395,8 +395,7 @@ fn covered_regions(t: &Tenant) -> Vec<(Region, f64)> {
 /// Splits `n` by the weights (largest remainder), at least one each.
 fn split_by_weight(n: usize, weights: &[(Region, f64)]) -> Vec<usize> {
     let total: f64 = weights.iter().map(|(_, w)| w).sum();
-    let mut parts: Vec<usize> =
-        weights.iter().map(|(_, w)| ((n as f64 * w / total).floor() as usize).max(1)).collect();
+    let mut parts: Vec<usize> = weights.iter().map(|(_, w)| ((n as f64 * w / total).floor() as usize).max(1)).collect();
     let mut i = 0;
     while parts.iter().sum::<usize>() < n {
         let len = parts.len();

@@ -44,8 +44,16 @@ fn roles(em: &mut Emitter<'_>, c: &TenantCtx) -> Result<()> {
     em.begin(ROLES);
     for (k, id) in &c.org.roles {
         let (name, description) = role_text(*k);
-        em.row().uuid(c.t.id).uuid(*id).text(k.as_str()).text(name).text(description).boolean(true)
-            .ts(c.t.created).ts(c.t.created).end()?;
+        em.row()
+            .uuid(c.t.id)
+            .uuid(*id)
+            .text(k.as_str())
+            .text(name)
+            .text(description)
+            .boolean(true)
+            .ts(c.t.created)
+            .ts(c.t.created)
+            .end()?;
     }
     em.finish()
 }
@@ -54,8 +62,16 @@ fn role_permissions(em: &mut Emitter<'_>, c: &TenantCtx) -> Result<()> {
     let mut ids = c.t.ids("role_permissions");
     em.begin(ROLE_PERMISSIONS);
     for (role, resource, action, scope) in default_matrix() {
-        em.row().uuid(c.t.id).uuid(ids.at_millis(c.t.created as u64)).uuid(c.org.role_id(role)).text(resource)
-            .text(action.as_str()).text(scope.as_str()).ts(c.t.created).ts(c.t.created).end()?;
+        em.row()
+            .uuid(c.t.id)
+            .uuid(ids.at_millis(c.t.created as u64))
+            .uuid(c.org.role_id(role))
+            .text(resource)
+            .text(action.as_str())
+            .text(scope.as_str())
+            .ts(c.t.created)
+            .ts(c.t.created)
+            .end()?;
     }
     em.finish()
 }
@@ -73,8 +89,15 @@ fn territories(em: &mut Emitter<'_>, c: &TenantCtx) -> Result<()> {
     em.begin(TERRITORIES);
     for t in &c.org.territories {
         let parent = t.parent.map(|p| c.org.territories[p].id);
-        em.row().uuid(c.t.id).uuid(t.id).text(&t.name).text(t.region.code()).opt_uuid(parent)
-            .ts(c.t.created).ts(c.t.created).end()?;
+        em.row()
+            .uuid(c.t.id)
+            .uuid(t.id)
+            .text(&t.name)
+            .text(t.region.code())
+            .opt_uuid(parent)
+            .ts(c.t.created)
+            .ts(c.t.created)
+            .end()?;
     }
     em.finish()
 }
@@ -89,10 +112,20 @@ fn users(em: &mut Emitter<'_>, c: &TenantCtx) -> Result<()> {
             UserStatus::Invited => None,
         };
         let updated = u.left.or(last_login).unwrap_or(u.created).max(u.created);
-        em.row().uuid(c.t.id).uuid(u.id).text(&u.email).text(&u.full_name()).uuid(c.org.role_id(u.role))
-            .opt_uuid(u.manager.map(|m| c.org.users[m].id)).opt_uuid(u.territory.map(|t| c.org.territories[t].id))
-            .uuid(c.org.departments[u.department].id).text(u.status.as_str())
-            .text(u.region.map_or(c.t.timezone, |r| r.timezone())).opt_ts(last_login).ts(u.created).ts(updated)
+        em.row()
+            .uuid(c.t.id)
+            .uuid(u.id)
+            .text(&u.email)
+            .text(&u.full_name())
+            .uuid(c.org.role_id(u.role))
+            .opt_uuid(u.manager.map(|m| c.org.users[m].id))
+            .opt_uuid(u.territory.map(|t| c.org.territories[t].id))
+            .uuid(c.org.departments[u.department].id)
+            .text(u.status.as_str())
+            .text(u.region.map_or(c.t.timezone, |r| r.timezone()))
+            .opt_ts(last_login)
+            .ts(u.created)
+            .ts(updated)
             .end()?;
     }
     em.finish()
@@ -105,8 +138,17 @@ fn credentials(em: &mut Emitter<'_>, c: &TenantCtx) -> Result<()> {
         let set_at = u.created + between(&mut rng, MINUTE, 2 * HOUR);
         let failed = if chance(&mut rng, 0.08) { between(&mut rng, 1, 5) } else { 0 };
         let locked = (failed >= 4).then(|| c.t.now + 15 * MINUTE);
-        em.row().uuid(c.t.id).uuid(u.id).text(&c.password_hash).null().int(failed).opt_ts(locked).ts(set_at)
-            .ts(u.created).ts(set_at).end()?;
+        em.row()
+            .uuid(c.t.id)
+            .uuid(u.id)
+            .text(&c.password_hash)
+            .null()
+            .int(failed)
+            .opt_ts(locked)
+            .ts(set_at)
+            .ts(u.created)
+            .ts(set_at)
+            .end()?;
     }
     em.finish()
 }
@@ -128,19 +170,34 @@ fn api_keys(em: &mut Emitter<'_>, c: &TenantCtx) -> Result<()> {
             1 => &["crm:read", "lake:read"],
             _ => &["crm:read"],
         };
-        let revoked = chance(&mut rng, 0.15).then(|| k.created + between(&mut rng, DAY, (c.t.now - k.created).max(2 * DAY)));
+        let revoked =
+            chance(&mut rng, 0.15).then(|| k.created + between(&mut rng, DAY, (c.t.now - k.created).max(2 * DAY)));
         let revoked = revoked.filter(|r| *r < c.t.now);
         let expires = chance(&mut rng, 0.5).then_some(k.created + 365 * DAY);
-        let last_used = Some(revoked.unwrap_or(c.t.now) - between(&mut rng, MINUTE, 3 * DAY)).filter(|t| *t > k.created);
-        em.row().uuid(c.t.id).uuid(k.id).uuid(c.org.users[k.user].id).text(NAMES[i % NAMES.len()]).text(&prefix)
-            .text(&sha256_hex(secret.as_bytes())).null().text_array(scopes).int(*pick(&mut rng, &[120, 600, 1200]))
-            .opt_ts(expires).opt_ts(revoked).opt_ts(last_used).ts(k.created).ts(revoked.unwrap_or(k.created)).end()?;
+        let last_used =
+            Some(revoked.unwrap_or(c.t.now) - between(&mut rng, MINUTE, 3 * DAY)).filter(|t| *t > k.created);
+        em.row()
+            .uuid(c.t.id)
+            .uuid(k.id)
+            .uuid(c.org.users[k.user].id)
+            .text(NAMES[i % NAMES.len()])
+            .text(&prefix)
+            .text(&sha256_hex(secret.as_bytes()))
+            .null()
+            .text_array(scopes)
+            .int(pick(&mut rng, &[120, 600, 1200]))
+            .opt_ts(expires)
+            .opt_ts(revoked)
+            .opt_ts(last_used)
+            .ts(k.created)
+            .ts(revoked.unwrap_or(k.created))
+            .end()?;
     }
     em.finish()
 }
 
 fn doc_ip(rng: &mut impl Rng) -> String {
-    let net = *pick(rng, &["192.0.2", "198.51.100", "203.0.113"]);
+    let net = pick(rng, &["192.0.2", "198.51.100", "203.0.113"]);
     format!("{net}.{}", rng.random_range(1..255))
 }
 
@@ -162,7 +219,7 @@ fn sessions(em: &mut Emitter<'_>, c: &TenantCtx) -> Result<()> {
             chain.push((ids.at_millis(t as u64), t));
             t += between(&mut rng, DAY, 8 * DAY);
         }
-        let (ip, agent) = (doc_ip(&mut rng), *pick(&mut rng, USER_AGENTS));
+        let (ip, agent) = (doc_ip(&mut rng), pick(&mut rng, USER_AGENTS));
         for (i, (id, created)) in chain.iter().enumerate() {
             let next = chain.get(i + 1);
             let revoked = match next {
@@ -172,9 +229,19 @@ fn sessions(em: &mut Emitter<'_>, c: &TenantCtx) -> Result<()> {
                 None => None,
             };
             let token = hex_token(&mut rng, 32);
-            em.row().uuid(c.t.id).uuid(*id).uuid(u.id).text(&sha256_hex(token.as_bytes())).ts(*created + 30 * DAY)
-                .opt_ts(revoked).opt_uuid(next.map(|n| n.0)).text(&ip).text(agent).ts(*created)
-                .ts(revoked.unwrap_or(*created)).end()?;
+            em.row()
+                .uuid(c.t.id)
+                .uuid(*id)
+                .uuid(u.id)
+                .text(&sha256_hex(token.as_bytes()))
+                .ts(*created + 30 * DAY)
+                .opt_ts(revoked)
+                .opt_uuid(next.map(|n| n.0))
+                .text(&ip)
+                .text(agent)
+                .ts(*created)
+                .ts(revoked.unwrap_or(*created))
+                .end()?;
         }
     }
     em.finish()
@@ -188,18 +255,41 @@ fn audit(em: &mut Emitter<'_>, c: &TenantCtx) -> Result<()> {
     em.begin(AUDIT_LOGS);
     for (i, u) in c.org.users.iter().enumerate() {
         let actor = (i != c.org.admin).then_some(admin);
-        let changes = json!({"email": {"before": null, "after": u.email}, "role": {"before": null, "after": u.role.as_str()}});
+        let changes =
+            json!({"email": {"before": null, "after": u.email}, "role": {"before": null, "after": u.role.as_str()}});
         let at = u.created + between(&mut rng, 1_000, MINUTE);
-        em.row().uuid(c.t.id).uuid(ids.at_millis(at as u64)).opt_uuid(actor).null().text("user.create").text("users")
-            .uuid(u.id).json(&changes).text(&format!("req_{}", hex_token(&mut rng, 8))).text(&doc_ip(&mut rng))
-            .ts(at).ts(at).end()?;
+        em.row()
+            .uuid(c.t.id)
+            .uuid(ids.at_millis(at as u64))
+            .opt_uuid(actor)
+            .null()
+            .text("user.create")
+            .text("users")
+            .uuid(u.id)
+            .json(&changes)
+            .text(&format!("req_{}", hex_token(&mut rng, 8)))
+            .text(&doc_ip(&mut rng))
+            .ts(at)
+            .ts(at)
+            .end()?;
     }
     for k in &c.org.api_keys {
         let at = k.created + between(&mut rng, 1_000, MINUTE);
         let changes = json!({"name": {"before": null, "after": "api key"}});
-        em.row().uuid(c.t.id).uuid(ids.at_millis(at as u64)).uuid(c.org.users[k.user].id).null()
-            .text("api_key.create").text("api_keys").uuid(k.id).json(&changes)
-            .text(&format!("req_{}", hex_token(&mut rng, 8))).text(&doc_ip(&mut rng)).ts(at).ts(at).end()?;
+        em.row()
+            .uuid(c.t.id)
+            .uuid(ids.at_millis(at as u64))
+            .uuid(c.org.users[k.user].id)
+            .null()
+            .text("api_key.create")
+            .text("api_keys")
+            .uuid(k.id)
+            .json(&changes)
+            .text(&format!("req_{}", hex_token(&mut rng, 8)))
+            .text(&doc_ip(&mut rng))
+            .ts(at)
+            .ts(at)
+            .end()?;
     }
     em.finish()
 }
@@ -216,9 +306,20 @@ fn employees(em: &mut Emitter<'_>, c: &TenantCtx) -> Result<()> {
             _ if chance(&mut rng, 0.02) => "on_leave",
             _ => "active",
         };
-        em.row().uuid(c.t.id).uuid(emp_ids[i]).uuid(u.id).uuid(c.org.departments[u.department].id)
-            .opt_uuid(u.manager.map(|m| emp_ids[m])).text(&u.full_name()).text(&u.email).text(u.title)
-            .date(super::time::date_of(u.created)).text(status).ts(u.created).ts(u.left.unwrap_or(u.created)).end()?;
+        em.row()
+            .uuid(c.t.id)
+            .uuid(emp_ids[i])
+            .uuid(u.id)
+            .uuid(c.org.departments[u.department].id)
+            .opt_uuid(u.manager.map(|m| emp_ids[m]))
+            .text(&u.full_name())
+            .text(&u.email)
+            .text(u.title)
+            .date(super::time::date_of(u.created))
+            .text(status)
+            .ts(u.created)
+            .ts(u.left.unwrap_or(u.created))
+            .end()?;
     }
     let d = c.org.dept;
     let staff: [(usize, &str); 4] = [
@@ -229,12 +330,23 @@ fn employees(em: &mut Emitter<'_>, c: &TenantCtx) -> Result<()> {
     ];
     for i in 0..3 + c.org.users.len() / 5 {
         let (dept, title) = staff[i % staff.len()];
-        let (first, last) = (*pick(&mut rng, FIRST_NAMES), *pick(&mut rng, LAST_NAMES));
+        let (first, last) = (pick(&mut rng, FIRST_NAMES), pick(&mut rng, LAST_NAMES));
         let hired = c.t.created + rng.random_range(0..(c.t.now - c.t.created - 30 * DAY));
         let email = format!("{}.{i}@{}", email_local(first, last), c.t.domain);
-        em.row().uuid(c.t.id).uuid(ids.at_millis(hired as u64)).null().uuid(c.org.departments[dept].id)
-            .opt_uuid(Some(emp_ids[c.org.admin])).text(&format!("{first} {last}")).text(&email).text(title)
-            .date(super::time::date_of(hired)).text("active").ts(hired).ts(hired).end()?;
+        em.row()
+            .uuid(c.t.id)
+            .uuid(ids.at_millis(hired as u64))
+            .null()
+            .uuid(c.org.departments[dept].id)
+            .opt_uuid(Some(emp_ids[c.org.admin]))
+            .text(&format!("{first} {last}"))
+            .text(&email)
+            .text(title)
+            .date(super::time::date_of(hired))
+            .text("active")
+            .ts(hired)
+            .ts(hired)
+            .end()?;
     }
     let _ = rng::uniform(&mut rng, 0.0, 1.0);
     em.finish()

@@ -13,11 +13,11 @@ use tokio::sync::mpsc;
 use tracing::{error, info};
 use uuid::Uuid;
 
+use super::SeedConfig;
 use super::csv::{Counts, Sink};
 use super::ctx::{self, Tenant};
 use super::generate::{add_counts, generate_tenant, password_hash};
 use super::schema::{TABLES, copy_statement};
-use super::SeedConfig;
 use crate::model::TenantId;
 use crate::{Error, Result};
 
@@ -133,7 +133,12 @@ async fn copy_tenant(
     Ok(())
 }
 
-async fn copy_table(conn: &mut PgConnection, rx: &mut mpsc::Receiver<Msg>, table: usize, stats: &mut CopyStats) -> Result<u64> {
+async fn copy_table(
+    conn: &mut PgConnection,
+    rx: &mut mpsc::Receiver<Msg>,
+    table: usize,
+    stats: &mut CopyStats,
+) -> Result<u64> {
     let started = Instant::now();
     let mut copy = conn.copy_in_raw(&copy_statement(&TABLES[table])).await?;
     loop {
@@ -185,7 +190,11 @@ pub(crate) async fn load_all(pool: &PgPool, cfg: &SeedConfig) -> Result<Loaded> 
     let queue: Queue = Arc::new(Mutex::new(tenants));
     let done = futures::future::try_join_all((0..workers).map(|_| worker(pool, queue.clone(), hash.clone()))).await?;
     let mut all: Vec<(usize, TenantId, String)> = Vec::new();
-    let mut loaded = Loaded { tenants: Vec::new(), counts: vec![(0, 0); TABLES.len()], stats: vec![(0, Duration::ZERO); TABLES.len()] };
+    let mut loaded = Loaded {
+        tenants: Vec::new(),
+        counts: vec![(0, 0); TABLES.len()],
+        stats: vec![(0, Duration::ZERO); TABLES.len()],
+    };
     for (tenants, counts, stats) in done {
         all.extend(tenants);
         add_counts(&mut loaded.counts, &counts);

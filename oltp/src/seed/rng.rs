@@ -78,8 +78,8 @@ pub(crate) fn between(rng: &mut impl Rng, lo: i64, hi: i64) -> i64 {
 }
 
 /// One element of a non-empty static list.
-pub(crate) fn pick<'a, T>(rng: &mut impl Rng, items: &'a [T]) -> &'a T {
-    &items[rng.random_range(0..items.len().max(1))]
+pub(crate) fn pick<T: Copy>(rng: &mut impl Rng, items: &[T]) -> T {
+    items[rng.random_range(0..items.len().max(1))]
 }
 
 /// Index of an element of `weights`, proportional to the weight.

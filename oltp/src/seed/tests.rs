@@ -37,11 +37,8 @@ impl Data {
         let mut mem = Mem(vec![Vec::new(); TABLES.len()]);
         let generated = generate::generate(&cfg, &mut mem);
         assert!(generated.is_ok(), "{:?}", generated.err());
-        let tables = TABLES
-            .iter()
-            .zip(mem.0)
-            .map(|(t, bytes)| (t.name, parse_csv(&String::from_utf8_lossy(&bytes))))
-            .collect();
+        let tables =
+            TABLES.iter().zip(mem.0).map(|(t, bytes)| (t.name, parse_csv(&String::from_utf8_lossy(&bytes)))).collect();
         Data { tables }
     }
 
@@ -121,7 +118,11 @@ fn every_tenant_has_rows_in_every_table_even_when_tiny() {
         }
     }
     let slugs: Vec<&str> = d.rows("tenants").iter().filter_map(|r| d.get("tenants", r, "slug")).collect();
-    assert!(slugs.iter().all(|s| s.len() >= 2 && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')));
+    assert!(
+        slugs
+            .iter()
+            .all(|s| s.len() >= 2 && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'))
+    );
     assert_eq!(slugs.iter().collect::<HashSet<_>>().len(), 3, "{slugs:?}");
 }
 
@@ -160,15 +161,24 @@ fn rows_follow_the_schema_rules() {
         assert_eq!(converted, d.get("leads", r, "converted_opportunity_id").is_some());
     }
     for r in d.rows("subscriptions") {
-        assert_eq!(d.get("subscriptions", r, "status") == Some("cancelled"), d.get("subscriptions", r, "cancelled_at").is_some());
+        assert_eq!(
+            d.get("subscriptions", r, "status") == Some("cancelled"),
+            d.get("subscriptions", r, "cancelled_at").is_some()
+        );
     }
     for r in d.rows("tasks") {
         assert_eq!(d.get("tasks", r, "status") == Some("completed"), d.get("tasks", r, "completed_at").is_some());
     }
-    for (table, column) in [("interaction_logs", "occurred_at"), ("stage_histories", "changed_at"), ("payments", "paid_at")] {
-        assert!(d.rows(table).iter().all(|r| d.get(table, r, column).is_some_and(|t| t <= now.as_str())), "{table}.{column} after as_of");
+    for (table, column) in
+        [("interaction_logs", "occurred_at"), ("stage_histories", "changed_at"), ("payments", "paid_at")]
+    {
+        assert!(
+            d.rows(table).iter().all(|r| d.get(table, r, column).is_some_and(|t| t <= now.as_str())),
+            "{table}.{column} after as_of"
+        );
     }
-    let hashes: Vec<&str> = d.rows("user_credentials").iter().filter_map(|r| d.get("user_credentials", r, "password_hash")).collect();
+    let hashes: Vec<&str> =
+        d.rows("user_credentials").iter().filter_map(|r| d.get("user_credentials", r, "password_hash")).collect();
     assert!(!hashes.is_empty() && hashes.iter().all(|h| h.starts_with("$argon2id$")));
 }
 
@@ -235,9 +245,12 @@ fn deals_with_more_activity_win_more() {
     let mut counts: Vec<usize> = closed.iter().map(|c| c.0).collect();
     counts.sort_unstable();
     let median = counts[counts.len() / 2];
-    let (hi, lo): (Vec<&(usize, bool)>, Vec<&(usize, bool)>) = closed.iter().partition(|c| c.0 > median);
-    let (h, l) = (rate(hi.iter().filter(|c| c.1).count(), hi.len()), rate(lo.iter().filter(|c| c.1).count(), lo.len()));
-    eprintln!("win rate: activities > median ({median}) {h:.3} (n={}), ≤ median {l:.3} (n={})", hi.len(), lo.len());
+    let won_rate = |keep: &dyn Fn(usize) -> bool| {
+        let group: Vec<bool> = closed.iter().filter(|c| keep(c.0)).map(|c| c.1).collect();
+        (rate(group.iter().filter(|w| **w).count(), group.len()), group.len())
+    };
+    let ((h, nh), (l, nl)) = (won_rate(&|n| n > median), won_rate(&|n| n <= median));
+    eprintln!("win rate: activities > median ({median}) {h:.3} (n={nh}), ≤ median {l:.3} (n={nl})");
     assert!(h > 1.5 * l, "{h:.3} vs {l:.3}");
 }
 
@@ -256,10 +269,21 @@ fn churned_customers_used_less_and_complained_more() {
         }
     }
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
-    eprintln!("seat usage: cancelled {:.3} (n={}), active {:.3} (n={})", mean(&churned), churned.len(), mean(&kept), kept.len());
+    eprintln!(
+        "seat usage: cancelled {:.3} (n={}), active {:.3} (n={})",
+        mean(&churned),
+        churned.len(),
+        mean(&kept),
+        kept.len()
+    );
     assert!(churned.len() > 10 && mean(&churned) + 0.15 < mean(&kept));
     let negative = ["considering alternatives", "third outage", "unacceptable", "other vendors"];
-    let angry = d.rows("ticket_messages").iter().filter_map(|r| d.get("ticket_messages", r, "body")).filter(|b| negative.iter().any(|n| b.contains(n))).count();
+    let angry = d
+        .rows("ticket_messages")
+        .iter()
+        .filter_map(|r| d.get("ticket_messages", r, "body"))
+        .filter(|b| negative.iter().any(|n| b.contains(n)))
+        .count();
     assert!(angry > 0, "some ticket text is negative");
 }
 

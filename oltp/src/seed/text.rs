@@ -45,7 +45,11 @@ const SYMPTOMS: &[&str] = &[
 ];
 
 const OPENINGS: [&[&str]; 4] = [
-    &["Hi team, hope you are well!", "Hello, quick one for you.", "Hi there, first of all thanks for the great product."],
+    &[
+        "Hi team, hope you are well!",
+        "Hello, quick one for you.",
+        "Hi there, first of all thanks for the great product.",
+    ],
     &["Hello,", "Hi support team,", "Good morning,"],
     &["Hi,", "Hello support,", "We have a problem again."],
     &["This needs attention immediately.", "I am writing to escalate an issue.", "Once again we are blocked."],
@@ -90,8 +94,8 @@ fn mood_ix(m: Mood) -> usize {
 
 /// (category, subject, description) of a new ticket.
 pub(crate) fn ticket(rng: &mut impl Rng, mood: Mood, who: &str) -> (&'static str, String, String) {
-    let (category, component) = *pick(rng, AREAS);
-    let symptom = *pick(rng, SYMPTOMS);
+    let (category, component) = pick(rng, AREAS);
+    let symptom = pick(rng, SYMPTOMS);
     let subject = match mood {
         Mood::Angry => format!("URGENT: {} ({component})", capitalize(symptom)),
         Mood::Negative => format!("{} again", capitalize(symptom)),
@@ -111,17 +115,23 @@ pub(crate) fn ticket(rng: &mut impl Rng, mood: Mood, who: &str) -> (&'static str
 /// A support agent's reply.
 pub(crate) fn agent_reply(rng: &mut impl Rng, customer_first: &str, agent: &str, resolved: bool) -> String {
     let body = if resolved {
-        *pick(rng, &[
-            "We deployed a fix this morning; could you confirm that it works on your side?",
-            "The root cause was a misconfigured mapping, which we corrected. Everything should be back to normal.",
-            "This is resolved in release 24.3. I will close the ticket, but reply anytime if it comes back.",
-        ])
+        pick(
+            rng,
+            &[
+                "We deployed a fix this morning; could you confirm that it works on your side?",
+                "The root cause was a misconfigured mapping, which we corrected. Everything should be back to normal.",
+                "This is resolved in release 24.3. I will close the ticket, but reply anytime if it comes back.",
+            ],
+        )
     } else {
-        *pick(rng, &[
-            "Thanks for reporting this. I have reproduced it and passed it to our engineers.",
-            "Sorry for the trouble. Could you send us the time of the last failure and an example record?",
-            "I understand the urgency. I have raised the priority and will update you within the day.",
-        ])
+        pick(
+            rng,
+            &[
+                "Thanks for reporting this. I have reproduced it and passed it to our engineers.",
+                "Sorry for the trouble. Could you send us the time of the last failure and an example record?",
+                "I understand the urgency. I have raised the priority and will update you within the day.",
+            ],
+        )
     };
     format!("Hi {customer_first},\n\n{body}\n\nBest,\n{agent}")
 }
@@ -137,7 +147,7 @@ pub(crate) fn customer_followup(rng: &mut impl Rng, mood: Mood) -> String {
             "No update for two days. We are evaluating other vendors and will raise this at the renewal.",
         ],
     };
-    (*pick(rng, options)).to_owned()
+    (pick(rng, options)).to_owned()
 }
 
 pub(crate) fn internal_note(rng: &mut impl Rng, n: u32) -> String {
@@ -151,8 +161,8 @@ pub(crate) fn internal_note(rng: &mut impl Rng, n: u32) -> String {
 
 /// (title, slug stem, category, body) of a knowledge-base article.
 pub(crate) fn kb_article(rng: &mut impl Rng, brand: &str) -> (String, String, &'static str, String) {
-    let (category, component) = *pick(rng, AREAS);
-    let symptom = *pick(rng, SYMPTOMS);
+    let (category, component) = pick(rng, AREAS);
+    let symptom = pick(rng, SYMPTOMS);
     let troubleshoot = rng.random_bool(0.5);
     let title = if troubleshoot {
         format!("Troubleshooting: {symptom}")
@@ -165,12 +175,15 @@ pub(crate) fn kb_article(rng: &mut impl Rng, brand: &str) -> (String, String, &'
          3. {}\n\n## Still stuck?\n\nContact support with the time of the problem and an example record.",
         if troubleshoot { "what to do when ".to_owned() + symptom } else { "how to set up and use".to_owned() },
         capitalize(category).replace('_', " "),
-        pick(rng, &[
-            "Re-authorise the integration user and run a manual sync.",
-            "Clear the browser cache and sign in again through your identity provider.",
-            "Reduce the batch size to 500 rows and retry the import.",
-            "Ask an administrator to review the sharing rules for the affected team.",
-        ]),
+        pick(
+            rng,
+            &[
+                "Re-authorise the integration user and run a manual sync.",
+                "Clear the browser cache and sign in again through your identity provider.",
+                "Reduce the batch size to 500 rows and retry the import.",
+                "Ask an administrator to review the sharing rules for the affected team.",
+            ]
+        ),
     );
     (title.clone(), super::words::slugify(&title), category, body)
 }
@@ -178,10 +191,14 @@ pub(crate) fn kb_article(rng: &mut impl Rng, brand: &str) -> (String, String, &'
 /// Body of a document version (proposal, contract, account plan).
 pub(crate) fn document_body(rng: &mut impl Rng, kind: &str, account: &str, brand: &str, version: i64) -> String {
     let intro = match kind {
-        "proposal" => format!("Proposal for {account}\n\nExecutive summary\n\n{brand} will help {account} \
-            consolidate pipeline, forecasting and customer health in one place."),
-        "contract" => format!("Master Subscription Agreement between {brand} and {account}\n\n1. Subscription. \
-            The customer subscribes to the services in the order form for the subscription term."),
+        "proposal" => format!(
+            "Proposal for {account}\n\nExecutive summary\n\n{brand} will help {account} \
+            consolidate pipeline, forecasting and customer health in one place."
+        ),
+        "contract" => format!(
+            "Master Subscription Agreement between {brand} and {account}\n\n1. Subscription. \
+            The customer subscribes to the services in the order form for the subscription term."
+        ),
         _ => format!("Account plan: {account}\n\nGoals for the next two quarters and the people involved."),
     };
     let extras = [
@@ -195,7 +212,7 @@ pub(crate) fn document_body(rng: &mut impl Rng, kind: &str, account: &str, brand
     let mut body = intro;
     for _ in 0..2 + version {
         body.push_str("\n\n");
-        body.push_str(*pick(rng, &extras));
+        body.push_str(pick(rng, &extras));
     }
     body.push_str(&format!("\n\nRevision {version}."));
     body
@@ -204,15 +221,23 @@ pub(crate) fn document_body(rng: &mut impl Rng, kind: &str, account: &str, brand
 /// Subject of a sales e-mail, call, meeting or note.
 pub(crate) fn activity_subject(rng: &mut impl Rng, kind: &str, topic: &str) -> String {
     let topics: &[&str] = &[
-        "pricing", "the security review", "next steps", "the rollout plan", "contract terms", "the pilot results",
-        "the technical evaluation", "renewal timing", "seat count", "onboarding",
+        "pricing",
+        "the security review",
+        "next steps",
+        "the rollout plan",
+        "contract terms",
+        "the pilot results",
+        "the technical evaluation",
+        "renewal timing",
+        "seat count",
+        "onboarding",
     ];
     let t = pick(rng, topics);
     match kind {
         "email" => format!("Re: {topic} — {t}"),
         "call" => format!("Call about {t} ({topic})"),
-        "meeting" => format!("{} — {topic}", capitalize(*pick(rng, &["demo", "workshop", "review", "kick-off"]))),
-        "web_visit" => format!("Visited /{}", *pick(rng, &["pricing", "product/forecasting", "customers", "security"])),
+        "meeting" => format!("{} — {topic}", capitalize(pick(rng, &["demo", "workshop", "review", "kick-off"]))),
+        "web_visit" => format!("Visited /{}", pick(rng, &["pricing", "product/forecasting", "customers", "security"])),
         "chat" => format!("Website chat about {t}"),
         _ => format!("Note: {t}"),
     }
@@ -243,7 +268,7 @@ pub(crate) fn activity_body(rng: &mut impl Rng, kind: &str, going_well: bool) ->
     } else {
         &bad
     };
-    Some((*pick(rng, list)).to_owned())
+    Some((pick(rng, list)).to_owned())
 }
 
 pub(crate) fn capitalize(s: &str) -> String {

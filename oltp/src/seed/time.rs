@@ -126,17 +126,9 @@ impl FiscalCalendar {
         let (year, month0) = (first_month.div_euclid(12), first_month.rem_euclid(12));
         let start = NaiveDate::from_ymd_opt(year, month0 as u32 + 1, 1).unwrap_or_default();
         let end = add_months(start, 3).pred_opt().unwrap_or(start);
-        let fy_start_year = if month0 as u32 + 1 >= self.start_month {
-            year
-        } else {
-            year - 1
-        };
+        let fy_start_year = if month0 as u32 + 1 >= self.start_month { year } else { year - 1 };
         let quarter = ((month0 + 12 - (self.start_month as i32 - 1)).rem_euclid(12) / 3 + 1) as u32;
-        let fiscal_year = if self.named_by_end && self.start_month != 1 {
-            fy_start_year + 1
-        } else {
-            fy_start_year
-        };
+        let fiscal_year = if self.named_by_end && self.start_month != 1 { fy_start_year + 1 } else { fy_start_year };
         FiscalQuarter { index, fiscal_year, quarter, start, end }
     }
 }

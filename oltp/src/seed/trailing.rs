@@ -31,7 +31,8 @@ fn quotas(em: &mut Emitter<'_>, c: &TenantCtx) -> Result<()> {
     let current = cal.quarter_of(date_of(c.t.now)).index;
     let first = cal.quarter_of(date_of(c.t.history_start)).index;
     let bookings: Vec<i64> = c.acc.bookings.values().copied().filter(|b| *b > 0).collect();
-    let typical = if bookings.is_empty() { 5_000_000.0 } else { bookings.iter().sum::<i64>() as f64 / bookings.len() as f64 };
+    let typical =
+        if bookings.is_empty() { 5_000_000.0 } else { bookings.iter().sum::<i64>() as f64 / bookings.len() as f64 };
     // (territory root index, quarter index) → sum of rep quotas
     let mut by_region: BTreeMap<(usize, i32), i64> = BTreeMap::new();
     em.begin(QUOTAS);
@@ -47,7 +48,9 @@ fn quotas(em: &mut Emitter<'_>, c: &TenantCtx) -> Result<()> {
             let booked = c.acc.bookings.get(&(u, qi)).copied().unwrap_or(0) as f64;
             let amount = if qi < current && booked > 0.0 {
                 round_thousands(booked / (0.9 + 0.25 * normal(&mut rng)).clamp(0.35, 1.6))
-            } else if let Some(avg) = (!recent.is_empty()).then(|| recent.iter().rev().take(4).sum::<i64>() / recent.len().min(4) as i64) {
+            } else if let Some(avg) =
+                (!recent.is_empty()).then(|| recent.iter().rev().take(4).sum::<i64>() / recent.len().min(4) as i64)
+            {
                 round_thousands(avg as f64 * if qi >= current { 1.05 } else { uniform(&mut rng, 0.9, 1.1) })
             } else {
                 round_thousands(typical * uniform(&mut rng, 0.9, 1.3))
@@ -56,17 +59,39 @@ fn quotas(em: &mut Emitter<'_>, c: &TenantCtx) -> Result<()> {
             let at = (ms_of(q.start) - 20 * DAY).max(user.created);
             let root = user.territory.and_then(|t| c.org.territories[t].parent).unwrap_or(0);
             *by_region.entry((root, qi)).or_default() += amount;
-            em.row().uuid(c.t.id).uuid(ids.at_millis(at as u64)).uuid(user.id).opt_uuid(user.territory.map(|t| c.org.territories[t].id))
-                .int(i64::from(q.fiscal_year)).int(i64::from(q.quarter)).date(q.start).date(q.end).money(amount)
-                .text(c.t.currency.code()).ts(at).ts(at).end()?;
+            em.row()
+                .uuid(c.t.id)
+                .uuid(ids.at_millis(at as u64))
+                .uuid(user.id)
+                .opt_uuid(user.territory.map(|t| c.org.territories[t].id))
+                .int(i64::from(q.fiscal_year))
+                .int(i64::from(q.quarter))
+                .date(q.start)
+                .date(q.end)
+                .money(amount)
+                .text(c.t.currency.code())
+                .ts(at)
+                .ts(at)
+                .end()?;
         }
     }
     for ((root, qi), amount) in by_region {
         let q = cal.quarter_by_index(qi);
         let at = (ms_of(q.start) - 25 * DAY).max(c.t.created);
-        em.row().uuid(c.t.id).uuid(ids.at_millis(at as u64)).null().uuid(c.org.territories[root].id)
-            .int(i64::from(q.fiscal_year)).int(i64::from(q.quarter)).date(q.start).date(q.end)
-            .money(round_thousands(amount as f64 * 1.1)).text(c.t.currency.code()).ts(at).ts(at).end()?;
+        em.row()
+            .uuid(c.t.id)
+            .uuid(ids.at_millis(at as u64))
+            .null()
+            .uuid(c.org.territories[root].id)
+            .int(i64::from(q.fiscal_year))
+            .int(i64::from(q.quarter))
+            .date(q.start)
+            .date(q.end)
+            .money(round_thousands(amount as f64 * 1.1))
+            .text(c.t.currency.code())
+            .ts(at)
+            .ts(at)
+            .end()?;
     }
     em.finish()
 }
@@ -85,9 +110,24 @@ fn snapshots(em: &mut Emitter<'_>, c: &TenantCtx) -> Result<()> {
         let user = &c.org.users[u];
         let territory = user.territory.map(|t| c.org.territories[t].id);
         let row = |em: &mut Emitter<'_>, id, source: &str, r: &Rollup, predicted: Option<i64>| {
-            em.row().uuid(c.t.id).uuid(id).uuid(user.id).opt_uuid(territory).int(i64::from(q.fiscal_year))
-                .int(i64::from(q.quarter)).date(day).text(source).money(r[0]).money(r[1]).money(r[2]).money(r[3])
-                .opt_money(predicted).text(c.t.currency.code()).ts(at).ts(at).end()
+            em.row()
+                .uuid(c.t.id)
+                .uuid(id)
+                .uuid(user.id)
+                .opt_uuid(territory)
+                .int(i64::from(q.fiscal_year))
+                .int(i64::from(q.quarter))
+                .date(day)
+                .text(source)
+                .money(r[0])
+                .money(r[1])
+                .money(r[2])
+                .money(r[3])
+                .opt_money(predicted)
+                .text(c.t.currency.code())
+                .ts(at)
+                .ts(at)
+                .end()
         };
         row(em, ids.at_millis(at as u64), "rollup", r, None)?;
         let predicted = r[3] as f64 + 0.8 * r[0] as f64 + 0.45 * r[1] as f64 + 0.1 * r[2] as f64;
@@ -109,10 +149,24 @@ fn snapshots(em: &mut Emitter<'_>, c: &TenantCtx) -> Result<()> {
         let judgement = |v: i64, rng: &mut super::rng::SeedRng| (v as f64 * uniform(rng, 0.85, 1.1)).round() as i64;
         let call = [judgement(r[0], &mut rng), judgement(r[1], &mut rng), r[2], r[3]];
         let user = &c.org.users[m];
-        em.row().uuid(c.t.id).uuid(ids.at_millis(at as u64)).uuid(user.id)
-            .opt_uuid(user.territory.map(|t| c.org.territories[t].id)).int(i64::from(q.fiscal_year)).int(i64::from(q.quarter))
-            .date(day).text("manager_call").money(call[0]).money(call[1]).money(call[2]).money(call[3]).null()
-            .text(c.t.currency.code()).ts(at).ts(at).end()?;
+        em.row()
+            .uuid(c.t.id)
+            .uuid(ids.at_millis(at as u64))
+            .uuid(user.id)
+            .opt_uuid(user.territory.map(|t| c.org.territories[t].id))
+            .int(i64::from(q.fiscal_year))
+            .int(i64::from(q.quarter))
+            .date(day)
+            .text("manager_call")
+            .money(call[0])
+            .money(call[1])
+            .money(call[2])
+            .money(call[3])
+            .null()
+            .text(c.t.currency.code())
+            .ts(at)
+            .ts(at)
+            .end()?;
     }
     em.finish()
 }

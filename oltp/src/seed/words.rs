@@ -5,21 +5,24 @@ use crate::model::Industry;
 
 use super::time::Region;
 
+#[rustfmt::skip]
 pub(crate) const FIRST_NAMES: &[&str] = &[
     "James", "Mary", "Robert", "Patricia", "John", "Jennifer", "Michael", "Linda", "David", "Elizabeth",
     "William", "Barbara", "Richard", "Susan", "Joseph", "Jessica", "Thomas", "Sarah", "Daniel", "Karen",
-    "Matthew", "Nancy", "Anthony", "Lisa", "Mark", "Betty", "Steven", "Sandra", "Andrew", "Ashley",
-    "Joshua", "Emily", "Kevin", "Michelle", "Brian", "Amanda", "George", "Melissa", "Timothy", "Stephanie",
-    "Oliver", "Amelia", "Harry", "Isla", "Jack", "Ava", "Noah", "Sophie", "Lukas", "Lena", "Felix", "Hannah",
-    "Jonas", "Lea", "Louis", "Chloé", "Hugo", "Camille", "Mateo", "Lucía", "Pablo", "Elena", "Lars", "Ingrid",
-    "Erik", "Astrid", "Sven", "Freja", "Marco", "Giulia", "Luca", "Chiara", "Pieter", "Sanne", "Daan", "Femke",
-    "Hiroshi", "Yuki", "Kenji", "Aiko", "Wei", "Mei", "Jun", "Li", "Arjun", "Priya", "Rahul", "Ananya", "Vikram",
-    "Aisha", "Omar", "Fatima", "Tariq", "Leila", "Chloe", "Liam", "Zoe", "Ethan", "Mia", "Lucas", "Grace",
-    "Gabriel", "Beatriz", "Rafael", "Mariana", "Diego", "Valentina", "Santiago", "Camila", "Nicolás", "Sofía",
-    "Siobhán", "Seán", "Aoife", "Niamh", "Jan", "Zofia", "Tomasz", "Katarzyna", "Min-jun", "Seo-yeon", "Thabo",
-    "Naledi", "Kwame", "Ama", "Dmitri", "Olga", "Noor", "Yusuf", "Ines", "Joaquim", "Renée", "Björn", "Åsa",
+    "Matthew", "Nancy", "Anthony", "Lisa", "Mark", "Betty", "Steven", "Sandra", "Andrew", "Ashley", "Joshua",
+    "Emily", "Kevin", "Michelle", "Brian", "Amanda", "George", "Melissa", "Timothy", "Stephanie", "Oliver",
+    "Amelia", "Harry", "Isla", "Jack", "Ava", "Noah", "Sophie", "Lukas", "Lena", "Felix", "Hannah", "Jonas",
+    "Lea", "Louis", "Chloé", "Hugo", "Camille", "Mateo", "Lucía", "Pablo", "Elena", "Lars", "Ingrid", "Erik",
+    "Astrid", "Sven", "Freja", "Marco", "Giulia", "Luca", "Chiara", "Pieter", "Sanne", "Daan", "Femke",
+    "Hiroshi", "Yuki", "Kenji", "Aiko", "Wei", "Mei", "Jun", "Li", "Arjun", "Priya", "Rahul", "Ananya",
+    "Vikram", "Aisha", "Omar", "Fatima", "Tariq", "Leila", "Chloe", "Liam", "Zoe", "Ethan", "Mia", "Lucas",
+    "Grace", "Gabriel", "Beatriz", "Rafael", "Mariana", "Diego", "Valentina", "Santiago", "Camila", "Nicolás",
+    "Sofía", "Siobhán", "Seán", "Aoife", "Niamh", "Jan", "Zofia", "Tomasz", "Katarzyna", "Min-jun", "Seo-yeon",
+    "Thabo", "Naledi", "Kwame", "Ama", "Dmitri", "Olga", "Noor", "Yusuf", "Ines", "Joaquim", "Renée", "Björn",
+    "Åsa",
 ];
 
+#[rustfmt::skip]
 pub(crate) const LAST_NAMES: &[&str] = &[
     "Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Rodriguez", "Martinez",
     "Hernandez", "Lopez", "Wilson", "Anderson", "Thomas", "Taylor", "Moore", "Jackson", "Martin", "Lee",
@@ -38,6 +41,7 @@ pub(crate) const LAST_NAMES: &[&str] = &[
 ];
 
 /// First halves of fictional company names.
+#[rustfmt::skip]
 pub(crate) const COMPANY_STEMS: &[&str] = &[
     "Northwind", "Bluepeak", "Ironbridge", "Silverline", "Brightwater", "Stonefield", "Redwood", "Clearview",
     "Oakridge", "Suncrest", "Harborview", "Greenfield", "Highland", "Riverbend", "Lakeshore", "Crestline",
@@ -92,40 +96,103 @@ pub(crate) struct Place {
 }
 
 pub(crate) const PLACES: &[Place] = &[
-    Place { territory: "NA East", region: Region::Na, countries: &[
-        ("US", &["New York", "Boston", "Philadelphia", "Atlanta", "Miami", "Charlotte"]),
-        ("CA", &["Toronto", "Montreal", "Ottawa"])] },
-    Place { territory: "NA Central", region: Region::Na, countries: &[
-        ("US", &["Chicago", "Dallas", "Austin", "Minneapolis", "Denver", "Houston"])] },
-    Place { territory: "NA West", region: Region::Na, countries: &[
-        ("US", &["San Francisco", "Seattle", "Los Angeles", "San Diego", "Portland"]),
-        ("CA", &["Vancouver", "Calgary"])] },
-    Place { territory: "UK & Ireland", region: Region::Emea, countries: &[
-        ("GB", &["London", "Manchester", "Edinburgh", "Bristol", "Leeds"]), ("IE", &["Dublin", "Cork"])] },
-    Place { territory: "DACH", region: Region::Emea, countries: &[
-        ("DE", &["Berlin", "Munich", "Hamburg", "Frankfurt", "Cologne"]), ("AT", &["Vienna", "Graz"]),
-        ("CH", &["Zurich", "Basel", "Geneva"])] },
-    Place { territory: "France & Benelux", region: Region::Emea, countries: &[
-        ("FR", &["Paris", "Lyon", "Toulouse", "Nantes"]), ("NL", &["Amsterdam", "Rotterdam", "Utrecht"]),
-        ("BE", &["Brussels", "Antwerp"])] },
-    Place { territory: "Nordics", region: Region::Emea, countries: &[
-        ("SE", &["Stockholm", "Gothenburg", "Malmö"]), ("DK", &["Copenhagen", "Aarhus"]),
-        ("NO", &["Oslo", "Bergen"]), ("FI", &["Helsinki", "Espoo"])] },
-    Place { territory: "Southern Europe", region: Region::Emea, countries: &[
-        ("ES", &["Madrid", "Barcelona", "Valencia"]), ("IT", &["Milan", "Rome", "Turin"]),
-        ("PT", &["Lisbon", "Porto"])] },
-    Place { territory: "ANZ", region: Region::Apac, countries: &[
-        ("AU", &["Sydney", "Melbourne", "Brisbane", "Perth"]), ("NZ", &["Auckland", "Wellington"])] },
-    Place { territory: "Japan & Korea", region: Region::Apac, countries: &[
-        ("JP", &["Tokyo", "Osaka", "Yokohama"]), ("KR", &["Seoul", "Busan"])] },
-    Place { territory: "Southeast Asia & India", region: Region::Apac, countries: &[
-        ("SG", &["Singapore"]), ("IN", &["Bengaluru", "Mumbai", "Pune", "Hyderabad"]),
-        ("MY", &["Kuala Lumpur"])] },
-    Place { territory: "Brazil", region: Region::Latam, countries: &[
-        ("BR", &["São Paulo", "Rio de Janeiro", "Belo Horizonte", "Curitiba"])] },
-    Place { territory: "Spanish-speaking LATAM", region: Region::Latam, countries: &[
-        ("MX", &["Mexico City", "Guadalajara", "Monterrey"]), ("CO", &["Bogotá", "Medellín"]),
-        ("AR", &["Buenos Aires", "Córdoba"]), ("CL", &["Santiago"])] },
+    Place {
+        territory: "NA East",
+        region: Region::Na,
+        countries: &[
+            ("US", &["New York", "Boston", "Philadelphia", "Atlanta", "Miami", "Charlotte"]),
+            ("CA", &["Toronto", "Montreal", "Ottawa"]),
+        ],
+    },
+    Place {
+        territory: "NA Central",
+        region: Region::Na,
+        countries: &[("US", &["Chicago", "Dallas", "Austin", "Minneapolis", "Denver", "Houston"])],
+    },
+    Place {
+        territory: "NA West",
+        region: Region::Na,
+        countries: &[
+            ("US", &["San Francisco", "Seattle", "Los Angeles", "San Diego", "Portland"]),
+            ("CA", &["Vancouver", "Calgary"]),
+        ],
+    },
+    Place {
+        territory: "UK & Ireland",
+        region: Region::Emea,
+        countries: &[("GB", &["London", "Manchester", "Edinburgh", "Bristol", "Leeds"]), ("IE", &["Dublin", "Cork"])],
+    },
+    Place {
+        territory: "DACH",
+        region: Region::Emea,
+        countries: &[
+            ("DE", &["Berlin", "Munich", "Hamburg", "Frankfurt", "Cologne"]),
+            ("AT", &["Vienna", "Graz"]),
+            ("CH", &["Zurich", "Basel", "Geneva"]),
+        ],
+    },
+    Place {
+        territory: "France & Benelux",
+        region: Region::Emea,
+        countries: &[
+            ("FR", &["Paris", "Lyon", "Toulouse", "Nantes"]),
+            ("NL", &["Amsterdam", "Rotterdam", "Utrecht"]),
+            ("BE", &["Brussels", "Antwerp"]),
+        ],
+    },
+    Place {
+        territory: "Nordics",
+        region: Region::Emea,
+        countries: &[
+            ("SE", &["Stockholm", "Gothenburg", "Malmö"]),
+            ("DK", &["Copenhagen", "Aarhus"]),
+            ("NO", &["Oslo", "Bergen"]),
+            ("FI", &["Helsinki", "Espoo"]),
+        ],
+    },
+    Place {
+        territory: "Southern Europe",
+        region: Region::Emea,
+        countries: &[
+            ("ES", &["Madrid", "Barcelona", "Valencia"]),
+            ("IT", &["Milan", "Rome", "Turin"]),
+            ("PT", &["Lisbon", "Porto"]),
+        ],
+    },
+    Place {
+        territory: "ANZ",
+        region: Region::Apac,
+        countries: &[("AU", &["Sydney", "Melbourne", "Brisbane", "Perth"]), ("NZ", &["Auckland", "Wellington"])],
+    },
+    Place {
+        territory: "Japan & Korea",
+        region: Region::Apac,
+        countries: &[("JP", &["Tokyo", "Osaka", "Yokohama"]), ("KR", &["Seoul", "Busan"])],
+    },
+    Place {
+        territory: "Southeast Asia & India",
+        region: Region::Apac,
+        countries: &[
+            ("SG", &["Singapore"]),
+            ("IN", &["Bengaluru", "Mumbai", "Pune", "Hyderabad"]),
+            ("MY", &["Kuala Lumpur"]),
+        ],
+    },
+    Place {
+        territory: "Brazil",
+        region: Region::Latam,
+        countries: &[("BR", &["São Paulo", "Rio de Janeiro", "Belo Horizonte", "Curitiba"])],
+    },
+    Place {
+        territory: "Spanish-speaking LATAM",
+        region: Region::Latam,
+        countries: &[
+            ("MX", &["Mexico City", "Guadalajara", "Monterrey"]),
+            ("CO", &["Bogotá", "Medellín"]),
+            ("AR", &["Buenos Aires", "Córdoba"]),
+            ("CL", &["Santiago"]),
+        ],
+    },
 ];
 
 /// Top-level domain for a country.
@@ -197,21 +264,37 @@ pub(crate) fn vat_bp(country: &str) -> i64 {
 }
 
 pub(crate) const TITLES_INDIVIDUAL: &[&str] = &[
-    "Sales Operations Analyst", "Account Executive", "Data Analyst", "Marketing Specialist",
-    "Software Engineer", "Business Analyst", "Procurement Specialist", "Customer Success Specialist",
-    "Financial Analyst", "IT Administrator",
+    "Sales Operations Analyst",
+    "Account Executive",
+    "Data Analyst",
+    "Marketing Specialist",
+    "Software Engineer",
+    "Business Analyst",
+    "Procurement Specialist",
+    "Customer Success Specialist",
+    "Financial Analyst",
+    "IT Administrator",
 ];
 pub(crate) const TITLES_MANAGER: &[&str] = &[
-    "Sales Manager", "IT Manager", "Marketing Manager", "Operations Manager", "Procurement Manager",
-    "Revenue Operations Manager", "Engineering Manager", "Customer Success Manager",
+    "Sales Manager",
+    "IT Manager",
+    "Marketing Manager",
+    "Operations Manager",
+    "Procurement Manager",
+    "Revenue Operations Manager",
+    "Engineering Manager",
+    "Customer Success Manager",
 ];
 pub(crate) const TITLES_DIRECTOR: &[&str] = &[
-    "Director of Sales", "Director of IT", "Director of Revenue Operations", "Director of Marketing",
-    "Director of Finance", "Director of Customer Experience",
+    "Director of Sales",
+    "Director of IT",
+    "Director of Revenue Operations",
+    "Director of Marketing",
+    "Director of Finance",
+    "Director of Customer Experience",
 ];
-pub(crate) const TITLES_VP: &[&str] = &[
-    "VP Sales", "VP Engineering", "VP Marketing", "VP Operations", "VP Finance", "VP Customer Success",
-];
+pub(crate) const TITLES_VP: &[&str] =
+    &["VP Sales", "VP Engineering", "VP Marketing", "VP Operations", "VP Finance", "VP Customer Success"];
 pub(crate) const TITLES_C_LEVEL: &[&str] = &["CEO", "CFO", "CTO", "CIO", "COO", "Chief Revenue Officer"];
 
 pub(crate) const USER_AGENTS: &[&str] = &[

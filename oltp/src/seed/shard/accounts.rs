@@ -39,14 +39,31 @@ const SEGMENTS: &[(Segment, f64)] = &[(Segment::Smb, 0.55), (Segment::MidMarket,
 
 fn size_for(rng: &mut SeedRng, segment: Segment) -> (CompanySize, i64) {
     let (size, lo, hi) = match segment {
-        Segment::Smb => *pick(rng, &[
-            (CompanySize::S1to10, 2, 10), (CompanySize::S11to50, 11, 50), (CompanySize::S11to50, 11, 50),
-            (CompanySize::S51to200, 51, 200),
-        ]),
-        Segment::MidMarket => *pick(rng, &[(CompanySize::S51to200, 51, 200), (CompanySize::S201to1000, 201, 1000),
-            (CompanySize::S201to1000, 201, 1000)]),
-        Segment::Enterprise => *pick(rng, &[(CompanySize::S1001to5000, 1001, 5000), (CompanySize::S1001to5000, 1001, 5000),
-            (CompanySize::S5000Plus, 5001, 80_000)]),
+        Segment::Smb => pick(
+            rng,
+            &[
+                (CompanySize::S1to10, 2, 10),
+                (CompanySize::S11to50, 11, 50),
+                (CompanySize::S11to50, 11, 50),
+                (CompanySize::S51to200, 51, 200),
+            ],
+        ),
+        Segment::MidMarket => pick(
+            rng,
+            &[
+                (CompanySize::S51to200, 51, 200),
+                (CompanySize::S201to1000, 201, 1000),
+                (CompanySize::S201to1000, 201, 1000),
+            ],
+        ),
+        Segment::Enterprise => pick(
+            rng,
+            &[
+                (CompanySize::S1001to5000, 1001, 5000),
+                (CompanySize::S1001to5000, 1001, 5000),
+                (CompanySize::S5000Plus, 5001, 80_000),
+            ],
+        ),
     };
     let employees = ((lo as f64).ln() + uniform(rng, 0.0, 1.0) * ((hi as f64).ln() - (lo as f64).ln())).exp();
     (size, (employees.round() as i64).clamp(lo, hi))
@@ -62,13 +79,19 @@ fn currency_for(rng: &mut SeedRng, country: &str, region: Region) -> Cur {
 }
 
 pub(super) fn company_name(rng: &mut SeedRng, industry: Industry) -> String {
-    let suffix = *pick(rng, words::company_suffixes(industry));
+    let suffix = pick(rng, words::company_suffixes(industry));
     match rng.random_range(0..10) {
         0..5 => format!("{} {suffix}", pick(rng, COMPANY_STEMS)),
         5..8 => format!(
             "{} {} {suffix}",
             pick(rng, COMPANY_STEMS),
-            pick(rng, &["Bay", "Ridge", "Valley", "River", "Point", "Harbor", "Peak", "Field", "Creek", "Park", "Lake", "Hill"])
+            pick(
+                rng,
+                &[
+                    "Bay", "Ridge", "Valley", "River", "Point", "Harbor", "Peak", "Field", "Creek", "Park", "Lake",
+                    "Hill"
+                ]
+            )
         ),
         8 => format!("{} & {} {suffix}", pick(rng, LAST_NAMES), pick(rng, LAST_NAMES)),
         _ => format!("{} {suffix}", pick(rng, LAST_NAMES)),
@@ -85,7 +108,13 @@ pub(super) fn phone(rng: &mut SeedRng, country: &str) -> String {
     match country {
         "US" | "CA" => format!("+1 {} 555 01{:02}", between(rng, 201, 990), between(rng, 0, 100)),
         "GB" => format!("+44 20 7946 0{:03}", between(rng, 0, 1000)),
-        _ => format!("+{} {} {} {:04}", words::calling_code(country), between(rng, 10, 99), between(rng, 100, 999), between(rng, 0, 10_000)),
+        _ => format!(
+            "+{} {} {} {:04}",
+            words::calling_code(country),
+            between(rng, 10, 99),
+            between(rng, 100, 999),
+            between(rng, 0, 10_000)
+        ),
     }
 }
 
@@ -94,8 +123,8 @@ fn account(c: &mut TenantCtx, rng: &mut SeedRng, created: Ms) -> Account {
     let owner = c.org.rep_for(rng, region, created);
     let territory = c.org.users[owner].territory.unwrap_or(0);
     let place = &PLACES[c.org.territories[territory].place.unwrap_or(0)];
-    let (country, cities) = *pick(rng, place.countries);
-    let city = *pick(rng, cities);
+    let (country, cities) = pick(rng, place.countries);
+    let city = pick(rng, cities);
     let segment = rng::weighted(rng, SEGMENTS);
     let (size, employees) = size_for(rng, segment);
     let industry = rng::weighted(rng, INDUSTRY_WEIGHTS);
@@ -108,7 +137,10 @@ fn account(c: &mut TenantCtx, rng: &mut SeedRng, created: Ms) -> Account {
         created,
         domain: domain_of(&name, country),
         description: chance(rng, 0.5).then(|| {
-            format!("{} company headquartered in {city}.", crate::seed::text::capitalize(&industry.as_str().replace('_', " ")))
+            format!(
+                "{} company headquartered in {city}.",
+                crate::seed::text::capitalize(&industry.as_str().replace('_', " "))
+            )
         }),
         name,
         parent: None,
@@ -153,8 +185,9 @@ fn maybe_subsidiary(c: &mut TenantCtx, rng: &mut SeedRng, s: &Shard, a: &mut Acc
     if a.segment == Segment::Smb || !chance(rng, 0.06) {
         return;
     }
-    let parents: Vec<usize> =
-        (0..s.accounts.len()).filter(|&i| s.accounts[i].segment == Segment::Enterprise && s.accounts[i].parent.is_none()).collect();
+    let parents: Vec<usize> = (0..s.accounts.len())
+        .filter(|&i| s.accounts[i].segment == Segment::Enterprise && s.accounts[i].parent.is_none())
+        .collect();
     if parents.is_empty() {
         return;
     }
@@ -187,7 +220,7 @@ pub(super) fn title(rng: &mut SeedRng, s: Seniority) -> &'static str {
         Seniority::Vp => words::TITLES_VP,
         Seniority::CLevel => words::TITLES_C_LEVEL,
     };
-    *pick(rng, list)
+    pick(rng, list)
 }
 
 fn contacts(c: &TenantCtx, s: &mut Shard) {
@@ -202,8 +235,12 @@ fn contacts(c: &TenantCtx, s: &mut Shard) {
         };
         let mut emails = std::collections::HashSet::new();
         for i in 0..n {
-            let at = if i == 0 { created + between(&mut rng, 0, 2 * HOUR) } else { created + rng.random_range(0..(c.t.now - created).max(1)) };
-            let (first, last) = (*pick(&mut rng, FIRST_NAMES), *pick(&mut rng, LAST_NAMES));
+            let at = if i == 0 {
+                created + between(&mut rng, 0, 2 * HOUR)
+            } else {
+                created + rng.random_range(0..(c.t.now - created).max(1))
+            };
+            let (first, last) = (pick(&mut rng, FIRST_NAMES), pick(&mut rng, LAST_NAMES));
             let sen = seniority(&mut rng, segment);
             let mut email = format!("{}@{domain}", words::email_local(first, last));
             if !emails.insert(email.clone()) {

@@ -40,6 +40,7 @@ impl TouchGen {
     }
 
     /// A past activity; calls, e-mails and meetings were planned as a task with probability `task_p`.
+    #[allow(clippy::too_many_arguments)]
     pub fn add(&mut self, s: &mut Shard, at: Ms, via: Via, user: usize, about: About, positive: bool, task_p: f64) {
         let rng = &mut self.rng;
         // Activities with a contact that came from a lead keep referring to that lead.
@@ -51,14 +52,21 @@ impl TouchGen {
         };
         let outcome = match via {
             Via::Call => rng::weighted(rng, &[("connected", 0.55), ("left_voicemail", 0.3), ("no_answer", 0.15)]),
-            Via::Email => if inbound { "replied" } else { "done" },
-            Via::Meeting => if !positive && chance(rng, 0.12) { "no_show" } else { "held" },
+            Via::Email if inbound => "replied",
+            Via::Email => "done",
+            Via::Meeting => {
+                if !positive && chance(rng, 0.12) {
+                    "no_show"
+                } else {
+                    "held"
+                }
+            }
             _ => "done",
         };
         let duration_s = match (via, outcome) {
             (Via::Call, "connected") => Some((lognormal(rng, 360.0, 0.6)) as i64),
             (Via::Call, _) => Some(between(rng, 5, 40)),
-            (Via::Meeting, _) => Some(*rng::pick(rng, &[1800, 2700, 3600])),
+            (Via::Meeting, _) => Some(rng::pick(rng, &[1800, 2700, 3600])),
             _ => None,
         };
         let task = (via.task_kind().is_some() && chance(rng, task_p)).then(|| {
@@ -111,7 +119,17 @@ impl TouchGen {
         s.open_tasks.push(task);
     }
 
-    fn open_task(&mut self, s: &mut Shard, created: Ms, due: Ms, kind: TaskKind, owner: usize, about: About, subject: String) {
+    #[allow(clippy::too_many_arguments)]
+    fn open_task(
+        &mut self,
+        s: &mut Shard,
+        created: Ms,
+        due: Ms,
+        kind: TaskKind,
+        owner: usize,
+        about: About,
+        subject: String,
+    ) {
         let meeting_at = (kind == TaskKind::Meeting).then_some(due);
         s.open_tasks.push(OpenTask {
             id: self.task_ids.at_millis(created as u64),
@@ -152,7 +170,8 @@ fn contact_at(rng: &mut SeedRng, s: &Shard, account: usize, preferred: Option<us
     if let Some(p) = preferred.filter(|_| chance(rng, 0.85)) {
         return Some(p);
     }
-    let list: Vec<usize> = s.accounts[account].contacts.iter().copied().filter(|&c| s.contacts[c].created <= at).collect();
+    let list: Vec<usize> =
+        s.accounts[account].contacts.iter().copied().filter(|&c| s.contacts[c].created <= at).collect();
     if list.is_empty() { preferred } else { Some(list[rng.random_range(0..list.len())]) }
 }
 
@@ -186,7 +205,8 @@ fn opp_touches(c: &TenantCtx, s: &mut Shard, g: &mut TouchGen, o: usize) {
     let positive = wins || momentum > 0.0;
     for t in times {
         let t = business_time(&mut g.rng, t, region).clamp(created, limit);
-        let via = rng::weighted(&mut g.rng, &[(Via::Email, 0.45), (Via::Call, 0.28), (Via::Meeting, 0.2), (Via::Note, 0.07)]);
+        let via =
+            rng::weighted(&mut g.rng, &[(Via::Email, 0.45), (Via::Call, 0.28), (Via::Meeting, 0.2), (Via::Note, 0.07)]);
         let who = contact_at(&mut g.rng, s, account, contact, t);
         let user = if via == Via::Meeting && chance(&mut g.rng, 0.2) {
             c.org.users[owner].manager.unwrap_or(owner)
@@ -205,7 +225,10 @@ fn opp_open_tasks(c: &TenantCtx, s: &mut Shard, g: &mut TouchGen, o: usize) {
     let subject = opp.next_step.unwrap_or("Check in on the deal").to_owned();
     match opp.status {
         OpportunityStatus::Open if opp.eventually_won() || chance(&mut g.rng, 0.5) => {
-            let kind = rng::weighted(&mut g.rng, &[(TaskKind::Call, 0.35), (TaskKind::Email, 0.2), (TaskKind::Meeting, 0.35), (TaskKind::Task, 0.1)]);
+            let kind = rng::weighted(
+                &mut g.rng,
+                &[(TaskKind::Call, 0.35), (TaskKind::Email, 0.2), (TaskKind::Meeting, 0.35), (TaskKind::Task, 0.1)],
+            );
             let due = c.t.now + between(&mut g.rng, HOUR, 14 * DAY);
             let made = (c.t.now - between(&mut g.rng, HOUR, 7 * DAY)).max(created);
             g.open_task(s, made, due, kind, owner, about, format!("{subject} — {name}"));
@@ -326,6 +349,10 @@ pub(super) fn finalize(c: &TenantCtx, s: &mut Shard) {
         };
     }
     for l in &mut s.leads {
-        l.updated = [Some(l.created), l.converted.map(|x| x.0), l.last_activity].into_iter().flatten().max().unwrap_or(l.created);
+        l.updated = [Some(l.created), l.converted.map(|x| x.0), l.last_activity]
+            .into_iter()
+            .flatten()
+            .max()
+            .unwrap_or(l.created);
     }
 }

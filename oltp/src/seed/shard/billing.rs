@@ -25,7 +25,9 @@ pub(super) fn build(c: &mut TenantCtx, s: &mut Shard) {
         let sub = &mut s.subs[i];
         lifecycle(c, &mut rng, sub, health, segment);
         invoices(c, &mut rng, &mut ids, sub, health, segment, country);
-        if sub.status == SubStatus::Active && sub.invoices.iter().any(|inv| inv.status == "open" && ms_of(inv.due) < c.t.now) {
+        if sub.status == SubStatus::Active
+            && sub.invoices.iter().any(|inv| inv.status == "open" && ms_of(inv.due) < c.t.now)
+        {
             sub.status = SubStatus::PastDue;
         }
     }
@@ -43,7 +45,10 @@ fn lifecycle(c: &TenantCtx, rng: &mut SeedRng, sub: &mut Sub, health: f64, segme
             } else if health < 0.45 && chance(rng, 0.4) {
                 "Too many reliability issues"
             } else {
-                *rng::pick(rng, &["Budget cuts", "Switched to a competitor", "Company was acquired", "Consolidating tools"])
+                rng::pick(
+                    rng,
+                    &["Budget cuts", "Switched to a competitor", "Company was acquired", "Consolidating tools"],
+                )
             });
         }
     }
@@ -173,7 +178,8 @@ fn settle(rng: &mut SeedRng, inv: &mut Invoice, now: Ms, health: f64, card: bool
         (0..n).map(|_| (total, "failed", from + rng.random_range(0..(to - from).max(1)), method)).collect()
     };
     if !chance(rng, late_p) {
-        let paid_at = if card { issued + between(rng, HOUR, DAY) } else { issued + rng.random_range(0..(due - issued).max(1)) };
+        let paid_at =
+            if card { issued + between(rng, HOUR, DAY) } else { issued + rng.random_range(0..(due - issued).max(1)) };
         if paid_at > now {
             inv.status = "open";
             return;

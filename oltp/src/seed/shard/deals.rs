@@ -30,18 +30,33 @@ pub(super) enum Force {
 const ADVANCE: [f64; 5] = [0.8, 0.9, 0.8, 1.0, 1.4];
 const STAGE_DAYS: [f64; 5] = [9.0, 12.0, 16.0, 14.0, 12.0];
 const CONVERTED_SOURCES: &[(&str, f64)] = &[
-    ("referral", 0.18), ("partner", 0.12), ("event", 0.18), ("web", 0.22), ("content", 0.1), ("paid_ads", 0.1),
-    ("outbound", 0.08), ("other", 0.02),
+    ("referral", 0.18),
+    ("partner", 0.12),
+    ("event", 0.18),
+    ("web", 0.22),
+    ("content", 0.1),
+    ("paid_ads", 0.1),
+    ("outbound", 0.08),
+    ("other", 0.02),
 ];
 const DIRECT_SOURCES: &[(&str, f64)] =
     &[("outbound", 0.45), ("referral", 0.2), ("partner", 0.15), ("event", 0.1), ("other", 0.1)];
 const LOST_REASONS: &[&str] = &[
-    "Price too high", "Lost to competitor", "No decision / stalled", "Budget frozen", "Missing feature",
-    "Champion left the company", "Chose to build in-house",
+    "Price too high",
+    "Lost to competitor",
+    "No decision / stalled",
+    "Budget frozen",
+    "Missing feature",
+    "Champion left the company",
+    "Chose to build in-house",
 ];
 const NEXT_STEPS: &[&str] = &[
-    "Send revised proposal", "Schedule security review", "Demo for the wider team", "Confirm budget with the CFO",
-    "Legal review of the MSA", "Agree on the rollout plan",
+    "Send revised proposal",
+    "Schedule security review",
+    "Demo for the wider team",
+    "Confirm budget with the CFO",
+    "Legal review of the MSA",
+    "Agree on the rollout plan",
 ];
 
 pub(super) fn build(c: &mut TenantCtx, s: &mut Shard) {
@@ -85,14 +100,24 @@ impl DealGen {
         if force.is_none() && !chance(&mut self.rng, 0.8) {
             return;
         }
-        let mut created = s.accounts[a].created + 3 * HOUR + (lognormal(&mut self.rng, 8.0, 0.8) * DAY as f64).min(120.0 * DAY as f64) as Ms;
+        let mut created = s.accounts[a].created
+            + 3 * HOUR
+            + (lognormal(&mut self.rng, 8.0, 0.8) * DAY as f64).min(120.0 * DAY as f64) as Ms;
         let mut first = true;
         for _ in 0..2 {
             if created >= c.t.now - DAY {
                 return;
             }
             let lead_sourced = first && chance(&mut self.rng, 0.5);
-            let spec = Spec { account: a, kind: OpportunityKind::NewBusiness, created, lead_sourced, force, base_amount: None, sub: None };
+            let spec = Spec {
+                account: a,
+                kind: OpportunityKind::NewBusiness,
+                created,
+                lead_sourced,
+                force,
+                base_amount: None,
+                sub: None,
+            };
             let o = self.opp(c, s, spec);
             match s.opps[o].status {
                 OpportunityStatus::Won => return self.customer(c, s, a, o),
@@ -115,7 +140,8 @@ impl DealGen {
             OpportunityKind::NewBusiness => rng::weighted(rng, DIRECT_SOURCES),
             _ => "existing_customer",
         };
-        let eligible: Vec<usize> = acc.contacts.iter().copied().filter(|&ci| s.contacts[ci].created <= spec.created).collect();
+        let eligible: Vec<usize> =
+            acc.contacts.iter().copied().filter(|&ci| s.contacts[ci].created <= spec.created).collect();
         let contact = (!eligible.is_empty()).then(|| eligible[rng.random_range(0..eligible.len())]);
         let seniority = contact.map_or(0.0, |ci| (s.contacts[ci].seniority as i32 as f64 - 1.5) * 0.12);
         let momentum = match spec.kind {
@@ -183,7 +209,15 @@ impl DealGen {
     }
 
     /// Quotes, amount, forecast category, reasons and name once the walk is known.
-    fn finish_opp(&mut self, c: &mut TenantCtx, s: &Shard, o: &mut Opp, amount0: i64, sub: Option<usize>, acc_name: &str) {
+    fn finish_opp(
+        &mut self,
+        c: &mut TenantCtx,
+        s: &Shard,
+        o: &mut Opp,
+        amount0: i64,
+        sub: Option<usize>,
+        acc_name: &str,
+    ) {
         let rng = &mut self.rng;
         if o.entered(STAGE_PROPOSAL).is_some() {
             quotes::build(c, s, rng, &mut self.quote_ids, o, amount0, sub.map(|i| &s.subs[i]));
@@ -202,16 +236,17 @@ impl DealGen {
         };
         o.lost_reason = match (o.status, o.kind) {
             (OpportunityStatus::Lost, OpportunityKind::Renewal) => Some("Customer churned"),
-            (OpportunityStatus::Lost, _) => Some(*rng::pick(rng, LOST_REASONS)),
+            (OpportunityStatus::Lost, _) => Some(rng::pick(rng, LOST_REASONS)),
             _ => None,
         };
         if o.status == OpportunityStatus::Open && (o.eventually_won() || chance(rng, 0.5)) {
-            o.next_step = Some(*rng::pick(rng, NEXT_STEPS));
+            o.next_step = Some(rng::pick(rng, NEXT_STEPS));
         }
         let year = date_of(o.end()).format("%Y");
         o.name = match o.kind {
             OpportunityKind::NewBusiness => {
-                let tier = ["Starter", "Professional", "Enterprise"][tier_for(s.accounts[o.account].segment) - P_STARTER];
+                let tier =
+                    ["Starter", "Professional", "Enterprise"][tier_for(s.accounts[o.account].segment) - P_STARTER];
                 format!("{acc_name} — {tier} rollout")
             }
             OpportunityKind::Expansion => format!("{acc_name} — expansion {year}"),
@@ -223,9 +258,21 @@ impl DealGen {
     fn customer(&mut self, c: &mut TenantCtx, s: &mut Shard, a: usize, o: usize) {
         let health = s.accounts[a].health;
         let period = match s.accounts[a].segment {
-            Segment::Smb => if chance(&mut self.rng, 0.7) { 1 } else { 12 },
-            Segment::MidMarket => *rng::pick(&mut self.rng, &[12, 12, 12, 12, 12, 12, 3, 3, 3, 1]),
-            Segment::Enterprise => if chance(&mut self.rng, 0.9) { 12 } else { 3 },
+            Segment::Smb => {
+                if chance(&mut self.rng, 0.7) {
+                    1
+                } else {
+                    12
+                }
+            }
+            Segment::MidMarket => rng::pick(&mut self.rng, &[12, 12, 12, 12, 12, 12, 3, 3, 3, 1]),
+            Segment::Enterprise => {
+                if chance(&mut self.rng, 0.9) {
+                    12
+                } else {
+                    3
+                }
+            }
         };
         let Some(main) = self.subscription(c, s, o, period, false) else { return };
         s.subs[main].churn_at = sample_churn(&mut self.rng, health, s.subs[main].start, period, c.t.now);
@@ -244,7 +291,11 @@ impl DealGen {
         for l in &quote.lines {
             let qty = (l.qty / 100).max(1);
             if PRODUCT_SPECS[l.product].3 {
-                lines.push(SubLine { product: l.product, qty, unit_month: crate::seed::ctx::div_round(l.line_total.into(), (qty * 12).into()) });
+                lines.push(SubLine {
+                    product: l.product,
+                    qty,
+                    unit_month: crate::seed::ctx::div_round(l.line_total.into(), (qty * 12).into()),
+                });
             } else {
                 one_off.push((l.product, l.line_total));
             }
@@ -296,8 +347,17 @@ impl DealGen {
                 return;
             }
             let arr = arr_at(&s.subs[main], t);
-            let base = ((arr as f64 * 0.25 * lognormal(&mut self.rng, 1.0, 0.4)) / 10_000.0).round().max(10.0) as i64 * 10_000;
-            let spec = Spec { account: a, kind: OpportunityKind::Expansion, created: t, lead_sourced: false, force: None, base_amount: Some(base), sub: Some(main) };
+            let base =
+                ((arr as f64 * 0.25 * lognormal(&mut self.rng, 1.0, 0.4)) / 10_000.0).round().max(10.0) as i64 * 10_000;
+            let spec = Spec {
+                account: a,
+                kind: OpportunityKind::Expansion,
+                created: t,
+                lead_sourced: false,
+                force: None,
+                base_amount: Some(base),
+                sub: Some(main),
+            };
             let o = self.opp(c, s, spec);
             if !s.opps[o].won() {
                 continue;
@@ -394,8 +454,9 @@ fn walk(
     let (mut stage, mut t) = (start, created);
     loop {
         let i = usize::from(stage.min(4));
-        let q4 = stage == 4 && cal.quarter_of(date_of(t)).quarter == 4;
-        let p = sigmoid(ADVANCE[i] + 1.1 * momentum + seg_adj + if q4 { 0.5 } else { 0.0 });
+        // Year-end budgets: late-stage deals are likelier to close in the fiscal fourth quarter.
+        let q4 = stage >= 3 && cal.quarter_of(date_of(t)).quarter == 4;
+        let p = sigmoid(ADVANCE[i] + 1.1 * momentum + seg_adj + if q4 { 0.8 } else { 0.0 });
         let advance = match force {
             Some(Force::Won) => true,
             Some(Force::LostAt(k)) => stage < k,
@@ -420,8 +481,8 @@ fn walk(
 fn quarter_end_push(rng: &mut SeedRng, cal: &FiscalCalendar, t: Ms) -> Ms {
     let q = cal.quarter_of(date_of(t));
     let end = ms_of(q.end) + 14 * HOUR;
-    let p = if q.quarter == 4 { 0.55 } else { 0.35 };
-    if end - t > 40 * DAY || !chance(rng, p) {
+    let (p, window) = if q.quarter == 4 { (0.6, 60 * DAY) } else { (0.35, 40 * DAY) };
+    if end - t > window || !chance(rng, p) {
         return t;
     }
     (end - between(rng, 0, 4 * DAY)).max(t)
@@ -484,7 +545,8 @@ mod tests {
         let mut rng = stream(3, &[], "walk");
         let (mut won, n) = (0, 2_000);
         for _ in 0..n {
-            let path = walk(&mut rng, &cal, 0, 1_700_000_000_000, 0.0, Segment::MidMarket, OpportunityKind::NewBusiness, None);
+            let path =
+                walk(&mut rng, &cal, 0, 1_700_000_000_000, 0.0, Segment::MidMarket, OpportunityKind::NewBusiness, None);
             assert!(path.windows(2).all(|w| w[0].1 <= w[1].1 && w[0].0 < w[1].0));
             let last = path.last().map(|p| p.0);
             assert!(matches!(last, Some(STAGE_WON | STAGE_LOST)));
@@ -501,7 +563,8 @@ mod tests {
         let mut rate = |m: f64| {
             (0..1_000)
                 .filter(|_| {
-                    let p = walk(&mut rng, &cal, 0, 1_700_000_000_000, m, Segment::Smb, OpportunityKind::NewBusiness, None);
+                    let p =
+                        walk(&mut rng, &cal, 0, 1_700_000_000_000, m, Segment::Smb, OpportunityKind::NewBusiness, None);
                     p.last().map(|x| x.0) == Some(STAGE_WON)
                 })
                 .count()

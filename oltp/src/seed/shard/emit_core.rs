@@ -28,12 +28,30 @@ pub(super) fn emit(em: &mut Emitter<'_>, c: &TenantCtx, s: &Shard) -> Result<()>
 fn accounts(em: &mut Emitter<'_>, c: &TenantCtx, s: &Shard) -> Result<()> {
     em.begin(ACCOUNTS);
     for a in &s.accounts {
-        em.row().uuid(c.t.id).uuid(a.id).text(&a.name).text(&a.domain).opt_uuid(a.parent.map(|p| s.accounts[p].id))
-            .uuid(c.org.users[a.owner].id).uuid(c.org.territories[a.territory].id).text(a.industry.as_str())
-            .text(a.size.as_str()).text(a.segment.as_str()).text(a.lifecycle.as_str()).opt_int(a.employees)
-            .opt_money(a.revenue).text(a.currency.code()).opt_text(a.phone.as_deref())
-            .text(&format!("https://www.{}", a.domain)).text(a.country).text(a.city).opt_text(a.description.as_deref())
-            .opt_ts(a.last_activity).ts(a.created).ts(a.updated).end()?;
+        em.row()
+            .uuid(c.t.id)
+            .uuid(a.id)
+            .text(&a.name)
+            .text(&a.domain)
+            .opt_uuid(a.parent.map(|p| s.accounts[p].id))
+            .uuid(c.org.users[a.owner].id)
+            .uuid(c.org.territories[a.territory].id)
+            .text(a.industry.as_str())
+            .text(a.size.as_str())
+            .text(a.segment.as_str())
+            .text(a.lifecycle.as_str())
+            .opt_int(a.employees)
+            .opt_money(a.revenue)
+            .text(a.currency.code())
+            .opt_text(a.phone.as_deref())
+            .text(&format!("https://www.{}", a.domain))
+            .text(a.country)
+            .text(a.city)
+            .opt_text(a.description.as_deref())
+            .opt_ts(a.last_activity)
+            .ts(a.created)
+            .ts(a.updated)
+            .end()?;
     }
     em.finish()
 }
@@ -43,9 +61,23 @@ fn contacts(em: &mut Emitter<'_>, c: &TenantCtx, s: &Shard) -> Result<()> {
     for ct in &s.contacts {
         let a = &s.accounts[ct.account];
         let updated = ct.last_activity.unwrap_or(ct.created).max(ct.created);
-        em.row().uuid(c.t.id).uuid(ct.id).uuid(a.id).uuid(c.org.users[a.owner].id).text(ct.first).text(ct.last)
-            .opt_text(ct.email.as_deref()).opt_text(ct.phone.as_deref()).text(ct.title).text(ct.seniority.as_str())
-            .text(ct.lifecycle).boolean(ct.dnc).opt_ts(ct.last_activity).ts(ct.created).ts(updated).end()?;
+        em.row()
+            .uuid(c.t.id)
+            .uuid(ct.id)
+            .uuid(a.id)
+            .uuid(c.org.users[a.owner].id)
+            .text(ct.first)
+            .text(ct.last)
+            .opt_text(ct.email.as_deref())
+            .opt_text(ct.phone.as_deref())
+            .text(ct.title)
+            .text(ct.seniority.as_str())
+            .text(ct.lifecycle)
+            .boolean(ct.dnc)
+            .opt_ts(ct.last_activity)
+            .ts(ct.created)
+            .ts(updated)
+            .end()?;
     }
     em.finish()
 }
@@ -68,7 +100,10 @@ fn relationships(em: &mut Emitter<'_>, c: &TenantCtx, s: &Shard) -> Result<()> {
             };
             let mut edges = vec![(junior, senior, kind)];
             if chance(&mut rng, 0.35) {
-                let role = rng::weighted(&mut rng, &[("champion_of", 0.4), ("decision_maker_for", 0.35), ("blocker_of", 0.25)]);
+                let role = rng::weighted(
+                    &mut rng,
+                    &[("champion_of", 0.4), ("decision_maker_for", 0.35), ("blocker_of", 0.25)],
+                );
                 edges.push((senior, junior, role));
             }
             for (from, to, kind) in edges {
@@ -77,16 +112,32 @@ fn relationships(em: &mut Emitter<'_>, c: &TenantCtx, s: &Shard) -> Result<()> {
                 }
                 let at = s.contacts[from].created.max(s.contacts[to].created) + between(&mut rng, HOUR, 20 * DAY);
                 let at = at.min(c.t.now - HOUR);
-                em.row().uuid(c.t.id).uuid(ids.at_millis(at as u64)).uuid(s.contacts[from].id).uuid(s.contacts[to].id)
-                    .text(kind).int(between(&mut rng, 1, 6)).ts(at).ts(at).end()?;
+                em.row()
+                    .uuid(c.t.id)
+                    .uuid(ids.at_millis(at as u64))
+                    .uuid(s.contacts[from].id)
+                    .uuid(s.contacts[to].id)
+                    .text(kind)
+                    .int(between(&mut rng, 1, 6))
+                    .ts(at)
+                    .ts(at)
+                    .end()?;
             }
         }
         if let (Some(&from), true) = (list.first(), chance(&mut rng, 0.03)) {
             let other = &s.accounts[rng.random_range(0..s.accounts.len())];
             if let Some(&to) = other.contacts.first().filter(|&&to| to != from) {
                 let at = s.contacts[from].created.max(s.contacts[to].created) + DAY;
-                em.row().uuid(c.t.id).uuid(ids.at_millis(at.min(c.t.now - HOUR) as u64)).uuid(s.contacts[from].id)
-                    .uuid(s.contacts[to].id).text("referred").int(4).ts(at.min(c.t.now - HOUR)).ts(at.min(c.t.now - HOUR)).end()?;
+                em.row()
+                    .uuid(c.t.id)
+                    .uuid(ids.at_millis(at.min(c.t.now - HOUR) as u64))
+                    .uuid(s.contacts[from].id)
+                    .uuid(s.contacts[to].id)
+                    .text("referred")
+                    .int(4)
+                    .ts(at.min(c.t.now - HOUR))
+                    .ts(at.min(c.t.now - HOUR))
+                    .end()?;
             }
         }
     }
@@ -99,13 +150,31 @@ fn opportunities(em: &mut Emitter<'_>, c: &TenantCtx, s: &Shard) -> Result<()> {
         let a = &s.accounts[o.account];
         let stage = o.stage();
         let updated = o.path[o.seen - 1].1.max(o.last_activity.unwrap_or(o.created));
-        em.row().uuid(c.t.id).uuid(o.id).uuid(a.id).opt_uuid(o.contact.map(|x| s.contacts[x].id))
-            .uuid(c.org.users[o.owner].id).uuid(c.org.territories[a.territory].id)
-            .opt_uuid(o.campaign.map(|x| c.cat.campaigns[x].id)).uuid(c.cat.stages[usize::from(stage)].id).text(&o.name)
-            .text(o.kind.as_str()).money(o.amount).text(o.currency.code())
-            .dec(STAGE_PROBABILITY[usize::from(stage)] * 100, 2).text(o.forecast.as_str()).text(o.status.as_str())
-            .date(date_of(o.end())).opt_ts(o.closed_at()).text(o.lead_source).opt_text(o.lost_reason)
-            .opt_text(o.next_step).opt_ts(o.last_activity).ts(o.created).ts(updated).end()?;
+        em.row()
+            .uuid(c.t.id)
+            .uuid(o.id)
+            .uuid(a.id)
+            .opt_uuid(o.contact.map(|x| s.contacts[x].id))
+            .uuid(c.org.users[o.owner].id)
+            .uuid(c.org.territories[a.territory].id)
+            .opt_uuid(o.campaign.map(|x| c.cat.campaigns[x].id))
+            .uuid(c.cat.stages[usize::from(stage)].id)
+            .text(&o.name)
+            .text(o.kind.as_str())
+            .money(o.amount)
+            .text(o.currency.code())
+            .dec(STAGE_PROBABILITY[usize::from(stage)] * 100, 2)
+            .text(o.forecast.as_str())
+            .text(o.status.as_str())
+            .date(date_of(o.end()))
+            .opt_ts(o.closed_at())
+            .text(o.lead_source)
+            .opt_text(o.lost_reason)
+            .opt_text(o.next_step)
+            .opt_ts(o.last_activity)
+            .ts(o.created)
+            .ts(updated)
+            .end()?;
     }
     em.finish()
 }
@@ -114,12 +183,30 @@ fn leads(em: &mut Emitter<'_>, c: &TenantCtx, s: &Shard) -> Result<()> {
     em.begin(LEADS);
     for l in &s.leads {
         let conv = l.converted;
-        em.row().uuid(c.t.id).uuid(l.id).uuid(c.org.users[l.owner].id).opt_uuid(l.campaign.map(|x| c.cat.campaigns[x].id))
-            .text(l.first).text(l.last).opt_text(l.email.as_deref()).opt_text(l.phone.as_deref()).text(&l.company)
-            .text(l.title).text(l.industry.as_str()).text(l.size.as_str()).text(l.country).text(l.source.as_str())
-            .text(l.status.as_str()).opt_ts(conv.map(|x| x.0)).opt_uuid(conv.map(|x| s.accounts[x.1].id))
-            .opt_uuid(conv.map(|x| s.contacts[x.2].id)).opt_uuid(conv.map(|x| s.opps[x.3].id)).opt_ts(l.last_activity)
-            .ts(l.created).ts(l.updated).end()?;
+        em.row()
+            .uuid(c.t.id)
+            .uuid(l.id)
+            .uuid(c.org.users[l.owner].id)
+            .opt_uuid(l.campaign.map(|x| c.cat.campaigns[x].id))
+            .text(l.first)
+            .text(l.last)
+            .opt_text(l.email.as_deref())
+            .opt_text(l.phone.as_deref())
+            .text(&l.company)
+            .text(l.title)
+            .text(l.industry.as_str())
+            .text(l.size.as_str())
+            .text(l.country)
+            .text(l.source.as_str())
+            .text(l.status.as_str())
+            .opt_ts(conv.map(|x| x.0))
+            .opt_uuid(conv.map(|x| s.accounts[x.1].id))
+            .opt_uuid(conv.map(|x| s.contacts[x.2].id))
+            .opt_uuid(conv.map(|x| s.opps[x.3].id))
+            .opt_ts(l.last_activity)
+            .ts(l.created)
+            .ts(l.updated)
+            .end()?;
     }
     em.finish()
 }
@@ -128,18 +215,35 @@ fn leads(em: &mut Emitter<'_>, c: &TenantCtx, s: &Shard) -> Result<()> {
 fn campaign_members(em: &mut Emitter<'_>, c: &TenantCtx, s: &Shard) -> Result<()> {
     let mut rng = c.t.shard_rng(s.ix, "campaign_members");
     let mut ids = c.t.shard_ids(s.ix, "campaign_members");
-    const STATUSES: &[(&str, f64)] =
-        &[("sent", 0.3), ("opened", 0.3), ("clicked", 0.18), ("responded", 0.12), ("unsubscribed", 0.05), ("bounced", 0.05)];
+    const STATUSES: &[(&str, f64)] = &[
+        ("sent", 0.3),
+        ("opened", 0.3),
+        ("clicked", 0.18),
+        ("responded", 0.12),
+        ("unsubscribed", 0.05),
+        ("bounced", 0.05),
+    ];
     em.begin(CAMPAIGN_MEMBERS);
     for l in &s.leads {
         let Some(k) = l.campaign else { continue };
         let converted = l.status == LeadStatus::Converted;
         let status = if converted && chance(&mut rng, 0.6) { "responded" } else { rng::weighted(&mut rng, STATUSES) };
-        let responded = (status == "responded").then(|| l.created + between(&mut rng, 0, 3 * DAY)).map(|t| t.min(c.t.now));
-        em.row().uuid(c.t.id).uuid(ids.at_millis(l.created as u64)).uuid(c.cat.campaigns[k].id).null().uuid(l.id)
-            .text(status).opt_ts(responded).ts(l.created).ts(responded.unwrap_or(l.created)).end()?;
+        let responded =
+            (status == "responded").then(|| l.created + between(&mut rng, 0, 3 * DAY)).map(|t| t.min(c.t.now));
+        em.row()
+            .uuid(c.t.id)
+            .uuid(ids.at_millis(l.created as u64))
+            .uuid(c.cat.campaigns[k].id)
+            .null()
+            .uuid(l.id)
+            .text(status)
+            .opt_ts(responded)
+            .ts(l.created)
+            .ts(responded.unwrap_or(l.created))
+            .end()?;
     }
-    let email_campaigns: Vec<usize> = (0..c.cat.campaigns.len()).filter(|&i| c.cat.campaigns[i].kind == "email").collect();
+    let email_campaigns: Vec<usize> =
+        (0..c.cat.campaigns.len()).filter(|&i| c.cat.campaigns[i].kind == "email").collect();
     for ct in &s.contacts {
         if email_campaigns.is_empty() || !chance(&mut rng, 0.25) {
             continue;
@@ -150,9 +254,19 @@ fn campaign_members(em: &mut Emitter<'_>, c: &TenantCtx, s: &Shard) -> Result<()
             continue;
         }
         let status = rng::weighted(&mut rng, STATUSES);
-        let responded = (status == "responded").then(|| sent + between(&mut rng, HOUR, 5 * DAY)).map(|t| t.min(c.t.now));
-        em.row().uuid(c.t.id).uuid(ids.at_millis(sent as u64)).uuid(c.cat.campaigns[k].id).uuid(ct.id).null()
-            .text(status).opt_ts(responded).ts(sent).ts(responded.unwrap_or(sent)).end()?;
+        let responded =
+            (status == "responded").then(|| sent + between(&mut rng, HOUR, 5 * DAY)).map(|t| t.min(c.t.now));
+        em.row()
+            .uuid(c.t.id)
+            .uuid(ids.at_millis(sent as u64))
+            .uuid(c.cat.campaigns[k].id)
+            .uuid(ct.id)
+            .null()
+            .text(status)
+            .opt_ts(responded)
+            .ts(sent)
+            .ts(responded.unwrap_or(sent))
+            .end()?;
     }
     em.finish()
 }
@@ -167,9 +281,20 @@ fn stage_histories(em: &mut Emitter<'_>, c: &TenantCtx, s: &Shard) -> Result<()>
             let amount = if stage >= STAGE_PROPOSAL && !o.quotes.is_empty() { o.amount } else { o.estimate };
             let by = if chance(&mut rng, 0.9) { o.owner } else { c.org.users[o.owner].manager.unwrap_or(o.owner) };
             let to = c.cat.stages[usize::from(stage)].id;
-            em.row().uuid(c.t.id).uuid(ids.at_millis(at as u64)).uuid(o.id).opt_uuid(from).uuid(to)
-                .uuid(c.org.users[by].id).ts(at).money(amount).text(o.currency.code())
-                .dec(STAGE_PROBABILITY[usize::from(stage)] * 100, 2).ts(at).ts(at).end()?;
+            em.row()
+                .uuid(c.t.id)
+                .uuid(ids.at_millis(at as u64))
+                .uuid(o.id)
+                .opt_uuid(from)
+                .uuid(to)
+                .uuid(c.org.users[by].id)
+                .ts(at)
+                .money(amount)
+                .text(o.currency.code())
+                .dec(STAGE_PROBABILITY[usize::from(stage)] * 100, 2)
+                .ts(at)
+                .ts(at)
+                .end()?;
             from = Some(to);
         }
     }

@@ -23,8 +23,13 @@ pub(super) fn emit(em: &mut Emitter<'_>, c: &TenantCtx, s: &Shard) -> Result<()>
 }
 
 const PRODUCT_EVENTS: &[(&str, f64)] = &[
-    ("app.login", 0.3), ("report.viewed", 0.2), ("dashboard.viewed", 0.15), ("record.created", 0.15),
-    ("export.csv", 0.05), ("integration.sync_completed", 0.1), ("ai.assistant.query", 0.05),
+    ("app.login", 0.3),
+    ("report.viewed", 0.2),
+    ("dashboard.viewed", 0.15),
+    ("record.created", 0.15),
+    ("export.csv", 0.05),
+    ("integration.sync_completed", 0.1),
+    ("ai.assistant.query", 0.05),
 ];
 
 fn analytics(em: &mut Emitter<'_>, c: &TenantCtx, s: &Shard) -> Result<()> {
@@ -51,8 +56,19 @@ fn analytics(em: &mut Emitter<'_>, c: &TenantCtx, s: &Shard) -> Result<()> {
                 "feature": pick(&mut rng, AREAS).0, "plan": sub.plan_name, "client": pick(&mut rng, &["web", "ios", "android"]),
                 "duration_ms": lognormal(&mut rng, 850.0, 0.7).round() as i64,
             });
-            em.row().uuid(c.t.id).uuid(ids.at_millis(at as u64)).text(kind).text("product").null().uuid(a.id)
-                .opt_uuid(contact.map(|&x| s.contacts[x].id)).json(&props).ts(at).ts(at).ts(at).end()?;
+            em.row()
+                .uuid(c.t.id)
+                .uuid(ids.at_millis(at as u64))
+                .text(kind)
+                .text("product")
+                .null()
+                .uuid(a.id)
+                .opt_uuid(contact.map(|&x| s.contacts[x].id))
+                .json(&props)
+                .ts(at)
+                .ts(at)
+                .ts(at)
+                .end()?;
         }
     }
     // Marketing touches on prospects' contacts, and a few CRM events by reps.
@@ -64,12 +80,31 @@ fn analytics(em: &mut Emitter<'_>, c: &TenantCtx, s: &Shard) -> Result<()> {
         for _ in 0..between(&mut rng, 1, 4) {
             let at = ct.created + rng.random_range(0..(c.t.now - ct.created).max(1));
             let (kind, source, props) = if chance(&mut rng, 0.5) {
-                ("web.page_view", "web", json!({"path": pick(&mut rng, &["/pricing", "/product/forecasting", "/customers", "/security"])}))
+                (
+                    "web.page_view",
+                    "web",
+                    json!({"path": pick(&mut rng, &["/pricing", "/product/forecasting", "/customers", "/security"])}),
+                )
             } else {
-                ("email.opened", "email", json!({"campaign": "newsletter", "client": pick(&mut rng, &["gmail", "outlook", "apple_mail"])}))
+                (
+                    "email.opened",
+                    "email",
+                    json!({"campaign": "newsletter", "client": pick(&mut rng, &["gmail", "outlook", "apple_mail"])}),
+                )
             };
-            em.row().uuid(c.t.id).uuid(ids.at_millis(at as u64)).text(kind).text(source).null().uuid(a.id).uuid(ct.id)
-                .json(&props).ts(at).ts(at).ts(at).end()?;
+            em.row()
+                .uuid(c.t.id)
+                .uuid(ids.at_millis(at as u64))
+                .text(kind)
+                .text(source)
+                .null()
+                .uuid(a.id)
+                .uuid(ct.id)
+                .json(&props)
+                .ts(at)
+                .ts(at)
+                .ts(at)
+                .end()?;
         }
     }
     for a in &s.accounts {
@@ -77,9 +112,19 @@ fn analytics(em: &mut Emitter<'_>, c: &TenantCtx, s: &Shard) -> Result<()> {
             continue;
         }
         let at = (a.created + between(&mut rng, HOUR, 90 * DAY)).min(c.t.now - MINUTE);
-        em.row().uuid(c.t.id).uuid(ids.at_millis(at as u64)).text("crm.report.exported").text("crm")
-            .uuid(c.org.users[a.owner].id).uuid(a.id).null().json(&json!({"report": "account_overview", "format": "csv"}))
-            .ts(at).ts(at).ts(at).end()?;
+        em.row()
+            .uuid(c.t.id)
+            .uuid(ids.at_millis(at as u64))
+            .text("crm.report.exported")
+            .text("crm")
+            .uuid(c.org.users[a.owner].id)
+            .uuid(a.id)
+            .null()
+            .json(&json!({"report": "account_overview", "format": "csv"}))
+            .ts(at)
+            .ts(at)
+            .ts(at)
+            .end()?;
     }
     em.finish()
 }
@@ -114,9 +159,17 @@ fn score_opps(c: &TenantCtx, s: &Shard, out: &mut Vec<Scored>) {
         let (a, b, d) = (0.035 * prob as f64, 0.25 * recent[i].min(8) as f64, -0.04 * idle.min(60) as f64);
         let score = sigmoid(-2.2 + a + b + d);
         let action = if score < 0.35 && idle > 14 {
-            Some(("follow_up", format!("Re-engage {}", o.name), format!("No activity for {idle} days in stage {}.", c.cat.stages[usize::from(o.stage())].name)))
+            Some((
+                "follow_up",
+                format!("Re-engage {}", o.name),
+                format!("No activity for {idle} days in stage {}.", c.cat.stages[usize::from(o.stage())].name),
+            ))
         } else if score > 0.7 {
-            Some(("meeting", format!("Book a closing call for {}", o.name), format!("{} activities in the last 30 days.", recent[i])))
+            Some((
+                "meeting",
+                format!("Book a closing call for {}", o.name),
+                format!("{} activities in the last 30 days.", recent[i]),
+            ))
         } else {
             None
         };
@@ -147,7 +200,13 @@ fn score_leads(c: &TenantCtx, s: &Shard, out: &mut Vec<Scored>) {
             _ => 0.0,
         };
         let score = sigmoid(-1.6 + src + if idle <= 14 { 1.2 } else { -0.02 * idle.min(90) as f64 });
-        let action = (score > 0.5).then(|| ("call", format!("Call {} {} ({})", l.first, l.last, l.company), format!("Engaged {idle} days ago via {}.", l.source.as_str())));
+        let action = (score > 0.5).then(|| {
+            (
+                "call",
+                format!("Call {} {} ({})", l.first, l.last, l.company),
+                format!("Engaged {idle} days ago via {}.", l.source.as_str()),
+            )
+        });
         out.push(Scored {
             entity_type: "lead",
             entity: l.id,
@@ -162,7 +221,11 @@ fn score_leads(c: &TenantCtx, s: &Shard, out: &mut Vec<Scored>) {
 }
 
 fn score_subs(c: &TenantCtx, s: &Shard, out: &mut Vec<Scored>) {
-    for sub in s.subs.iter().filter(|x| !x.addon && matches!(x.status, SubStatus::Active | SubStatus::PastDue | SubStatus::Trialing)) {
+    for sub in s
+        .subs
+        .iter()
+        .filter(|x| !x.addon && matches!(x.status, SubStatus::Active | SubStatus::PastDue | SubStatus::Trialing))
+    {
         let seats = sub.seats_at(c.t.now).max(1);
         let usage = sub.active_seats.unwrap_or(0) as f64 / seats as f64;
         let tickets = s.tickets.iter().filter(|t| t.account == sub.account && t.created > c.t.now - 90 * DAY).count();
@@ -170,7 +233,11 @@ fn score_subs(c: &TenantCtx, s: &Shard, out: &mut Vec<Scored>) {
         let score = sigmoid(-1.0 - 3.0 * (usage - 0.5) + 0.4 * tickets as f64 + if past_due { 1.0 } else { 0.0 });
         let name = &s.accounts[sub.account].name;
         let action = if score > 0.6 {
-            Some(("renewal_outreach", format!("Check in with {name}"), format!("Usage at {:.0}% of seats, {tickets} tickets in 90 days.", usage * 100.0)))
+            Some((
+                "renewal_outreach",
+                format!("Check in with {name}"),
+                format!("Usage at {:.0}% of seats, {tickets} tickets in 90 days.", usage * 100.0),
+            ))
         } else if usage > 0.9 {
             Some(("upsell", format!("Offer more seats to {name}"), format!("{:.0}% of seats active.", usage * 100.0)))
         } else {
@@ -202,8 +269,19 @@ fn intelligence(em: &mut Emitter<'_>, c: &TenantCtx, s: &Shard) -> Result<()> {
     for p in &scored {
         let at = c.t.now - between(&mut rng, HOUR, 2 * DAY);
         let id = ids.at_millis(at as u64);
-        em.row().uuid(c.t.id).uuid(id).uuid(c.cat.model_versions[p.model]).text(p.entity_type).uuid(p.entity)
-            .float((p.score * 10_000.0).round() / 10_000.0).text(p.label).json(&p.explanation).ts(at).ts(at).ts(at).end()?;
+        em.row()
+            .uuid(c.t.id)
+            .uuid(id)
+            .uuid(c.cat.model_versions[p.model])
+            .text(p.entity_type)
+            .uuid(p.entity)
+            .float((p.score * 10_000.0).round() / 10_000.0)
+            .text(p.label)
+            .json(&p.explanation)
+            .ts(at)
+            .ts(at)
+            .ts(at)
+            .end()?;
         first = first.or(Some((p, id, at)));
         if p.action.is_some() && chance(&mut rng, 0.5) {
             recs.push((p, id, at));
@@ -217,23 +295,60 @@ fn intelligence(em: &mut Emitter<'_>, c: &TenantCtx, s: &Shard) -> Result<()> {
     recommendations(em, c, s, &mut rng, &recs)
 }
 
-fn recommendations(em: &mut Emitter<'_>, c: &TenantCtx, s: &Shard, rng: &mut SeedRng, recs: &[(&Scored, uuid::Uuid, Ms)]) -> Result<()> {
+fn recommendations(
+    em: &mut Emitter<'_>,
+    c: &TenantCtx,
+    s: &Shard,
+    rng: &mut SeedRng,
+    recs: &[(&Scored, uuid::Uuid, Ms)],
+) -> Result<()> {
     let mut ids = c.t.shard_ids(s.ix, "recommendations");
     let mut feedback = Vec::new();
     em.begin(RECOMMENDATIONS);
     for (i, (p, prediction, at)) in recs.iter().enumerate() {
-        let fallback = ("follow_up", format!("Review this {}", p.entity_type), "Flagged for review by the baseline model.".to_owned());
+        let fallback = (
+            "follow_up",
+            format!("Review this {}", p.entity_type),
+            "Flagged for review by the baseline model.".to_owned(),
+        );
         let (action, title, rationale) = p.action.as_ref().unwrap_or(&fallback);
         let created = at + MINUTE;
-        let status = if i == 0 { "accepted" } else {
-            rng::weighted(rng, &[("open", 0.5), ("accepted", 0.15), ("dismissed", 0.12), ("snoozed", 0.08), ("expired", 0.1), ("done", 0.05)])
+        let status = if i == 0 {
+            "accepted"
+        } else {
+            rng::weighted(
+                rng,
+                &[
+                    ("open", 0.5),
+                    ("accepted", 0.15),
+                    ("dismissed", 0.12),
+                    ("snoozed", 0.08),
+                    ("expired", 0.1),
+                    ("done", 0.05),
+                ],
+            )
         };
         let snoozed = (status == "snoozed").then_some(c.t.now + between(rng, DAY, 7 * DAY));
         let id = ids.at_millis(created as u64);
         let score = if p.model == M_DEAL && p.score < 0.5 { 1.0 - p.score } else { p.score };
-        em.row().uuid(c.t.id).uuid(id).uuid(c.org.users[p.owner].id).text(p.entity_type).uuid(p.entity).text(action)
-            .text(title).text(rationale).float((score * 1000.0).round() / 1000.0).text(status).opt_ts(snoozed)
-            .ts(created + 14 * DAY).uuid(c.cat.model_versions[M_NBA]).uuid(*prediction).ts(created).ts(created).end()?;
+        em.row()
+            .uuid(c.t.id)
+            .uuid(id)
+            .uuid(c.org.users[p.owner].id)
+            .text(p.entity_type)
+            .uuid(p.entity)
+            .text(action)
+            .text(title)
+            .text(rationale)
+            .float((score * 1000.0).round() / 1000.0)
+            .text(status)
+            .opt_ts(snoozed)
+            .ts(created + 14 * DAY)
+            .uuid(c.cat.model_versions[M_NBA])
+            .uuid(*prediction)
+            .ts(created)
+            .ts(created)
+            .end()?;
         let verdict = match status {
             "accepted" | "done" => Some("accept"),
             "dismissed" => Some("dismiss"),
@@ -249,9 +364,18 @@ fn recommendations(em: &mut Emitter<'_>, c: &TenantCtx, s: &Shard, rng: &mut See
     em.begin(RECOMMENDATION_FEEDBACK);
     for (rec, user, verdict, snooze, created) in feedback {
         let at = (created + between(rng, MINUTE, 6 * HOUR)).min(c.t.now - 1_000).max(created);
-        let reason = (verdict == "dismiss").then(|| *pick(rng, &["Already in touch", "Not relevant", "Wrong contact"]));
-        em.row().uuid(c.t.id).uuid(fb_ids.at_millis(at as u64)).uuid(rec).uuid(c.org.users[user].id).text(verdict)
-            .opt_text(reason).opt_ts(snooze).ts(at).ts(at).end()?;
+        let reason = (verdict == "dismiss").then(|| pick(rng, &["Already in touch", "Not relevant", "Wrong contact"]));
+        em.row()
+            .uuid(c.t.id)
+            .uuid(fb_ids.at_millis(at as u64))
+            .uuid(rec)
+            .uuid(c.org.users[user].id)
+            .text(verdict)
+            .opt_text(reason)
+            .opt_ts(snooze)
+            .ts(at)
+            .ts(at)
+            .end()?;
     }
     em.finish()
 }
@@ -259,14 +383,33 @@ fn recommendations(em: &mut Emitter<'_>, c: &TenantCtx, s: &Shard, rng: &mut See
 fn audit(em: &mut Emitter<'_>, c: &TenantCtx, s: &Shard) -> Result<()> {
     let mut rng = c.t.shard_rng(s.ix, "audit_logs");
     let mut ids = c.t.shard_ids(s.ix, "audit_logs");
-    let mut row = |em: &mut Emitter<'_>, rng: &mut SeedRng, user: usize, action: &str, resource: &str, id: uuid::Uuid, changes: serde_json::Value, at: Ms| {
-        let key = (!c.org.api_keys.is_empty() && chance(rng, 0.05)).then(|| &c.org.api_keys[rng.random_range(0..c.org.api_keys.len())]);
+    let mut row = |em: &mut Emitter<'_>,
+                   rng: &mut SeedRng,
+                   user: usize,
+                   action: &str,
+                   resource: &str,
+                   id: uuid::Uuid,
+                   changes: serde_json::Value,
+                   at: Ms| {
+        let key = (!c.org.api_keys.is_empty() && chance(rng, 0.05))
+            .then(|| &c.org.api_keys[rng.random_range(0..c.org.api_keys.len())]);
         let key = key.filter(|k| k.created <= at);
         let actor = key.map_or(user, |k| k.user);
         let ip = format!("203.0.113.{}", rng.random_range(1..255));
-        em.row().uuid(c.t.id).uuid(ids.at_millis(at as u64)).uuid(c.org.users[actor].id).opt_uuid(key.map(|k| k.id))
-            .text(action).text(resource).uuid(id).json(&changes).text(&format!("req_{}", hex_token(rng, 8))).text(&ip)
-            .ts(at).ts(at).end()
+        em.row()
+            .uuid(c.t.id)
+            .uuid(ids.at_millis(at as u64))
+            .uuid(c.org.users[actor].id)
+            .opt_uuid(key.map(|k| k.id))
+            .text(action)
+            .text(resource)
+            .uuid(id)
+            .json(&changes)
+            .text(&format!("req_{}", hex_token(rng, 8)))
+            .text(&ip)
+            .ts(at)
+            .ts(at)
+            .end()
     };
     em.begin(AUDIT_LOGS);
     for a in &s.accounts {

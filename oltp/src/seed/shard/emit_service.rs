@@ -29,12 +29,28 @@ fn tickets(em: &mut Emitter<'_>, c: &TenantCtx, s: &Shard) -> Result<()> {
         let (category, subject, description) = text::ticket(&mut rng, t.mood, who);
         let (_, _, first_min, resolution_min) = SLA[t.priority as usize];
         let updated = [Some(t.created), t.first_response, t.solved].into_iter().flatten().max().unwrap_or(t.created);
-        em.row().uuid(c.t.id).uuid(t.id).text(&format!("TCK-{:06}", t.number)).uuid(s.accounts[t.account].id)
-            .opt_uuid(t.contact.map(|x| s.contacts[x].id)).uuid(c.org.users[t.owner].id)
-            .uuid(c.cat.sla[t.priority as usize]).text(&subject).text(&description).text(t.status.as_str())
-            .text(t.priority.as_str()).text(t.channel).text(category).ts(t.created + first_min * MINUTE)
-            .ts(t.created + resolution_min * MINUTE).opt_ts(t.first_response).opt_ts(t.solved).opt_int(t.csat)
-            .ts(t.created).ts(updated).end()?;
+        em.row()
+            .uuid(c.t.id)
+            .uuid(t.id)
+            .text(&format!("TCK-{:06}", t.number))
+            .uuid(s.accounts[t.account].id)
+            .opt_uuid(t.contact.map(|x| s.contacts[x].id))
+            .uuid(c.org.users[t.owner].id)
+            .uuid(c.cat.sla[t.priority as usize])
+            .text(&subject)
+            .text(&description)
+            .text(t.status.as_str())
+            .text(t.priority.as_str())
+            .text(t.channel)
+            .text(category)
+            .ts(t.created + first_min * MINUTE)
+            .ts(t.created + resolution_min * MINUTE)
+            .opt_ts(t.first_response)
+            .opt_ts(t.solved)
+            .opt_int(t.csat)
+            .ts(t.created)
+            .ts(updated)
+            .end()?;
     }
     em.finish()
 }
@@ -54,12 +70,15 @@ fn messages(em: &mut Emitter<'_>, c: &TenantCtx, s: &Shard) -> Result<()> {
         let end = t.solved.unwrap_or(c.t.now - MINUTE);
         if let Some(first) = t.first_response {
             thread.push((first, true, false, text::agent_reply(&mut rng, first_name, agent.first, false)));
-            let rounds = poisson(&mut rng, match t.mood {
-                Mood::Positive => 0.4,
-                Mood::Neutral => 0.8,
-                Mood::Negative => 1.4,
-                Mood::Angry => 2.2,
-            });
+            let rounds = poisson(
+                &mut rng,
+                match t.mood {
+                    Mood::Positive => 0.4,
+                    Mood::Neutral => 0.8,
+                    Mood::Negative => 1.4,
+                    Mood::Angry => 2.2,
+                },
+            );
             for _ in 0..rounds.min(5) {
                 let at = first + between(&mut rng, MINUTE, (end - first).max(2 * MINUTE));
                 thread.push((at, false, false, text::customer_followup(&mut rng, t.mood)));
@@ -78,9 +97,18 @@ fn messages(em: &mut Emitter<'_>, c: &TenantCtx, s: &Shard) -> Result<()> {
         thread.sort_by_key(|m| m.0);
         for (at, by_agent, internal, body) in thread {
             let at = at.min(c.t.now - MINUTE).max(t.created);
-            em.row().uuid(c.t.id).uuid(ids.at_millis(at as u64)).uuid(t.id)
-                .opt_uuid(by_agent.then_some(agent.id)).opt_uuid(if by_agent { None } else { contact.map(|x| x.id) })
-                .text(&body).boolean(internal).ts(at).ts(at).ts(at).end()?;
+            em.row()
+                .uuid(c.t.id)
+                .uuid(ids.at_millis(at as u64))
+                .uuid(t.id)
+                .opt_uuid(by_agent.then_some(agent.id))
+                .opt_uuid(if by_agent { None } else { contact.map(|x| x.id) })
+                .text(&body)
+                .boolean(internal)
+                .ts(at)
+                .ts(at)
+                .ts(at)
+                .end()?;
         }
     }
     em.finish()
@@ -90,7 +118,14 @@ fn rng_issue(rng: &mut SeedRng) -> u32 {
     between(rng, 1_000, 9_999) as u32
 }
 
-fn topic(c: &TenantCtx, s: &Shard, opp: Option<usize>, lead: Option<usize>, ticket: Option<usize>, account: Option<usize>) -> String {
+fn topic(
+    c: &TenantCtx,
+    s: &Shard,
+    opp: Option<usize>,
+    lead: Option<usize>,
+    ticket: Option<usize>,
+    account: Option<usize>,
+) -> String {
     if let Some(t) = ticket {
         return format!("ticket TCK-{:06}", s.tickets[t].number);
     }
@@ -117,12 +152,27 @@ fn tasks(em: &mut Emitter<'_>, c: &TenantCtx, s: &Shard) -> Result<()> {
         let subject = text::activity_subject(&mut rng, kind.as_str(), &topic(c, s, t.opp, t.lead, t.ticket, t.account));
         let sla = t.ticket.map(|x| s.tickets[x].created + 8 * HOUR);
         let priority = if t.ticket.is_some() { Priority::High } else { Priority::Normal };
-        em.row().uuid(c.t.id).uuid(task_id).text(kind.as_str()).text(&subject)
-            .opt_text(text::activity_body(&mut rng, t.via.as_str(), t.positive).as_deref()).text("completed")
-            .text(priority.as_str()).uuid(c.org.users[t.user].id).opt_uuid(id(t.account, &|a| s.accounts[a].id))
-            .opt_uuid(id(t.contact, &|x| s.contacts[x].id)).opt_uuid(id(t.lead, &|x| s.leads[x].id))
-            .opt_uuid(id(t.opp, &|x| s.opps[x].id)).opt_uuid(id(t.ticket, &|x| s.tickets[x].id)).ts(t.at).opt_ts(sla)
-            .ts(t.at).text(t.outcome).ts(created.min(t.at)).ts(t.at).end()?;
+        em.row()
+            .uuid(c.t.id)
+            .uuid(task_id)
+            .text(kind.as_str())
+            .text(&subject)
+            .opt_text(text::activity_body(&mut rng, t.via.as_str(), t.positive).as_deref())
+            .text("completed")
+            .text(priority.as_str())
+            .uuid(c.org.users[t.user].id)
+            .opt_uuid(id(t.account, &|a| s.accounts[a].id))
+            .opt_uuid(id(t.contact, &|x| s.contacts[x].id))
+            .opt_uuid(id(t.lead, &|x| s.leads[x].id))
+            .opt_uuid(id(t.opp, &|x| s.opps[x].id))
+            .opt_uuid(id(t.ticket, &|x| s.tickets[x].id))
+            .ts(t.at)
+            .opt_ts(sla)
+            .ts(t.at)
+            .text(t.outcome)
+            .ts(created.min(t.at))
+            .ts(t.at)
+            .end()?;
     }
     for t in &s.open_tasks {
         let status = match () {
@@ -130,13 +180,33 @@ fn tasks(em: &mut Emitter<'_>, c: &TenantCtx, s: &Shard) -> Result<()> {
             _ if t.due - c.t.now < 2 * DAY && chance(&mut rng, 0.3) => "in_progress",
             _ => "open",
         };
-        let priority = if t.sla_due.is_some() { Priority::High } else { rng::weighted(&mut rng, &[(Priority::Normal, 0.7), (Priority::Low, 0.15), (Priority::High, 0.15)]) };
+        let priority = if t.sla_due.is_some() {
+            Priority::High
+        } else {
+            rng::weighted(&mut rng, &[(Priority::Normal, 0.7), (Priority::Low, 0.15), (Priority::High, 0.15)])
+        };
         let updated = if t.cancelled { t.due.min(c.t.now) } else { t.created };
-        em.row().uuid(c.t.id).uuid(t.id).text(t.kind.as_str()).text(&t.subject).null().text(status)
-            .text(priority.as_str()).uuid(c.org.users[t.owner].id).opt_uuid(id(t.account, &|a| s.accounts[a].id))
-            .opt_uuid(id(t.contact, &|x| s.contacts[x].id)).opt_uuid(id(t.lead, &|x| s.leads[x].id))
-            .opt_uuid(id(t.opp, &|x| s.opps[x].id)).opt_uuid(id(t.ticket, &|x| s.tickets[x].id)).ts(t.due)
-            .opt_ts(t.sla_due).null().null().ts(t.created).ts(updated.max(t.created)).end()?;
+        em.row()
+            .uuid(c.t.id)
+            .uuid(t.id)
+            .text(t.kind.as_str())
+            .text(&t.subject)
+            .null()
+            .text(status)
+            .text(priority.as_str())
+            .uuid(c.org.users[t.owner].id)
+            .opt_uuid(id(t.account, &|a| s.accounts[a].id))
+            .opt_uuid(id(t.contact, &|x| s.contacts[x].id))
+            .opt_uuid(id(t.lead, &|x| s.leads[x].id))
+            .opt_uuid(id(t.opp, &|x| s.opps[x].id))
+            .opt_uuid(id(t.ticket, &|x| s.tickets[x].id))
+            .ts(t.due)
+            .opt_ts(t.sla_due)
+            .null()
+            .null()
+            .ts(t.created)
+            .ts(updated.max(t.created))
+            .end()?;
     }
     em.finish()
 }
@@ -156,20 +226,47 @@ fn calendar(em: &mut Emitter<'_>, c: &TenantCtx, s: &Shard) -> Result<()> {
     for t in s.touches.iter().filter(|t| t.via == Via::Meeting) {
         let starts = t.at - t.duration_s.unwrap_or(1800) * 1000;
         let created = starts - between(&mut rng, HOUR, 10 * DAY);
-        let (city, tz) = t.account.map_or(("Head", c.t.timezone), |a| (s.accounts[a].city, s.accounts[a].region.timezone()));
+        let (city, tz) =
+            t.account.map_or(("Head", c.t.timezone), |a| (s.accounts[a].city, s.accounts[a].region.timezone()));
         let title = text::activity_subject(&mut rng, "meeting", &topic(c, s, t.opp, t.lead, t.ticket, t.account));
-        em.row().uuid(c.t.id).uuid(ids.at_millis(created as u64)).uuid(c.org.users[t.user].id)
-            .opt_uuid(t.task.map(|x| x.0)).opt_uuid(t.account.map(|a| s.accounts[a].id))
-            .opt_uuid(t.contact.map(|x| s.contacts[x].id)).opt_uuid(t.opp.map(|o| s.opps[o].id)).text(&title)
-            .text(&location(&mut rng, city)).ts(starts).ts(t.at).text(tz).boolean(false).ts(created).ts(created).end()?;
+        em.row()
+            .uuid(c.t.id)
+            .uuid(ids.at_millis(created as u64))
+            .uuid(c.org.users[t.user].id)
+            .opt_uuid(t.task.map(|x| x.0))
+            .opt_uuid(t.account.map(|a| s.accounts[a].id))
+            .opt_uuid(t.contact.map(|x| s.contacts[x].id))
+            .opt_uuid(t.opp.map(|o| s.opps[o].id))
+            .text(&title)
+            .text(&location(&mut rng, city))
+            .ts(starts)
+            .ts(t.at)
+            .text(tz)
+            .boolean(false)
+            .ts(created)
+            .ts(created)
+            .end()?;
     }
     for t in s.open_tasks.iter().filter(|t| !t.cancelled) {
         let Some(at) = t.meeting_at else { continue };
         let tz = t.account.map_or(c.t.timezone, |a| s.accounts[a].region.timezone());
-        em.row().uuid(c.t.id).uuid(ids.at_millis(t.created as u64)).uuid(c.org.users[t.owner].id).uuid(t.id)
-            .opt_uuid(t.account.map(|a| s.accounts[a].id)).opt_uuid(t.contact.map(|x| s.contacts[x].id))
-            .opt_uuid(t.opp.map(|o| s.opps[o].id)).text(&t.subject).text("Zoom").ts(at).ts(at + 45 * MINUTE).text(tz)
-            .boolean(false).ts(t.created).ts(t.created).end()?;
+        em.row()
+            .uuid(c.t.id)
+            .uuid(ids.at_millis(t.created as u64))
+            .uuid(c.org.users[t.owner].id)
+            .uuid(t.id)
+            .opt_uuid(t.account.map(|a| s.accounts[a].id))
+            .opt_uuid(t.contact.map(|x| s.contacts[x].id))
+            .opt_uuid(t.opp.map(|o| s.opps[o].id))
+            .text(&t.subject)
+            .text("Zoom")
+            .ts(at)
+            .ts(at + 45 * MINUTE)
+            .text(tz)
+            .boolean(false)
+            .ts(t.created)
+            .ts(t.created)
+            .end()?;
     }
     em.finish()
 }
@@ -200,9 +297,21 @@ fn interaction(
     };
     let body = text::activity_body(rng, t.via.as_str(), t.positive);
     let logged = t.at + between(rng, 0, 10 * MINUTE);
-    em.row().uuid(c.t.id).uuid(ids.at_millis(t.at as u64)).text(t.via.as_str()).opt_text(direction)
-        .opt_uuid((t.via != Via::WebVisit).then(|| c.org.users[t.user].id)).opt_uuid(t.account.map(|a| s.accounts[a].id))
-        .opt_uuid(t.contact.map(|x| s.contacts[x].id)).opt_uuid(t.lead.map(|l| s.leads[l].id))
-        .opt_uuid(t.opp.map(|o| s.opps[o].id)).text(&subject).opt_text(body.as_deref()).opt_int(t.duration_s)
-        .ts(t.at).ts(logged.min(c.t.now)).ts(logged.min(c.t.now)).end()
+    em.row()
+        .uuid(c.t.id)
+        .uuid(ids.at_millis(t.at as u64))
+        .text(t.via.as_str())
+        .opt_text(direction)
+        .opt_uuid((t.via != Via::WebVisit).then(|| c.org.users[t.user].id))
+        .opt_uuid(t.account.map(|a| s.accounts[a].id))
+        .opt_uuid(t.contact.map(|x| s.contacts[x].id))
+        .opt_uuid(t.lead.map(|l| s.leads[l].id))
+        .opt_uuid(t.opp.map(|o| s.opps[o].id))
+        .text(&subject)
+        .opt_text(body.as_deref())
+        .opt_int(t.duration_s)
+        .ts(t.at)
+        .ts(logged.min(c.t.now))
+        .ts(logged.min(c.t.now))
+        .end()
 }

@@ -19,13 +19,23 @@ use crate::seed::words::{self, FIRST_NAMES, INDUSTRY_WEIGHTS, LAST_NAMES, PLACES
 const UNCONVERTED_PER_ACCOUNT: f64 = 2.2;
 
 const SOURCES: &[(LeadSource, f64)] = &[
-    (LeadSource::Web, 0.28), (LeadSource::PaidAds, 0.2), (LeadSource::Content, 0.16), (LeadSource::Outbound, 0.16),
-    (LeadSource::Event, 0.1), (LeadSource::Referral, 0.04), (LeadSource::Partner, 0.03), (LeadSource::Other, 0.03),
+    (LeadSource::Web, 0.28),
+    (LeadSource::PaidAds, 0.2),
+    (LeadSource::Content, 0.16),
+    (LeadSource::Outbound, 0.16),
+    (LeadSource::Event, 0.1),
+    (LeadSource::Referral, 0.04),
+    (LeadSource::Partner, 0.03),
+    (LeadSource::Other, 0.03),
 ];
 
 const SIZES: &[(CompanySize, f64)] = &[
-    (CompanySize::S1to10, 0.3), (CompanySize::S11to50, 0.3), (CompanySize::S51to200, 0.2),
-    (CompanySize::S201to1000, 0.12), (CompanySize::S1001to5000, 0.05), (CompanySize::S5000Plus, 0.03),
+    (CompanySize::S1to10, 0.3),
+    (CompanySize::S11to50, 0.3),
+    (CompanySize::S51to200, 0.2),
+    (CompanySize::S201to1000, 0.12),
+    (CompanySize::S1001to5000, 0.05),
+    (CompanySize::S5000Plus, 0.03),
 ];
 
 pub(super) fn build(c: &mut TenantCtx, s: &mut Shard) {
@@ -112,7 +122,15 @@ fn plan(rng: &mut SeedRng, created: Ms, now: Ms) -> (LeadStatus, Vec<Ms>) {
         return (LeadStatus::Working, t);
     }
     let status = if age < 60 * DAY {
-        rng::weighted(rng, &[(LeadStatus::Working, 0.15), (LeadStatus::Qualified, 0.05), (LeadStatus::Nurturing, 0.25), (LeadStatus::Unqualified, 0.55)])
+        rng::weighted(
+            rng,
+            &[
+                (LeadStatus::Working, 0.15),
+                (LeadStatus::Qualified, 0.05),
+                (LeadStatus::Nurturing, 0.25),
+                (LeadStatus::Unqualified, 0.55),
+            ],
+        )
     } else {
         rng::weighted(rng, &[(LeadStatus::Unqualified, 0.55), (LeadStatus::Nurturing, 0.45)])
     };
@@ -152,23 +170,33 @@ fn plan(rng: &mut SeedRng, created: Ms, now: Ms) -> (LeadStatus, Vec<Ms>) {
     (status, times)
 }
 
-fn unconverted(c: &TenantCtx, s: &mut Shard, rng: &mut SeedRng, ids: &mut crate::model::IdGen<SeedRng>, touches: &mut TouchGen) {
+fn unconverted(
+    c: &TenantCtx,
+    s: &mut Shard,
+    rng: &mut SeedRng,
+    ids: &mut crate::model::IdGen<SeedRng>,
+    touches: &mut TouchGen,
+) {
     let t = &c.t;
     let created = t.history_start + (growth_fraction(rng, 1.0) * (t.now - HOUR - t.history_start) as f64) as Ms;
     let region = c.org.pick_region(rng);
     let owner = c.org.rep_for(rng, region, created);
     let place = &PLACES[c.org.users[owner].territory.and_then(|tr| c.org.territories[tr].place).unwrap_or(0)];
-    let (country, _) = *pick(rng, place.countries);
+    let (country, _) = pick(rng, place.countries);
     let industry = rng::weighted(rng, INDUSTRY_WEIGHTS);
     let company = super::accounts::company_name(rng, industry);
-    let (first, last) = (*pick(rng, FIRST_NAMES), *pick(rng, LAST_NAMES));
+    let (first, last) = (pick(rng, FIRST_NAMES), pick(rng, LAST_NAMES));
     let seniority = [
-        super::Seniority::Individual, super::Seniority::Manager, super::Seniority::Director, super::Seniority::Vp,
+        super::Seniority::Individual,
+        super::Seniority::Manager,
+        super::Seniority::Director,
+        super::Seniority::Vp,
         super::Seniority::CLevel,
     ][rng::weighted_index(rng, &[0.45, 0.3, 0.13, 0.07, 0.05])];
     let source = rng::weighted(rng, SOURCES);
     let (status, times) = plan(rng, created, t.now);
-    let email = chance(rng, 0.92).then(|| format!("{}@{}", words::email_local(first, last), super::accounts::domain_of(&company, country)));
+    let email = chance(rng, 0.92)
+        .then(|| format!("{}@{}", words::email_local(first, last), super::accounts::domain_of(&company, country)));
     let lead = Lead {
         id: ids.at_millis(created as u64),
         created,
@@ -194,7 +222,10 @@ fn unconverted(c: &TenantCtx, s: &mut Shard, rng: &mut SeedRng, ids: &mut crate:
     s.leads.push(lead);
     for at in times {
         let at = business_time(rng, at, place.region).clamp(created, t.now - MINUTE);
-        let via = rng::weighted(rng, &[(Via::Email, 0.45), (Via::Call, 0.35), (Via::WebVisit, 0.12), (Via::Chat, 0.03), (Via::Note, 0.05)]);
+        let via = rng::weighted(
+            rng,
+            &[(Via::Email, 0.45), (Via::Call, 0.35), (Via::WebVisit, 0.12), (Via::Chat, 0.03), (Via::Note, 0.05)],
+        );
         touches.lead(s, at, via, owner, ix, status == LeadStatus::Qualified);
     }
     if matches!(status, LeadStatus::New | LeadStatus::Working | LeadStatus::Qualified) {

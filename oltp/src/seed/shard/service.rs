@@ -73,9 +73,25 @@ fn ticket(c: &mut TenantCtx, s: &Shard, rng: &mut SeedRng, created: Ms, account:
     let (_, _, first_min, resolution_min) = SLA[priority as usize];
     let age = c.t.now - created;
     let status = match age {
-        a if a > 10 * DAY => if chance(rng, 0.7) { TicketStatus::Closed } else { TicketStatus::Solved },
-        a if a > 3 * DAY => rng::weighted(rng, &[(TicketStatus::Solved, 0.5), (TicketStatus::Pending, 0.2), (TicketStatus::Open, 0.3)]),
-        _ => rng::weighted(rng, &[(TicketStatus::New, 0.3), (TicketStatus::Open, 0.4), (TicketStatus::Pending, 0.15), (TicketStatus::Solved, 0.15)]),
+        a if a > 10 * DAY => {
+            if chance(rng, 0.7) {
+                TicketStatus::Closed
+            } else {
+                TicketStatus::Solved
+            }
+        }
+        a if a > 3 * DAY => {
+            rng::weighted(rng, &[(TicketStatus::Solved, 0.5), (TicketStatus::Pending, 0.2), (TicketStatus::Open, 0.3)])
+        }
+        _ => rng::weighted(
+            rng,
+            &[
+                (TicketStatus::New, 0.3),
+                (TicketStatus::Open, 0.4),
+                (TicketStatus::Pending, 0.15),
+                (TicketStatus::Solved, 0.15),
+            ],
+        ),
     };
     let slow = 0.45 + 0.5 * (1.0 - health);
     let first = created + ((first_min as f64 * lognormal(rng, slow, 0.7)) as Ms * MINUTE).max(MINUTE);
@@ -105,6 +121,9 @@ fn ticket(c: &mut TenantCtx, s: &Shard, rng: &mut SeedRng, created: Ms, account:
         first_response,
         solved,
         csat,
-        channel: rng::weighted(rng, &[("email", 0.45), ("web", 0.25), ("chat", 0.15), ("phone", 0.12), ("social", 0.03)]),
+        channel: rng::weighted(
+            rng,
+            &[("email", 0.45), ("web", 0.25), ("chat", 0.15), ("phone", 0.12), ("social", 0.03)],
+        ),
     }
 }

@@ -32,7 +32,12 @@ pub(super) fn build(
     let book = c.cat.book_for(o.currency);
     let prices = &c.cat.books[book].price;
     let specs = match (o.kind, sub) {
-        (OpportunityKind::Renewal, Some(sub)) => sub.lines.iter().enumerate().map(|(i, l)| (l.product, if i == 0 { sub.seats_at(o.created) } else { l.qty }, true)).collect(),
+        (OpportunityKind::Renewal, Some(sub)) => sub
+            .lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (l.product, if i == 0 { sub.seats_at(o.created) } else { l.qty }, true))
+            .collect(),
         (OpportunityKind::Expansion, Some(sub)) => expansion(rng, prices, sub, amount0, o.created),
         _ => new_business(rng, prices, segment, amount0),
     };
@@ -134,8 +139,16 @@ fn quote(
     let tax = div_round(i128::from(net) * i128::from(vat_bp(country)), 10_000);
     let status = fixed_status.unwrap_or_else(|| match o.status {
         OpportunityStatus::Won => "accepted",
-        OpportunityStatus::Lost => if rng.random_bool(0.6) { "rejected" } else { "expired" },
-        OpportunityStatus::Open => rng::weighted(rng, &[("sent", 0.65), ("approved", 0.15), ("in_review", 0.12), ("draft", 0.08)]),
+        OpportunityStatus::Lost => {
+            if rng.random_bool(0.6) {
+                "rejected"
+            } else {
+                "expired"
+            }
+        }
+        OpportunityStatus::Open => {
+            rng::weighted(rng, &[("sent", 0.65), ("approved", 0.15), ("in_review", 0.12), ("draft", 0.08)])
+        }
     });
     let approved_by = (discount_bp >= 1500 && !matches!(status, "draft" | "in_review"))
         .then(|| c.org.users[o.owner].manager.unwrap_or(c.org.admin));
