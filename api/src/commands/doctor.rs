@@ -22,6 +22,7 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
         schema_current(&admin).await?,
         app_role_safe(&admin, &settings.database.app_user).await?,
         publication(&admin).await?,
+        lookup_owner(&admin).await?,
     ];
     let mut failed = 0;
     for c in &checks {
@@ -89,4 +90,23 @@ async fn publication(admin: &PgPool) -> anyhow::Result<Check> {
         .fetch_one(admin)
         .await?;
     Ok(Check { name: "publication orbas_cdc", ok: tables > 0, detail: format!("{tables} tables") })
+}
+
+/// The pre-authentication lookup functions run as their owner, who must see every tenant's rows.
+async fn lookup_owner(admin: &PgPool) -> anyhow::Result<Check> {
+    let ok: Option<bool> = sqlx::query_scalar(
+        "SELECT r.rolsuper OR r.rolbypassrls FROM pg_proc p JOIN pg_roles r ON r.oid = p.proowner \
+         WHERE p.proname = 'tenant_by_slug' AND p.pronamespace = (SELECT oid FROM pg_namespace WHERE nspname = 'orbas')",
+    )
+    .fetch_optional(admin)
+    .await?;
+    Ok(Check {
+        name: "login lookups can see every tenant",
+        ok: ok == Some(true),
+        detail: match ok {
+            Some(true) => String::new(),
+            Some(false) => "the schema owner needs BYPASSRLS (ALTER ROLE … BYPASSRLS)".into(),
+            None => "functions missing; run `orbas migrate`".into(),
+        },
+    })
 }

@@ -34,7 +34,12 @@ async fn migrate_is_idempotent_and_doctor_approves_the_result() {
     assert!(ok && out.contains("(0 migration(s) applied now)"), "{out}");
     let (ok, out) = run(orbas().arg("doctor").envs(env)).await;
     assert!(ok, "{out}");
-    for line in ["✓ wal_level = logical", "✓ schema current", "✓ application login cannot bypass RLS"] {
+    for line in [
+        "✓ wal_level = logical",
+        "✓ schema current",
+        "✓ application login cannot bypass RLS",
+        "✓ login lookups can see every tenant",
+    ] {
         assert!(out.contains(line), "missing {line:?} in:\n{out}");
     }
 }

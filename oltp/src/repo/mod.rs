@@ -7,6 +7,7 @@
 
 pub mod accounts;
 pub mod contacts;
+pub mod identity;
 pub mod leads;
 pub mod opportunities;
 pub mod recommendations;

@@ -26,6 +26,7 @@ mod catalog_emit;
 mod csv;
 mod ctx;
 mod generate;
+mod identity_emit;
 mod org;
 mod org_emit;
 mod pg;

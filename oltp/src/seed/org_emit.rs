@@ -25,6 +25,7 @@ pub(crate) fn emit(em: &mut Emitter<'_>, c: &TenantCtx) -> Result<()> {
     credentials(em, c)?;
     api_keys(em, c)?;
     sessions(em, c)?;
+    super::identity_emit::emit(em, c)?;
     audit(em, c)?;
     employees(em, c)
 }
@@ -153,7 +154,7 @@ fn credentials(em: &mut Emitter<'_>, c: &TenantCtx) -> Result<()> {
     em.finish()
 }
 
-fn sha256_hex(data: &[u8]) -> String {
+pub(super) fn sha256_hex(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
 }
 
@@ -196,7 +197,7 @@ fn api_keys(em: &mut Emitter<'_>, c: &TenantCtx) -> Result<()> {
     em.finish()
 }
 
-fn doc_ip(rng: &mut impl Rng) -> String {
+pub(super) fn doc_ip(rng: &mut impl Rng) -> String {
     let net = pick(rng, &["192.0.2", "198.51.100", "203.0.113"]);
     format!("{net}.{}", rng.random_range(1..255))
 }

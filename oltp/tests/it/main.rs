@@ -2,6 +2,7 @@
 //! process, a fresh database per test — see `orbas-testkit`). One test binary keeps link time down.
 
 mod auth;
+mod identity;
 mod migrations;
 mod repos;
 mod rls;
