@@ -5,7 +5,10 @@
 
 pub mod cli;
 pub mod commands;
+pub mod extract;
 pub mod problem;
+pub mod routes;
 pub mod server;
 pub mod settings;
+pub mod state;
 pub mod telemetry;

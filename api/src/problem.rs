@@ -30,6 +30,9 @@ pub struct Problem {
     pub errors: Vec<FieldError>,
     #[serde(skip)]
     pub retry_after_secs: Option<u64>,
+    /// Adds `WWW-Authenticate: Bearer` (401 responses).
+    #[serde(skip)]
+    pub www_authenticate: bool,
 }
 
 impl Problem {
@@ -43,6 +46,7 @@ impl Problem {
             detail: Some(detail.into()),
             errors: Vec::new(),
             retry_after_secs: None,
+            www_authenticate: false,
         }
     }
 
@@ -60,8 +64,12 @@ impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = self.status_code();
         let retry = self.retry_after_secs;
+        let challenge = self.www_authenticate;
         let mut resp = (status, Json(self)).into_response();
         resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if challenge {
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
         if let Some(secs) = retry
             && let Ok(v) = HeaderValue::from_str(&secs.to_string())
         {

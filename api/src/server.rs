@@ -14,12 +14,15 @@ use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tracing::info;
 
-use crate::problem::Problem;
+use std::sync::Arc;
 
-#[derive(Clone)]
-struct AppState {
-    app: db::Db,
-}
+use orbas_oltp::auth::jwt::AccessTokens;
+use orbas_oltp::auth::lockout::LoginThrottle;
+use secrecy::SecretString;
+
+use crate::problem::Problem;
+use crate::routes;
+use crate::state::AppState;
 
 /// The CRM API server.
 pub struct Server {
@@ -34,12 +37,15 @@ impl std::fmt::Debug for Server {
 }
 
 impl Server {
-    pub async fn build(addr: SocketAddr, app_pool: PgPool) -> anyhow::Result<Self> {
+    pub async fn build(addr: SocketAddr, app_pool: PgPool, jwt_secret: &SecretString) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
-        let state = AppState { app: db::Db::new(app_pool) };
+        let tokens = AccessTokens::new(jwt_secret).map_err(|e| anyhow::anyhow!("access-token key: {e}"))?;
+        let state =
+            AppState { db: db::Db::new(app_pool), tokens: Arc::new(tokens), throttle: LoginThrottle::default() };
         let router = Router::new()
             .route("/healthz", get(healthz))
             .route("/readyz", get(readyz))
+            .merge(routes::auth::router())
             .fallback(not_found)
             .with_state(state);
         Ok(Server { listener, router })
@@ -55,7 +61,9 @@ impl Server {
 
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         info!(addr = ?self.listener.local_addr().ok(), "http server listening");
-        axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await?;
+        axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(shutdown)
+            .await?;
         Ok(())
     }
 }
@@ -70,7 +78,7 @@ async fn healthz() -> impl IntoResponse {
 
 /// Ready when the database answers and its schema has every migration this binary embeds.
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    match db::pending_migrations(state.app.pool()).await {
+    match db::pending_migrations(state.db.pool()).await {
         Ok(pending) if pending.is_empty() => (StatusCode::OK, Json(json!({ "status": "ready" }))),
         Ok(pending) => (
             StatusCode::SERVICE_UNAVAILABLE,

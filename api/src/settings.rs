@@ -23,6 +23,14 @@ pub struct FileSettings {
     pub kafka: KafkaFile,
     #[serde(default)]
     pub lake: LakeFile,
+    #[serde(default)]
+    pub auth: AuthFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthFile {
+    pub jwt_secret: Option<SecretString>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -75,6 +83,9 @@ pub struct Overrides {
     /// Password of the application login; `migrate` creates or updates the login when it is set.
     #[arg(long, env = "ORBAS_APP_PASSWORD", global = true, hide_env_values = true)]
     pub app_password: Option<SecretString>,
+    /// Key that signs access tokens (at least 32 bytes). `demo` makes a random one when unset.
+    #[arg(long, env = "ORBAS_JWT_SECRET", global = true, hide_env_values = true)]
+    pub jwt_secret: Option<SecretString>,
     #[arg(long, env = "ORBAS_HTTP_ADDR", global = true)]
     pub http_addr: Option<SocketAddr>,
     #[arg(long, env = "ORBAS_SQL_ADDR", global = true)]
@@ -93,6 +104,7 @@ pub struct Settings {
     pub sql_addr: SocketAddr,
     pub kafka_brokers: Option<String>,
     pub lake_url: Option<String>,
+    pub jwt_secret: Option<SecretString>,
 }
 
 #[derive(Debug)]
@@ -127,7 +139,14 @@ impl Settings {
             sql_addr: o.sql_addr.or(file.sql.addr).unwrap_or_else(|| parse_default(DEFAULT_SQL_ADDR)),
             kafka_brokers: o.kafka_brokers.clone().or(file.kafka.brokers),
             lake_url: o.lake_url.clone().or(file.lake.url),
+            jwt_secret: o.jwt_secret.clone().or(file.auth.jwt_secret),
         })
+    }
+}
+
+impl Settings {
+    pub fn jwt_secret(&self) -> anyhow::Result<&SecretString> {
+        self.jwt_secret.as_ref().context("no access-token key: set ORBAS_JWT_SECRET (32+ random bytes)")
     }
 }
 

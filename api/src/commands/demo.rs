@@ -31,7 +31,11 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
     seed_if_empty(&admin, &args).await?;
 
     let app_pool = db::connect(&app_url, settings.database.max_connections).await?;
-    let server = Server::build(settings.http_addr, app_pool).await?;
+    let jwt_secret = match &settings.jwt_secret {
+        Some(s) => s.clone(),
+        None => SecretString::from(random_secret(48)),
+    };
+    let server = Server::build(settings.http_addr, app_pool, &jwt_secret).await?;
     let http = format!("http://{}", server.local_addr()?);
     print_banner(&admin, &http, &admin_url, cluster.is_some()).await?;
 
@@ -72,7 +76,7 @@ async fn provision_app(admin: &PgPool, settings: &mut Settings, admin_url: &str)
     }
     let password = match &settings.database.app_password {
         Some(p) => p.expose_secret().to_owned(),
-        None => rand::rng().sample_iter(Alphanumeric).take(24).map(char::from).collect(),
+        None => random_secret(24),
     };
     db::provision_app_role(admin, &settings.database.app_user, &password).await?;
     with_credentials(admin_url, &settings.database.app_user, &password)
@@ -138,4 +142,8 @@ async fn http_get(addr: &str, path: &str) -> std::io::Result<String> {
     let mut buf = String::new();
     s.read_to_string(&mut buf).await?;
     Ok(buf)
+}
+
+fn random_secret(len: usize) -> String {
+    rand::rng().sample_iter(Alphanumeric).take(len).map(char::from).collect()
 }

@@ -7,7 +7,7 @@ use crate::settings::Settings;
 
 pub async fn run(settings: &Settings) -> anyhow::Result<()> {
     let app_pool = db::connect(&settings.database.app_url()?, settings.database.max_connections).await?;
-    let server = Server::build(settings.http_addr, app_pool).await?;
+    let server = Server::build(settings.http_addr, app_pool, settings.jwt_secret()?).await?;
     println!("listening on http://{}", server.local_addr()?);
     server.run_until_stopped(super::shutdown_signal()).await
 }

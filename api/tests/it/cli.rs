@@ -59,6 +59,7 @@ async fn serve_answers_health_readiness_and_problem_json() {
         .arg("serve")
         .env("ORBAS_APP_DATABASE_URL", &t.app_url)
         .env("ORBAS_HTTP_ADDR", "127.0.0.1:0")
+        .env("ORBAS_JWT_SECRET", "a-test-signing-key-of-at-least-32-bytes")
         .stdout(Stdio::piped())
         .spawn()
         .expect("spawn serve");

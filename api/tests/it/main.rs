@@ -1,3 +1,5 @@
 //! Black-box tests of the `orbas` binary: the real executable, real Postgres clusters.
 
+mod auth;
 mod cli;
+mod helpers;

@@ -255,3 +255,18 @@ pub async fn reports_of(conn: &mut PgConnection, user: UserId) -> Result<Vec<Use
     }
     Ok(ids)
 }
+
+/// Role and status of a user, for refreshing an access token.
+pub async fn user_role(conn: &mut PgConnection, user: UserId) -> Result<Option<(RoleKey, String)>> {
+    Ok(sqlx::query_as(
+        "SELECT r.key, u.status FROM users u JOIN roles r ON r.tenant_id = u.tenant_id AND r.id = u.role_id WHERE u.id = $1",
+    )
+    .bind(user)
+    .fetch_optional(conn)
+    .await?)
+}
+
+pub async fn touch_last_login(conn: &mut PgConnection, user: UserId, now: DateTime<Utc>) -> Result<()> {
+    sqlx::query("UPDATE users SET last_login_at = $2 WHERE id = $1").bind(user).bind(now).execute(conn).await?;
+    Ok(())
+}

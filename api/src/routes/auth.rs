@@ -1,0 +1,225 @@
+//! `/v1/auth/*` and `/v1/me`: password login, refresh-token rotation, logout.
+//!
+//! Failures say as little as possible: an unknown tenant, an unknown email and a wrong password all
+//! answer the same 401, and an unknown email still costs one argon2 verification so timing does not
+//! tell them apart. Every attempt lands in `login_history`.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{Duration, Utc};
+use orbas_oltp::auth::jwt::Claims;
+use orbas_oltp::auth::lockout::LoginThrottle;
+use orbas_oltp::auth::password::{hash_password, verify_password};
+use orbas_oltp::auth::tokens::RefreshToken;
+use orbas_oltp::model::{RoleKey, TenantId, UserId};
+use orbas_oltp::repo::identity::{self, LoginAttempt, LoginMethod, LoginUser, Lookup};
+use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
+
+use crate::extract::{Authenticated, Body, unauthorized};
+use crate::problem::Problem;
+use crate::state::AppState;
+
+const REFRESH_LIFETIME_DAYS: i64 = 30;
+const ACCESS_LIFETIME_SECS: i64 = 15 * 60;
+/// Verified against when the email is unknown, so both paths cost one argon2 run.
+fn dummy_hash() -> String {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| hash_password("orbas-timing-equaliser").unwrap_or_default()).clone()
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/auth/login", post(login))
+        .route("/v1/auth/refresh", post(refresh))
+        .route("/v1/auth/logout", post(logout))
+        .route("/v1/me", get(me))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    /// The tenant's slug.
+    pub tenant: String,
+    pub email: String,
+    pub password: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    pub refresh_token: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Me {
+    pub user_id: UserId,
+    pub tenant_id: TenantId,
+    pub role: RoleKey,
+    pub session_id: uuid::Uuid,
+    pub team_size: usize,
+}
+
+fn bad_credentials() -> Problem {
+    unauthorized("invalid tenant, email or password")
+}
+
+async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Body(req): Body<LoginRequest>,
+) -> Result<Json<TokenResponse>, Problem> {
+    let Some(tenant) = identity::tenant_of(state.db.pool(), Lookup::Slug(req.tenant.trim())).await? else {
+        check_password(dummy_hash(), req.password).await;
+        return Err(bad_credentials());
+    };
+    let agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let now = Utc::now();
+    let mut tx = state.db.begin(tenant).await?;
+    let user = identity::login_user_by_email(tx.conn(), &req.email).await?;
+    let attempt = |user: Option<UserId>, failure| LoginAttempt {
+        user,
+        method: LoginMethod::Password,
+        failure,
+        ip: Some(peer.ip()),
+        user_agent: agent.as_deref(),
+    };
+    let Some(user) = user else {
+        check_password(dummy_hash(), req.password).await;
+        identity::record_login(tx.conn(), tenant, &attempt(None, Some("bad_credentials"))).await?;
+        tx.commit().await?;
+        return Err(bad_credentials());
+    };
+    if let Some(refusal) = refuse(&user, now) {
+        identity::record_login(tx.conn(), tenant, &attempt(Some(user.id), Some(refusal.0))).await?;
+        tx.commit().await?;
+        return Err(refusal.1);
+    }
+    let hash = user.password_hash.clone().unwrap_or_else(dummy_hash);
+    if !check_password(hash, req.password).await || user.password_hash.is_none() {
+        let (count, until) = state.throttle.on_failure(user.failed_attempts, now);
+        identity::set_login_failures(tx.conn(), user.id, u32::try_from(count).unwrap_or(0), until).await?;
+        identity::record_login(tx.conn(), tenant, &attempt(Some(user.id), Some("bad_credentials"))).await?;
+        tx.commit().await?;
+        return Err(bad_credentials());
+    }
+    identity::set_login_failures(tx.conn(), user.id, 0, None).await?;
+    identity::record_login(tx.conn(), tenant, &attempt(Some(user.id), None)).await?;
+    identity::touch_last_login(tx.conn(), user.id, now).await?;
+    let tokens = start_session(&state, &mut tx, tenant, user.id, user.role).await?;
+    tx.commit().await?;
+    Ok(Json(tokens))
+}
+
+/// A refusal before the password is even checked: locked or not an active user.
+fn refuse(user: &LoginUser, now: chrono::DateTime<Utc>) -> Option<(&'static str, Problem)> {
+    if LoginThrottle::is_locked(user.locked_until, now) {
+        let mut p = Problem::new(StatusCode::TOO_MANY_REQUESTS, "too many failed logins; try again later");
+        p.retry_after_secs = user.locked_until.map(|t| (t - now).num_seconds().max(1).unsigned_abs());
+        return Some(("locked", p));
+    }
+    (user.status != "active").then(|| ("disabled", bad_credentials()))
+}
+
+async fn check_password(hash: String, candidate: String) -> bool {
+    tokio::task::spawn_blocking(move || verify_password(&hash, &candidate)).await.unwrap_or(false)
+}
+
+async fn start_session(
+    state: &AppState,
+    tx: &mut orbas_oltp::db::TenantTx,
+    tenant: TenantId,
+    user: UserId,
+    role: RoleKey,
+) -> Result<TokenResponse, Problem> {
+    let now = Utc::now();
+    let refresh = RefreshToken::generate();
+    let session =
+        identity::create_session(tx.conn(), tenant, user, &refresh.hash(), now + Duration::days(REFRESH_LIFETIME_DAYS))
+            .await?;
+    issue(state, Claims::new(user, tenant, role, session.id, now), &refresh)
+}
+
+fn issue(state: &AppState, claims: Claims, refresh: &RefreshToken) -> Result<TokenResponse, Problem> {
+    let access_token = state.tokens.issue(&claims).map_err(|e| {
+        tracing::error!(error = %e, "signing an access token failed");
+        Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "the server could not complete the request")
+    })?;
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: ACCESS_LIFETIME_SECS,
+        refresh_token: refresh.secret().expose_secret().to_owned(),
+    })
+}
+
+async fn refresh(
+    State(state): State<AppState>,
+    Body(req): Body<RefreshRequest>,
+) -> Result<Json<TokenResponse>, Problem> {
+    let presented = RefreshToken::parse(req.refresh_token.trim()).map_err(|_| unauthorized("invalid refresh token"))?;
+    let hash = presented.hash();
+    let Some(tenant) = identity::tenant_of(state.db.pool(), Lookup::RefreshTokenHash(&hash)).await? else {
+        return Err(unauthorized("invalid refresh token"));
+    };
+    let now = Utc::now();
+    let next = RefreshToken::generate();
+    let mut tx = state.db.begin(tenant).await?;
+    let rotated = identity::rotate_session(
+        tx.conn(),
+        tenant,
+        &hash,
+        &next.hash(),
+        now + Duration::days(REFRESH_LIFETIME_DAYS),
+        now,
+    )
+    .await?;
+    let session = match rotated {
+        Ok(s) => s,
+        Err(refusal) => {
+            tx.commit().await?; // keeps the family revocation that reuse detection made
+            tracing::warn!(?refusal, "refresh token refused");
+            return Err(unauthorized("invalid refresh token"));
+        }
+    };
+    let Some((role, status)) = identity::user_role(tx.conn(), session.user_id).await? else {
+        return Err(unauthorized("invalid refresh token"));
+    };
+    if status != "active" {
+        return Err(unauthorized("the account is not active"));
+    }
+    let tokens = issue(&state, Claims::new(session.user_id, tenant, role, session.id, now), &next)?;
+    tx.commit().await?;
+    Ok(Json(tokens))
+}
+
+async fn logout(State(state): State<AppState>, auth: Authenticated) -> Result<impl IntoResponse, Problem> {
+    let mut tx = state.db.begin(auth.claims.tid).await?;
+    identity::revoke_session(tx.conn(), auth.claims.sid, Utc::now()).await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn me(auth: Authenticated) -> Json<Me> {
+    Json(Me {
+        user_id: auth.principal.user,
+        tenant_id: auth.principal.tenant,
+        role: auth.principal.role,
+        session_id: auth.claims.sid,
+        team_size: auth.principal.reports.len(),
+    })
+}

@@ -1,0 +1,3 @@
+//! HTTP routes under `/v1`, one module per area.
+
+pub mod auth;

@@ -1,0 +1,15 @@
+//! What every handler shares: the application database handle, the access-token signer, the login
+//! throttle.
+
+use std::sync::Arc;
+
+use orbas_oltp::auth::jwt::AccessTokens;
+use orbas_oltp::auth::lockout::LoginThrottle;
+use orbas_oltp::db::Db;
+
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub tokens: Arc<AccessTokens>,
+    pub throttle: LoginThrottle,
+}
