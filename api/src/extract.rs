@@ -62,3 +62,22 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
         Ok(Body(v))
     }
 }
+
+/// A path id; a malformed one is a 404 problem (no resource can live at that URL).
+#[derive(Debug, Clone, Copy)]
+pub struct Id<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Id<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(Id(v)),
+            Err(_) => Err(Problem::new(StatusCode::NOT_FOUND, format!("no resource at {}", parts.uri.path()))),
+        }
+    }
+}

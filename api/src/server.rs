@@ -46,6 +46,7 @@ impl Server {
             .route("/healthz", get(healthz))
             .route("/readyz", get(readyz))
             .merge(routes::auth::router())
+            .merge(routes::accounts::router())
             .fallback(not_found)
             .with_state(state);
         Ok(Server { listener, router })

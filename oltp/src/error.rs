@@ -72,7 +72,9 @@ impl Error {
     /// The kind of failure, for callers that map errors to responses or retries.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::NotFound { .. } | Error::MissingReference { .. } => ErrorKind::NotFound,
+            Error::NotFound { .. } => ErrorKind::NotFound,
+            // The request names a related record that does not exist (in this tenant): bad input.
+            Error::MissingReference { .. } => ErrorKind::Invalid,
             Error::Conflict { .. } => ErrorKind::Conflict,
             Error::Invalid { .. } => ErrorKind::Invalid,
             Error::NoTenant | Error::PermissionDenied => ErrorKind::Forbidden,
@@ -112,6 +114,8 @@ impl From<sqlx::Error> for Error {
         let constraint = db.constraint().unwrap_or_default().to_owned();
         match db.code().as_deref() {
             Some("23505") => Error::Conflict { constraint },
+            // Deleting a row others still point at is a conflict, not a missing reference.
+            Some("23503") if db.message().starts_with("update or delete") => Error::Conflict { constraint },
             Some("23503") => Error::MissingReference { constraint },
             Some("23514" | "23502" | "22P02" | "22001" | "22003" | "22007" | "22008" | "22023") => {
                 Error::Invalid { message: Cow::Owned(db.message().to_owned()) }

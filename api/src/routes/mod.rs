@@ -1,3 +1,4 @@
 //! HTTP routes under `/v1`, one module per area.
 
+pub mod accounts;
 pub mod auth;

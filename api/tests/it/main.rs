@@ -1,5 +1,6 @@
 //! Black-box tests of the `orbas` binary: the real executable, real Postgres clusters.
 
+mod accounts;
 mod auth;
 mod cli;
 mod helpers;

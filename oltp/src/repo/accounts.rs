@@ -31,6 +31,7 @@ pub struct Account {
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NewAccount {
     pub name: String,
     pub domain: Option<String>,
@@ -48,6 +49,8 @@ pub struct NewAccount {
 #[derive(Debug, Clone, Default)]
 pub struct AccountFilter {
     pub owner_id: Option<UserId>,
+    /// Restricts to records owned by one of these users (the caller's `own`/`team` scope).
+    pub owned_by_any: Option<Vec<UserId>>,
     pub parent_id: Option<AccountId>,
     pub industry: Option<Industry>,
 }
@@ -96,7 +99,7 @@ pub async fn list(conn: &mut PgConnection, filter: &AccountFilter, page: PageReq
         columns!(),
         " FROM accounts WHERE id > $1 \
          AND ($2::uuid IS NULL OR owner_id = $2) AND ($3::uuid IS NULL OR parent_id = $3) \
-         AND ($4::text IS NULL OR industry = $4) ORDER BY id LIMIT $5"
+         AND ($4::text IS NULL OR industry = $4) AND ($6::uuid[] IS NULL OR owner_id = ANY($6)) ORDER BY id LIMIT $5"
     );
     let rows: Vec<Account> = sqlx::query_as(sql)
         .bind(page.after_or_nil())
@@ -104,6 +107,7 @@ pub async fn list(conn: &mut PgConnection, filter: &AccountFilter, page: PageReq
         .bind(filter.parent_id)
         .bind(filter.industry)
         .bind(page.fetch_limit())
+        .bind(filter.owned_by_any.as_ref().map(|v| v.iter().map(|u| u.0).collect::<Vec<_>>()))
         .fetch_all(conn)
         .await?;
     Ok(Page::from_rows(rows, &page, |a| a.id.0))
@@ -115,12 +119,56 @@ pub async fn children(conn: &mut PgConnection, id: AccountId) -> Result<Vec<Acco
     Ok(sqlx::query_as(sql).bind(id).fetch_all(conn).await?)
 }
 
-pub async fn rename(conn: &mut PgConnection, id: AccountId, name: &str) -> Result<Account> {
-    let sql = concat!("UPDATE accounts SET name = $2 WHERE id = $1 RETURNING ", columns!());
-    found(sqlx::query_as(sql).bind(id).bind(name).fetch_optional(conn).await?, "account")
-}
-
 pub async fn delete(conn: &mut PgConnection, id: AccountId) -> Result<()> {
     let done = sqlx::query("DELETE FROM accounts WHERE id = $1").bind(id).execute(conn).await?;
     found((done.rows_affected() == 1).then_some(()), "account")
+}
+
+/// Fields a client may change; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountPatch {
+    pub name: Option<String>,
+    pub domain: Option<String>,
+    pub parent_id: Option<AccountId>,
+    pub owner_id: Option<UserId>,
+    pub territory_id: Option<TerritoryId>,
+    pub industry: Option<Industry>,
+    pub size: Option<CompanySize>,
+    pub segment: Option<Segment>,
+    pub annual_revenue: Option<Decimal>,
+    pub billing_country: Option<String>,
+}
+
+/// Locks the account for an update (optimistic-concurrency checks compare against this version).
+pub async fn get_for_update(conn: &mut PgConnection, id: AccountId) -> Result<Account> {
+    let sql = concat!("SELECT ", columns!(), " FROM accounts WHERE id = $1 FOR UPDATE");
+    found(sqlx::query_as(sql).bind(id).fetch_optional(conn).await?, "account")
+}
+
+pub async fn update(conn: &mut PgConnection, id: AccountId, p: &AccountPatch) -> Result<Account> {
+    let sql = concat!(
+        "UPDATE accounts SET name = coalesce($2, name), domain = coalesce($3, domain), parent_id = coalesce($4, parent_id), \
+         owner_id = coalesce($5, owner_id), territory_id = coalesce($6, territory_id), industry = coalesce($7, industry), \
+         size = coalesce($8, size), segment = coalesce($9, segment), annual_revenue = coalesce($10, annual_revenue), \
+         billing_country = coalesce($11, billing_country) WHERE id = $1 RETURNING ",
+        columns!()
+    );
+    found(
+        sqlx::query_as(sql)
+            .bind(id)
+            .bind(&p.name)
+            .bind(&p.domain)
+            .bind(p.parent_id)
+            .bind(p.owner_id)
+            .bind(p.territory_id)
+            .bind(p.industry)
+            .bind(p.size)
+            .bind(p.segment)
+            .bind(p.annual_revenue)
+            .bind(&p.billing_country)
+            .fetch_optional(conn)
+            .await?,
+        "account",
+    )
 }

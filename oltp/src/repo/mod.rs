@@ -6,6 +6,7 @@
 //! page, so pages are stable under concurrent inserts and cost the same at any depth.
 
 pub mod accounts;
+pub mod audit;
 pub mod contacts;
 pub mod identity;
 pub mod leads;
