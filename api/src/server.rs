@@ -20,6 +20,11 @@ use orbas_oltp::auth::jwt::AccessTokens;
 use orbas_oltp::auth::lockout::LoginThrottle;
 use secrecy::SecretString;
 
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::openapi::ApiDoc;
 use crate::problem::Problem;
 use crate::routes;
 use crate::state::AppState;
@@ -42,11 +47,14 @@ impl Server {
         let tokens = AccessTokens::new(jwt_secret).map_err(|e| anyhow::anyhow!("access-token key: {e}"))?;
         let state =
             AppState { db: db::Db::new(app_pool), tokens: Arc::new(tokens), throttle: LoginThrottle::default() };
-        let router = Router::new()
-            .route("/healthz", get(healthz))
-            .route("/readyz", get(readyz))
+        let (api, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
             .merge(routes::auth::router())
             .merge(routes::accounts::router())
+            .split_for_parts();
+        let router = api
+            .route("/healthz", get(healthz))
+            .route("/readyz", get(readyz))
+            .merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
             .fallback(not_found)
             .with_state(state);
         Ok(Server { listener, router })

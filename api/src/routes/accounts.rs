@@ -5,11 +5,10 @@
 
 use std::net::SocketAddr;
 
+use axum::Json;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use orbas_oltp::auth::Principal;
 use orbas_oltp::model::{AccountId, Action, Industry, Scope, UserId};
 use orbas_oltp::repo::accounts::{self, Account, AccountFilter, AccountPatch, NewAccount};
@@ -17,6 +16,8 @@ use orbas_oltp::repo::audit::{self, Actor};
 use orbas_oltp::repo::{Page, PageRequest};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::extract::{Authenticated, Body, Id};
@@ -25,24 +26,25 @@ use crate::state::AppState;
 
 const RESOURCE: &str = "accounts";
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/accounts", get(list).post(create))
-        .route("/v1/accounts/{id}", get(read).patch(update).delete(remove))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list, create)).routes(routes!(read, update, remove))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     pub owner_id: Option<UserId>,
     pub parent_id: Option<AccountId>,
     pub industry: Option<Industry>,
+    /// Page size, 1..=500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
     pub after: Option<Uuid>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ListResponse<T> {
     pub items: Vec<T>,
     pub next_cursor: Option<Uuid>,
@@ -91,6 +93,12 @@ fn with_etag(status: StatusCode, a: Account) -> Response {
     resp
 }
 
+/// List accounts visible to the caller, oldest first.
+#[utoipa::path(get, path = "/v1/accounts", params(ListQuery),
+    responses((status = 200, body = ListResponse<Account>), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)),
+    security(("bearer" = [])),
+    tag = "accounts",
+)]
 async fn list(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -111,6 +119,12 @@ async fn list(
     Ok(Json(rows.into()))
 }
 
+/// One account, with its `ETag`.
+#[utoipa::path(get, path = "/v1/accounts/{id}", params(("id" = Uuid, Path)),
+    responses((status = 200, body = Account, headers(("ETag" = String))), (status = 401, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])),
+    tag = "accounts",
+)]
 async fn read(State(state): State<AppState>, auth: Authenticated, Id(id): Id<AccountId>) -> Result<Response, Problem> {
     let mut tx = state.db.begin(auth.principal.tenant).await?;
     let account = accounts::get(tx.conn(), id).await?;
@@ -121,6 +135,13 @@ async fn read(State(state): State<AppState>, auth: Authenticated, Id(id): Id<Acc
     Ok(with_etag(StatusCode::OK, account))
 }
 
+/// Create an account.
+#[utoipa::path(post, path = "/v1/accounts", request_body = NewAccount,
+    responses((status = 201, body = Account, headers(("ETag" = String), ("Location" = String))), (status = 400, body = Problem),
+              (status = 401, body = Problem), (status = 403, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])),
+    tag = "accounts",
+)]
 async fn create(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -155,6 +176,15 @@ async fn create(
     Ok(resp)
 }
 
+/// Change an account; send `If-Match` with the `ETag` you read to avoid lost updates.
+#[utoipa::path(patch, path = "/v1/accounts/{id}", request_body = AccountPatch,
+    params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header)),
+    responses((status = 200, body = Account, headers(("ETag" = String))), (status = 400, body = Problem), (status = 401, body = Problem),
+              (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem),
+              (status = 412, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])),
+    tag = "accounts",
+)]
 async fn update(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -197,6 +227,12 @@ async fn update(
     Ok(with_etag(StatusCode::OK, updated))
 }
 
+/// Delete an account (refused with 409 while other records still point at it).
+#[utoipa::path(delete, path = "/v1/accounts/{id}", params(("id" = Uuid, Path)),
+    responses((status = 204), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)),
+    security(("bearer" = [])),
+    tag = "accounts",
+)]
 async fn remove(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,

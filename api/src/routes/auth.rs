@@ -6,11 +6,10 @@
 
 use std::net::SocketAddr;
 
+use axum::Json;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use chrono::{Duration, Utc};
 use orbas_oltp::auth::jwt::Claims;
 use orbas_oltp::auth::lockout::LoginThrottle;
@@ -20,6 +19,8 @@ use orbas_oltp::model::{RoleKey, TenantId, UserId};
 use orbas_oltp::repo::identity::{self, LoginAttempt, LoginMethod, LoginUser, Lookup};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::extract::{Authenticated, Body, unauthorized};
 use crate::problem::Problem;
@@ -33,15 +34,11 @@ fn dummy_hash() -> String {
     HASH.get_or_init(|| hash_password("orbas-timing-equaliser").unwrap_or_default()).clone()
 }
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/auth/login", post(login))
-        .route("/v1/auth/refresh", post(refresh))
-        .route("/v1/auth/logout", post(logout))
-        .route("/v1/me", get(me))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(login)).routes(routes!(refresh)).routes(routes!(logout)).routes(routes!(me))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     /// The tenant's slug.
@@ -50,13 +47,13 @@ pub struct LoginRequest {
     pub password: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
     pub refresh_token: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TokenResponse {
     pub access_token: String,
     pub token_type: &'static str,
@@ -64,7 +61,7 @@ pub struct TokenResponse {
     pub refresh_token: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Me {
     pub user_id: UserId,
     pub tenant_id: TenantId,
@@ -77,6 +74,10 @@ fn bad_credentials() -> Problem {
     unauthorized("invalid tenant, email or password")
 }
 
+/// Log in with a password: a 15-minute access token and a rotating refresh token.
+#[utoipa::path(post, path = "/v1/auth/login", request_body = LoginRequest, tag = "auth",
+    responses((status = 200, body = TokenResponse), (status = 400, body = Problem), (status = 401, body = Problem),
+              (status = 422, body = Problem), (status = 429, body = Problem)))]
 async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -167,6 +168,9 @@ fn issue(state: &AppState, claims: Claims, refresh: &RefreshToken) -> Result<Tok
     })
 }
 
+/// Trade a refresh token for new tokens; the old refresh token stops working (replaying it ends the session).
+#[utoipa::path(post, path = "/v1/auth/refresh", request_body = RefreshRequest, tag = "auth",
+    responses((status = 200, body = TokenResponse), (status = 400, body = Problem), (status = 401, body = Problem), (status = 422, body = Problem)))]
 async fn refresh(
     State(state): State<AppState>,
     Body(req): Body<RefreshRequest>,
@@ -207,6 +211,9 @@ async fn refresh(
     Ok(Json(tokens))
 }
 
+/// End the current session: its access and refresh tokens stop working at once.
+#[utoipa::path(post, path = "/v1/auth/logout", tag = "auth", security(("bearer" = [])),
+    responses((status = 204), (status = 401, body = Problem)))]
 async fn logout(State(state): State<AppState>, auth: Authenticated) -> Result<impl IntoResponse, Problem> {
     let mut tx = state.db.begin(auth.claims.tid).await?;
     identity::revoke_session(tx.conn(), auth.claims.sid, Utc::now()).await?;
@@ -214,6 +221,9 @@ async fn logout(State(state): State<AppState>, auth: Authenticated) -> Result<im
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Who the access token belongs to.
+#[utoipa::path(get, path = "/v1/me", tag = "auth", security(("bearer" = [])),
+    responses((status = 200, body = Me), (status = 401, body = Problem)))]
 async fn me(auth: Authenticated) -> Json<Me> {
     Json(Me {
         user_id: auth.principal.user,

@@ -4,3 +4,4 @@ mod accounts;
 mod auth;
 mod cli;
 mod helpers;
+mod openapi;

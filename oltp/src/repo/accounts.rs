@@ -9,7 +9,8 @@ use super::{Page, PageRequest, found};
 use crate::Result;
 use crate::model::{AccountId, AccountLifecycle, CompanySize, Industry, Segment, TenantId, TerritoryId, UserId};
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+/// A company in the CRM.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Account {
     pub id: AccountId,
     pub tenant_id: TenantId,
@@ -30,7 +31,8 @@ pub struct Account {
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+/// A new account; the owner defaults to the caller.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewAccount {
     pub name: String,
@@ -125,7 +127,7 @@ pub async fn delete(conn: &mut PgConnection, id: AccountId) -> Result<()> {
 }
 
 /// Fields a client may change; `None` leaves a field as it is.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AccountPatch {
     pub name: Option<String>,

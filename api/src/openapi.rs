@@ -1,0 +1,26 @@
+//! The OpenAPI 3.1 document, generated from the handlers' annotations (served at `/openapi.json`,
+//! browsable at `/docs`).
+
+use utoipa::Modify;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(title = "Orbas CRM API", description = "The operational CRM: REST over Postgres, tenant-isolated, audited."),
+    modifiers(&BearerAuth),
+    tags((name = "auth", description = "Login, tokens, sessions"), (name = "accounts", description = "Companies"))
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+    }
+}
