@@ -121,7 +121,7 @@ impl From<JsonRejection> for Problem {
             JsonRejection::MissingJsonContentType(_) => {
                 Problem::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "send the body as application/json")
             }
-            other => Problem::new(StatusCode::BAD_REQUEST, other.body_text()),
+            other => Problem::new(other.status(), other.body_text()),
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -24,10 +24,14 @@ use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
+use crate::observe;
 use crate::openapi::ApiDoc;
 use crate::problem::Problem;
 use crate::routes;
 use crate::state::AppState;
+
+/// Largest request body accepted (larger ones get a 413 problem).
+pub const MAX_BODY_BYTES: usize = 1 << 20;
 
 /// The CRM API server.
 pub struct Server {
@@ -44,6 +48,7 @@ impl std::fmt::Debug for Server {
 impl Server {
     pub async fn build(addr: SocketAddr, app_pool: PgPool, jwt_secret: &SecretString) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
+        observe::prometheus();
         let tokens = AccessTokens::new(jwt_secret).map_err(|e| anyhow::anyhow!("access-token key: {e}"))?;
         let state =
             AppState { db: db::Db::new(app_pool), tokens: Arc::new(tokens), throttle: LoginThrottle::default() };
@@ -54,8 +59,11 @@ impl Server {
         let router = api
             .route("/healthz", get(healthz))
             .route("/readyz", get(readyz))
+            .route("/metrics", get(observe::metrics_endpoint))
             .merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
             .fallback(not_found)
+            .layer(axum::middleware::from_fn(observe::track))
+            .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .with_state(state);
         Ok(Server { listener, router })
     }
