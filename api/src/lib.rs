@@ -9,6 +9,7 @@ pub mod extract;
 pub mod observe;
 pub mod openapi;
 pub mod problem;
+pub mod resource;
 pub mod routes;
 pub mod server;
 pub mod settings;
