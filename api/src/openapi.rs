@@ -9,7 +9,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 #[openapi(
     info(title = "Orbas CRM API", description = "The operational CRM: REST over Postgres, tenant-isolated, audited."),
     modifiers(&BearerAuth),
-    tags((name = "auth", description = "Login, tokens, sessions"), (name = "accounts", description = "Companies"))
+    tags((name = "auth", description = "Login, tokens, sessions"), (name = "accounts", description = "Companies"), (name = "contacts", description = "People"))
 )]
 pub struct ApiDoc;
 

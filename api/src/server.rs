@@ -55,6 +55,7 @@ impl Server {
         let (api, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
             .merge(routes::auth::router())
             .merge(routes::accounts::router())
+            .merge(routes::contacts::router())
             .split_for_parts();
         let router = api
             .route("/healthz", get(healthz))

@@ -6,3 +6,4 @@ mod cli;
 mod helpers;
 mod openapi;
 mod ops;
+mod resources;

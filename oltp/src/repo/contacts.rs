@@ -8,7 +8,8 @@ use super::{Page, PageRequest, found};
 use crate::Result;
 use crate::model::{AccountId, ContactId, TenantId, UserId};
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+/// A person, usually at an account.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Contact {
     pub id: ContactId,
     pub tenant_id: TenantId,
@@ -26,7 +27,8 @@ pub struct Contact {
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewContact {
     pub account_id: Option<AccountId>,
     pub owner_id: Option<UserId>,
@@ -85,4 +87,77 @@ pub async fn find_by_email(conn: &mut PgConnection, email: &str) -> Result<Vec<C
 pub async fn delete(conn: &mut PgConnection, id: ContactId) -> Result<()> {
     let done = sqlx::query("DELETE FROM contacts WHERE id = $1").bind(id).execute(conn).await?;
     found((done.rows_affected() == 1).then_some(()), "contact")
+}
+
+/// Fields a client may change; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContactPatch {
+    pub account_id: Option<AccountId>,
+    pub owner_id: Option<UserId>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub title: Option<String>,
+    pub do_not_contact: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ContactFilter {
+    pub account_id: Option<AccountId>,
+    pub owner_id: Option<UserId>,
+    /// Restricts to records owned by one of these users (the caller's `own`/`team` scope).
+    pub owned_by_any: Option<Vec<UserId>>,
+    /// Case-insensitive exact email.
+    pub email: Option<String>,
+}
+
+pub async fn list(conn: &mut PgConnection, f: &ContactFilter, page: PageRequest) -> Result<Page<Contact>> {
+    let sql = concat!(
+        "SELECT ",
+        columns!(),
+        " FROM contacts WHERE id > $1 AND ($2::uuid IS NULL OR account_id = $2) AND ($3::uuid IS NULL OR owner_id = $3) \
+         AND ($4::uuid[] IS NULL OR owner_id = ANY($4)) AND ($5::text IS NULL OR lower(email) = lower($5)) ORDER BY id LIMIT $6"
+    );
+    let rows: Vec<Contact> = sqlx::query_as(sql)
+        .bind(page.after_or_nil())
+        .bind(f.account_id)
+        .bind(f.owner_id)
+        .bind(f.owned_by_any.as_ref().map(|v| v.iter().map(|u| u.0).collect::<Vec<_>>()))
+        .bind(&f.email)
+        .bind(page.fetch_limit())
+        .fetch_all(conn)
+        .await?;
+    Ok(Page::from_rows(rows, &page, |c| c.id.0))
+}
+
+pub async fn get_for_update(conn: &mut PgConnection, id: ContactId) -> Result<Contact> {
+    let sql = concat!("SELECT ", columns!(), " FROM contacts WHERE id = $1 FOR UPDATE");
+    found(sqlx::query_as(sql).bind(id).fetch_optional(conn).await?, "contact")
+}
+
+pub async fn update(conn: &mut PgConnection, id: ContactId, p: &ContactPatch) -> Result<Contact> {
+    let sql = concat!(
+        "UPDATE contacts SET account_id = coalesce($2, account_id), owner_id = coalesce($3, owner_id), \
+         first_name = coalesce($4, first_name), last_name = coalesce($5, last_name), email = coalesce($6, email), \
+         phone = coalesce($7, phone), title = coalesce($8, title), do_not_contact = coalesce($9, do_not_contact) \
+         WHERE id = $1 RETURNING ",
+        columns!()
+    );
+    found(
+        sqlx::query_as(sql)
+            .bind(id)
+            .bind(p.account_id)
+            .bind(p.owner_id)
+            .bind(&p.first_name)
+            .bind(&p.last_name)
+            .bind(&p.email)
+            .bind(&p.phone)
+            .bind(&p.title)
+            .bind(p.do_not_contact)
+            .fetch_optional(conn)
+            .await?,
+        "contact",
+    )
 }
