@@ -309,3 +309,65 @@ macro_rules! crud_handlers {
         }
     };
 }
+
+/// Implements [`Resource`] for a repository module with the usual shape (`list`, `get`,
+/// `get_for_update`, `create`, `update`, `delete`, records with `id` and `owner_id`). `filter` maps the
+/// query (`$q`) and the caller's owner scope (`$owners`) to the repository's filter.
+#[macro_export]
+macro_rules! repo_resource {
+    ($R:ident { name: $name:literal, entity: $entity:literal, repo: $repo:ident, id: $Id:ident,
+      record: $Rec:ident, new: $New:ident, patch: $Patch:ident, query: $Q:ident,
+      filter: |$q:ident, $owners:ident| $filter:expr }) => {
+        #[derive(Debug)]
+        pub struct $R;
+
+        impl $crate::resource::Resource for $R {
+            const NAME: &'static str = $name;
+            const ENTITY: &'static str = $entity;
+            type Record = $Rec;
+            type New = $New;
+            type Patch = $Patch;
+            type Filter = $Q;
+
+            fn id(r: &$Rec) -> uuid::Uuid {
+                r.id.0
+            }
+            fn owner(r: &$Rec) -> Option<orbas_oltp::model::UserId> {
+                r.owner_id
+            }
+            fn new_owner(n: &mut $New) -> &mut Option<orbas_oltp::model::UserId> {
+                &mut n.owner_id
+            }
+            fn patch_owner(p: &$Patch) -> Option<orbas_oltp::model::UserId> {
+                p.owner_id
+            }
+            fn page(f: &$Q) -> orbas_oltp::repo::PageRequest {
+                orbas_oltp::repo::PageRequest { after: f.after, limit: f.limit.unwrap_or(50) }
+            }
+            async fn list(
+                c: &mut sqlx::PgConnection,
+                $q: &$Q,
+                $owners: Option<Vec<orbas_oltp::model::UserId>>,
+                page: orbas_oltp::repo::PageRequest,
+            ) -> orbas_oltp::Result<orbas_oltp::repo::Page<$Rec>> {
+                $repo::list(c, &$filter, page).await
+            }
+            async fn get(c: &mut sqlx::PgConnection, id: uuid::Uuid, lock: bool) -> orbas_oltp::Result<$Rec> {
+                if lock { $repo::get_for_update(c, $Id(id)).await } else { $repo::get(c, $Id(id)).await }
+            }
+            async fn create(
+                c: &mut sqlx::PgConnection,
+                t: orbas_oltp::model::TenantId,
+                n: &$New,
+            ) -> orbas_oltp::Result<$Rec> {
+                $repo::create(c, t, n).await
+            }
+            async fn update(c: &mut sqlx::PgConnection, id: uuid::Uuid, p: &$Patch) -> orbas_oltp::Result<$Rec> {
+                $repo::update(c, $Id(id), p).await
+            }
+            async fn delete(c: &mut sqlx::PgConnection, id: uuid::Uuid) -> orbas_oltp::Result<()> {
+                $repo::delete(c, $Id(id)).await
+            }
+        }
+    };
+}

@@ -56,6 +56,8 @@ impl Server {
             .merge(routes::auth::router())
             .merge(routes::accounts::router())
             .merge(routes::contacts::router())
+            .merge(routes::leads::router())
+            .merge(routes::tasks::router())
             .split_for_parts();
         let router = api
             .route("/healthz", get(healthz))

@@ -2,11 +2,7 @@
 
 use orbas_oltp::model::{AccountId, Industry, UserId};
 use orbas_oltp::repo::accounts::{self, Account, AccountFilter, AccountPatch, NewAccount};
-use orbas_oltp::repo::{Page, PageRequest};
 use serde::Deserialize;
-use sqlx::PgConnection;
-
-use crate::resource::Resource;
 
 /// Filters of `GET /v1/accounts`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -23,59 +19,22 @@ pub struct AccountQuery {
     pub after: Option<uuid::Uuid>,
 }
 
-#[derive(Debug)]
-pub struct Accounts;
-
-impl Resource for Accounts {
-    const NAME: &'static str = "accounts";
-    const ENTITY: &'static str = "account";
-    type Record = Account;
-    type New = NewAccount;
-    type Patch = AccountPatch;
-    type Filter = AccountQuery;
-
-    fn id(r: &Account) -> uuid::Uuid {
-        r.id.0
+crate::repo_resource!(Accounts {
+    name: "accounts",
+    entity: "account",
+    repo: accounts,
+    id: AccountId,
+    record: Account,
+    new: NewAccount,
+    patch: AccountPatch,
+    query: AccountQuery,
+    filter: |q, owners| AccountFilter {
+        owner_id: q.owner_id,
+        owned_by_any: owners,
+        parent_id: q.parent_id,
+        industry: q.industry
     }
-    fn owner(r: &Account) -> Option<UserId> {
-        r.owner_id
-    }
-    fn new_owner(n: &mut NewAccount) -> &mut Option<UserId> {
-        &mut n.owner_id
-    }
-    fn patch_owner(p: &AccountPatch) -> Option<UserId> {
-        p.owner_id
-    }
-    fn page(f: &AccountQuery) -> PageRequest {
-        PageRequest { after: f.after, limit: f.limit.unwrap_or(50) }
-    }
-    async fn list(
-        c: &mut PgConnection,
-        f: &AccountQuery,
-        owners: Option<Vec<UserId>>,
-        page: PageRequest,
-    ) -> orbas_oltp::Result<Page<Account>> {
-        let filter =
-            AccountFilter { owner_id: f.owner_id, owned_by_any: owners, parent_id: f.parent_id, industry: f.industry };
-        accounts::list(c, &filter, page).await
-    }
-    async fn get(c: &mut PgConnection, id: uuid::Uuid, lock: bool) -> orbas_oltp::Result<Account> {
-        if lock { accounts::get_for_update(c, AccountId(id)).await } else { accounts::get(c, AccountId(id)).await }
-    }
-    async fn create(
-        c: &mut PgConnection,
-        t: orbas_oltp::model::TenantId,
-        n: &NewAccount,
-    ) -> orbas_oltp::Result<Account> {
-        accounts::create(c, t, n).await
-    }
-    async fn update(c: &mut PgConnection, id: uuid::Uuid, p: &AccountPatch) -> orbas_oltp::Result<Account> {
-        accounts::update(c, AccountId(id), p).await
-    }
-    async fn delete(c: &mut PgConnection, id: uuid::Uuid) -> orbas_oltp::Result<()> {
-        accounts::delete(c, AccountId(id)).await
-    }
-}
+});
 
 crate::crud_handlers!(
     resource = Accounts,

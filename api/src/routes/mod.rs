@@ -3,3 +3,5 @@
 pub mod accounts;
 pub mod auth;
 pub mod contacts;
+pub mod leads;
+pub mod tasks;

@@ -30,6 +30,20 @@ fn cases() -> Vec<Case> {
             patch: json!({"title": "CEO"}),
             changed: ("title", json!("CEO")),
         },
+        Case {
+            table: "leads",
+            collection: "/v1/leads",
+            create: json!({"first_name": "Happy", "last_name": "Hogan", "company": "Hogan Security", "source": "referral"}),
+            patch: json!({"status": "working"}),
+            changed: ("status", json!("working")),
+        },
+        Case {
+            table: "tasks",
+            collection: "/v1/tasks",
+            create: json!({"kind": "call", "subject": "Discovery call", "priority": "high"}),
+            patch: json!({"status": "completed"}),
+            changed: ("status", json!("completed")),
+        },
     ]
 }
 
@@ -109,4 +123,72 @@ async fn another_tenants_ids_are_404_on_every_resource() {
             assert_eq!(req.bearer_auth(&t).send().await.expect("send").status(), 404, "{}", c.collection);
         }
     }
+}
+
+#[tokio::test]
+async fn resource_rules_hold_through_the_api() {
+    let app = spawn_app().await;
+    let t = admin_token(&app).await;
+    let task: Value = app
+        .http
+        .post(format!("{}/v1/tasks", app.base))
+        .bearer_auth(&t)
+        .json(&json!({"kind": "email", "subject": "Send proposal"}))
+        .send()
+        .await
+        .expect("post")
+        .json()
+        .await
+        .expect("json");
+    assert!(task["completed_at"].is_null());
+    let url = format!("{}/v1/tasks/{}", app.base, task["id"].as_str().unwrap_or_default());
+    let done: Value = app
+        .http
+        .patch(&url)
+        .bearer_auth(&t)
+        .json(&json!({"status": "completed"}))
+        .send()
+        .await
+        .expect("patch")
+        .json()
+        .await
+        .expect("json");
+    assert!(done["completed_at"].is_string(), "completing sets completed_at");
+    let reopened: Value = app
+        .http
+        .patch(&url)
+        .bearer_auth(&t)
+        .json(&json!({"status": "open"}))
+        .send()
+        .await
+        .expect("patch")
+        .json()
+        .await
+        .expect("json");
+    assert!(reopened["completed_at"].is_null(), "reopening clears it");
+
+    let lead: Value = app
+        .http
+        .post(format!("{}/v1/leads", app.base))
+        .bearer_auth(&t)
+        .json(&json!({"first_name": "A", "last_name": "B", "source": "web"}))
+        .send()
+        .await
+        .expect("post")
+        .json()
+        .await
+        .expect("json");
+    let lead_url = format!("{}/v1/leads/{}", app.base, lead["id"].as_str().unwrap_or_default());
+    let converted =
+        app.http.patch(&lead_url).bearer_auth(&t).json(&json!({"status": "converted"})).send().await.expect("patch");
+    assert_eq!(converted.status(), 422, "conversion only through its workflow");
+    let bad_enum = app
+        .http
+        .post(format!("{}/v1/leads", app.base))
+        .bearer_auth(&t)
+        .json(&json!({"first_name": "A", "last_name": "B", "source": "carrier-pigeon"}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(bad_enum.status(), 422);
 }

@@ -10,7 +10,8 @@ use crate::model::{
 };
 use crate::{Error, Result};
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+/// An unqualified prospect.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Lead {
     pub id: LeadId,
     pub tenant_id: TenantId,
@@ -33,7 +34,8 @@ pub struct Lead {
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewLead {
     pub owner_id: Option<UserId>,
     pub campaign_id: Option<CampaignId>,
@@ -49,6 +51,8 @@ pub struct NewLead {
 #[derive(Debug, Clone, Default)]
 pub struct LeadFilter {
     pub owner_id: Option<UserId>,
+    /// Restricts to records owned by one of these users (the caller's `own`/`team` scope).
+    pub owned_by_any: Option<Vec<UserId>>,
     pub status: Option<LeadStatus>,
 }
 
@@ -92,13 +96,14 @@ pub async fn list(conn: &mut PgConnection, filter: &LeadFilter, page: PageReques
         "SELECT ",
         columns!(),
         " FROM leads WHERE id > $1 AND ($2::uuid IS NULL OR owner_id = $2) \
-         AND ($3::text IS NULL OR status = $3) ORDER BY id LIMIT $4"
+         AND ($3::text IS NULL OR status = $3) AND ($5::uuid[] IS NULL OR owner_id = ANY($5)) ORDER BY id LIMIT $4"
     );
     let rows: Vec<Lead> = sqlx::query_as(sql)
         .bind(page.after_or_nil())
         .bind(filter.owner_id)
         .bind(filter.status)
         .bind(page.fetch_limit())
+        .bind(filter.owned_by_any.as_ref().map(|v| v.iter().map(|u| u.0).collect::<Vec<_>>()))
         .fetch_all(conn)
         .await?;
     Ok(Page::from_rows(rows, &page, |l| l.id.0))
@@ -129,4 +134,57 @@ pub async fn mark_converted(
     );
     let row = sqlx::query_as(sql).bind(id).bind(account).bind(contact).bind(opportunity).fetch_optional(conn).await?;
     row.ok_or_else(|| Error::invalid("lead does not exist or is already converted"))
+}
+
+/// Fields a client may change; `None` leaves a field as it is. Conversion has its own workflow.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LeadPatch {
+    pub owner_id: Option<UserId>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub email: Option<String>,
+    pub company: Option<String>,
+    pub title: Option<String>,
+    pub company_size: Option<CompanySize>,
+    /// Any status but `converted`.
+    pub status: Option<LeadStatus>,
+}
+
+pub async fn get_for_update(conn: &mut PgConnection, id: LeadId) -> Result<Lead> {
+    let sql = concat!("SELECT ", columns!(), " FROM leads WHERE id = $1 FOR UPDATE");
+    found(sqlx::query_as(sql).bind(id).fetch_optional(conn).await?, "lead")
+}
+
+pub async fn update(conn: &mut PgConnection, id: LeadId, p: &LeadPatch) -> Result<Lead> {
+    if p.status == Some(LeadStatus::Converted) {
+        return Err(Error::invalid("a lead is converted by the conversion workflow, not by a status change"));
+    }
+    let sql = concat!(
+        "UPDATE leads SET owner_id = coalesce($2, owner_id), first_name = coalesce($3, first_name), \
+         last_name = coalesce($4, last_name), email = coalesce($5, email), company = coalesce($6, company), \
+         title = coalesce($7, title), company_size = coalesce($8, company_size), status = coalesce($9, status) \
+         WHERE id = $1 RETURNING ",
+        columns!()
+    );
+    found(
+        sqlx::query_as(sql)
+            .bind(id)
+            .bind(p.owner_id)
+            .bind(&p.first_name)
+            .bind(&p.last_name)
+            .bind(&p.email)
+            .bind(&p.company)
+            .bind(&p.title)
+            .bind(p.company_size)
+            .bind(p.status)
+            .fetch_optional(conn)
+            .await?,
+        "lead",
+    )
+}
+
+pub async fn delete(conn: &mut PgConnection, id: LeadId) -> Result<()> {
+    let done = sqlx::query("DELETE FROM leads WHERE id = $1").bind(id).execute(conn).await?;
+    found((done.rows_affected() == 1).then_some(()), "lead")
 }

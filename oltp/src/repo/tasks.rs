@@ -10,7 +10,8 @@ use crate::model::{
     AccountId, ContactId, LeadId, OpportunityId, Priority, TaskId, TaskKind, TaskStatus, TenantId, TicketId, UserId,
 };
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+/// An activity: a call, email, meeting or to-do.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Task {
     pub id: TaskId,
     pub tenant_id: TenantId,
@@ -32,7 +33,8 @@ pub struct Task {
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewTask {
     pub kind: TaskKind,
     pub subject: String,
@@ -51,6 +53,8 @@ pub struct NewTask {
 #[derive(Debug, Clone, Default)]
 pub struct TaskFilter {
     pub owner_id: Option<UserId>,
+    /// Restricts to records owned by one of these users (the caller's `own`/`team` scope).
+    pub owned_by_any: Option<Vec<UserId>>,
     pub status: Option<TaskStatus>,
     pub due_before: Option<DateTime<Utc>>,
 }
@@ -98,7 +102,8 @@ pub async fn list(conn: &mut PgConnection, filter: &TaskFilter, page: PageReques
         "SELECT ",
         columns!(),
         " FROM tasks WHERE id > $1 AND ($2::uuid IS NULL OR owner_id = $2) \
-         AND ($3::text IS NULL OR status = $3) AND ($4::timestamptz IS NULL OR due_at < $4) ORDER BY id LIMIT $5"
+         AND ($3::text IS NULL OR status = $3) AND ($4::timestamptz IS NULL OR due_at < $4) \
+         AND ($6::uuid[] IS NULL OR owner_id = ANY($6)) ORDER BY id LIMIT $5"
     );
     let rows: Vec<Task> = sqlx::query_as(sql)
         .bind(page.after_or_nil())
@@ -106,6 +111,7 @@ pub async fn list(conn: &mut PgConnection, filter: &TaskFilter, page: PageReques
         .bind(filter.status)
         .bind(filter.due_before)
         .bind(page.fetch_limit())
+        .bind(filter.owned_by_any.as_ref().map(|v| v.iter().map(|u| u.0).collect::<Vec<_>>()))
         .fetch_all(conn)
         .await?;
     Ok(Page::from_rows(rows, &page, |t| t.id.0))
@@ -130,4 +136,53 @@ pub async fn sla_breaches(conn: &mut PgConnection, owner: UserId, now: DateTime<
          AND sla_due_at < $2 ORDER BY sla_due_at"
     );
     Ok(sqlx::query_as(sql).bind(owner).bind(now).fetch_all(conn).await?)
+}
+
+/// Fields a client may change; `None` leaves a field as it is. `completed_at` follows `status`.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TaskPatch {
+    pub subject: Option<String>,
+    pub description: Option<String>,
+    pub status: Option<TaskStatus>,
+    pub priority: Option<Priority>,
+    pub owner_id: Option<UserId>,
+    pub due_at: Option<DateTime<Utc>>,
+    pub sla_due_at: Option<DateTime<Utc>>,
+}
+
+pub async fn get_for_update(conn: &mut PgConnection, id: TaskId) -> Result<Task> {
+    let sql = concat!("SELECT ", columns!(), " FROM tasks WHERE id = $1 FOR UPDATE");
+    found(sqlx::query_as(sql).bind(id).fetch_optional(conn).await?, "task")
+}
+
+pub async fn update(conn: &mut PgConnection, id: TaskId, p: &TaskPatch) -> Result<Task> {
+    let sql = concat!(
+        "UPDATE tasks SET subject = coalesce($2, subject), description = coalesce($3, description), \
+         status = coalesce($4, status), priority = coalesce($5, priority), owner_id = coalesce($6, owner_id), \
+         due_at = coalesce($7, due_at), sla_due_at = coalesce($8, sla_due_at), \
+         completed_at = CASE WHEN $4::text IS NULL THEN completed_at \
+                             WHEN $4 = 'completed' THEN coalesce(completed_at, now()) END \
+         WHERE id = $1 RETURNING ",
+        columns!()
+    );
+    found(
+        sqlx::query_as(sql)
+            .bind(id)
+            .bind(&p.subject)
+            .bind(&p.description)
+            .bind(p.status)
+            .bind(p.priority)
+            .bind(p.owner_id)
+            .bind(p.due_at)
+            .bind(p.sla_due_at)
+            .fetch_optional(conn)
+            .await?,
+        "task",
+    )
+}
+
+pub async fn delete(conn: &mut PgConnection, id: TaskId) -> Result<()> {
+    let done = sqlx::query("DELETE FROM tasks WHERE id = $1").bind(id).execute(conn).await?;
+    found((done.rows_affected() == 1).then_some(()), "task")
 }
