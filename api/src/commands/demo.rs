@@ -105,11 +105,15 @@ async fn print_banner(admin: &PgPool, http: &str, admin_url: &str, embedded: boo
     println!();
     println!("Orbas demo is up");
     println!("  API            {http}");
-    println!("  health         {http}/healthz   readiness {http}/readyz");
+    println!("  API docs       {http}/docs   (OpenAPI: {http}/openapi.json)");
+    println!("  health         {http}/healthz   readiness {http}/readyz   metrics {http}/metrics");
     println!("  Postgres       {} ({})", redact(admin_url), if embedded { "embedded" } else { "DATABASE_URL" });
     for (slug, email) in tenants.iter().take(6) {
         println!("  tenant {slug:<24} admin {email}");
     }
+    println!(
+        "  log in: POST {http}/v1/auth/login {{\"tenant\": <slug>, \"email\": <admin>, \"password\": \"orbas-demo-password\"}}"
+    );
     println!("  stop with Ctrl-C");
     Ok(())
 }
