@@ -85,6 +85,13 @@ pub struct WriteContext {
     pub headers: HeaderMap,
 }
 
+impl WriteContext {
+    /// The audit actor of this request.
+    pub fn actor(&self, auth: &Authenticated) -> Actor {
+        actor(auth, self)
+    }
+}
+
 fn actor(auth: &Authenticated, ctx: &WriteContext) -> Actor {
     Actor {
         user: Some(auth.principal.user),

@@ -4,4 +4,5 @@ pub mod accounts;
 pub mod auth;
 pub mod contacts;
 pub mod leads;
+pub mod recommendations;
 pub mod tasks;

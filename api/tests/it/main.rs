@@ -6,4 +6,5 @@ mod cli;
 mod helpers;
 mod openapi;
 mod ops;
+mod recommendations;
 mod resources;

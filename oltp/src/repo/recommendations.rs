@@ -11,7 +11,8 @@ use crate::model::{
 };
 use crate::{Error, Result};
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+/// A next-best action for a rep.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Recommendation {
     pub id: RecommendationId,
     pub tenant_id: TenantId,
@@ -40,7 +41,9 @@ pub struct NewRecommendation {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// A rep's answer to a recommendation.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Feedback {
     pub verdict: FeedbackVerdict,
     pub reason: Option<String>,
@@ -104,6 +107,12 @@ pub async fn give_feedback(
     user: UserId,
     feedback: &Feedback,
 ) -> Result<Recommendation> {
+    if feedback.reason.as_deref().is_some_and(|r| r.chars().count() > 1000) {
+        return Err(Error::invalid("reason is longer than 1000 characters"));
+    }
+    if feedback.snooze_until.is_some_and(|t| t <= chrono::Utc::now()) {
+        return Err(Error::invalid("snooze_until must be in the future"));
+    }
     let (status, snooze) = match (feedback.verdict, feedback.snooze_until) {
         (FeedbackVerdict::Snooze, Some(until)) => (RecommendationStatus::Snoozed, Some(until)),
         (FeedbackVerdict::Snooze, None) => return Err(Error::invalid("snooze needs snooze_until")),
