@@ -10,7 +10,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
     info(title = "Orbas CRM API", description = "The operational CRM: REST over Postgres, tenant-isolated, audited."),
     modifiers(&BearerAuth),
     tags((name = "auth", description = "Login, tokens, sessions"), (name = "accounts", description = "Companies"), (name = "contacts", description = "People"),
-        (name = "leads", description = "Prospects"), (name = "tasks", description = "Activities: calls, emails, meetings, to-dos"),
+        (name = "leads", description = "Prospects"), (name = "opportunities", description = "Deals and their stages"), (name = "tasks", description = "Activities: calls, emails, meetings, to-dos"),
         (name = "recommendations", description = "Next-best actions for reps"))
 )]
 pub struct ApiDoc;

@@ -58,6 +58,7 @@ impl Server {
             .merge(routes::contacts::router())
             .merge(routes::leads::router())
             .merge(routes::tasks::router())
+            .merge(routes::opportunities::all_routes())
             .merge(routes::recommendations::router())
             .split_for_parts();
         let router = api

@@ -4,5 +4,6 @@ pub mod accounts;
 pub mod auth;
 pub mod contacts;
 pub mod leads;
+pub mod opportunities;
 pub mod recommendations;
 pub mod tasks;

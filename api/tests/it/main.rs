@@ -5,6 +5,7 @@ mod auth;
 mod cli;
 mod helpers;
 mod openapi;
+mod opportunities;
 mod ops;
 mod recommendations;
 mod resources;

@@ -15,7 +15,8 @@ use crate::model::{
 };
 use crate::{Error, Result};
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+/// A deal in the pipeline.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Opportunity {
     pub id: OpportunityId,
     pub tenant_id: TenantId,
@@ -38,7 +39,9 @@ pub struct Opportunity {
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// A new deal; it starts in the first open stage of the default pipeline.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewOpportunity {
     pub account_id: AccountId,
     pub primary_contact_id: Option<ContactId>,
@@ -53,13 +56,15 @@ pub struct NewOpportunity {
 #[derive(Debug, Clone, Default)]
 pub struct OpportunityFilter {
     pub owner_id: Option<UserId>,
+    /// Restricts to records owned by one of these users (the caller's `own`/`team` scope).
+    pub owned_by_any: Option<Vec<UserId>>,
     pub status: Option<OpportunityStatus>,
     pub stage_id: Option<StageId>,
     pub close_before: Option<NaiveDate>,
 }
 
 /// A recorded stage change.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct StageChange {
     pub id: Uuid,
     pub opportunity_id: OpportunityId,
@@ -151,7 +156,7 @@ pub async fn list(conn: &mut PgConnection, filter: &OpportunityFilter, page: Pag
         columns!(),
         " FROM opportunities WHERE id > $1 AND ($2::uuid IS NULL OR owner_id = $2) \
          AND ($3::text IS NULL OR status = $3) AND ($4::uuid IS NULL OR stage_id = $4) \
-         AND ($5::date IS NULL OR close_date < $5) ORDER BY id LIMIT $6"
+         AND ($5::date IS NULL OR close_date < $5) AND ($7::uuid[] IS NULL OR owner_id = ANY($7)) ORDER BY id LIMIT $6"
     );
     let rows: Vec<Opportunity> = sqlx::query_as(sql)
         .bind(page.after_or_nil())
@@ -160,6 +165,7 @@ pub async fn list(conn: &mut PgConnection, filter: &OpportunityFilter, page: Pag
         .bind(filter.stage_id)
         .bind(filter.close_before)
         .bind(page.fetch_limit())
+        .bind(filter.owned_by_any.as_ref().map(|v| v.iter().map(|u| u.0).collect::<Vec<_>>()))
         .fetch_all(conn)
         .await?;
     Ok(Page::from_rows(rows, &page, |o| o.id.0))
@@ -172,7 +178,7 @@ pub async fn change_stage(
     to: StageId,
     by: Option<UserId>,
 ) -> Result<Opportunity> {
-    let current = lock(conn, id).await?;
+    let current = get_for_update(conn, id).await?;
     let stages: Vec<StageRow> = sqlx::query_as(
         "SELECT id, pipeline, position, probability, is_won, is_lost, required_fields FROM pipeline_stages \
          WHERE pipeline = (SELECT pipeline FROM pipeline_stages WHERE id = $1) ORDER BY position",
@@ -214,7 +220,8 @@ pub async fn stage_history(conn: &mut PgConnection, id: OpportunityId) -> Result
     .await?)
 }
 
-async fn lock(conn: &mut PgConnection, id: OpportunityId) -> Result<Opportunity> {
+/// Locks the opportunity for an update.
+pub async fn get_for_update(conn: &mut PgConnection, id: OpportunityId) -> Result<Opportunity> {
     let sql = concat!("SELECT ", columns!(), " FROM opportunities WHERE id = $1 FOR UPDATE");
     found(sqlx::query_as(sql).bind(id).fetch_optional(conn).await?, "opportunity")
 }
@@ -267,7 +274,8 @@ fn refusal_error(r: TransitionRefusal) -> Error {
 }
 
 /// Fields a caller may change directly (stage, status and probability change only through [`change_stage`]).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct OpportunityPatch {
     pub name: Option<String>,
     pub amount: Option<Decimal>,
@@ -300,4 +308,9 @@ pub async fn update(conn: &mut PgConnection, id: OpportunityId, patch: &Opportun
             .await?,
         "opportunity",
     )
+}
+
+pub async fn delete(conn: &mut PgConnection, id: OpportunityId) -> Result<()> {
+    let done = sqlx::query("DELETE FROM opportunities WHERE id = $1").bind(id).execute(conn).await?;
+    found((done.rows_affected() == 1).then_some(()), "opportunity")
 }
