@@ -76,7 +76,8 @@ impl Resource for Opportunities {
         if lock { opportunities::get_for_update(c, id).await } else { opportunities::get(c, id).await }
     }
     async fn create(c: &mut PgConnection, t: TenantId, n: &NewOpportunity) -> orbas_oltp::Result<Opportunity> {
-        // The creator is recorded on the first stage-history row by the stage endpoint's audit; here the owner.
+        // The first stage-history row names the owner as its author: the generic core does not pass the
+        // acting user down (the audit row of the create names the actor).
         opportunities::create(c, t, n, n.owner_id).await
     }
     async fn update(c: &mut PgConnection, id: uuid::Uuid, p: &OpportunityPatch) -> orbas_oltp::Result<Opportunity> {
