@@ -25,24 +25,21 @@ pub const APP_GROUP_ROLE: &str = "orbas_app";
 
 /// Opens a pool. `max_connections` bounds concurrent statements.
 pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool> {
-    let options: PgConnectOptions =
-        url.parse().map_err(|e: sqlx::Error| Error::invalid(format!("invalid database URL: {e}")))?;
-    let pool = PgPoolOptions::new()
-        .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(10))
-        .connect_with(options.application_name("orbas"))
-        .await?;
-    Ok(pool)
+    let (pool, options) = pool_options(url, max_connections)?;
+    Ok(pool.connect_with(options).await?)
 }
 
 /// A pool that connects on first use (for handles that may never be used).
 pub fn connect_lazy(url: &str, max_connections: u32) -> Result<PgPool> {
+    let (pool, options) = pool_options(url, max_connections)?;
+    Ok(pool.connect_lazy_with(options))
+}
+
+fn pool_options(url: &str, max_connections: u32) -> Result<(PgPoolOptions, PgConnectOptions)> {
     let options: PgConnectOptions =
         url.parse().map_err(|e: sqlx::Error| Error::invalid(format!("invalid database URL: {e}")))?;
-    Ok(PgPoolOptions::new()
-        .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(10))
-        .connect_lazy_with(options.application_name("orbas")))
+    let pool = PgPoolOptions::new().max_connections(max_connections).acquire_timeout(Duration::from_secs(10));
+    Ok((pool, options.application_name("orbas")))
 }
 
 /// Applies every pending migration. Idempotent: applied migrations are skipped (and checked unchanged).
