@@ -5,7 +5,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 
-use super::{Page, PageRequest, found};
+use super::{Page, PageRequest, found, owner_ids};
 use crate::Result;
 use crate::model::{AccountId, AccountLifecycle, CompanySize, Industry, Segment, TenantId, TerritoryId, UserId};
 
@@ -109,7 +109,7 @@ pub async fn list(conn: &mut PgConnection, filter: &AccountFilter, page: PageReq
         .bind(filter.parent_id)
         .bind(filter.industry)
         .bind(page.fetch_limit())
-        .bind(filter.owned_by_any.as_ref().map(|v| v.iter().map(|u| u.0).collect::<Vec<_>>()))
+        .bind(owner_ids(&filter.owned_by_any))
         .fetch_all(conn)
         .await?;
     Ok(Page::from_rows(rows, &page, |a| a.id.0))

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 
-use super::{Page, PageRequest, found};
+use super::{Page, PageRequest, found, owner_ids};
 use crate::Result;
 use crate::model::{AccountId, ContactId, TenantId, UserId};
 
@@ -124,7 +124,7 @@ pub async fn list(conn: &mut PgConnection, f: &ContactFilter, page: PageRequest)
         .bind(page.after_or_nil())
         .bind(f.account_id)
         .bind(f.owner_id)
-        .bind(f.owned_by_any.as_ref().map(|v| v.iter().map(|u| u.0).collect::<Vec<_>>()))
+        .bind(owner_ids(&f.owned_by_any))
         .bind(&f.email)
         .bind(page.fetch_limit())
         .fetch_all(conn)

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 
-use super::{Page, PageRequest, found};
+use super::{Page, PageRequest, found, owner_ids};
 use crate::model::{
     AccountId, CampaignId, CompanySize, ContactId, LeadId, LeadSource, LeadStatus, OpportunityId, TenantId, UserId,
 };
@@ -103,7 +103,7 @@ pub async fn list(conn: &mut PgConnection, filter: &LeadFilter, page: PageReques
         .bind(filter.owner_id)
         .bind(filter.status)
         .bind(page.fetch_limit())
-        .bind(filter.owned_by_any.as_ref().map(|v| v.iter().map(|u| u.0).collect::<Vec<_>>()))
+        .bind(owner_ids(&filter.owned_by_any))
         .fetch_all(conn)
         .await?;
     Ok(Page::from_rows(rows, &page, |l| l.id.0))

@@ -58,6 +58,11 @@ impl<T> Page<T> {
     }
 }
 
+/// An owner-scope restriction as the `uuid[]` the list queries bind (`None`: no restriction).
+fn owner_ids(owners: &Option<Vec<crate::model::UserId>>) -> Option<Vec<Uuid>> {
+    owners.as_ref().map(|v| v.iter().map(|u| u.0).collect())
+}
+
 /// Maps "no row" to a typed NotFound for `entity`.
 fn found<T>(row: Option<T>, entity: &'static str) -> crate::Result<T> {
     row.ok_or(crate::Error::NotFound { entity })

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::{Page, PageRequest, found};
+use super::{Page, PageRequest, found, owner_ids};
 use crate::model::{
     AccountId, ContactId, ForecastCategory, OpportunityId, OpportunityKind, OpportunityStatus, StageId, StageRule,
     TenantId, TransitionRefusal, UserId, check_transition,
@@ -165,7 +165,7 @@ pub async fn list(conn: &mut PgConnection, filter: &OpportunityFilter, page: Pag
         .bind(filter.stage_id)
         .bind(filter.close_before)
         .bind(page.fetch_limit())
-        .bind(filter.owned_by_any.as_ref().map(|v| v.iter().map(|u| u.0).collect::<Vec<_>>()))
+        .bind(owner_ids(&filter.owned_by_any))
         .fetch_all(conn)
         .await?;
     Ok(Page::from_rows(rows, &page, |o| o.id.0))

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 
-use super::{Page, PageRequest, found};
+use super::{Page, PageRequest, found, owner_ids};
 use crate::Result;
 use crate::model::{
     AccountId, ContactId, LeadId, OpportunityId, Priority, TaskId, TaskKind, TaskStatus, TenantId, TicketId, UserId,
@@ -111,7 +111,7 @@ pub async fn list(conn: &mut PgConnection, filter: &TaskFilter, page: PageReques
         .bind(filter.status)
         .bind(filter.due_before)
         .bind(page.fetch_limit())
-        .bind(filter.owned_by_any.as_ref().map(|v| v.iter().map(|u| u.0).collect::<Vec<_>>()))
+        .bind(owner_ids(&filter.owned_by_any))
         .fetch_all(conn)
         .await?;
     Ok(Page::from_rows(rows, &page, |t| t.id.0))
