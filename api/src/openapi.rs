@@ -11,6 +11,12 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
     modifiers(&BearerAuth),
     tags((name = "auth", description = "Login, tokens, sessions"), (name = "accounts", description = "Companies"), (name = "contacts", description = "People"),
         (name = "leads", description = "Prospects"), (name = "opportunities", description = "Deals and their stages"), (name = "tasks", description = "Activities: calls, emails, meetings, to-dos"),
+        (name = "tickets", description = "Support cases and their threads"),
+        (name = "pipeline stages", description = "Stages of the sales pipelines"), (name = "products", description = "The product catalogue"),
+        (name = "quotes", description = "Quotes and their lines; totals computed by the server"),
+        (name = "subscriptions", description = "Recurring revenue"), (name = "invoices", description = "Invoices and their lines"),
+        (name = "campaigns", description = "Marketing campaigns"), (name = "knowledge articles", description = "The knowledge base"),
+        (name = "employees", description = "The HR view of the tenant's people"),
         (name = "recommendations", description = "Next-best actions for reps"))
 )]
 pub struct ApiDoc;

@@ -10,13 +10,14 @@ use axum::Json;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use orbas_oltp::auth::Principal;
-use orbas_oltp::model::{Action, Scope, TenantId, UserId};
+use orbas_oltp::model::{Action, Scope, UserId};
 use orbas_oltp::repo::audit::{self, Actor};
-use orbas_oltp::repo::{Page, PageRequest};
+use orbas_oltp::repo::table::{self, Cursor, ListRequest, Table};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
-use sqlx::PgConnection;
+use sqlx::postgres::PgRow;
+use sqlx::{FromRow, PgConnection};
 use uuid::Uuid;
 
 use crate::extract::Authenticated;
@@ -25,44 +26,57 @@ use crate::state::AppState;
 
 type Db<T> = orbas_oltp::Result<T>;
 
-/// A CRUD resource over one repository.
+/// A CRUD resource over one table. `list`, `get` and `delete` are the generic statements over
+/// [`Resource::TABLE`]; `create` and `update` default to the generic typed writes and are overridden
+/// where a resource computes fields (numbers, totals) or writes more than one row.
 pub trait Resource: Send + Sync + 'static {
     /// Resource name in the permission matrix and the audit log (the table name).
     const NAME: &'static str;
-    /// Singular, for messages.
-    const ENTITY: &'static str;
-    type Record: Serialize + Send + Sync;
-    type New: DeserializeOwned + Send + Sync;
-    type Patch: DeserializeOwned + Send + Sync;
-    /// Query-string filters of the list endpoint.
-    type Filter: DeserializeOwned + Send + Sync;
+    const TABLE: &'static Table;
+    type Record: Serialize + for<'r> FromRow<'r, PgRow> + Send + Sync + Unpin;
+    type New: DeserializeOwned + Serialize + Send + Sync;
+    type Patch: DeserializeOwned + Serialize + Send + Sync;
+    /// Query-string parameters of the list endpoint (see [`crate::list_query!`]).
+    type Filter: DeserializeOwned + Serialize + ListParams + Send + Sync;
 
     fn id(r: &Self::Record) -> Uuid;
+    /// The record's owner; `None` for records nobody owns (reachable only with an `all` scope).
     fn owner(r: &Self::Record) -> Option<UserId>;
-    /// The owner a new record will get; `None` in the body means the caller.
-    fn new_owner(n: &mut Self::New) -> &mut Option<UserId>;
+    /// The owner a new record will get, when the resource has owners; `None` in the body means the caller.
+    fn new_owner(n: &mut Self::New) -> Option<&mut Option<UserId>>;
     /// The owner a patch assigns, if it changes ownership.
     fn patch_owner(p: &Self::Patch) -> Option<UserId>;
-    fn page(f: &Self::Filter) -> PageRequest;
 
-    fn list(
+    fn create(c: &mut PgConnection, p: &Principal, n: &Self::New) -> impl Future<Output = Db<Self::Record>> + Send {
+        async move { table::insert(c, Self::TABLE, p.tenant, Uuid::now_v7(), n).await }
+    }
+    fn update(
         c: &mut PgConnection,
-        f: &Self::Filter,
-        owners: Option<Vec<UserId>>,
-        page: PageRequest,
-    ) -> impl Future<Output = Db<Page<Self::Record>>> + Send;
-    fn get(c: &mut PgConnection, id: Uuid, lock: bool) -> impl Future<Output = Db<Self::Record>> + Send;
-    fn create(c: &mut PgConnection, t: TenantId, n: &Self::New) -> impl Future<Output = Db<Self::Record>> + Send;
-    fn update(c: &mut PgConnection, id: Uuid, p: &Self::Patch) -> impl Future<Output = Db<Self::Record>> + Send;
-    fn delete(c: &mut PgConnection, id: Uuid) -> impl Future<Output = Db<()>> + Send;
+        _p: &Principal,
+        id: Uuid,
+        patch: &Self::Patch,
+    ) -> impl Future<Output = Db<Self::Record>> + Send {
+        async move { table::update(c, Self::TABLE, id, patch).await }
+    }
+    fn delete(c: &mut PgConnection, id: Uuid) -> impl Future<Output = Db<()>> + Send {
+        table::delete(c, Self::TABLE, id)
+    }
+}
+
+/// The parameters every list shares.
+pub trait ListParams {
+    fn limit(&self) -> Option<u32>;
+    fn after(&self) -> Option<&str>;
+    fn sort(&self) -> Option<&str>;
+    fn fields(&self) -> Option<&str>;
 }
 
 /// A page of a list endpoint.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ListResponse<T> {
     pub items: Vec<T>,
-    /// Pass as `after` to get the next page; absent on the last page.
-    pub next_cursor: Option<Uuid>,
+    /// Pass as `after` (with the same `sort`) to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
 }
 
 fn forbidden<R: Resource>(action: Action) -> Problem {
@@ -120,25 +134,48 @@ fn as_json<T: Serialize>(v: &T) -> serde_json::Value {
     serde_json::to_value(v).unwrap_or_default()
 }
 
-pub async fn list<R: Resource>(
-    state: &AppState,
-    auth: &Authenticated,
-    filter: &R::Filter,
-) -> Result<Json<ListResponse<R::Record>>, Problem> {
+pub async fn list<R: Resource>(state: &AppState, auth: &Authenticated, q: &R::Filter) -> Result<Response, Problem> {
     let scope = auth.principal.scope_for(R::NAME, Action::Read).ok_or_else(|| forbidden::<R>(Action::Read))?;
+    let t = R::TABLE;
+    // A bad sort, cursor or field name is a malformed query: 400, like any other bad parameter.
+    let bad_query = |e: orbas_oltp::Error| Problem::new(StatusCode::BAD_REQUEST, e.to_string());
+    let req = ListRequest {
+        filters: t.filters_from(q),
+        owners: owners_in_scope(&auth.principal, scope),
+        sort: t.sort(q.sort()).map_err(bad_query)?,
+        after: q.after().map(Cursor::decode).transpose().map_err(bad_query)?,
+        limit: q.limit().unwrap_or(50),
+    };
+    let fields = t.fields(q.fields()).map_err(bad_query)?;
     let mut tx = state.db.begin(auth.principal.tenant).await?;
-    let page = R::list(tx.conn(), filter, owners_in_scope(&auth.principal, scope), R::page(filter)).await?;
+    let page = table::list::<R::Record>(tx.conn(), t, &req).await?;
     tx.commit().await?;
-    Ok(Json(ListResponse { items: page.items, next_cursor: page.next_after }))
+    let next_cursor = page.next.map(|c| c.encode());
+    let Some(fields) = fields else {
+        return Ok(Json(ListResponse { items: page.items, next_cursor }).into_response());
+    };
+    let items = page.items.iter().map(|r| sparse(as_json(r), &fields)).collect();
+    Ok(Json(ListResponse::<serde_json::Value> { items, next_cursor }).into_response())
+}
+
+/// Keeps only `fields` of a serialised record.
+fn sparse(v: serde_json::Value, fields: &[&str]) -> serde_json::Value {
+    match v {
+        serde_json::Value::Object(mut m) => {
+            m.retain(|k, _| fields.contains(&k.as_str()));
+            serde_json::Value::Object(m)
+        }
+        other => other,
+    }
 }
 
 pub async fn read<R: Resource>(state: &AppState, auth: &Authenticated, id: Uuid) -> Result<Response, Problem> {
     let mut tx = state.db.begin(auth.principal.tenant).await?;
-    let record = R::get(tx.conn(), id, false).await?;
+    let record: R::Record = table::get(tx.conn(), R::TABLE, id, false).await?;
     tx.commit().await?;
     // Out of the caller's read scope looks exactly like absent.
     if !auth.principal.may(R::NAME, Action::Read, R::owner(&record)) {
-        return Err(orbas_oltp::Error::NotFound { entity: R::ENTITY }.into());
+        return Err(orbas_oltp::Error::NotFound { entity: R::TABLE.entity }.into());
     }
     Ok(with_etag(StatusCode::OK, record))
 }
@@ -151,12 +188,12 @@ pub async fn create<R: Resource>(
     location_prefix: &str,
 ) -> Result<Response, Problem> {
     let p = &auth.principal;
-    let owner = *R::new_owner(&mut new).get_or_insert(p.user);
-    if !p.may(R::NAME, Action::Create, Some(owner)) {
+    let owner = R::new_owner(&mut new).map(|o| *o.get_or_insert(p.user));
+    if !p.may(R::NAME, Action::Create, owner) {
         return Err(forbidden::<R>(Action::Create));
     }
     let mut tx = state.db.begin(p.tenant).await?;
-    let record = R::create(tx.conn(), p.tenant, &new).await?;
+    let record = R::create(tx.conn(), p, &new).await?;
     let changes = audit::diff(None, Some(&as_json(&record)));
     audit::record(tx.conn(), p.tenant, &actor(auth, ctx), "create", R::NAME, R::id(&record), &changes).await?;
     tx.commit().await?;
@@ -177,7 +214,7 @@ pub async fn update<R: Resource>(
 ) -> Result<Response, Problem> {
     let p = &auth.principal;
     let mut tx = state.db.begin(p.tenant).await?;
-    let current = R::get(tx.conn(), id, true).await?;
+    let current: R::Record = table::get(tx.conn(), R::TABLE, id, true).await?;
     let may_now = p.may(R::NAME, Action::Update, R::owner(&current));
     let may_assign = R::patch_owner(&patch).is_none_or(|o| p.may(R::NAME, Action::Update, Some(o)));
     if !(may_now && may_assign) {
@@ -187,10 +224,10 @@ pub async fn update<R: Resource>(
         && expected.trim() != "*"
         && expected.trim() != etag(&current)
     {
-        let detail = format!("the {} changed since you read it; fetch it again", R::ENTITY);
+        let detail = format!("the {} changed since you read it; fetch it again", R::TABLE.entity);
         return Err(Problem::new(StatusCode::PRECONDITION_FAILED, detail));
     }
-    let updated = R::update(tx.conn(), id, &patch).await?;
+    let updated = R::update(tx.conn(), p, id, &patch).await?;
     let changes = audit::diff(Some(&as_json(&current)), Some(&as_json(&updated)));
     audit::record(tx.conn(), p.tenant, &actor(auth, ctx), "update", R::NAME, id, &changes).await?;
     tx.commit().await?;
@@ -205,7 +242,7 @@ pub async fn delete<R: Resource>(
 ) -> Result<StatusCode, Problem> {
     let p = &auth.principal;
     let mut tx = state.db.begin(p.tenant).await?;
-    let current = R::get(tx.conn(), id, true).await?;
+    let current: R::Record = table::get(tx.conn(), R::TABLE, id, true).await?;
     if !p.may(R::NAME, Action::Delete, R::owner(&current)) {
         return Err(forbidden::<R>(Action::Delete));
     }
@@ -214,6 +251,41 @@ pub async fn delete<R: Resource>(
     audit::record(tx.conn(), p.tenant, &actor(auth, ctx), "delete", R::NAME, id, &changes).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Loads the record a sub-resource hangs off (locked when writing) and checks the caller may `action`
+/// it: outside the caller's read scope it is 404, readable but not writable 403.
+pub async fn parent<R: Resource>(
+    c: &mut PgConnection,
+    p: &Principal,
+    id: Uuid,
+    action: Action,
+) -> Result<R::Record, Problem> {
+    let rec: R::Record = table::get(c, R::TABLE, id, action != Action::Read).await?;
+    let owner = R::owner(&rec);
+    if !p.may(R::NAME, Action::Read, owner) {
+        return Err(orbas_oltp::Error::NotFound { entity: R::TABLE.entity }.into());
+    }
+    if !p.may(R::NAME, action, owner) {
+        return Err(forbidden::<R>(action));
+    }
+    Ok(rec)
+}
+
+/// Appends the audit row of a write made outside the generic handlers (same transaction).
+pub async fn audit_write<B: Serialize, A: Serialize>(
+    c: &mut PgConnection,
+    auth: &Authenticated,
+    ctx: &WriteContext,
+    action: &str,
+    resource: &str,
+    id: Uuid,
+    before: Option<&B>,
+    after: Option<&A>,
+) -> Result<(), Problem> {
+    let changes = audit::diff(before.map(as_json).as_ref(), after.map(as_json).as_ref());
+    audit::record(c, auth.principal.tenant, &actor(auth, ctx), action, resource, id, &changes).await?;
+    Ok(())
 }
 
 impl axum::extract::FromRequestParts<AppState> for WriteContext {
@@ -257,7 +329,7 @@ macro_rules! crud_handlers {
             State(state): State<AppState>,
             auth: Authenticated,
             query: Result<Query<$Filter>, QueryRejection>,
-        ) -> Result<axum::Json<ListResponse<$Rec>>, Problem> {
+        ) -> Result<Response, Problem> {
             let Query(filter) = query.map_err(|e| Problem::new(StatusCode::BAD_REQUEST, e.body_text()))?;
             core::list::<$R>(&state, &auth, &filter).await
         }
@@ -317,20 +389,59 @@ macro_rules! crud_handlers {
     };
 }
 
-/// Implements [`Resource`] for a repository module with the usual shape (`list`, `get`,
-/// `get_for_update`, `create`, `update`, `delete`, records with `id` and `owner_id`). `filter` maps the
-/// query (`$q`) and the caller's owner scope (`$owners`) to the repository's filter.
+/// Generates a list query-string type: the given filters (all optional) plus the parameters every
+/// list shares (`limit`, `after`, `sort`, `fields`).
 #[macro_export]
-macro_rules! repo_resource {
-    ($R:ident { name: $name:literal, entity: $entity:literal, repo: $repo:ident, id: $Id:ident,
-      record: $Rec:ident, new: $New:ident, patch: $Patch:ident, query: $Q:ident,
-      filter: |$q:ident, $owners:ident| $filter:expr }) => {
+macro_rules! list_query {
+    ($(#[$m:meta])* $Q:ident { $($(#[$fm:meta])* $f:ident : $ty:ty),* $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, serde::Deserialize, serde::Serialize, utoipa::IntoParams)]
+        #[serde(deny_unknown_fields)]
+        #[into_params(parameter_in = Query)]
+        pub struct $Q {
+            $($(#[$fm])* pub $f: Option<$ty>,)*
+            /// Page size, 1..=500 (default 50).
+            #[param(minimum = 1, maximum = 500)]
+            pub limit: Option<u32>,
+            /// `next_cursor` of the previous page (valid with the same `sort`).
+            pub after: Option<String>,
+            /// Sort field, `-` in front for descending (default `id`: creation order).
+            pub sort: Option<String>,
+            /// Comma-separated fields to return (a sparse fieldset); `id` is always included.
+            pub fields: Option<String>,
+        }
+
+        impl $crate::resource::ListParams for $Q {
+            fn limit(&self) -> Option<u32> {
+                self.limit
+            }
+            fn after(&self) -> Option<&str> {
+                self.after.as_deref()
+            }
+            fn sort(&self) -> Option<&str> {
+                self.sort.as_deref()
+            }
+            fn fields(&self) -> Option<&str> {
+                self.fields.as_deref()
+            }
+        }
+    };
+}
+
+/// Implements [`Resource`] for a record type with `id` and an owner column (`owner = field`) or none
+/// (`owner = none`), using the generic writes unless `create`/`update` closures are given.
+#[macro_export]
+macro_rules! resource {
+    ($R:ident { name: $name:literal, table: $table:expr, record: $Rec:ident, new: $New:ident, patch: $Patch:ident,
+      query: $Q:ident, owner: $owner:ident
+      $(, create: |$cc:ident, $cp:ident, $cn:ident| $create:expr)?
+      $(, update: |$uc:ident, $up:ident, $uid:ident, $upatch:ident| $update:expr)? $(,)? }) => {
         #[derive(Debug)]
         pub struct $R;
 
         impl $crate::resource::Resource for $R {
             const NAME: &'static str = $name;
-            const ENTITY: &'static str = $entity;
+            const TABLE: &'static orbas_oltp::repo::table::Table = &$table;
             type Record = $Rec;
             type New = $New;
             type Patch = $Patch;
@@ -339,42 +450,48 @@ macro_rules! repo_resource {
             fn id(r: &$Rec) -> uuid::Uuid {
                 r.id.0
             }
-            fn owner(r: &$Rec) -> Option<orbas_oltp::model::UserId> {
-                r.owner_id
-            }
-            fn new_owner(n: &mut $New) -> &mut Option<orbas_oltp::model::UserId> {
-                &mut n.owner_id
-            }
-            fn patch_owner(p: &$Patch) -> Option<orbas_oltp::model::UserId> {
-                p.owner_id
-            }
-            fn page(f: &$Q) -> orbas_oltp::repo::PageRequest {
-                orbas_oltp::repo::PageRequest { after: f.after, limit: f.limit.unwrap_or(50) }
-            }
-            async fn list(
-                c: &mut sqlx::PgConnection,
-                $q: &$Q,
-                $owners: Option<Vec<orbas_oltp::model::UserId>>,
-                page: orbas_oltp::repo::PageRequest,
-            ) -> orbas_oltp::Result<orbas_oltp::repo::Page<$Rec>> {
-                $repo::list(c, &$filter, page).await
-            }
-            async fn get(c: &mut sqlx::PgConnection, id: uuid::Uuid, lock: bool) -> orbas_oltp::Result<$Rec> {
-                if lock { $repo::get_for_update(c, $Id(id)).await } else { $repo::get(c, $Id(id)).await }
-            }
+            $crate::resource!(@owner $owner, $Rec, $New, $Patch);
+            $(
             async fn create(
-                c: &mut sqlx::PgConnection,
-                t: orbas_oltp::model::TenantId,
-                n: &$New,
+                $cc: &mut sqlx::PgConnection,
+                $cp: &orbas_oltp::auth::Principal,
+                $cn: &$New,
             ) -> orbas_oltp::Result<$Rec> {
-                $repo::create(c, t, n).await
+                $create.await
             }
-            async fn update(c: &mut sqlx::PgConnection, id: uuid::Uuid, p: &$Patch) -> orbas_oltp::Result<$Rec> {
-                $repo::update(c, $Id(id), p).await
+            )?
+            $(
+            async fn update(
+                $uc: &mut sqlx::PgConnection,
+                $up: &orbas_oltp::auth::Principal,
+                $uid: uuid::Uuid,
+                $upatch: &$Patch,
+            ) -> orbas_oltp::Result<$Rec> {
+                $update.await
             }
-            async fn delete(c: &mut sqlx::PgConnection, id: uuid::Uuid) -> orbas_oltp::Result<()> {
-                $repo::delete(c, $Id(id)).await
-            }
+            )?
+        }
+    };
+    (@owner none, $Rec:ident, $New:ident, $Patch:ident) => {
+        fn owner(_: &$Rec) -> Option<orbas_oltp::model::UserId> {
+            None
+        }
+        fn new_owner(_: &mut $New) -> Option<&mut Option<orbas_oltp::model::UserId>> {
+            None
+        }
+        fn patch_owner(_: &$Patch) -> Option<orbas_oltp::model::UserId> {
+            None
+        }
+    };
+    (@owner $owner:ident, $Rec:ident, $New:ident, $Patch:ident) => {
+        fn owner(r: &$Rec) -> Option<orbas_oltp::model::UserId> {
+            r.$owner
+        }
+        fn new_owner(n: &mut $New) -> Option<&mut Option<orbas_oltp::model::UserId>> {
+            Some(&mut n.$owner)
+        }
+        fn patch_owner(p: &$Patch) -> Option<orbas_oltp::model::UserId> {
+            p.$owner
         }
     };
 }

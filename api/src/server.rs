@@ -58,6 +58,11 @@ impl Server {
             .merge(routes::contacts::router())
             .merge(routes::leads::router())
             .merge(routes::tasks::router())
+            .merge(routes::tickets::router())
+            .merge(routes::catalog::router())
+            .merge(routes::commerce::router())
+            .merge(routes::content::router())
+            .merge(routes::employees::router())
             .merge(routes::opportunities::all_routes())
             .merge(routes::recommendations::router())
             .split_for_parts();

@@ -31,6 +31,10 @@ pub enum Error {
     #[error("conflict on {constraint}")]
     Conflict { constraint: String },
 
+    /// The record's state does not allow this now (a sent quote's items, a converted lead).
+    #[error("{message}")]
+    State { message: Cow<'static, str> },
+
     #[error("invalid input: {message}")]
     Invalid { message: Cow<'static, str> },
 
@@ -65,6 +69,10 @@ impl Error {
         Error::Invalid { message: message.into() }
     }
 
+    pub fn state(message: impl Into<Cow<'static, str>>) -> Self {
+        Error::State { message: message.into() }
+    }
+
     pub(crate) fn cluster(message: impl Into<String>, source: Option<std::io::Error>) -> Self {
         Error::Cluster { message: message.into(), source }
     }
@@ -75,7 +83,7 @@ impl Error {
             Error::NotFound { .. } => ErrorKind::NotFound,
             // The request names a related record that does not exist (in this tenant): bad input.
             Error::MissingReference { .. } => ErrorKind::Invalid,
-            Error::Conflict { .. } => ErrorKind::Conflict,
+            Error::Conflict { .. } | Error::State { .. } => ErrorKind::Conflict,
             Error::Invalid { .. } => ErrorKind::Invalid,
             Error::NoTenant | Error::PermissionDenied => ErrorKind::Forbidden,
             Error::Database(e) if is_transient(e) => ErrorKind::Unavailable,

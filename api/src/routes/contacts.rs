@@ -1,40 +1,29 @@
 //! `/v1/contacts`: people, usually at an account.
 
 use orbas_oltp::model::{AccountId, ContactId, UserId};
-use orbas_oltp::repo::contacts::{self, Contact, ContactFilter, ContactPatch, NewContact};
-use serde::Deserialize;
+use orbas_oltp::repo::contacts::{self, Contact, ContactPatch, NewContact};
 
-/// Filters of `GET /v1/contacts`.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct ContactQuery {
-    pub account_id: Option<AccountId>,
-    pub owner_id: Option<UserId>,
-    /// Exact email, case-insensitive.
-    pub email: Option<String>,
-    /// Page size, 1..=500 (default 50).
-    #[param(minimum = 1, maximum = 500)]
-    pub limit: Option<u32>,
-    /// `next_cursor` of the previous page.
-    pub after: Option<uuid::Uuid>,
-}
+crate::list_query!(
+    /// Filters of `GET /v1/contacts`.
+    ContactQuery {
+        account_id: AccountId,
+        owner_id: UserId,
+        lifecycle_stage: String,
+        /// Exact email, case-insensitive.
+        email: String,
+    }
+);
 
-crate::repo_resource!(Contacts {
+crate::resource!(Contacts {
     name: "contacts",
-    entity: "contact",
-    repo: contacts,
-    id: ContactId,
+    table: contacts::TABLE,
     record: Contact,
     new: NewContact,
     patch: ContactPatch,
     query: ContactQuery,
-    filter: |q, owners| ContactFilter {
-        account_id: q.account_id,
-        owner_id: q.owner_id,
-        owned_by_any: owners,
-        email: q.email.clone()
-    }
+    owner: owner_id,
+    create: |c, p, n| contacts::create(c, p.tenant, n),
+    update: |c, _p, id, patch| contacts::update(c, ContactId(id), patch),
 });
 
 crate::crud_handlers!(

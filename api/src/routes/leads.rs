@@ -1,33 +1,30 @@
-//! `/v1/leads`: unqualified prospects (conversion has its own workflow endpoint).
+//! `/v1/leads`: prospects not yet qualified into an account, contact and opportunity.
 
-use orbas_oltp::model::{LeadId, LeadStatus, UserId};
-use orbas_oltp::repo::leads::{self, Lead, LeadFilter, LeadPatch, NewLead};
-use serde::Deserialize;
+use orbas_oltp::model::{CampaignId, LeadId, LeadSource, LeadStatus, UserId};
+use orbas_oltp::repo::leads::{self, Lead, LeadPatch, NewLead};
 
-/// Filters of `GET /v1/leads`.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct LeadQuery {
-    pub owner_id: Option<UserId>,
-    pub status: Option<LeadStatus>,
-    /// Page size, 1..=500 (default 50).
-    #[param(minimum = 1, maximum = 500)]
-    pub limit: Option<u32>,
-    /// `next_cursor` of the previous page.
-    pub after: Option<uuid::Uuid>,
-}
+crate::list_query!(
+    /// Filters of `GET /v1/leads`.
+    LeadQuery {
+        owner_id: UserId,
+        campaign_id: CampaignId,
+        status: LeadStatus,
+        source: LeadSource,
+        /// Exact email, case-insensitive.
+        email: String,
+    }
+);
 
-crate::repo_resource!(Leads {
+crate::resource!(Leads {
     name: "leads",
-    entity: "lead",
-    repo: leads,
-    id: LeadId,
+    table: leads::TABLE,
     record: Lead,
     new: NewLead,
     patch: LeadPatch,
     query: LeadQuery,
-    filter: |q, owners| LeadFilter { owner_id: q.owner_id, owned_by_any: owners, status: q.status }
+    owner: owner_id,
+    create: |c, p, n| leads::create(c, p.tenant, n),
+    update: |c, _p, id, patch| leads::update(c, LeadId(id), patch),
 });
 
 crate::crud_handlers!(

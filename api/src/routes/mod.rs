@@ -2,8 +2,13 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod catalog;
+pub mod commerce;
 pub mod contacts;
+pub mod content;
+pub mod employees;
 pub mod leads;
 pub mod opportunities;
 pub mod recommendations;
 pub mod tasks;
+pub mod tickets;

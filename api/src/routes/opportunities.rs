@@ -3,90 +3,41 @@
 
 use axum::Json;
 use chrono::NaiveDate;
-use orbas_oltp::model::{Action, OpportunityId, OpportunityStatus, StageId, TenantId, UserId};
-use orbas_oltp::repo::opportunities::{
-    self, NewOpportunity, Opportunity, OpportunityFilter, OpportunityPatch, StageChange,
+use orbas_oltp::model::{
+    AccountId, Action, ForecastCategory, OpportunityId, OpportunityKind, OpportunityStatus, StageId, UserId,
 };
-use orbas_oltp::repo::{Page, PageRequest, audit};
+use orbas_oltp::repo::audit;
+use orbas_oltp::repo::opportunities::{self, NewOpportunity, Opportunity, OpportunityPatch, StageChange};
+use orbas_oltp::repo::table;
 use serde::Deserialize;
-use sqlx::PgConnection;
 
-use crate::resource::Resource;
+crate::list_query!(
+    /// Filters of `GET /v1/opportunities`.
+    OpportunityQuery {
+        owner_id: UserId,
+        account_id: AccountId,
+        stage_id: StageId,
+        status: OpportunityStatus,
+        kind: OpportunityKind,
+        forecast_category: ForecastCategory,
+        /// Only deals closing before this date.
+        close_before: NaiveDate,
+        /// Only deals closing on or after this date.
+        close_from: NaiveDate,
+    }
+);
 
-/// Filters of `GET /v1/opportunities`.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct OpportunityQuery {
-    pub owner_id: Option<UserId>,
-    pub status: Option<OpportunityStatus>,
-    pub stage_id: Option<StageId>,
-    /// Only deals closing before this date.
-    pub close_before: Option<NaiveDate>,
-    /// Page size, 1..=500 (default 50).
-    #[param(minimum = 1, maximum = 500)]
-    pub limit: Option<u32>,
-    /// `next_cursor` of the previous page.
-    pub after: Option<uuid::Uuid>,
-}
-
-#[derive(Debug)]
-pub struct Opportunities;
-
-impl Resource for Opportunities {
-    const NAME: &'static str = "opportunities";
-    const ENTITY: &'static str = "opportunity";
-    type Record = Opportunity;
-    type New = NewOpportunity;
-    type Patch = OpportunityPatch;
-    type Filter = OpportunityQuery;
-
-    fn id(r: &Opportunity) -> uuid::Uuid {
-        r.id.0
-    }
-    fn owner(r: &Opportunity) -> Option<UserId> {
-        r.owner_id
-    }
-    fn new_owner(n: &mut NewOpportunity) -> &mut Option<UserId> {
-        &mut n.owner_id
-    }
-    fn patch_owner(p: &OpportunityPatch) -> Option<UserId> {
-        p.owner_id
-    }
-    fn page(f: &OpportunityQuery) -> PageRequest {
-        PageRequest { after: f.after, limit: f.limit.unwrap_or(50) }
-    }
-    async fn list(
-        c: &mut PgConnection,
-        q: &OpportunityQuery,
-        owners: Option<Vec<UserId>>,
-        page: PageRequest,
-    ) -> orbas_oltp::Result<Page<Opportunity>> {
-        let filter = OpportunityFilter {
-            owner_id: q.owner_id,
-            owned_by_any: owners,
-            status: q.status,
-            stage_id: q.stage_id,
-            close_before: q.close_before,
-        };
-        opportunities::list(c, &filter, page).await
-    }
-    async fn get(c: &mut PgConnection, id: uuid::Uuid, lock: bool) -> orbas_oltp::Result<Opportunity> {
-        let id = OpportunityId(id);
-        if lock { opportunities::get_for_update(c, id).await } else { opportunities::get(c, id).await }
-    }
-    async fn create(c: &mut PgConnection, t: TenantId, n: &NewOpportunity) -> orbas_oltp::Result<Opportunity> {
-        // The first stage-history row names the owner as its author: the generic core does not pass the
-        // acting user down (the audit row of the create names the actor).
-        opportunities::create(c, t, n, n.owner_id).await
-    }
-    async fn update(c: &mut PgConnection, id: uuid::Uuid, p: &OpportunityPatch) -> orbas_oltp::Result<Opportunity> {
-        opportunities::update(c, OpportunityId(id), p).await
-    }
-    async fn delete(c: &mut PgConnection, id: uuid::Uuid) -> orbas_oltp::Result<()> {
-        opportunities::delete(c, OpportunityId(id)).await
-    }
-}
+crate::resource!(Opportunities {
+    name: "opportunities",
+    table: opportunities::TABLE,
+    record: Opportunity,
+    new: NewOpportunity,
+    patch: OpportunityPatch,
+    query: OpportunityQuery,
+    owner: owner_id,
+    create: |c, p, n| opportunities::create(c, p.tenant, n, Some(p.user)),
+    update: |c, _p, id, patch| opportunities::update(c, OpportunityId(id), patch),
+});
 
 crate::crud_handlers!(
     resource = Opportunities,
@@ -125,7 +76,7 @@ async fn change_stage(
 ) -> Result<Json<Opportunity>, Problem> {
     let p = &auth.principal;
     let mut tx = state.db.begin(p.tenant).await?;
-    let current = opportunities::get_for_update(tx.conn(), id).await?;
+    let current: Opportunity = table::get(tx.conn(), &opportunities::TABLE, id.0, true).await?;
     if !p.may("opportunities", Action::Update, current.owner_id) {
         return Err(Problem::new(axum::http::StatusCode::FORBIDDEN, "your role may not update this opportunity"));
     }

@@ -1,41 +1,38 @@
 //! `/v1/tasks`: activities — calls, emails, meetings and to-dos with due dates, status and SLA.
 
 use chrono::{DateTime, Utc};
-use orbas_oltp::model::{TaskId, TaskStatus, UserId};
-use orbas_oltp::repo::tasks::{self, NewTask, Task, TaskFilter, TaskPatch};
-use serde::Deserialize;
+use orbas_oltp::model::{
+    AccountId, ContactId, LeadId, OpportunityId, Priority, TaskId, TaskKind, TaskStatus, TicketId, UserId,
+};
+use orbas_oltp::repo::tasks::{self, NewTask, Task, TaskPatch};
 
-/// Filters of `GET /v1/tasks`.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct TaskQuery {
-    pub owner_id: Option<UserId>,
-    pub status: Option<TaskStatus>,
-    /// Only tasks due before this instant (RFC 3339).
-    pub due_before: Option<DateTime<Utc>>,
-    /// Page size, 1..=500 (default 50).
-    #[param(minimum = 1, maximum = 500)]
-    pub limit: Option<u32>,
-    /// `next_cursor` of the previous page.
-    pub after: Option<uuid::Uuid>,
-}
+crate::list_query!(
+    /// Filters of `GET /v1/tasks`.
+    TaskQuery {
+        owner_id: UserId,
+        status: TaskStatus,
+        kind: TaskKind,
+        priority: Priority,
+        account_id: AccountId,
+        contact_id: ContactId,
+        lead_id: LeadId,
+        opportunity_id: OpportunityId,
+        ticket_id: TicketId,
+        /// Only tasks due before this instant (RFC 3339).
+        due_before: DateTime<Utc>,
+    }
+);
 
-crate::repo_resource!(Tasks {
+crate::resource!(Tasks {
     name: "tasks",
-    entity: "task",
-    repo: tasks,
-    id: TaskId,
+    table: tasks::TABLE,
     record: Task,
     new: NewTask,
     patch: TaskPatch,
     query: TaskQuery,
-    filter: |q, owners| TaskFilter {
-        owner_id: q.owner_id,
-        owned_by_any: owners,
-        status: q.status,
-        due_before: q.due_before
-    }
+    owner: owner_id,
+    create: |c, p, n| tasks::create(c, p.tenant, n),
+    update: |c, _p, id, patch| tasks::update(c, TaskId(id), patch),
 });
 
 crate::crud_handlers!(

@@ -88,6 +88,21 @@ text_enum!(RecommendationAction { Call = "call", Email = "email", Meeting = "mee
 text_enum!(RecommendationStatus { Open = "open", Accepted = "accepted", Dismissed = "dismissed",
     Snoozed = "snoozed", Expired = "expired", Done = "done" });
 text_enum!(FeedbackVerdict { Accept = "accept", Dismiss = "dismiss", Snooze = "snooze" });
+text_enum!(ProductFamily { Platform = "platform", AddOn = "add_on", Services = "services", Support = "support",
+    Hardware = "hardware" });
+text_enum!(QuoteStatus { Draft = "draft", InReview = "in_review", Approved = "approved", Sent = "sent",
+    Accepted = "accepted", Rejected = "rejected", Expired = "expired" });
+text_enum!(SubscriptionStatus { Trialing = "trialing", Active = "active", PastDue = "past_due",
+    Cancelled = "cancelled", Expired = "expired" });
+text_enum!(BillingPeriod { Monthly = "monthly", Quarterly = "quarterly", Annual = "annual" });
+text_enum!(InvoiceStatus { Draft = "draft", Open = "open", Paid = "paid", Void = "void",
+    Uncollectible = "uncollectible" });
+text_enum!(CampaignKind { Email = "email", Event = "event", Webinar = "webinar", PaidAds = "paid_ads",
+    Content = "content", Referral = "referral", Other = "other" });
+text_enum!(CampaignStatus { Planned = "planned", Active = "active", Completed = "completed", Aborted = "aborted" });
+text_enum!(ArticleStatus { Draft = "draft", Published = "published", Archived = "archived" });
+text_enum!(EmployeeStatus { Active = "active", OnLeave = "on_leave", Terminated = "terminated" });
+text_enum!(UserStatus { Invited = "invited", Active = "active", Disabled = "disabled" });
 
 #[cfg(test)]
 mod tests {

@@ -64,6 +64,17 @@ id_type!(
     TicketMessageId,
     RecommendationId,
     CampaignId,
+    ProductId,
+    PriceBookId,
+    QuoteId,
+    QuoteItemId,
+    SubscriptionId,
+    InvoiceId,
+    InvoiceItemId,
+    ArticleId,
+    EmployeeId,
+    DepartmentId,
+    SlaPolicyId,
 );
 
 /// Deterministic UUIDv7 generator: the timestamp comes from the caller's (simulated) clock and the 74

@@ -5,6 +5,7 @@ mod authz;
 mod enums;
 mod ids;
 mod money;
+pub mod pricing;
 mod stage;
 
 pub use authz::{Action, RESOURCES, Scope, default_matrix, default_scope};

@@ -5,7 +5,8 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 
-use super::{Page, PageRequest, found, owner_ids};
+use super::found;
+use super::table::{Filter, Op, Table, col, eq};
 use crate::Result;
 use crate::model::{AccountId, AccountLifecycle, CompanySize, Industry, Segment, TenantId, TerritoryId, UserId};
 
@@ -32,7 +33,7 @@ pub struct Account {
 }
 
 /// A new account; the owner defaults to the caller.
-#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewAccount {
     pub name: String,
@@ -48,21 +49,49 @@ pub struct NewAccount {
     pub billing_country: Option<String>,
 }
 
-#[derive(Debug, Clone, Default)]
-pub struct AccountFilter {
-    pub owner_id: Option<UserId>,
-    /// Restricts to records owned by one of these users (the caller's `own`/`team` scope).
-    pub owned_by_any: Option<Vec<UserId>>,
-    pub parent_id: Option<AccountId>,
-    pub industry: Option<Industry>,
-}
-
 macro_rules! columns {
     () => {
         "id, tenant_id, name, domain, parent_id, owner_id, territory_id, industry, size, segment, \
     lifecycle_stage, annual_revenue, currency, billing_country, last_activity_at, created_at, updated_at"
     };
 }
+
+/// The `accounts` table, for the generic list/get/delete statements.
+pub const TABLE: Table = Table {
+    name: "accounts",
+    entity: "account",
+    columns: &[
+        "id",
+        "tenant_id",
+        "name",
+        "domain",
+        "parent_id",
+        "owner_id",
+        "territory_id",
+        "industry",
+        "size",
+        "segment",
+        "lifecycle_stage",
+        "annual_revenue",
+        "currency",
+        "billing_country",
+        "last_activity_at",
+        "created_at",
+        "updated_at",
+    ],
+    owner: Some("owner_id"),
+    filters: &[
+        eq("owner_id", "uuid"),
+        eq("parent_id", "uuid"),
+        eq("territory_id", "uuid"),
+        eq("industry", "text"),
+        eq("segment", "text"),
+        eq("lifecycle_stage", "text"),
+        Filter { param: "domain", column: col("domain", "text"), op: Op::IEq },
+    ],
+    sorts: &[col("name", "text"), col("created_at", "timestamptz"), col("updated_at", "timestamptz")],
+};
+
 
 pub async fn create(conn: &mut PgConnection, tenant: TenantId, new: &NewAccount) -> Result<Account> {
     let sql = concat!(
@@ -95,39 +124,14 @@ pub async fn get(conn: &mut PgConnection, id: AccountId) -> Result<Account> {
     found(sqlx::query_as(sql).bind(id).fetch_optional(conn).await?, "account")
 }
 
-pub async fn list(conn: &mut PgConnection, filter: &AccountFilter, page: PageRequest) -> Result<Page<Account>> {
-    let sql = concat!(
-        "SELECT ",
-        columns!(),
-        " FROM accounts WHERE id > $1 \
-         AND ($2::uuid IS NULL OR owner_id = $2) AND ($3::uuid IS NULL OR parent_id = $3) \
-         AND ($4::text IS NULL OR industry = $4) AND ($6::uuid[] IS NULL OR owner_id = ANY($6)) ORDER BY id LIMIT $5"
-    );
-    let rows: Vec<Account> = sqlx::query_as(sql)
-        .bind(page.after_or_nil())
-        .bind(filter.owner_id)
-        .bind(filter.parent_id)
-        .bind(filter.industry)
-        .bind(page.fetch_limit())
-        .bind(owner_ids(&filter.owned_by_any))
-        .fetch_all(conn)
-        .await?;
-    Ok(Page::from_rows(rows, &page, |a| a.id.0))
-}
-
 /// Direct children of an account in the hierarchy.
 pub async fn children(conn: &mut PgConnection, id: AccountId) -> Result<Vec<Account>> {
     let sql = concat!("SELECT ", columns!(), " FROM accounts WHERE parent_id = $1 ORDER BY name");
     Ok(sqlx::query_as(sql).bind(id).fetch_all(conn).await?)
 }
 
-pub async fn delete(conn: &mut PgConnection, id: AccountId) -> Result<()> {
-    let done = sqlx::query("DELETE FROM accounts WHERE id = $1").bind(id).execute(conn).await?;
-    found((done.rows_affected() == 1).then_some(()), "account")
-}
-
 /// Fields a client may change; `None` leaves a field as it is.
-#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AccountPatch {
     pub name: Option<String>,
@@ -140,12 +144,6 @@ pub struct AccountPatch {
     pub segment: Option<Segment>,
     pub annual_revenue: Option<Decimal>,
     pub billing_country: Option<String>,
-}
-
-/// Locks the account for an update (optimistic-concurrency checks compare against this version).
-pub async fn get_for_update(conn: &mut PgConnection, id: AccountId) -> Result<Account> {
-    let sql = concat!("SELECT ", columns!(), " FROM accounts WHERE id = $1 FOR UPDATE");
-    found(sqlx::query_as(sql).bind(id).fetch_optional(conn).await?, "account")
 }
 
 pub async fn update(conn: &mut PgConnection, id: AccountId, p: &AccountPatch) -> Result<Account> {

@@ -4,7 +4,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 
-use super::{Page, PageRequest, found, owner_ids};
+use super::{Page, PageRequest, found};
+use super::table::{Filter, Op, Table, col, eq};
 use crate::Result;
 use crate::model::{AccountId, ContactId, TenantId, UserId};
 
@@ -27,7 +28,7 @@ pub struct Contact {
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewContact {
     pub account_id: Option<AccountId>,
@@ -45,6 +46,42 @@ macro_rules! columns {
     lifecycle_stage, do_not_contact, last_activity_at, created_at, updated_at"
     };
 }
+
+/// The `contacts` table, for the generic list/get/delete statements.
+pub const TABLE: Table = Table {
+    name: "contacts",
+    entity: "contact",
+    columns: &[
+        "id",
+        "tenant_id",
+        "account_id",
+        "owner_id",
+        "first_name",
+        "last_name",
+        "email",
+        "phone",
+        "title",
+        "lifecycle_stage",
+        "do_not_contact",
+        "last_activity_at",
+        "created_at",
+        "updated_at",
+    ],
+    owner: Some("owner_id"),
+    filters: &[
+        eq("account_id", "uuid"),
+        eq("owner_id", "uuid"),
+        eq("lifecycle_stage", "text"),
+        Filter { param: "email", column: col("email", "text"), op: Op::IEq },
+    ],
+    sorts: &[
+        col("last_name", "text"),
+        col("first_name", "text"),
+        col("created_at", "timestamptz"),
+        col("updated_at", "timestamptz"),
+    ],
+};
+
 
 pub async fn create(conn: &mut PgConnection, tenant: TenantId, new: &NewContact) -> Result<Contact> {
     let sql = concat!(
@@ -84,13 +121,8 @@ pub async fn find_by_email(conn: &mut PgConnection, email: &str) -> Result<Vec<C
     Ok(sqlx::query_as(sql).bind(email.trim()).fetch_all(conn).await?)
 }
 
-pub async fn delete(conn: &mut PgConnection, id: ContactId) -> Result<()> {
-    let done = sqlx::query("DELETE FROM contacts WHERE id = $1").bind(id).execute(conn).await?;
-    found((done.rows_affected() == 1).then_some(()), "contact")
-}
-
 /// Fields a client may change; `None` leaves a field as it is.
-#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContactPatch {
     pub account_id: Option<AccountId>,
@@ -101,40 +133,6 @@ pub struct ContactPatch {
     pub phone: Option<String>,
     pub title: Option<String>,
     pub do_not_contact: Option<bool>,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct ContactFilter {
-    pub account_id: Option<AccountId>,
-    pub owner_id: Option<UserId>,
-    /// Restricts to records owned by one of these users (the caller's `own`/`team` scope).
-    pub owned_by_any: Option<Vec<UserId>>,
-    /// Case-insensitive exact email.
-    pub email: Option<String>,
-}
-
-pub async fn list(conn: &mut PgConnection, f: &ContactFilter, page: PageRequest) -> Result<Page<Contact>> {
-    let sql = concat!(
-        "SELECT ",
-        columns!(),
-        " FROM contacts WHERE id > $1 AND ($2::uuid IS NULL OR account_id = $2) AND ($3::uuid IS NULL OR owner_id = $3) \
-         AND ($4::uuid[] IS NULL OR owner_id = ANY($4)) AND ($5::text IS NULL OR lower(email) = lower($5)) ORDER BY id LIMIT $6"
-    );
-    let rows: Vec<Contact> = sqlx::query_as(sql)
-        .bind(page.after_or_nil())
-        .bind(f.account_id)
-        .bind(f.owner_id)
-        .bind(owner_ids(&f.owned_by_any))
-        .bind(&f.email)
-        .bind(page.fetch_limit())
-        .fetch_all(conn)
-        .await?;
-    Ok(Page::from_rows(rows, &page, |c| c.id.0))
-}
-
-pub async fn get_for_update(conn: &mut PgConnection, id: ContactId) -> Result<Contact> {
-    let sql = concat!("SELECT ", columns!(), " FROM contacts WHERE id = $1 FOR UPDATE");
-    found(sqlx::query_as(sql).bind(id).fetch_optional(conn).await?, "contact")
 }
 
 pub async fn update(conn: &mut PgConnection, id: ContactId, p: &ContactPatch) -> Result<Contact> {

@@ -4,7 +4,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 
-use super::{Page, PageRequest, found, owner_ids};
+use super::table::{Filter, Op, Table, col, eq};
+use super::found;
 use crate::model::{
     AccountId, CampaignId, CompanySize, ContactId, LeadId, LeadSource, LeadStatus, OpportunityId, TenantId, UserId,
 };
@@ -34,7 +35,7 @@ pub struct Lead {
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewLead {
     pub owner_id: Option<UserId>,
@@ -48,14 +49,6 @@ pub struct NewLead {
     pub source: LeadSource,
 }
 
-#[derive(Debug, Clone, Default)]
-pub struct LeadFilter {
-    pub owner_id: Option<UserId>,
-    /// Restricts to records owned by one of these users (the caller's `own`/`team` scope).
-    pub owned_by_any: Option<Vec<UserId>>,
-    pub status: Option<LeadStatus>,
-}
-
 macro_rules! columns {
     () => {
         "id, tenant_id, owner_id, campaign_id, first_name, last_name, email, company, title, \
@@ -63,6 +56,43 @@ macro_rules! columns {
     converted_opportunity_id, last_activity_at, created_at, updated_at"
     };
 }
+
+/// The `leads` table, for the generic list/get/delete statements.
+pub const TABLE: Table = Table {
+    name: "leads",
+    entity: "lead",
+    columns: &[
+        "id",
+        "tenant_id",
+        "owner_id",
+        "campaign_id",
+        "first_name",
+        "last_name",
+        "email",
+        "company",
+        "title",
+        "company_size",
+        "source",
+        "status",
+        "converted_at",
+        "converted_account_id",
+        "converted_contact_id",
+        "converted_opportunity_id",
+        "last_activity_at",
+        "created_at",
+        "updated_at",
+    ],
+    owner: Some("owner_id"),
+    filters: &[
+        eq("owner_id", "uuid"),
+        eq("campaign_id", "uuid"),
+        eq("status", "text"),
+        eq("source", "text"),
+        Filter { param: "email", column: col("email", "text"), op: Op::IEq },
+    ],
+    sorts: &[col("last_name", "text"), col("created_at", "timestamptz"), col("updated_at", "timestamptz")],
+};
+
 
 pub async fn create(conn: &mut PgConnection, tenant: TenantId, new: &NewLead) -> Result<Lead> {
     let sql = concat!(
@@ -89,24 +119,6 @@ pub async fn create(conn: &mut PgConnection, tenant: TenantId, new: &NewLead) ->
 pub async fn get(conn: &mut PgConnection, id: LeadId) -> Result<Lead> {
     let sql = concat!("SELECT ", columns!(), " FROM leads WHERE id = $1");
     found(sqlx::query_as(sql).bind(id).fetch_optional(conn).await?, "lead")
-}
-
-pub async fn list(conn: &mut PgConnection, filter: &LeadFilter, page: PageRequest) -> Result<Page<Lead>> {
-    let sql = concat!(
-        "SELECT ",
-        columns!(),
-        " FROM leads WHERE id > $1 AND ($2::uuid IS NULL OR owner_id = $2) \
-         AND ($3::text IS NULL OR status = $3) AND ($5::uuid[] IS NULL OR owner_id = ANY($5)) ORDER BY id LIMIT $4"
-    );
-    let rows: Vec<Lead> = sqlx::query_as(sql)
-        .bind(page.after_or_nil())
-        .bind(filter.owner_id)
-        .bind(filter.status)
-        .bind(page.fetch_limit())
-        .bind(owner_ids(&filter.owned_by_any))
-        .fetch_all(conn)
-        .await?;
-    Ok(Page::from_rows(rows, &page, |l| l.id.0))
 }
 
 /// Moves a lead to a working status. Conversion has its own path ([`mark_converted`]).
@@ -137,7 +149,7 @@ pub async fn mark_converted(
 }
 
 /// Fields a client may change; `None` leaves a field as it is. Conversion has its own workflow.
-#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LeadPatch {
     pub owner_id: Option<UserId>,
@@ -149,11 +161,6 @@ pub struct LeadPatch {
     pub company_size: Option<CompanySize>,
     /// Any status but `converted`.
     pub status: Option<LeadStatus>,
-}
-
-pub async fn get_for_update(conn: &mut PgConnection, id: LeadId) -> Result<Lead> {
-    let sql = concat!("SELECT ", columns!(), " FROM leads WHERE id = $1 FOR UPDATE");
-    found(sqlx::query_as(sql).bind(id).fetch_optional(conn).await?, "lead")
 }
 
 pub async fn update(conn: &mut PgConnection, id: LeadId, p: &LeadPatch) -> Result<Lead> {
@@ -182,9 +189,4 @@ pub async fn update(conn: &mut PgConnection, id: LeadId, p: &LeadPatch) -> Resul
             .await?,
         "lead",
     )
-}
-
-pub async fn delete(conn: &mut PgConnection, id: LeadId) -> Result<()> {
-    let done = sqlx::query("DELETE FROM leads WHERE id = $1").bind(id).execute(conn).await?;
-    found((done.rows_affected() == 1).then_some(()), "lead")
 }

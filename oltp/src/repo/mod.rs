@@ -7,11 +7,16 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod catalog;
+pub mod commerce;
 pub mod contacts;
+pub mod content;
 pub mod identity;
 pub mod leads;
 pub mod opportunities;
+pub mod people;
 pub mod recommendations;
+pub mod table;
 pub mod tasks;
 pub mod tickets;
 
@@ -56,11 +61,6 @@ impl<T> Page<T> {
         let next_after = if more { rows.last().map(&id_of) } else { None };
         Page { items: rows, next_after }
     }
-}
-
-/// An owner-scope restriction as the `uuid[]` the list queries bind (`None`: no restriction).
-fn owner_ids(owners: &Option<Vec<crate::model::UserId>>) -> Option<Vec<Uuid>> {
-    owners.as_ref().map(|v| v.iter().map(|u| u.0).collect())
 }
 
 /// Maps "no row" to a typed NotFound for `entity`.

@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::{Page, PageRequest, found, owner_ids};
+use super::table::{Filter, Op, Table, col, eq};
+use super::found;
 use crate::model::{
     AccountId, ContactId, ForecastCategory, OpportunityId, OpportunityKind, OpportunityStatus, StageId, StageRule,
     TenantId, TransitionRefusal, UserId, check_transition,
@@ -40,7 +41,7 @@ pub struct Opportunity {
 }
 
 /// A new deal; it starts in the first open stage of the default pipeline.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewOpportunity {
     pub account_id: AccountId,
@@ -51,16 +52,6 @@ pub struct NewOpportunity {
     pub amount: Decimal,
     pub currency: String,
     pub close_date: NaiveDate,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct OpportunityFilter {
-    pub owner_id: Option<UserId>,
-    /// Restricts to records owned by one of these users (the caller's `own`/`team` scope).
-    pub owned_by_any: Option<Vec<UserId>>,
-    pub status: Option<OpportunityStatus>,
-    pub stage_id: Option<StageId>,
-    pub close_before: Option<NaiveDate>,
 }
 
 /// A recorded stage change.
@@ -106,6 +97,52 @@ macro_rules! columns {
     };
 }
 
+/// The `opportunities` table, for the generic list/get/delete statements.
+pub const TABLE: Table = Table {
+    name: "opportunities",
+    entity: "opportunity",
+    columns: &[
+        "id",
+        "tenant_id",
+        "account_id",
+        "primary_contact_id",
+        "owner_id",
+        "stage_id",
+        "name",
+        "kind",
+        "amount",
+        "currency",
+        "probability",
+        "forecast_category",
+        "status",
+        "close_date",
+        "closed_at",
+        "lost_reason",
+        "next_step",
+        "created_at",
+        "updated_at",
+    ],
+    owner: Some("owner_id"),
+    filters: &[
+        eq("owner_id", "uuid"),
+        eq("account_id", "uuid"),
+        eq("stage_id", "uuid"),
+        eq("status", "text"),
+        eq("kind", "text"),
+        eq("forecast_category", "text"),
+        Filter { param: "close_before", column: col("close_date", "date"), op: Op::Before },
+        Filter { param: "close_from", column: col("close_date", "date"), op: Op::From },
+    ],
+    sorts: &[
+        col("close_date", "date"),
+        col("amount", "numeric"),
+        col("name", "text"),
+        col("created_at", "timestamptz"),
+        col("updated_at", "timestamptz"),
+    ],
+};
+
+
 /// Creates an open opportunity in the first stage of the default pipeline and records that first stage.
 pub async fn create(
     conn: &mut PgConnection,
@@ -150,27 +187,6 @@ pub async fn get(conn: &mut PgConnection, id: OpportunityId) -> Result<Opportuni
     found(sqlx::query_as(sql).bind(id).fetch_optional(conn).await?, "opportunity")
 }
 
-pub async fn list(conn: &mut PgConnection, filter: &OpportunityFilter, page: PageRequest) -> Result<Page<Opportunity>> {
-    let sql = concat!(
-        "SELECT ",
-        columns!(),
-        " FROM opportunities WHERE id > $1 AND ($2::uuid IS NULL OR owner_id = $2) \
-         AND ($3::text IS NULL OR status = $3) AND ($4::uuid IS NULL OR stage_id = $4) \
-         AND ($5::date IS NULL OR close_date < $5) AND ($7::uuid[] IS NULL OR owner_id = ANY($7)) ORDER BY id LIMIT $6"
-    );
-    let rows: Vec<Opportunity> = sqlx::query_as(sql)
-        .bind(page.after_or_nil())
-        .bind(filter.owner_id)
-        .bind(filter.status)
-        .bind(filter.stage_id)
-        .bind(filter.close_before)
-        .bind(page.fetch_limit())
-        .bind(owner_ids(&filter.owned_by_any))
-        .fetch_all(conn)
-        .await?;
-    Ok(Page::from_rows(rows, &page, |o| o.id.0))
-}
-
 /// Moves an opportunity to `to`, enforcing the stage policy; records the change in `stage_histories`.
 pub async fn change_stage(
     conn: &mut PgConnection,
@@ -178,7 +194,7 @@ pub async fn change_stage(
     to: StageId,
     by: Option<UserId>,
 ) -> Result<Opportunity> {
-    let current = get_for_update(conn, id).await?;
+    let current: Opportunity = super::table::get(conn, &TABLE, id.0, true).await?;
     let stages: Vec<StageRow> = sqlx::query_as(
         "SELECT id, pipeline, position, probability, is_won, is_lost, required_fields FROM pipeline_stages \
          WHERE pipeline = (SELECT pipeline FROM pipeline_stages WHERE id = $1) ORDER BY position",
@@ -218,12 +234,6 @@ pub async fn stage_history(conn: &mut PgConnection, id: OpportunityId) -> Result
     .bind(id)
     .fetch_all(conn)
     .await?)
-}
-
-/// Locks the opportunity for an update.
-pub async fn get_for_update(conn: &mut PgConnection, id: OpportunityId) -> Result<Opportunity> {
-    let sql = concat!("SELECT ", columns!(), " FROM opportunities WHERE id = $1 FOR UPDATE");
-    found(sqlx::query_as(sql).bind(id).fetch_optional(conn).await?, "opportunity")
 }
 
 async fn record_change(
@@ -274,7 +284,7 @@ fn refusal_error(r: TransitionRefusal) -> Error {
 }
 
 /// Fields a caller may change directly (stage, status and probability change only through [`change_stage`]).
-#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OpportunityPatch {
     pub name: Option<String>,
@@ -308,9 +318,4 @@ pub async fn update(conn: &mut PgConnection, id: OpportunityId, patch: &Opportun
             .await?,
         "opportunity",
     )
-}
-
-pub async fn delete(conn: &mut PgConnection, id: OpportunityId) -> Result<()> {
-    let done = sqlx::query("DELETE FROM opportunities WHERE id = $1").bind(id).execute(conn).await?;
-    found((done.rows_affected() == 1).then_some(()), "opportunity")
 }

@@ -4,7 +4,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 
-use super::{Page, PageRequest, found, owner_ids};
+use super::found;
+use super::table::{Filter, Op, Table, col, eq};
 use crate::Result;
 use crate::model::{
     AccountId, ContactId, LeadId, OpportunityId, Priority, TaskId, TaskKind, TaskStatus, TenantId, TicketId, UserId,
@@ -33,7 +34,7 @@ pub struct Task {
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTask {
     pub kind: TaskKind,
@@ -50,21 +51,53 @@ pub struct NewTask {
     pub sla_due_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, Default)]
-pub struct TaskFilter {
-    pub owner_id: Option<UserId>,
-    /// Restricts to records owned by one of these users (the caller's `own`/`team` scope).
-    pub owned_by_any: Option<Vec<UserId>>,
-    pub status: Option<TaskStatus>,
-    pub due_before: Option<DateTime<Utc>>,
-}
-
 macro_rules! columns {
     () => {
         "id, tenant_id, kind, subject, description, status, priority, owner_id, account_id, \
     contact_id, lead_id, opportunity_id, ticket_id, due_at, sla_due_at, completed_at, created_at, updated_at"
     };
 }
+
+/// The `tasks` table, for the generic list/get/delete statements.
+pub const TABLE: Table = Table {
+    name: "tasks",
+    entity: "task",
+    columns: &[
+        "id",
+        "tenant_id",
+        "kind",
+        "subject",
+        "description",
+        "status",
+        "priority",
+        "owner_id",
+        "account_id",
+        "contact_id",
+        "lead_id",
+        "opportunity_id",
+        "ticket_id",
+        "due_at",
+        "sla_due_at",
+        "completed_at",
+        "created_at",
+        "updated_at",
+    ],
+    owner: Some("owner_id"),
+    filters: &[
+        eq("owner_id", "uuid"),
+        eq("status", "text"),
+        eq("kind", "text"),
+        eq("priority", "text"),
+        eq("account_id", "uuid"),
+        eq("contact_id", "uuid"),
+        eq("lead_id", "uuid"),
+        eq("opportunity_id", "uuid"),
+        eq("ticket_id", "uuid"),
+        Filter { param: "due_before", column: col("due_at", "timestamptz"), op: Op::Before },
+    ],
+    sorts: &[col("created_at", "timestamptz"), col("updated_at", "timestamptz")],
+};
+
 
 pub async fn create(conn: &mut PgConnection, tenant: TenantId, new: &NewTask) -> Result<Task> {
     let sql = concat!(
@@ -97,26 +130,6 @@ pub async fn get(conn: &mut PgConnection, id: TaskId) -> Result<Task> {
     found(sqlx::query_as(sql).bind(id).fetch_optional(conn).await?, "task")
 }
 
-pub async fn list(conn: &mut PgConnection, filter: &TaskFilter, page: PageRequest) -> Result<Page<Task>> {
-    let sql = concat!(
-        "SELECT ",
-        columns!(),
-        " FROM tasks WHERE id > $1 AND ($2::uuid IS NULL OR owner_id = $2) \
-         AND ($3::text IS NULL OR status = $3) AND ($4::timestamptz IS NULL OR due_at < $4) \
-         AND ($6::uuid[] IS NULL OR owner_id = ANY($6)) ORDER BY id LIMIT $5"
-    );
-    let rows: Vec<Task> = sqlx::query_as(sql)
-        .bind(page.after_or_nil())
-        .bind(filter.owner_id)
-        .bind(filter.status)
-        .bind(filter.due_before)
-        .bind(page.fetch_limit())
-        .bind(owner_ids(&filter.owned_by_any))
-        .fetch_all(conn)
-        .await?;
-    Ok(Page::from_rows(rows, &page, |t| t.id.0))
-}
-
 /// Sets the status; `completed_at` follows it (set on completion, cleared otherwise).
 pub async fn set_status(conn: &mut PgConnection, id: TaskId, status: TaskStatus) -> Result<Task> {
     let sql = concat!(
@@ -139,7 +152,7 @@ pub async fn sla_breaches(conn: &mut PgConnection, owner: UserId, now: DateTime<
 }
 
 /// Fields a client may change; `None` leaves a field as it is. `completed_at` follows `status`.
-#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TaskPatch {
     pub subject: Option<String>,
@@ -149,11 +162,6 @@ pub struct TaskPatch {
     pub owner_id: Option<UserId>,
     pub due_at: Option<DateTime<Utc>>,
     pub sla_due_at: Option<DateTime<Utc>>,
-}
-
-pub async fn get_for_update(conn: &mut PgConnection, id: TaskId) -> Result<Task> {
-    let sql = concat!("SELECT ", columns!(), " FROM tasks WHERE id = $1 FOR UPDATE");
-    found(sqlx::query_as(sql).bind(id).fetch_optional(conn).await?, "task")
 }
 
 pub async fn update(conn: &mut PgConnection, id: TaskId, p: &TaskPatch) -> Result<Task> {
@@ -180,9 +188,4 @@ pub async fn update(conn: &mut PgConnection, id: TaskId, p: &TaskPatch) -> Resul
             .await?,
         "task",
     )
-}
-
-pub async fn delete(conn: &mut PgConnection, id: TaskId) -> Result<()> {
-    let done = sqlx::query("DELETE FROM tasks WHERE id = $1").bind(id).execute(conn).await?;
-    found((done.rows_affected() == 1).then_some(()), "task")
 }

@@ -4,13 +4,15 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 
+use super::table::{Filter, Op, Table, col, eq};
 use super::{Page, PageRequest, found};
 use crate::Result;
 use crate::model::{
     AccountId, ContactId, Priority, TenantId, TicketChannel, TicketId, TicketMessageId, TicketStatus, UserId,
 };
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+/// A support ticket.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Ticket {
     pub id: TicketId,
     pub tenant_id: TenantId,
@@ -23,6 +25,9 @@ pub struct Ticket {
     pub status: TicketStatus,
     pub priority: Priority,
     pub channel: TicketChannel,
+    pub category: Option<String>,
+    /// Customer satisfaction, 1..=5.
+    pub csat: Option<i16>,
     pub first_response_due_at: Option<DateTime<Utc>>,
     pub resolution_due_at: Option<DateTime<Utc>>,
     pub first_responded_at: Option<DateTime<Utc>>,
@@ -31,18 +36,49 @@ pub struct Ticket {
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// A new ticket; its SLA deadlines come from the tenant's SLA policy for its priority.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewTicket {
     pub account_id: Option<AccountId>,
     pub contact_id: Option<ContactId>,
     pub owner_id: Option<UserId>,
     pub subject: String,
     pub description: Option<String>,
-    pub priority: Priority,
-    pub channel: TicketChannel,
+    /// Default `normal`.
+    pub priority: Option<Priority>,
+    /// Default `email`.
+    pub channel: Option<TicketChannel>,
+    pub category: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+/// Changes to a ticket. Solving or closing records `solved_at`; reopening clears it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TicketPatch {
+    pub account_id: Option<AccountId>,
+    pub contact_id: Option<ContactId>,
+    pub owner_id: Option<UserId>,
+    pub subject: Option<String>,
+    pub description: Option<String>,
+    pub status: Option<TicketStatus>,
+    pub priority: Option<Priority>,
+    pub category: Option<String>,
+    #[schema(minimum = 1, maximum = 5)]
+    pub csat: Option<i16>,
+}
+
+/// A message of a ticket's thread.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewTicketMessage {
+    pub body: String,
+    /// An internal note, not shown to the customer (default false).
+    #[serde(default)]
+    pub is_internal: bool,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct TicketMessage {
     pub id: TicketMessageId,
     pub ticket_id: TicketId,
@@ -56,11 +92,50 @@ pub struct TicketMessage {
 macro_rules! columns {
     () => {
         "id, tenant_id, number, account_id, contact_id, owner_id, subject, description, status, priority, \
-    channel, first_response_due_at, resolution_due_at, first_responded_at, solved_at, created_at, updated_at"
+    channel, category, csat, first_response_due_at, resolution_due_at, first_responded_at, solved_at, created_at, updated_at"
     };
 }
 
-/// Opens a ticket; its number is the next `T-<n>` of the tenant and its SLA deadlines come from the
+/// The `tickets` table, for the generic list/get/delete statements.
+pub const TABLE: Table = Table {
+    name: "tickets",
+    entity: "ticket",
+    columns: &[
+        "id",
+        "tenant_id",
+        "number",
+        "account_id",
+        "contact_id",
+        "owner_id",
+        "subject",
+        "description",
+        "status",
+        "priority",
+        "channel",
+        "category",
+        "csat",
+        "first_response_due_at",
+        "resolution_due_at",
+        "first_responded_at",
+        "solved_at",
+        "created_at",
+        "updated_at",
+    ],
+    owner: Some("owner_id"),
+    filters: &[
+        eq("owner_id", "uuid"),
+        eq("account_id", "uuid"),
+        eq("contact_id", "uuid"),
+        eq("status", "text"),
+        eq("priority", "text"),
+        eq("channel", "text"),
+        eq("number", "text"),
+        Filter { param: "created_from", column: col("created_at", "timestamptz"), op: Op::From },
+    ],
+    sorts: &[col("number", "text"), col("created_at", "timestamptz"), col("updated_at", "timestamptz")],
+};
+
+/// Opens a ticket; its number is the next `TCK-nnnnnn` of the tenant and its SLA deadlines come from the
 /// tenant's SLA policy for the ticket's priority, when there is one.
 pub async fn create(conn: &mut PgConnection, tenant: TenantId, new: &NewTicket) -> Result<Ticket> {
     // Serialise numbering within the tenant: concurrent creators wait here instead of colliding.
@@ -69,13 +144,13 @@ pub async fn create(conn: &mut PgConnection, tenant: TenantId, new: &NewTicket) 
         .execute(&mut *conn)
         .await?;
     let sql = concat!(
-        "WITH next AS (SELECT 'T-' || (coalesce(max(substring(number FROM 3)::bigint), 0) + 1) AS number \
-                       FROM tickets WHERE number ~ '^T-[0-9]+$'), \
-              sla AS (SELECT id, first_response_minutes, resolution_minutes FROM sla_policies WHERE priority = $8 \
-                      ORDER BY name LIMIT 1) \
+        "WITH next AS (SELECT 'TCK-' || lpad((coalesce(max(substring(number FROM 5)::bigint), 0) + 1)::text, 6, '0') \
+                       AS number FROM tickets WHERE number ~ '^TCK-[0-9]+$'), \
+              sla AS (SELECT id, first_response_minutes, resolution_minutes FROM sla_policies \
+                      WHERE priority = coalesce($8, 'normal') ORDER BY name LIMIT 1) \
          INSERT INTO tickets (tenant_id, id, number, account_id, contact_id, owner_id, subject, description, priority, \
-                              channel, sla_policy_id, first_response_due_at, resolution_due_at) \
-         SELECT $1, $2, next.number, $3, $4, $5, $6, $7, $8, $9, sla.id, \
+                              channel, category, sla_policy_id, first_response_due_at, resolution_due_at) \
+         SELECT $1, $2, next.number, $3, $4, $5, $6, $7, coalesce($8, 'normal'), coalesce($9, 'email'), $10, sla.id, \
                 now() + make_interval(mins => sla.first_response_minutes), now() + make_interval(mins => sla.resolution_minutes) \
          FROM next LEFT JOIN sla ON true RETURNING ",
         columns!()
@@ -90,6 +165,7 @@ pub async fn create(conn: &mut PgConnection, tenant: TenantId, new: &NewTicket) 
         .bind(&new.description)
         .bind(new.priority)
         .bind(new.channel)
+        .bind(&new.category)
         .fetch_one(conn)
         .await?)
 }
@@ -159,4 +235,21 @@ pub async fn set_status(conn: &mut PgConnection, id: TicketId, status: TicketSta
         columns!()
     );
     found(sqlx::query_as(sql).bind(id).bind(status).fetch_optional(conn).await?, "ticket")
+}
+
+/// Applies a patch, keeping `solved_at` in step with the status.
+pub async fn update(conn: &mut PgConnection, id: TicketId, patch: &TicketPatch) -> Result<Ticket> {
+    #[derive(Serialize)]
+    struct Row<'a> {
+        #[serde(flatten)]
+        patch: &'a TicketPatch,
+        solved_at: Option<DateTime<Utc>>,
+    }
+    let current: Ticket = super::table::get(conn, &TABLE, id.0, true).await?;
+    let (solved_at, nulls): (_, &[&str]) = match patch.status {
+        Some(TicketStatus::Solved | TicketStatus::Closed) => (Some(current.solved_at.unwrap_or_else(Utc::now)), &[]),
+        Some(_) => (None, &["solved_at"]),
+        None => (None, &[]),
+    };
+    super::table::update_nulling(conn, &TABLE, id.0, &Row { patch, solved_at }, nulls).await
 }

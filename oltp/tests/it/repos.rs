@@ -158,8 +158,9 @@ async fn tasks_tickets_and_recommendations_round_trip() {
             owner_id: Some(user),
             subject: "Export fails".into(),
             description: Some("CSV export times out".into()),
-            priority: orbas_oltp::model::Priority::High,
-            channel: orbas_oltp::model::TicketChannel::Email,
+            priority: Some(orbas_oltp::model::Priority::High),
+            channel: Some(orbas_oltp::model::TicketChannel::Email),
+            category: None,
         },
     )
     .await
