@@ -4,3 +4,5 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/orbas/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 mkdir -p "$CARGO_TARGET_DIR"
+# Python tools (schemathesis; the benchmark peer with `setup.sh --bench`) live in this virtualenv.
+export ORBAS_VENV="${ORBAS_VENV:-$HOME/.cache/orbas/venv}"

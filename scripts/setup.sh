@@ -3,8 +3,26 @@
 #   - Postgres 15 server and client (the embedded cluster runs from these binaries)
 #   - a C toolchain and pkg-config for crates that build C
 #   - cargo-nextest (the test runner)
+#   - a Python virtualenv at ${ORBAS_VENV:-~/.cache/orbas/venv} with the pinned test tools
+#     (bench/api/requirements-test.txt: schemathesis)
 # Safe to run repeatedly; the demo and test scripts call it first.
+#
+# Flags:
+#   --bench    also what scripts/bench-api.sh needs: wrk, and the peer service's Python packages
+#              (bench/api/peer/requirements.txt) in the same virtualenv
+#   --no-rust  skip the Rust toolchain checks (benchmarking a prebuilt binary)
 set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+
+bench=false
+rust=true
+for arg in "$@"; do
+  case "$arg" in
+    --bench) bench=true ;;
+    --no-rust) rust=false ;;
+    *) echo "setup: unknown flag $arg (known: --bench, --no-rust)" >&2; exit 2 ;;
+  esac
+done
 
 need_apt=()
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -19,24 +37,75 @@ have psql || need_apt+=(postgresql-client)
 have cc || need_apt+=(build-essential)
 have pkg-config || need_apt+=(pkg-config)
 have curl || need_apt+=(curl)
+have python3 || need_apt+=(python3)
+if $bench; then
+  have wrk || need_apt+=(wrk)
+fi
 
-if [ ${#need_apt[@]} -gt 0 ]; then
-  echo "setup: installing ${need_apt[*]}"
+apt_install() {
+  echo "setup: installing $*"
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  $SUDO apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+if [ ${#need_apt[@]} -gt 0 ]; then
+  apt_install "${need_apt[@]}"
   # Debian starts a system cluster on install; Orbas runs its own clusters, so leave it be but don't need it.
 fi
 
-if ! have cargo; then
-  echo "setup: cargo not found — install Rust (rustup) first" >&2
-  exit 1
+if $rust; then
+  if ! have cargo; then
+    echo "setup: cargo not found — install Rust (rustup) first" >&2
+    exit 1
+  fi
+  if ! cargo nextest --version >/dev/null 2>&1; then
+    echo "setup: installing cargo-nextest"
+    cargo install cargo-nextest --locked --quiet
+  fi
 fi
-if ! cargo nextest --version >/dev/null 2>&1; then
-  echo "setup: installing cargo-nextest"
-  cargo install cargo-nextest --locked --quiet
+
+# Python tools live in one virtualenv outside the clone. pip runs only when a pinned package is missing
+# or installed at another version, so the usual run costs one interpreter start.
+venv="${ORBAS_VENV:-$HOME/.cache/orbas/venv}"
+requirements=("$root/bench/api/requirements-test.txt")
+if $bench; then
+  requirements+=("$root/bench/api/peer/requirements.txt")
+fi
+if ! "$venv/bin/python" -c '' 2>/dev/null; then
+  echo "setup: creating the Python virtualenv $venv"
+  rm -rf "$venv"
+  mkdir -p "$(dirname "$venv")"
+  if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+    rm -rf "$venv" # Debian's python3 has no ensurepip without python3-venv
+    apt_install python3-venv
+    python3 -m venv "$venv"
+  fi
+fi
+pinned_installed() {
+  "$venv/bin/python" - "$@" <<'PY'
+import re, sys
+from importlib.metadata import PackageNotFoundError, version
+for path in sys.argv[1:]:
+    for line in open(path):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        pin = re.fullmatch(r"([A-Za-z0-9_.-]+)(\[[^]]*\])?==(\S+)", line)
+        try:
+            if not pin or version(pin.group(1)) != pin.group(3):
+                sys.exit(1)
+        except PackageNotFoundError:
+            sys.exit(1)
+PY
+}
+if ! pinned_installed "${requirements[@]}"; then
+  echo "setup: installing Python packages into $venv"
+  args=()
+  for r in "${requirements[@]}"; do args+=(-r "$r"); done
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${args[@]}"
+  pinned_installed "${requirements[@]}" || { echo "setup: $venv does not hold the pinned versions" >&2; exit 1; }
 fi
 
 # The embedded cluster runs as this OS user when started by root (initdb refuses root).

@@ -114,7 +114,7 @@ impl From<JsonRejection> for Problem {
         match r {
             JsonRejection::JsonDataError(e) => {
                 let text = e.body_text();
-                let field = text.split_once(": ").map(|(path, _)| path.to_owned()).unwrap_or_default();
+                let field = field_of(&text);
                 Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "the request body does not match the schema")
                     .with_field(field, text)
             }
@@ -126,9 +126,37 @@ impl From<JsonRejection> for Problem {
     }
 }
 
+/// The field a body-shape error is about. axum reports "Failed to deserialize …: <path>: <message>";
+/// for an unknown or missing member the message names it, and the path is its parent.
+fn field_of(text: &str) -> String {
+    let inner = text.split_once(": ").map_or(text, |(_, rest)| rest);
+    let (path, message) = inner.split_once(": ").unwrap_or((".", inner));
+    let path = path.trim_start_matches('.');
+    let unknown = ["unknown field `", "missing field `"]
+        .iter()
+        .find_map(|p| message.strip_prefix(p))
+        .and_then(|m| m.split_once('`'))
+        .map(|(name, _)| name);
+    match (path, unknown) {
+        ("", Some(name)) => name.to_owned(),
+        (p, Some(name)) => format!("{p}.{name}"),
+        (p, None) => p.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn body_errors_name_their_field() {
+        let pre = "Failed to deserialize the JSON body into the target type: ";
+        assert_eq!(field_of(&format!("{pre}.: unknown field `bogus`, expected one of `a`, `b`")), "bogus");
+        assert_eq!(field_of(&format!("{pre}items[0]: unknown field `x`, expected `y`")), "items[0].x");
+        assert_eq!(field_of(&format!("{pre}amount: invalid type: integer `1`, expected a string")), "amount");
+        assert_eq!(field_of(&format!("{pre}missing field `name` at line 1 column 2")), "name");
+        assert_eq!(field_of(&format!("{pre}.: missing field `name` at line 1 column 2")), "name");
+    }
 
     #[test]
     fn domain_errors_map_to_statuses_and_hide_server_details() {

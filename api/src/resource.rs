@@ -272,19 +272,21 @@ pub async fn parent<R: Resource>(
     Ok(rec)
 }
 
+/// The audit diff between two versions of a record (`None`: did not exist).
+pub fn changes<B: Serialize, A: Serialize>(before: Option<&B>, after: Option<&A>) -> serde_json::Value {
+    audit::diff(before.map(as_json).as_ref(), after.map(as_json).as_ref())
+}
+
 /// Appends the audit row of a write made outside the generic handlers (same transaction).
-pub async fn audit_write<B: Serialize, A: Serialize>(
+pub async fn audit_write(
     c: &mut PgConnection,
     auth: &Authenticated,
     ctx: &WriteContext,
-    action: &str,
-    resource: &str,
+    (action, resource): (&str, &str),
     id: Uuid,
-    before: Option<&B>,
-    after: Option<&A>,
+    changes: &serde_json::Value,
 ) -> Result<(), Problem> {
-    let changes = audit::diff(before.map(as_json).as_ref(), after.map(as_json).as_ref());
-    audit::record(c, auth.principal.tenant, &actor(auth, ctx), action, resource, id, &changes).await?;
+    audit::record(c, auth.principal.tenant, &actor(auth, ctx), action, resource, id, changes).await?;
     Ok(())
 }
 

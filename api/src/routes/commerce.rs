@@ -18,7 +18,7 @@ use utoipa_axum::routes;
 
 use crate::extract::{Authenticated, Body, Id};
 use crate::problem::Problem;
-use crate::resource::{WriteContext, audit_write, parent};
+use crate::resource::{WriteContext, audit_write, changes, parent};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -179,7 +179,7 @@ async fn add_quote_item(
     let mut tx = state.db.begin(p.tenant).await?;
     let before = parent::<quotes::Quotes>(tx.conn(), p, id.0, Action::Update).await?;
     let (item, quote) = commerce::add_quote_item(tx.conn(), p.tenant, id, &item).await?;
-    audit_write(tx.conn(), &auth, &ctx, "update", "quotes", id.0, Some(&before), Some(&quote)).await?;
+    audit_write(tx.conn(), &auth, &ctx, ("update", "quotes"), id.0, &changes(Some(&before), Some(&quote))).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(QuoteItemAdded { item, quote })))
 }
@@ -199,7 +199,7 @@ async fn remove_quote_item(
     let mut tx = state.db.begin(p.tenant).await?;
     let before = parent::<quotes::Quotes>(tx.conn(), p, id.0, Action::Update).await?;
     let quote = commerce::remove_quote_item(tx.conn(), id, item).await?;
-    audit_write(tx.conn(), &auth, &ctx, "update", "quotes", id.0, Some(&before), Some(&quote)).await?;
+    audit_write(tx.conn(), &auth, &ctx, ("update", "quotes"), id.0, &changes(Some(&before), Some(&quote))).await?;
     tx.commit().await?;
     Ok(Json(quote))
 }
@@ -219,4 +219,3 @@ async fn invoice_items(
     tx.commit().await?;
     Ok(Json(items))
 }
-

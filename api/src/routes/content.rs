@@ -3,9 +3,7 @@
 
 use chrono::NaiveDate;
 use orbas_oltp::model::{ArticleId, ArticleStatus, CampaignKind, CampaignStatus, UserId};
-use orbas_oltp::repo::content::{
-    self, Article, ArticlePatch, Campaign, CampaignPatch, NewArticle, NewCampaign,
-};
+use orbas_oltp::repo::content::{self, Article, ArticlePatch, Campaign, CampaignPatch, NewArticle, NewCampaign};
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::state::AppState;

@@ -11,7 +11,7 @@ use utoipa_axum::routes;
 
 use crate::extract::{Authenticated, Body, Id};
 use crate::problem::Problem;
-use crate::resource::{WriteContext, audit_write, parent};
+use crate::resource::{WriteContext, audit_write, changes, parent};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -91,12 +91,22 @@ async fn post_message(
 ) -> Result<(StatusCode, Json<TicketMessage>), Problem> {
     let p = &auth.principal;
     if msg.body.trim().is_empty() {
-        return Err(Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "a message needs a body").with_field("body", "empty"));
+        return Err(
+            Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "a message needs a body").with_field("body", "empty")
+        );
     }
     let mut tx = state.db.begin(p.tenant).await?;
     parent::<crud::Tickets>(tx.conn(), p, id.0, Action::Update).await?;
     let posted = tickets::add_message(tx.conn(), p.tenant, id, Some(p.user), &msg.body, msg.is_internal).await?;
-    audit_write(tx.conn(), &auth, &ctx, "create", "ticket_messages", posted.id.0, None::<&()>, Some(&posted)).await?;
+    audit_write(
+        tx.conn(),
+        &auth,
+        &ctx,
+        ("create", "ticket_messages"),
+        posted.id.0,
+        &changes(None::<&()>, Some(&posted)),
+    )
+    .await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(posted)))
 }

@@ -92,7 +92,6 @@ pub const TABLE: Table = Table {
     sorts: &[col("name", "text"), col("created_at", "timestamptz"), col("updated_at", "timestamptz")],
 };
 
-
 pub async fn create(conn: &mut PgConnection, tenant: TenantId, new: &NewAccount) -> Result<Account> {
     let sql = concat!(
         "INSERT INTO accounts (tenant_id, id, name, domain, parent_id, owner_id, territory_id, industry, size, \

@@ -200,14 +200,16 @@ async fn insert_item(
 ) -> Result<QuoteItem> {
     let unit_price = match item.unit_price {
         Some(p) => p,
-        None => sqlx::query_scalar(
-            "SELECT unit_price FROM price_book_entries WHERE price_book_id = $1 AND product_id = $2",
-        )
-        .bind(price_book)
-        .bind(item.product_id)
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or_else(|| Error::invalid("unit_price: required: the product has no price in the quote's price book"))?,
+        None => {
+            sqlx::query_scalar("SELECT unit_price FROM price_book_entries WHERE price_book_id = $1 AND product_id = $2")
+                .bind(price_book)
+                .bind(item.product_id)
+                .fetch_optional(&mut *conn)
+                .await?
+                .ok_or_else(|| {
+                    Error::invalid("unit_price: required: the product has no price in the quote's price book")
+                })?
+        }
     };
     let discount_pct = item.discount_pct.unwrap_or_default();
     let amounts = Line { quantity: item.quantity, unit_price, discount_pct }.amounts()?;
@@ -292,10 +294,11 @@ pub async fn add_quote_item(
     item: &NewQuoteItem,
 ) -> Result<(QuoteItem, Quote)> {
     let q = editable_quote(conn, quote).await?;
-    let next: i32 = sqlx::query_scalar("SELECT coalesce(max(position) + 1, 0)::int FROM quote_items WHERE quote_id = $1")
-        .bind(quote)
-        .fetch_one(&mut *conn)
-        .await?;
+    let next: i32 =
+        sqlx::query_scalar("SELECT coalesce(max(position) + 1, 0)::int FROM quote_items WHERE quote_id = $1")
+            .bind(quote)
+            .fetch_one(&mut *conn)
+            .await?;
     let position = usize::try_from(next).unwrap_or_default();
     let added = insert_item(conn, tenant, quote, q.price_book_id, position, item).await?;
     Ok((added, recompute_quote(conn, quote).await?))

@@ -4,8 +4,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 
-use super::{Page, PageRequest, found};
 use super::table::{Filter, Op, Table, col, eq};
+use super::{Page, PageRequest, found};
 use crate::Result;
 use crate::model::{AccountId, ContactId, TenantId, UserId};
 
@@ -81,7 +81,6 @@ pub const TABLE: Table = Table {
         col("updated_at", "timestamptz"),
     ],
 };
-
 
 pub async fn create(conn: &mut PgConnection, tenant: TenantId, new: &NewContact) -> Result<Contact> {
     let sql = concat!(

@@ -4,8 +4,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 
-use super::table::{Filter, Op, Table, col, eq};
 use super::found;
+use super::table::{Filter, Op, Table, col, eq};
 use crate::model::{
     AccountId, CampaignId, CompanySize, ContactId, LeadId, LeadSource, LeadStatus, OpportunityId, TenantId, UserId,
 };
@@ -92,7 +92,6 @@ pub const TABLE: Table = Table {
     ],
     sorts: &[col("last_name", "text"), col("created_at", "timestamptz"), col("updated_at", "timestamptz")],
 };
-
 
 pub async fn create(conn: &mut PgConnection, tenant: TenantId, new: &NewLead) -> Result<Lead> {
     let sql = concat!(

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::table::{Filter, Op, Table, col, eq};
 use super::found;
+use super::table::{Filter, Op, Table, col, eq};
 use crate::model::{
     AccountId, ContactId, ForecastCategory, OpportunityId, OpportunityKind, OpportunityStatus, StageId, StageRule,
     TenantId, TransitionRefusal, UserId, check_transition,
@@ -141,7 +141,6 @@ pub const TABLE: Table = Table {
         col("updated_at", "timestamptz"),
     ],
 };
-
 
 /// Creates an open opportunity in the first stage of the default pipeline and records that first stage.
 pub async fn create(

@@ -98,7 +98,6 @@ pub const TABLE: Table = Table {
     sorts: &[col("created_at", "timestamptz"), col("updated_at", "timestamptz")],
 };
 
-
 pub async fn create(conn: &mut PgConnection, tenant: TenantId, new: &NewTask) -> Result<Task> {
     let sql = concat!(
         "INSERT INTO tasks (tenant_id, id, kind, subject, description, priority, owner_id, account_id, contact_id, \

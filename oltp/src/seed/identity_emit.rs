@@ -29,7 +29,41 @@ pub(crate) fn emit(em: &mut Emitter<'_>, c: &TenantCtx) -> Result<()> {
     let tokens = plan_tokens(c);
     auth_tokens(em, c, &tokens)?;
     outbox(em, c, &tokens)?;
-    logins(em, c)
+    logins(em, c)?;
+    idempotency_keys(em, c)
+}
+
+/// Keys integrations sent with their POSTs in the last day (the API keeps them 24 hours); the admin
+/// always has one, so every tenant has rows here.
+fn idempotency_keys(em: &mut Emitter<'_>, c: &TenantCtx) -> Result<()> {
+    let mut rng = c.t.rng("idempotency_keys");
+    let mut ids = c.t.ids("idempotency_keys");
+    em.begin(IDEMPOTENCY_KEYS);
+    for (i, u) in c.org.users.iter().enumerate() {
+        if u.status != UserStatus::Active || (i != c.org.admin && !chance(&mut rng, 0.2)) {
+            continue;
+        }
+        for _ in 0..between(&mut rng, 1, 4) {
+            let at = between(&mut rng, c.t.now - DAY + MINUTE, c.t.now);
+            let (row, task) = (ids.at_millis(at as u64), ids.at_millis(at as u64));
+            let body = format!("{{\"kind\":\"call\",\"subject\":\"Follow up {}\"}}", hex_token(&mut rng, 4));
+            em.row()
+                .uuid(c.t.id)
+                .uuid(row)
+                .uuid(u.id)
+                .text(&hex_token(&mut rng, 16))
+                .text("POST")
+                .text("/v1/tasks")
+                .text(&sha256_hex(body.as_bytes()))
+                .int(201)
+                .json(&serde_json::json!({"status": 201, "body": {"id": task}}))
+                .ts(at + DAY)
+                .ts(at)
+                .ts(at)
+                .end()?;
+        }
+    }
+    em.finish()
 }
 
 /// Invited users hold an unused invite; some active users reset their password (the admin always has,

@@ -42,7 +42,10 @@ async fn every_table_is_cdc_ready() {
     .fetch_all(&t.admin)
     .await
     .expect("publication query");
-    assert_eq!(unpublished, vec!["api_keys", "auth_tokens", "email_outbox", "sessions", "user_credentials"]);
+    assert_eq!(
+        unpublished,
+        vec!["api_keys", "auth_tokens", "email_outbox", "idempotency_keys", "sessions", "user_credentials"]
+    );
 }
 
 /// Tables, columns and types, indexes and constraints, as one string.

@@ -1,7 +1,7 @@
 //! Repositories against a real database, through the unprivileged role and tenant-scoped transactions.
 
 use orbas_oltp::model::{OpportunityKind, OpportunityStatus, StageId, TenantId, UserId};
-use orbas_oltp::repo::{PageRequest, accounts, contacts, opportunities, recommendations, tasks, tickets};
+use orbas_oltp::repo::{accounts, contacts, opportunities, recommendations, table, tasks, tickets};
 use orbas_oltp::{Error, ErrorKind, seed};
 use rust_decimal::Decimal;
 use sqlx::PgPool;
@@ -140,14 +140,16 @@ async fn tasks_tickets_and_recommendations_round_trip() {
     assert!(breaches.iter().any(|b| b.id == task.id));
     let done = tasks::set_status(tx.conn(), task.id, orbas_oltp::model::TaskStatus::Completed).await.expect("complete");
     assert!(done.completed_at.is_some());
-    let page = tasks::list(
-        tx.conn(),
-        &tasks::TaskFilter { owner_id: Some(user), ..Default::default() },
-        PageRequest::first(1),
-    )
-    .await
-    .expect("list");
+    let req = table::ListRequest {
+        filters: vec![(table::eq("owner_id", "uuid"), user.0.to_string())],
+        owners: Some(vec![user]),
+        sort: tasks::TABLE.sort(Some("-created_at")).expect("sort"),
+        after: None,
+        limit: 1,
+    };
+    let page: table::Listed<tasks::Task> = table::list(tx.conn(), &tasks::TABLE, &req).await.expect("list");
     assert_eq!(page.items.len(), 1);
+    assert_eq!(page.items[0].owner_id, Some(user));
 
     let ticket = tickets::create(
         tx.conn(),
@@ -165,7 +167,7 @@ async fn tasks_tickets_and_recommendations_round_trip() {
     )
     .await
     .expect("ticket");
-    assert!(ticket.number.starts_with("T-"));
+    assert!(ticket.number.starts_with("TCK-"), "{}", ticket.number);
     tickets::add_message(tx.conn(), a, ticket.id, Some(user), "Looking into it", false).await.expect("reply");
     let reloaded = tickets::get(tx.conn(), ticket.id).await.expect("get");
     assert!(reloaded.first_responded_at.is_some());

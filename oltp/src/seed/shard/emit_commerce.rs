@@ -13,6 +13,7 @@ use crate::seed::rng::{SeedRng, between, chance, hex_token, pick};
 use crate::seed::schema::*;
 use crate::seed::text;
 use crate::seed::time::{DAY, HOUR, Ms, date_of};
+use crate::seed::words::vat_bp;
 
 pub(super) fn emit(em: &mut Emitter<'_>, c: &TenantCtx, s: &Shard) -> Result<()> {
     documents(em, c, s)?;
@@ -185,6 +186,7 @@ fn quotes(em: &mut Emitter<'_>, c: &TenantCtx, s: &Shard) -> Result<()> {
                 .money(q.total)
                 .ts(q.created)
                 .ts(q.created)
+                .dec(vat_bp(s.accounts[o.account].country), 2)
                 .end()?;
         }
     }
@@ -284,6 +286,7 @@ fn invoices(em: &mut Emitter<'_>, c: &TenantCtx, s: &Shard) -> Result<()> {
                 .money(inv.paid)
                 .ts(inv.created)
                 .ts(updated)
+                .dec(vat_bp(s.accounts[sub.account].country), 2)
                 .end()?;
         }
     }

@@ -16,6 +16,7 @@ use crate::seed::time::{DAY, HOUR, Ms, date_of};
 
 pub(super) fn emit(em: &mut Emitter<'_>, c: &TenantCtx, s: &Shard) -> Result<()> {
     accounts(em, c, s)?;
+    merges(em, c, s)?;
     contacts(em, c, s)?;
     relationships(em, c, s)?;
     opportunities(em, c, s)?;
@@ -23,6 +24,37 @@ pub(super) fn emit(em: &mut Emitter<'_>, c: &TenantCtx, s: &Shard) -> Result<()>
     campaign_members(em, c, s)?;
     stage_histories(em, c, s)?;
     tags(em, c, s)
+}
+
+/// Duplicate accounts an admin merged away: the survivor exists, the merged record lives on only in
+/// its snapshot. The first shard of every tenant has a few.
+fn merges(em: &mut Emitter<'_>, c: &TenantCtx, s: &Shard) -> Result<()> {
+    em.begin(MERGE_RECORDS);
+    if s.ix == 0 {
+        let mut ids = c.t.shard_ids(s.ix, "merge_records");
+        let admin = c.org.users[c.org.admin].id;
+        for a in s.accounts.iter().take(3) {
+            let at = a.updated.max(a.created);
+            let snapshot = serde_json::json!({
+                "name": format!("{} Inc", a.name),
+                "domain": a.domain,
+                "owner_id": c.org.users[a.owner].id,
+            });
+            em.row()
+                .uuid(c.t.id)
+                .uuid(ids.at_millis(at as u64))
+                .text("account")
+                .uuid(a.id)
+                .uuid(ids.at_millis(a.created as u64))
+                .json(&snapshot)
+                .json(&serde_json::json!({"contacts.account_id": 1}))
+                .uuid(admin)
+                .ts(at)
+                .ts(at)
+                .end()?;
+        }
+    }
+    em.finish()
 }
 
 fn accounts(em: &mut Emitter<'_>, c: &TenantCtx, s: &Shard) -> Result<()> {
