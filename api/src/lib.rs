@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod commands;
 pub mod extract;
+pub mod idempotency;
 pub mod observe;
 pub mod openapi;
 pub mod problem;

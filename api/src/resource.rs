@@ -146,6 +146,9 @@ pub async fn list<R: Resource>(state: &AppState, auth: &Authenticated, q: &R::Fi
         after: q.after().map(Cursor::decode).transpose().map_err(bad_query)?,
         limit: q.limit().unwrap_or(50),
     };
+    if let Some(after) = &req.after {
+        after.check(&req.sort).map_err(bad_query)?;
+    }
     let fields = t.fields(q.fields()).map_err(bad_query)?;
     let mut tx = state.db.begin(auth.principal.tenant).await?;
     let page = table::list::<R::Record>(tx.conn(), t, &req).await?;
@@ -336,8 +339,10 @@ macro_rules! crud_handlers {
             core::list::<$R>(&state, &auth, &filter).await
         }
 
-        /// Create a record; the owner defaults to the caller.
+        /// Create a record; the owner defaults to the caller. Send an `Idempotency-Key` to make retries safe.
         #[utoipa::path(post, path = $coll, tag = $tag, request_body = $New, security(("bearer" = [])),
+            params(("Idempotency-Key" = Option<String>, Header,
+                    description = "Retries with the same key and body replay the first response (24 h)")),
             responses((status = 201, body = $Rec, headers(("ETag" = String), ("Location" = String))),
                       (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
                       (status = 409, body = Problem), (status = 413, body = Problem), (status = 415, body = Problem),

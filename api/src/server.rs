@@ -72,6 +72,8 @@ impl Server {
             .route("/metrics", get(observe::metrics_endpoint))
             .merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
             .fallback(not_found)
+            .layer(axum::middleware::from_fn_with_state(state.clone(), crate::idempotency::middleware))
+            .layer(axum::middleware::from_fn(run_to_completion))
             .layer(axum::middleware::from_fn(observe::track))
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .with_state(state);
@@ -92,6 +94,20 @@ impl Server {
             .with_graceful_shutdown(shutdown)
             .await?;
         Ok(())
+    }
+}
+
+/// Runs every request to completion even when the client goes away. A handler future dropped at an
+/// arbitrary await would abandon its transaction mid-statement — sqlx 0.9.0 can then hand the pool a
+/// connection inside a half-begun transaction (launchbadge/sqlx#4385, observed here under wrk). Spawned,
+/// the handler commits or rolls back exactly as written; only the response is thrown away.
+async fn run_to_completion(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    match tokio::spawn(next.run(req)).await {
+        Ok(resp) => resp,
+        Err(e) => {
+            tracing::error!(error = %e, "request task failed");
+            Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "the server could not complete the request").into_response()
+        }
     }
 }
 

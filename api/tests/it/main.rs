@@ -3,7 +3,9 @@
 mod accounts;
 mod auth;
 mod cli;
+mod commerce;
 mod helpers;
+mod lists;
 mod openapi;
 mod opportunities;
 mod ops;

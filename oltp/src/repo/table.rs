@@ -132,7 +132,8 @@ pub struct Sort {
 }
 
 impl Sort {
-    fn spec(&self) -> String {
+    /// The `sort` parameter this order is written as.
+    pub fn spec(&self) -> String {
         format!("{}{}", if self.descending { "-" } else { "" }, self.column.name)
     }
 }
@@ -151,6 +152,17 @@ pub struct Cursor {
 }
 
 impl Cursor {
+    /// A cursor continues only the sort it was issued for.
+    pub fn check(&self, sort: &Sort) -> Result<()> {
+        if self.sort != sort.spec() {
+            return Err(Error::invalid(format!(
+                "this cursor was issued for sort={:?}; repeat the sort it came with",
+                self.sort
+            )));
+        }
+        Ok(())
+    }
+
     pub fn encode(&self) -> String {
         URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).unwrap_or_default())
     }
@@ -217,12 +229,7 @@ where
     }
     let cmp = if sort.descending { "<" } else { ">" };
     if let Some(after) = &req.after {
-        if after.sort != sort.spec() {
-            return Err(Error::invalid(format!(
-                "this cursor was issued for sort={:?}; repeat the sort it came with",
-                after.sort
-            )));
-        }
+        after.check(&sort)?;
         if by_id {
             q.push(format_args!(" AND t.id {cmp} ")).push_bind(after.id);
         } else {
