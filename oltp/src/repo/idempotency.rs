@@ -29,6 +29,9 @@ pub enum Claim {
     Mismatch,
 }
 
+/// An earlier request under a key: method, path, body hash, and its response once finished.
+type Stored = (String, String, String, Option<i16>, Option<Value>);
+
 /// Claims `key` for a request, or says what happened to the earlier one.
 pub async fn claim(
     conn: &mut PgConnection,
@@ -69,7 +72,7 @@ pub async fn claim(
     if inserted.is_some() {
         return Ok(Claim::Fresh(id));
     }
-    let row: Option<(String, String, String, Option<i16>, Option<Value>)> = sqlx::query_as(
+    let row: Option<Stored> = sqlx::query_as(
         "SELECT method, path, request_hash, status, response FROM idempotency_keys \
          WHERE principal_id = $1 AND key = $2",
     )
