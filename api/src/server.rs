@@ -63,6 +63,7 @@ impl Server {
             .merge(routes::commerce::router())
             .merge(routes::content::router())
             .merge(routes::employees::router())
+            .merge(routes::workflows::router())
             .merge(routes::opportunities::all_routes())
             .merge(routes::recommendations::router())
             .split_for_parts();

@@ -12,3 +12,4 @@ pub mod opportunities;
 pub mod recommendations;
 pub mod tasks;
 pub mod tickets;
+pub mod workflows;

@@ -11,3 +11,4 @@ mod opportunities;
 mod ops;
 mod recommendations;
 mod resources;
+mod workflows;

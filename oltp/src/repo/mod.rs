@@ -20,6 +20,7 @@ pub mod recommendations;
 pub mod table;
 pub mod tasks;
 pub mod tickets;
+pub mod workflows;
 
 use uuid::Uuid;
 
