@@ -64,6 +64,7 @@ impl Server {
             .merge(routes::content::router())
             .merge(routes::employees::router())
             .merge(routes::workflows::router())
+            .merge(routes::dedupe::router())
             .merge(routes::opportunities::all_routes())
             .merge(routes::recommendations::router())
             .split_for_parts();

@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod commerce;
 pub mod contacts;
 pub mod content;
+pub mod dedupe;
 pub mod employees;
 pub mod leads;
 pub mod opportunities;

@@ -4,6 +4,7 @@ mod accounts;
 mod auth;
 mod cli;
 mod commerce;
+mod dedupe;
 mod helpers;
 mod lists;
 mod openapi;

@@ -2,6 +2,7 @@
 //! database (id generation, stage-policy checks).
 
 mod authz;
+pub mod dedupe;
 mod enums;
 mod ids;
 mod money;

@@ -11,6 +11,7 @@ pub mod catalog;
 pub mod commerce;
 pub mod contacts;
 pub mod content;
+pub mod dedupe;
 pub mod idempotency;
 pub mod identity;
 pub mod leads;
