@@ -185,7 +185,7 @@ pub async fn candidates(conn: &mut PgConnection, kind: Kind, id: Uuid, limit: us
         .into_iter()
         .filter_map(|r| {
             let (score, reasons) = dedupe::score(&fp, &r.fingerprint());
-            (score >= dedupe::MIN_SCORE).then(|| Candidate {
+            (score >= dedupe::MIN_SCORE).then_some(Candidate {
                 id: r.id,
                 score,
                 reasons,
