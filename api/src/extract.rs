@@ -6,17 +6,21 @@ use axum::http::{StatusCode, header};
 use chrono::Utc;
 use orbas_oltp::auth::Principal;
 use orbas_oltp::auth::jwt::Claims;
-use orbas_oltp::repo::identity;
+use orbas_oltp::auth::tokens::ApiKey;
+use orbas_oltp::repo::{access, identity};
 use serde::de::DeserializeOwned;
+use std::time::Instant;
 
 use crate::problem::Problem;
 use crate::state::AppState;
 
-/// A request authenticated with a live session's bearer access token.
+/// A request authenticated with a live session's bearer access token, or with an API key
+/// (`Authorization: Bearer orbas_…`).
 #[derive(Debug, Clone)]
 pub struct Authenticated {
     pub principal: Principal,
-    pub claims: Claims,
+    /// The access token's claims; `None` for an API key.
+    pub claims: Option<Claims>,
 }
 
 pub fn unauthorized(detail: &str) -> Problem {
@@ -34,6 +38,9 @@ impl FromRequestParts<AppState> for Authenticated {
             return Err(unauthorized("send an access token: Authorization: Bearer <token>"));
         };
         let now = Utc::now();
+        if let Ok(key) = ApiKey::parse(token.trim()) {
+            return with_api_key(state, &key, now).await;
+        }
         let claims =
             state.tokens.verify(token.trim(), now).map_err(|_| unauthorized("invalid or expired access token"))?;
         // Access tokens die with their session: logout and refresh-token reuse take effect at once.
@@ -46,8 +53,35 @@ impl FromRequestParts<AppState> for Authenticated {
         }
         let mut principal = Principal::interactive(claims.tid, claims.sub, claims.role);
         principal.reports = reports;
-        Ok(Authenticated { principal, claims })
+        Ok(Authenticated { principal, claims: Some(claims) })
     }
+}
+
+/// Authenticates an API key: live (not revoked or expired), its user active, within its rate limit.
+async fn with_api_key(state: &AppState, key: &ApiKey, now: chrono::DateTime<Utc>) -> Result<Authenticated, Problem> {
+    let refused = || unauthorized("invalid, revoked or expired API key");
+    let tenant = identity::tenant_of(state.db.pool(), identity::Lookup::ApiKeyPrefix(key.prefix()))
+        .await?
+        .ok_or_else(refused)?;
+    let mut tx = state.db.begin(tenant).await?;
+    let row = access::key_login(tx.conn(), key.prefix()).await?.ok_or_else(refused)?;
+    let live = row.revoked_at.is_none() && row.expires_at.is_none_or(|e| e > now) && row.user_status == "active";
+    if !(key.verify(&row.key_hash) && live) {
+        return Err(refused());
+    }
+    if let Err(wait) =
+        state.limiter.check(row.id, u32::try_from(row.rate_limit_per_minute).unwrap_or(1), Instant::now())
+    {
+        let mut p = Problem::new(StatusCode::TOO_MANY_REQUESTS, "this API key's rate limit is reached; retry later");
+        p.retry_after_secs = Some(wait.as_secs().max(1));
+        return Err(p);
+    }
+    let reports = identity::reports_of(tx.conn(), row.user_id).await?;
+    access::touch_api_key(tx.conn(), row.id, now).await?;
+    tx.commit().await?;
+    let principal =
+        Principal { tenant, user: row.user_id, role: row.role, api_key: Some(row.id), scopes: row.scopes, reports };
+    Ok(Authenticated { principal, claims: None })
 }
 
 /// `Json<T>` whose rejections are problem+json (400 malformed, 415 wrong type, 422 wrong shape).

@@ -10,6 +10,7 @@ pub mod idempotency;
 pub mod observe;
 pub mod openapi;
 pub mod problem;
+pub mod ratelimit;
 pub mod resource;
 pub mod routes;
 pub mod server;

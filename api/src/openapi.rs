@@ -17,6 +17,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         (name = "subscriptions", description = "Recurring revenue"), (name = "invoices", description = "Invoices and their lines"),
         (name = "campaigns", description = "Marketing campaigns"), (name = "knowledge articles", description = "The knowledge base"),
         (name = "employees", description = "The HR view of the tenant's people"),
+        (name = "users", description = "The user directory, invitations, API keys"),
         (name = "recommendations", description = "Next-best actions for reps"))
 )]
 pub struct ApiDoc;

@@ -50,8 +50,12 @@ impl Server {
         let listener = TcpListener::bind(addr).await?;
         observe::prometheus();
         let tokens = AccessTokens::new(jwt_secret).map_err(|e| anyhow::anyhow!("access-token key: {e}"))?;
-        let state =
-            AppState { db: db::Db::new(app_pool), tokens: Arc::new(tokens), throttle: LoginThrottle::default() };
+        let state = AppState {
+            db: db::Db::new(app_pool),
+            tokens: Arc::new(tokens),
+            throttle: LoginThrottle::default(),
+            limiter: crate::ratelimit::RateLimiter::default(),
+        };
         let (api, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
             .merge(routes::auth::router())
             .merge(routes::accounts::router())
@@ -65,6 +69,7 @@ impl Server {
             .merge(routes::employees::router())
             .merge(routes::workflows::router())
             .merge(routes::dedupe::router())
+            .merge(routes::users::router())
             .merge(routes::opportunities::all_routes())
             .merge(routes::recommendations::router())
             .split_for_parts();

@@ -1,5 +1,5 @@
 //! What every handler shares: the application database handle, the access-token signer, the login
-//! throttle.
+//! throttle, the API-key rate limiter.
 
 use std::sync::Arc;
 
@@ -12,4 +12,5 @@ pub struct AppState {
     pub db: Db,
     pub tokens: Arc<AccessTokens>,
     pub throttle: LoginThrottle,
+    pub limiter: crate::ratelimit::RateLimiter,
 }

@@ -13,9 +13,11 @@ use axum::response::IntoResponse;
 use chrono::{Duration, Utc};
 use orbas_oltp::auth::jwt::Claims;
 use orbas_oltp::auth::lockout::LoginThrottle;
-use orbas_oltp::auth::password::{hash_password, verify_password};
-use orbas_oltp::auth::tokens::RefreshToken;
+use orbas_oltp::auth::password::{check_password_policy, hash_password, verify_password};
+use orbas_oltp::auth::scram::scram_sha256_verifier;
+use orbas_oltp::auth::tokens::{RefreshToken, TokenPurpose};
 use orbas_oltp::model::{RoleKey, TenantId, UserId};
+use orbas_oltp::repo::access;
 use orbas_oltp::repo::identity::{self, LoginAttempt, LoginMethod, LoginUser, Lookup};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
@@ -35,7 +37,14 @@ fn dummy_hash() -> String {
 }
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(login)).routes(routes!(refresh)).routes(routes!(logout)).routes(routes!(me))
+    OpenApiRouter::new()
+        .routes(routes!(login))
+        .routes(routes!(refresh))
+        .routes(routes!(logout))
+        .routes(routes!(me))
+        .routes(routes!(accept_invite))
+        .routes(routes!(request_reset))
+        .routes(routes!(confirm_reset))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -66,7 +75,10 @@ pub struct Me {
     pub user_id: UserId,
     pub tenant_id: TenantId,
     pub role: RoleKey,
-    pub session_id: uuid::Uuid,
+    /// The session, when the caller used an access token.
+    pub session_id: Option<uuid::Uuid>,
+    /// The API key, when the caller used one.
+    pub api_key_id: Option<uuid::Uuid>,
     pub team_size: usize,
 }
 
@@ -213,10 +225,13 @@ async fn refresh(
 
 /// End the current session: its access and refresh tokens stop working at once.
 #[utoipa::path(post, path = "/v1/auth/logout", tag = "auth", security(("bearer" = [])),
-    responses((status = 204), (status = 401, body = Problem)))]
+    responses((status = 204), (status = 401, body = Problem), (status = 422, body = Problem)))]
 async fn logout(State(state): State<AppState>, auth: Authenticated) -> Result<impl IntoResponse, Problem> {
-    let mut tx = state.db.begin(auth.claims.tid).await?;
-    identity::revoke_session(tx.conn(), auth.claims.sid, Utc::now()).await?;
+    let Some(claims) = &auth.claims else {
+        return Err(Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "an API key is revoked, not logged out"));
+    };
+    let mut tx = state.db.begin(claims.tid).await?;
+    identity::revoke_session(tx.conn(), claims.sid, Utc::now()).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -229,7 +244,101 @@ async fn me(auth: Authenticated) -> Json<Me> {
         user_id: auth.principal.user,
         tenant_id: auth.principal.tenant,
         role: auth.principal.role,
-        session_id: auth.claims.sid,
+        session_id: auth.claims.as_ref().map(|c| c.sid),
+        api_key_id: auth.principal.api_key,
         team_size: auth.principal.reports.len(),
     })
+}
+
+/// Accepting an invite: the mailed token and the new password.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetPassword {
+    pub token: String,
+    pub password: String,
+}
+
+/// Asking for a password reset.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResetRequest {
+    pub tenant: String,
+    pub email: String,
+}
+
+/// Hashes a new password (argon2id) and its SCRAM-SHA-256 verifier (for the SQL port) off the async
+/// threads, after the policy check.
+async fn password_hashes(password: String, email: String) -> Result<(String, String), Problem> {
+    if let Err(problems) = check_password_policy(&password, &email) {
+        let mut p = Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "the password does not meet the policy");
+        for pr in problems {
+            p = p.with_field(pr.field(), pr.message());
+        }
+        return Err(p);
+    }
+    tokio::task::spawn_blocking(move || {
+        let hash = hash_password(&password)?;
+        Ok::<_, orbas_oltp::auth::Error>((hash, scram_sha256_verifier(&password)))
+    })
+    .await
+    .map_err(|_| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "the server could not complete the request"))?
+    .map_err(|e| {
+        tracing::error!(error = %e, "hashing a password failed");
+        Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "the server could not complete the request")
+    })
+}
+
+/// Sets the password of the user a one-time token names, consuming the token.
+async fn set_password_with(state: &AppState, req: SetPassword, purpose: TokenPurpose) -> Result<UserId, Problem> {
+    let invalid = || {
+        Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "the token is invalid or expired; ask for a new one")
+            .with_field("token", "invalid or expired")
+    };
+    let hash = orbas_oltp::auth::tokens::sha256_hex(req.token.trim());
+    let tenant = identity::tenant_of(state.db.pool(), Lookup::AuthTokenHash(&hash)).await?.ok_or_else(invalid)?;
+    let mut tx = state.db.begin(tenant).await?;
+    let now = Utc::now();
+    let user = access::consume_token(tx.conn(), req.token.trim(), purpose, now).await.map_err(|_| invalid())?;
+    let email: String = sqlx::query_scalar("SELECT email FROM users WHERE id = $1")
+        .bind(user)
+        .fetch_one(tx.conn())
+        .await
+        .map_err(orbas_oltp::Error::from)?;
+    let (password_hash, scram) = password_hashes(req.password, email).await?;
+    identity::set_password(tx.conn(), tenant, user, &password_hash, &scram).await?;
+    match purpose {
+        TokenPurpose::Invite => access::activate(tx.conn(), user).await?,
+        // A reset ends every session: whoever had the old password is out.
+        TokenPurpose::PasswordReset => drop(identity::revoke_all_for_user(tx.conn(), user, now).await?),
+    }
+    tx.commit().await?;
+    Ok(user)
+}
+
+/// Accept an invitation: set a password with the mailed token; then log in.
+#[utoipa::path(post, path = "/v1/auth/accept-invite", request_body = SetPassword, tag = "auth",
+    responses((status = 204), (status = 400, body = Problem), (status = 422, body = Problem)))]
+async fn accept_invite(State(state): State<AppState>, Body(req): Body<SetPassword>) -> Result<StatusCode, Problem> {
+    set_password_with(&state, req, TokenPurpose::Invite).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Ask for a password-reset mail. Always 202: the answer never tells whether the account exists.
+#[utoipa::path(post, path = "/v1/auth/password-reset", request_body = ResetRequest, tag = "auth",
+    responses((status = 202), (status = 400, body = Problem), (status = 422, body = Problem)))]
+async fn request_reset(State(state): State<AppState>, Body(req): Body<ResetRequest>) -> Result<StatusCode, Problem> {
+    if let Some(tenant) = identity::tenant_of(state.db.pool(), Lookup::Slug(req.tenant.trim())).await? {
+        let mut tx = state.db.begin(tenant).await?;
+        access::request_password_reset(tx.conn(), tenant, &req.email, "/reset-password").await?;
+        tx.commit().await?;
+    }
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// Set a new password with the mailed reset token; every session of the user ends.
+#[utoipa::path(post, path = "/v1/auth/password-reset/confirm", request_body = SetPassword, tag = "auth",
+    responses((status = 204), (status = 400, body = Problem), (status = 422, body = Problem)))]
+async fn confirm_reset(State(state): State<AppState>, Body(req): Body<SetPassword>) -> Result<StatusCode, Problem> {
+    set_password_with(&state, req, TokenPurpose::PasswordReset).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -13,4 +13,5 @@ pub mod opportunities;
 pub mod recommendations;
 pub mod tasks;
 pub mod tickets;
+pub mod users;
 pub mod workflows;

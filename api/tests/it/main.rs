@@ -6,6 +6,7 @@ mod cli;
 mod commerce;
 mod dedupe;
 mod helpers;
+mod identity;
 mod lists;
 mod openapi;
 mod opportunities;

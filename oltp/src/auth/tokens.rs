@@ -20,7 +20,7 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     subtle::ConstantTimeEq::ct_eq(a, b).into()
 }
 
-fn sha256_hex(data: &str) -> String {
+pub fn sha256_hex(data: &str) -> String {
     hex::encode(Sha256::digest(data.as_bytes()))
 }
 
@@ -186,6 +186,15 @@ pub enum TokenPurpose {
 }
 
 impl TokenPurpose {
+    /// The value of `auth_tokens.purpose`.
+    pub fn column_value(&self) -> &'static str {
+        match self {
+            TokenPurpose::Invite => "invite",
+            TokenPurpose::PasswordReset => "password_reset",
+        }
+    }
+
+    /// The tag the token text starts with.
     pub fn as_str(&self) -> &'static str {
         match self {
             TokenPurpose::Invite => "inv",

@@ -5,6 +5,7 @@
 //! Lists use keyset pagination on the (time-ordered, UUIDv7) id: `after` is the last id of the previous
 //! page, so pages are stable under concurrent inserts and cost the same at any depth.
 
+pub mod access;
 pub mod accounts;
 pub mod audit;
 pub mod catalog;
