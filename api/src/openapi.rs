@@ -33,3 +33,29 @@ impl Modify for BearerAuth {
         );
     }
 }
+
+/// Error bodies are `application/problem+json` (RFC 9457); the path annotations say `body = Problem`,
+/// which utoipa documents as `application/json`. This moves every Problem body to the right media type;
+/// apply it to the finished document (after the routers' paths are merged in).
+#[derive(Debug)]
+pub struct ProblemJson;
+
+impl Modify for ProblemJson {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::RefOr;
+        for item in openapi.paths.paths.values_mut() {
+            let ops = [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete];
+            for op in ops.into_iter().flatten() {
+                for resp in op.responses.responses.values_mut() {
+                    let RefOr::T(resp) = resp else { continue };
+                    let is_problem = resp.content.get("application/json").is_some_and(|c| {
+                        matches!(c, RefOr::T(c) if matches!(&c.schema, Some(RefOr::Ref(r)) if r.ref_location.ends_with("/Problem")))
+                    });
+                    if is_problem && let Some(content) = resp.content.shift_remove("application/json") {
+                        resp.content.insert("application/problem+json".to_owned(), content);
+                    }
+                }
+            }
+        }
+    }
+}

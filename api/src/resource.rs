@@ -172,6 +172,15 @@ fn sparse(v: serde_json::Value, fields: &[&str]) -> serde_json::Value {
     }
 }
 
+/// A record the caller may not read is answered as absent, whatever they tried to do with it.
+fn hide_unreadable<R: Resource>(p: &Principal, record: &R::Record) -> Result<(), Problem> {
+    if p.may(R::NAME, Action::Read, R::owner(record)) {
+        Ok(())
+    } else {
+        Err(orbas_oltp::Error::NotFound { entity: R::TABLE.entity }.into())
+    }
+}
+
 pub async fn read<R: Resource>(state: &AppState, auth: &Authenticated, id: Uuid) -> Result<Response, Problem> {
     let mut tx = state.db.begin(auth.principal.tenant).await?;
     let record: R::Record = table::get(tx.conn(), R::TABLE, id, false).await?;
@@ -218,6 +227,7 @@ pub async fn update<R: Resource>(
     let p = &auth.principal;
     let mut tx = state.db.begin(p.tenant).await?;
     let current: R::Record = table::get(tx.conn(), R::TABLE, id, true).await?;
+    hide_unreadable::<R>(p, &current)?;
     let may_now = p.may(R::NAME, Action::Update, R::owner(&current));
     let may_assign = R::patch_owner(&patch).is_none_or(|o| p.may(R::NAME, Action::Update, Some(o)));
     if !(may_now && may_assign) {
@@ -246,6 +256,7 @@ pub async fn delete<R: Resource>(
     let p = &auth.principal;
     let mut tx = state.db.begin(p.tenant).await?;
     let current: R::Record = table::get(tx.conn(), R::TABLE, id, true).await?;
+    hide_unreadable::<R>(p, &current)?;
     if !p.may(R::NAME, Action::Delete, R::owner(&current)) {
         return Err(forbidden::<R>(Action::Delete));
     }

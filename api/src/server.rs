@@ -73,6 +73,8 @@ impl Server {
             .merge(routes::opportunities::all_routes())
             .merge(routes::recommendations::router())
             .split_for_parts();
+        let mut doc = doc;
+        utoipa::Modify::modify(&crate::openapi::ProblemJson, &mut doc);
         let router = api
             .route("/healthz", get(healthz))
             .route("/readyz", get(readyz))

@@ -13,4 +13,5 @@ mod opportunities;
 mod ops;
 mod recommendations;
 mod resources;
+mod schemathesis;
 mod workflows;

@@ -290,3 +290,135 @@ async fn resource_rules_hold_through_the_api() {
         .expect("post");
     assert_eq!(bad_enum.status(), 422);
 }
+
+/// Makes unique fields of a create body unique per caller (`n`), so every role can create its own.
+fn unique_per(body: &Value, n: usize) -> Value {
+    let mut b = body.clone();
+    if let Some(o) = b.as_object_mut() {
+        for (k, v) in o.iter_mut() {
+            let Some(s) = v.as_str() else { continue };
+            *v = match k.as_str() {
+                "sku" => json!(format!("{s}-R{n}")),
+                "slug" => json!(format!("{s}-r{n}")),
+                "email" => json!(format!("r{n}.{s}")),
+                "name" if o_is_stage(s) => json!(format!("{s} {n}")),
+                _ => continue,
+            };
+        }
+        if let Some(p) = o.get_mut("position") {
+            *p = json!(n);
+        }
+    }
+    b
+}
+
+fn o_is_stage(name: &str) -> bool {
+    name == "Sourced"
+}
+
+/// Every role against every resource's list, create, read, update and delete, compared with the
+/// permission matrix in `orbas_oltp` (the one place decisions live): allowed → 2xx; not allowed →
+/// 403 for lists and writes, 404 for reading what the role may not see.
+#[tokio::test]
+async fn role_by_endpoint_matrix() {
+    use orbas_oltp::auth::Principal;
+    use orbas_oltp::model::{Action, RoleKey, TenantId, UserId};
+
+    let app = spawn_app().await;
+    let admin = admin_token(&app).await;
+    let (tenant, admin_id): (uuid::Uuid, uuid::Uuid) = sqlx::query_as(
+        "SELECT t.id, u.id FROM users u JOIN tenants t ON t.id = u.tenant_id WHERE lower(u.email) = lower($1) AND t.slug = $2",
+    )
+    .bind(&app.admin_email)
+    .bind(&app.tenant_slug)
+    .fetch_one(&app.db.admin)
+    .await
+    .expect("admin");
+    let mut checked = 0;
+    for (n, role) in RoleKey::ALL.iter().enumerate() {
+        let (user, email): (uuid::Uuid, String) = sqlx::query_as(
+            "SELECT u.id, u.email FROM users u JOIN roles r ON r.id = u.role_id JOIN tenants t ON t.id = u.tenant_id \
+             WHERE t.slug = $1 AND r.key = $2 AND u.status = 'active' ORDER BY u.id LIMIT 1",
+        )
+        .bind(&app.tenant_slug)
+        .bind(role.as_str())
+        .fetch_one(&app.db.admin)
+        .await
+        .expect("a user of every role");
+        let reports: Vec<uuid::Uuid> = sqlx::query_scalar(
+            "WITH RECURSIVE team AS (SELECT id FROM users WHERE manager_id = $1 \
+             UNION SELECT u.id FROM users u JOIN team t ON u.manager_id = t.id) SELECT id FROM team",
+        )
+        .bind(user)
+        .fetch_all(&app.db.admin)
+        .await
+        .expect("team");
+        let mut p = Principal::interactive(TenantId(tenant), UserId(user), *role);
+        p.reports = reports.into_iter().map(UserId).collect();
+        let t = {
+            let body: Value = app.login(&email, DEMO_PASSWORD).await.json().await.expect("json");
+            body["access_token"].as_str().unwrap_or_default().to_owned()
+        };
+        for c in cases() {
+            let owned = !matches!(c.table, "pipeline_stages" | "products" | "subscriptions" | "invoices" | "employees");
+            let ctx = format!("{role} {}", c.collection);
+            // list
+            let list = app.get(&format!("{}?limit=1", c.collection), &t).await.status().as_u16();
+            let may_list = p.scope_for(c.table, Action::Read).is_some();
+            assert_eq!(list, if may_list { 200 } else { 403 }, "list: {ctx}");
+            // create (owner defaults to the caller)
+            let body = unique_per(&resolve(&app, &c.create).await, n);
+            let created = app
+                .http
+                .post(format!("{}{}", app.base, c.collection))
+                .bearer_auth(&t)
+                .json(&body)
+                .send()
+                .await
+                .expect("post");
+            let may_create = p.may(c.table, Action::Create, owned.then_some(p.user));
+            let status = created.status().as_u16();
+            let text = created.text().await.unwrap_or_default();
+            assert_eq!(status, if may_create { 201 } else { 403 }, "create: {ctx}: {text}");
+            // read, update, delete a record the admin owns
+            let (_, theirs) = {
+                let r = app
+                    .http
+                    .post(format!("{}{}", app.base, c.collection))
+                    .bearer_auth(&admin)
+                    .json(&unique_per(&resolve(&app, &c.create).await, 100 + n))
+                    .send()
+                    .await
+                    .expect("post");
+                (r.status(), r.json::<Value>().await.expect("json"))
+            };
+            let item = format!("{}/{}", c.collection, theirs["id"].as_str().unwrap_or_default());
+            let owner = owned.then_some(UserId(admin_id));
+            let read = app.get(&item, &t).await.status().as_u16();
+            assert_eq!(read, if p.may(c.table, Action::Read, owner) { 200 } else { 404 }, "read: {ctx}");
+            let patch = app
+                .http
+                .patch(format!("{}{item}", app.base))
+                .bearer_auth(&t)
+                .json(&c.patch)
+                .send()
+                .await
+                .expect("patch");
+            let expected = match (p.may(c.table, Action::Read, owner), p.may(c.table, Action::Update, owner)) {
+                (_, true) => 200,
+                (true, false) => 403,
+                (false, false) => 404,
+            };
+            assert_eq!(patch.status().as_u16(), expected, "update: {ctx}");
+            let del = app.http.delete(format!("{}{item}", app.base)).bearer_auth(&t).send().await.expect("delete");
+            let expected = match (p.may(c.table, Action::Read, owner), p.may(c.table, Action::Delete, owner)) {
+                (_, true) => 204,
+                (true, false) => 403,
+                (false, false) => 404,
+            };
+            assert_eq!(del.status().as_u16(), expected, "delete: {ctx}");
+            checked += 5;
+        }
+    }
+    assert_eq!(checked, RoleKey::ALL.len() * cases().len() * 5);
+}

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 macro_rules! text_enum {
     ($(#[$doc:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type)]
         #[sqlx(type_name = "text")]
         pub enum $name {
             $(
@@ -22,6 +22,23 @@ macro_rules! text_enum {
 
             pub fn as_str(&self) -> &'static str {
                 match self { $($name::$variant => $text),+ }
+            }
+        }
+
+        // Written by hand: utoipa's derive does not see serde renames that arrive as macro fragments,
+        // and would document the Rust variant names instead of the wire values.
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::schema::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .enum_values(Some([$($text),+]))
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {
+            fn name() -> std::borrow::Cow<'static, str> {
+                std::borrow::Cow::Borrowed(stringify!($name))
             }
         }
 
@@ -107,6 +124,16 @@ text_enum!(UserStatus { Invited = "invited", Active = "active", Disabled = "disa
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn documented_values_are_the_wire_values() {
+        let schema = serde_json::to_value(<RoleKey as utoipa::PartialSchema>::schema()).unwrap_or_default();
+        let documented: Vec<&str> =
+            schema["enum"].as_array().into_iter().flatten().filter_map(|v| v.as_str()).collect();
+        assert_eq!(documented, RoleKey::ALL.iter().map(RoleKey::as_str).collect::<Vec<_>>());
+        let sizes = serde_json::to_value(<CompanySize as utoipa::PartialSchema>::schema()).unwrap_or_default();
+        assert_eq!(sizes["enum"][1], "11-50");
+    }
     use std::str::FromStr;
 
     #[test]
