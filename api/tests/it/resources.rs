@@ -422,3 +422,81 @@ async fn role_by_endpoint_matrix() {
     }
     assert_eq!(checked, RoleKey::ALL.len() * cases().len() * 5);
 }
+
+/// Every sub-resource and workflow endpoint with another tenant's ids: 404, never the data.
+#[tokio::test]
+async fn another_tenants_ids_are_404_on_every_sub_resource_and_workflow() {
+    let app = spawn_app().await;
+    let t = admin_token(&app).await;
+    let foreign = |table: &'static str| {
+        let app = &app;
+        async move {
+            let id: String = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT x.id::text FROM {table} x JOIN tenants t ON t.id = x.tenant_id WHERE t.slug <> $1 ORDER BY x.id LIMIT 1"
+            )))
+            .bind(&app.tenant_slug)
+            .fetch_one(&app.db.admin)
+            .await
+            .expect("foreign id");
+            id
+        }
+    };
+    let own_contact: String = sqlx::query_scalar(
+        "SELECT c.id::text FROM contacts c JOIN tenants t ON t.id = c.tenant_id WHERE t.slug = $1 LIMIT 1",
+    )
+    .bind(&app.tenant_slug)
+    .fetch_one(&app.db.admin)
+    .await
+    .expect("own contact");
+    let (quote, invoice, ticket) = (foreign("quotes").await, foreign("invoices").await, foreign("tickets").await);
+    let (account, contact, lead) = (foreign("accounts").await, foreign("contacts").await, foreign("leads").await);
+    let (opp, stage, rec) =
+        (foreign("opportunities").await, foreign("pipeline_stages").await, foreign("recommendations").await);
+    let product = foreign("products").await;
+    let base = &app.base;
+    let requests = vec![
+        app.http.get(format!("{base}/v1/quotes/{quote}/items")),
+        app.http
+            .post(format!("{base}/v1/quotes/{quote}/items"))
+            .json(&json!({"product_id": product, "quantity": "1", "unit_price": "1"})),
+        app.http.delete(format!("{base}/v1/quotes/{quote}/items/{quote}")),
+        app.http.get(format!("{base}/v1/invoices/{invoice}/items")),
+        app.http.get(format!("{base}/v1/tickets/{ticket}/messages")),
+        app.http.post(format!("{base}/v1/tickets/{ticket}/messages")).json(&json!({"body": "hello"})),
+        app.http.get(format!("{base}/v1/accounts/{account}/timeline")),
+        app.http.get(format!("{base}/v1/contacts/{contact}/timeline")),
+        app.http.get(format!("{base}/v1/accounts/{account}/duplicates")),
+        app.http.get(format!("{base}/v1/contacts/{contact}/duplicates")),
+        app.http.get(format!("{base}/v1/leads/{lead}/duplicates")),
+        app.http.post(format!("{base}/v1/contacts/{contact}/merge")).json(&json!({"duplicate_id": own_contact})),
+        app.http.post(format!("{base}/v1/contacts/{own_contact}/merge")).json(&json!({"duplicate_id": contact})),
+        app.http.post(format!("{base}/v1/leads/{lead}/convert")).json(&json!({})),
+        app.http.post(format!("{base}/v1/opportunities/{opp}/stage")).json(&json!({"stage_id": stage})),
+        app.http.get(format!("{base}/v1/opportunities/{opp}/stage-history")),
+        app.http.post(format!("{base}/v1/recommendations/{rec}/feedback")).json(&json!({"verdict": "accept"})),
+    ];
+    for req in requests {
+        let r = req.bearer_auth(&t).send().await.expect("send");
+        let (url, status) = (r.url().to_string(), r.status().as_u16());
+        let body = r.text().await.unwrap_or_default();
+        assert_eq!(status, 404, "{url}: {body}");
+        assert!(!body.contains(&contact) || url.contains(&contact), "{url} leaks: {body}");
+    }
+    // A foreign record named in a body is as absent as one in a path.
+    let (own_lead,): (String,) = sqlx::query_as(
+        "SELECT l.id::text FROM leads l JOIN tenants t ON t.id = l.tenant_id WHERE t.slug = $1 AND l.status <> 'converted' LIMIT 1",
+    )
+    .bind(&app.tenant_slug)
+    .fetch_one(&app.db.admin)
+    .await
+    .expect("own lead");
+    let r = app
+        .http
+        .post(format!("{base}/v1/leads/{own_lead}/convert"))
+        .bearer_auth(&t)
+        .json(&json!({"account_id": account}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 422);
+}
