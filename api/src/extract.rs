@@ -45,12 +45,11 @@ impl FromRequestParts<AppState> for Authenticated {
             state.tokens.verify(token.trim(), now).map_err(|_| unauthorized("invalid or expired access token"))?;
         // Access tokens die with their session: logout and refresh-token reuse take effect at once.
         let mut tx = state.db.begin(claims.tid).await?;
-        let live = identity::session_is_live(tx.conn(), claims.sid, now).await?;
-        let reports = if live { identity::reports_of(tx.conn(), claims.sub).await? } else { Vec::new() };
+        let team = identity::live_session_team(tx.conn(), claims.sid, claims.sub, now).await?;
         tx.commit().await?;
-        if !live {
+        let Some(reports) = team else {
             return Err(unauthorized("the session has ended; log in again"));
-        }
+        };
         let mut principal = Principal::interactive(claims.tid, claims.sub, claims.role);
         principal.reports = reports;
         Ok(Authenticated { principal, claims: Some(claims) })

@@ -122,12 +122,12 @@ impl Db {
     }
 
     /// Begins a transaction scoped to `tenant`: row-level security admits only that tenant's rows.
+    ///
+    /// One round trip: `BEGIN` and the setting travel as one simple-protocol message. The tenant id is
+    /// a formatted UUID (hex digits and dashes), so it is safe to inline.
     pub async fn begin(&self, tenant: TenantId) -> Result<TenantTx> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT set_config('app.tenant_id', $1, true)")
-            .bind(tenant.0.to_string())
-            .execute(&mut *tx)
-            .await?;
+        let sql = format!("BEGIN; SELECT set_config('app.tenant_id', '{}', true)", tenant.0.hyphenated());
+        let tx = self.pool.begin_with(sqlx::AssertSqlSafe(sql)).await?;
         Ok(TenantTx { tx, tenant })
     }
 }
