@@ -359,6 +359,9 @@ async fn role_by_endpoint_matrix() {
             let body: Value = app.login(&email, DEMO_PASSWORD).await.json().await.expect("json");
             body["access_token"].as_str().unwrap_or_default().to_owned()
         };
+        // The bearer check computes the same team (it drives `team` scopes).
+        let me: Value = app.get("/v1/me", &t).await.json().await.expect("me");
+        assert_eq!(me["team_size"].as_u64(), Some(p.reports.len() as u64), "{role}");
         for c in cases() {
             let owned = !matches!(c.table, "pipeline_stages" | "products" | "subscriptions" | "invoices" | "employees");
             let ctx = format!("{role} {}", c.collection);
