@@ -44,7 +44,9 @@ impl FromRequestParts<AppState> for Authenticated {
         let claims =
             state.tokens.verify(token.trim(), now).map_err(|_| unauthorized("invalid or expired access token"))?;
         // Access tokens die with their session: logout and refresh-token reuse take effect at once.
-        let team = identity::check_session(state.db.pool(), claims.tid, claims.sid, claims.sub, now).await?;
+        let mut tx = state.db.begin(claims.tid).await?;
+        let team = identity::live_session_team(tx.conn(), claims.sid, claims.sub, now).await?;
+        tx.commit().await?;
         let Some(reports) = team else {
             return Err(unauthorized("the session has ended; log in again"));
         };

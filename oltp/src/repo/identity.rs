@@ -241,33 +241,23 @@ pub async fn session_is_live(conn: &mut PgConnection, id: Uuid, now: DateTime<Ut
     Ok(live.unwrap_or(false))
 }
 
-/// Whether session `id` is live and, if so, everyone who reports to `user` — the check every request
-/// makes — in a single round trip on a pooled connection: Postgres runs the statements of one simple-protocol message as one implicit transaction, so
-/// the transaction-local tenant setting of the first statement holds for the second and ends with it.
-/// No parameters travel in that protocol: every inlined value is a formatted UUID or timestamp.
-pub async fn check_session(
-    pool: &PgPool,
-    tenant: TenantId,
+/// In one round trip: whether session `id` is live, and if so everyone who reports to `user` (what the
+/// bearer check of every request needs). `None` when the session is gone.
+pub async fn live_session_team(
+    conn: &mut PgConnection,
     id: Uuid,
     user: UserId,
     now: DateTime<Utc>,
 ) -> Result<Option<Vec<UserId>>> {
-    use sqlx::Row as _;
-    let now = now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-    let (tenant, id, user) = (tenant.0.hyphenated(), id.hyphenated(), user.0.hyphenated());
-    let sql = format!(
-        "SELECT set_config('app.tenant_id', '{tenant}', true); \
-         SELECT (SELECT revoked_at IS NULL AND expires_at > '{now}'::timestamptz FROM sessions WHERE id = '{id}') AS live, \
-                array_to_string(ARRAY(WITH RECURSIVE team AS (SELECT id FROM users WHERE manager_id = '{user}' \
-                    UNION SELECT u.id FROM users u JOIN team t ON u.manager_id = t.id) SELECT id FROM team ORDER BY id), ',') \
-                AS team"
-    );
-    let rows = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).fetch_all(pool).await?;
-    let row = rows.last().ok_or_else(|| Error::invalid("session check returned nothing"))?;
-    let live: Option<bool> = row.try_get("live")?;
-    let team: String = row.try_get("team")?;
-    let team: Vec<UserId> = team.split(',').filter(|s| !s.is_empty()).filter_map(|s| s.parse().ok()).collect();
-    if team.iter().any(|u| u.0.hyphenated() == user) {
+    let (live, team): (Option<bool>, Vec<UserId>) = sqlx::query_as(
+        "SELECT (SELECT revoked_at IS NULL AND expires_at > $2 FROM sessions WHERE id = $1),                 ARRAY(WITH RECURSIVE team AS (SELECT id FROM users WHERE manager_id = $3                       UNION SELECT u.id FROM users u JOIN team t ON u.manager_id = t.id) SELECT id FROM team ORDER BY id)",
+    )
+    .bind(id)
+    .bind(now)
+    .bind(user)
+    .fetch_one(conn)
+    .await?;
+    if team.contains(&user) {
         return Err(Error::invalid("the management chain has a cycle"));
     }
     Ok(live.unwrap_or(false).then_some(team))
