@@ -1,14 +1,9 @@
 //! Quote to cash through the API: server-side totals, line changes and their limits, subscriptions'
 //! cancellation bookkeeping, invoices, and ticket threads.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::helpers::{DEMO_PASSWORD, TestApp, spawn_app};
-
-async fn admin_token(app: &TestApp) -> String {
-    let body: Value = app.login(&app.admin_email, DEMO_PASSWORD).await.json().await.expect("json");
-    body["access_token"].as_str().unwrap_or_default().to_owned()
-}
+use crate::helpers::{TestApp, admin_token, send, spawn_app};
 
 async fn first_id(app: &TestApp, table: &str) -> String {
     sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
@@ -18,12 +13,6 @@ async fn first_id(app: &TestApp, table: &str) -> String {
     .fetch_one(&app.db.admin)
     .await
     .expect("id")
-}
-
-async fn send(req: reqwest::RequestBuilder, t: &str) -> (u16, Value) {
-    let r = req.bearer_auth(t).send().await.expect("send");
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
 }
 
 #[tokio::test]

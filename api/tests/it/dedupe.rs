@@ -1,20 +1,9 @@
 //! Duplicate detection and merging through the API: a re-entered contact is found by its email, and
 //! merging moves every row that referenced the duplicate (checked against the catalog, table by table).
 
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::helpers::{DEMO_PASSWORD, TestApp, spawn_app};
-
-async fn admin_token(app: &TestApp) -> String {
-    let body: Value = app.login(&app.admin_email, DEMO_PASSWORD).await.json().await.expect("json");
-    body["access_token"].as_str().unwrap_or_default().to_owned()
-}
-
-async fn send(req: reqwest::RequestBuilder, t: &str) -> (u16, Value) {
-    let r = req.bearer_auth(t).send().await.expect("send");
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
+use crate::helpers::{TestApp, admin_token, send, spawn_app};
 
 /// Rows referencing `id` through a foreign key into `table`, per `child.column`.
 async fn references(app: &TestApp, table: &str, id: &str) -> Vec<(String, i64)> {

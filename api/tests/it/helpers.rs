@@ -54,3 +54,16 @@ impl TestApp {
         self.http.post(format!("{}{path}", self.base)).json(&body).send().await.expect("post")
     }
 }
+
+/// An access token of the first tenant's admin.
+pub async fn admin_token(app: &TestApp) -> String {
+    let body: serde_json::Value = app.login(&app.admin_email, DEMO_PASSWORD).await.json().await.expect("json");
+    body["access_token"].as_str().unwrap_or_default().to_owned()
+}
+
+/// Sends with a bearer token; the status and the JSON body (`Null` when there is none).
+pub async fn send(req: reqwest::RequestBuilder, token: &str) -> (u16, serde_json::Value) {
+    let r = req.bearer_auth(token).send().await.expect("send");
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(serde_json::Value::Null))
+}

@@ -4,17 +4,11 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{DEMO_PASSWORD, TestApp, spawn_app};
+use crate::helpers::{DEMO_PASSWORD, TestApp, send, spawn_app};
 
 async fn token_for(app: &TestApp, email: &str, password: &str) -> String {
     let body: Value = app.login(email, password).await.json().await.expect("json");
     body["access_token"].as_str().unwrap_or_default().to_owned()
-}
-
-async fn send(req: reqwest::RequestBuilder, t: &str) -> (u16, Value) {
-    let r = req.bearer_auth(t).send().await.expect("send");
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
 }
 
 /// The token in the newest mail to `to`.

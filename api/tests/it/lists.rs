@@ -3,12 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{DEMO_PASSWORD, TestApp, spawn_app};
-
-async fn admin_token(app: &TestApp) -> String {
-    let body: Value = app.login(&app.admin_email, DEMO_PASSWORD).await.json().await.expect("json");
-    body["access_token"].as_str().unwrap_or_default().to_owned()
-}
+use crate::helpers::{TestApp, admin_token, spawn_app};
 
 async fn get_json(app: &TestApp, path: &str, t: &str) -> (u16, Value) {
     let r = app.get(path, t).await;

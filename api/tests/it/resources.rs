@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{DEMO_PASSWORD, TestApp, spawn_app};
+use crate::helpers::{DEMO_PASSWORD, TestApp, admin_token, spawn_app};
 
 struct Case {
     table: &'static str,
@@ -138,11 +138,6 @@ async fn resolve(app: &TestApp, v: &Value) -> Value {
         text = text.replace(placeholder, &id);
     }
     serde_json::from_str(&text).expect("json")
-}
-
-async fn admin_token(app: &TestApp) -> String {
-    let body: Value = app.login(&app.admin_email, DEMO_PASSWORD).await.json().await.expect("json");
-    body["access_token"].as_str().unwrap_or_default().to_owned()
 }
 
 #[tokio::test]

@@ -1,19 +1,8 @@
 //! Lead conversion (all or nothing) and customer timelines through the API.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::helpers::{DEMO_PASSWORD, TestApp, spawn_app};
-
-async fn admin_token(app: &TestApp) -> String {
-    let body: Value = app.login(&app.admin_email, DEMO_PASSWORD).await.json().await.expect("json");
-    body["access_token"].as_str().unwrap_or_default().to_owned()
-}
-
-async fn send(req: reqwest::RequestBuilder, t: &str) -> (u16, Value) {
-    let r = req.bearer_auth(t).send().await.expect("send");
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
+use crate::helpers::{TestApp, admin_token, send, spawn_app};
 
 async fn count(app: &TestApp, sql: &str, name: &str) -> i64 {
     sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned())).bind(name).fetch_one(&app.db.admin).await.expect("count")
