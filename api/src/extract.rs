@@ -19,7 +19,8 @@ use crate::state::AppState;
 #[derive(Debug, Clone)]
 pub struct Authenticated {
     pub principal: Principal,
-    /// The access token's claims; `None` for an API key.
+    /// The access token's claims; `None` for an API key. `principal.reports` is filled only for roles
+    /// with `team`-scoped permissions (the only decisions that read it).
     pub claims: Option<Claims>,
 }
 
@@ -45,7 +46,9 @@ impl FromRequestParts<AppState> for Authenticated {
             state.tokens.verify(token.trim(), now).map_err(|_| unauthorized("invalid or expired access token"))?;
         // Access tokens die with their session: logout and refresh-token reuse take effect at once.
         let mut tx = state.db.begin(claims.tid).await?;
-        let team = identity::live_session_team(tx.conn(), claims.sid, claims.sub, now).await?;
+        // Only roles with `team`-scoped permissions need their reports (a recursive query) looked up.
+        let with_team = orbas_oltp::model::uses_team_scope(claims.role);
+        let team = identity::live_session_team(tx.conn(), claims.sid, claims.sub, now, with_team).await?;
         tx.commit().await?;
         let Some(reports) = team else {
             return Err(unauthorized("the session has ended; log in again"));
@@ -75,7 +78,11 @@ async fn with_api_key(state: &AppState, key: &ApiKey, now: chrono::DateTime<Utc>
         p.retry_after_secs = Some(wait.as_secs().max(1));
         return Err(p);
     }
-    let reports = identity::reports_of(tx.conn(), row.user_id).await?;
+    let reports = if orbas_oltp::model::uses_team_scope(row.role) {
+        identity::reports_of(tx.conn(), row.user_id).await?
+    } else {
+        Vec::new()
+    };
     access::touch_api_key(tx.conn(), row.id, now).await?;
     tx.commit().await?;
     let principal =

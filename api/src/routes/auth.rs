@@ -239,15 +239,19 @@ async fn logout(State(state): State<AppState>, auth: Authenticated) -> Result<im
 /// Who the access token belongs to.
 #[utoipa::path(get, path = "/v1/me", tag = "auth", security(("bearer" = [])),
     responses((status = 200, body = Me), (status = 401, body = Problem)))]
-async fn me(auth: Authenticated) -> Json<Me> {
-    Json(Me {
-        user_id: auth.principal.user,
-        tenant_id: auth.principal.tenant,
-        role: auth.principal.role,
+async fn me(State(state): State<AppState>, auth: Authenticated) -> Result<Json<Me>, Problem> {
+    let p = &auth.principal;
+    let mut tx = state.db.begin(p.tenant).await?;
+    let team = identity::reports_of(tx.conn(), p.user).await?;
+    tx.commit().await?;
+    Ok(Json(Me {
+        user_id: p.user,
+        tenant_id: p.tenant,
+        role: p.role,
         session_id: auth.claims.as_ref().map(|c| c.sid),
-        api_key_id: auth.principal.api_key,
-        team_size: auth.principal.reports.len(),
-    })
+        api_key_id: p.api_key,
+        team_size: team.len(),
+    }))
 }
 
 /// Accepting an invite: the mailed token and the new password.

@@ -157,6 +157,12 @@ pub fn default_scope(role: RoleKey, resource: &str, action: Action) -> Option<Sc
     .filter(|_| !is(ADMIN_ONLY) || action == Read || role == RoleKey::Admin)
 }
 
+/// Whether any permission of `role` is `team`-scoped, i.e. whether deciding for it needs the list of
+/// people who report to the principal (callers skip computing that list otherwise).
+pub fn uses_team_scope(role: RoleKey) -> bool {
+    RESOURCES.iter().any(|r| Action::ALL.iter().any(|a| default_scope(role, r, *a) == Some(Scope::Team)))
+}
+
 /// Every (role, resource, action, scope) the default matrix grants, for materialising it.
 pub fn default_matrix() -> impl Iterator<Item = (RoleKey, &'static str, Action, Scope)> {
     RoleKey::ALL.iter().flat_map(|role| {
@@ -180,5 +186,7 @@ mod tests {
         assert_eq!(default_scope(RoleKey::Analyst, "lake_sql", Action::Read), Some(Scope::All));
         assert_eq!(default_scope(RoleKey::SupportAgent, "opportunities", Action::Read), None);
         assert!(default_matrix().count() > 100);
+        assert!(uses_team_scope(RoleKey::Manager));
+        assert!(!uses_team_scope(RoleKey::Admin) && !uses_team_scope(RoleKey::SalesRep));
     }
 }

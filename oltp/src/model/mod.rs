@@ -9,7 +9,7 @@ mod money;
 pub mod pricing;
 mod stage;
 
-pub use authz::{Action, RESOURCES, Scope, default_matrix, default_scope};
+pub use authz::{Action, RESOURCES, Scope, default_matrix, default_scope, uses_team_scope};
 pub use enums::*;
 pub use ids::*;
 pub use money::{Currency, Money};

@@ -241,20 +241,25 @@ pub async fn session_is_live(conn: &mut PgConnection, id: Uuid, now: DateTime<Ut
     Ok(live.unwrap_or(false))
 }
 
-/// In one round trip: whether session `id` is live, and if so everyone who reports to `user` (what the
-/// bearer check of every request needs). `None` when the session is gone.
+/// In one round trip: whether session `id` is live, and if so — when `with_team` — everyone who
+/// reports to `user` (what the bearer check of every request needs). `None` when the session is gone.
 pub async fn live_session_team(
     conn: &mut PgConnection,
     id: Uuid,
     user: UserId,
     now: DateTime<Utc>,
+    with_team: bool,
 ) -> Result<Option<Vec<UserId>>> {
     let (live, team): (Option<bool>, Vec<UserId>) = sqlx::query_as(
-        "SELECT (SELECT revoked_at IS NULL AND expires_at > $2 FROM sessions WHERE id = $1),                 ARRAY(WITH RECURSIVE team AS (SELECT id FROM users WHERE manager_id = $3                       UNION SELECT u.id FROM users u JOIN team t ON u.manager_id = t.id) SELECT id FROM team ORDER BY id)",
+        "SELECT (SELECT revoked_at IS NULL AND expires_at > $2 FROM sessions WHERE id = $1), \
+                CASE WHEN $4 THEN ARRAY(WITH RECURSIVE team AS (SELECT id FROM users WHERE manager_id = $3 \
+                      UNION SELECT u.id FROM users u JOIN team t ON u.manager_id = t.id) SELECT id FROM team ORDER BY id) \
+                ELSE '{}'::uuid[] END",
     )
     .bind(id)
     .bind(now)
     .bind(user)
+    .bind(with_team)
     .fetch_one(conn)
     .await?;
     if team.contains(&user) {
