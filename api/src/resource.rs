@@ -185,10 +185,7 @@ pub async fn read<R: Resource>(state: &AppState, auth: &Authenticated, id: Uuid)
     let mut tx = state.db.begin(auth.principal.tenant).await?;
     let record: R::Record = table::get(tx.conn(), R::TABLE, id, false).await?;
     tx.commit().await?;
-    // Out of the caller's read scope looks exactly like absent.
-    if !auth.principal.may(R::NAME, Action::Read, R::owner(&record)) {
-        return Err(orbas_oltp::Error::NotFound { entity: R::TABLE.entity }.into());
-    }
+    hide_unreadable::<R>(&auth.principal, &record)?;
     Ok(with_etag(StatusCode::OK, record))
 }
 
@@ -276,11 +273,8 @@ pub async fn parent<R: Resource>(
     action: Action,
 ) -> Result<R::Record, Problem> {
     let rec: R::Record = table::get(c, R::TABLE, id, action != Action::Read).await?;
-    let owner = R::owner(&rec);
-    if !p.may(R::NAME, Action::Read, owner) {
-        return Err(orbas_oltp::Error::NotFound { entity: R::TABLE.entity }.into());
-    }
-    if !p.may(R::NAME, action, owner) {
+    hide_unreadable::<R>(p, &rec)?;
+    if !p.may(R::NAME, action, R::owner(&rec)) {
         return Err(forbidden::<R>(action));
     }
     Ok(rec)

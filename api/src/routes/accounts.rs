@@ -25,8 +25,6 @@ crate::resource!(Accounts {
     patch: AccountPatch,
     query: AccountQuery,
     owner: owner_id,
-    create: |c, p, n| accounts::create(c, p.tenant, n),
-    update: |c, _p, id, patch| accounts::update(c, AccountId(id), patch),
 });
 
 crate::crud_handlers!(

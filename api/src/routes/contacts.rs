@@ -1,6 +1,6 @@
 //! `/v1/contacts`: people, usually at an account.
 
-use orbas_oltp::model::{AccountId, ContactId, UserId};
+use orbas_oltp::model::{AccountId, UserId};
 use orbas_oltp::repo::contacts::{self, Contact, ContactPatch, NewContact};
 
 crate::list_query!(
@@ -22,8 +22,6 @@ crate::resource!(Contacts {
     patch: ContactPatch,
     query: ContactQuery,
     owner: owner_id,
-    create: |c, p, n| contacts::create(c, p.tenant, n),
-    update: |c, _p, id, patch| contacts::update(c, ContactId(id), patch),
 });
 
 crate::crud_handlers!(

@@ -23,7 +23,6 @@ crate::resource!(Leads {
     patch: LeadPatch,
     query: LeadQuery,
     owner: owner_id,
-    create: |c, p, n| leads::create(c, p.tenant, n),
     update: |c, _p, id, patch| leads::update(c, LeadId(id), patch),
 });
 

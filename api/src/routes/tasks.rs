@@ -31,7 +31,6 @@ crate::resource!(Tasks {
     patch: TaskPatch,
     query: TaskQuery,
     owner: owner_id,
-    create: |c, p, n| tasks::create(c, p.tenant, n),
     update: |c, _p, id, patch| tasks::update(c, TaskId(id), patch),
 });
 

@@ -5,7 +5,6 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 
-use super::found;
 use super::table::{Filter, Op, Table, col, eq};
 use crate::Result;
 use crate::model::{AccountId, AccountLifecycle, CompanySize, Industry, Segment, TenantId, TerritoryId, UserId};
@@ -93,34 +92,11 @@ pub const TABLE: Table = Table {
 };
 
 pub async fn create(conn: &mut PgConnection, tenant: TenantId, new: &NewAccount) -> Result<Account> {
-    let sql = concat!(
-        "INSERT INTO accounts (tenant_id, id, name, domain, parent_id, owner_id, territory_id, industry, size, \
-         segment, annual_revenue, currency, billing_country) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, coalesce($12, 'USD'), $13) RETURNING ",
-        columns!()
-    );
-    let row = sqlx::query_as::<_, Account>(sql)
-        .bind(tenant)
-        .bind(AccountId::new())
-        .bind(&new.name)
-        .bind(&new.domain)
-        .bind(new.parent_id)
-        .bind(new.owner_id)
-        .bind(new.territory_id)
-        .bind(new.industry)
-        .bind(new.size)
-        .bind(new.segment)
-        .bind(new.annual_revenue)
-        .bind(&new.currency)
-        .bind(&new.billing_country)
-        .fetch_one(conn)
-        .await?;
-    Ok(row)
+    super::table::insert(conn, &TABLE, tenant, AccountId::new().0, new).await
 }
 
 pub async fn get(conn: &mut PgConnection, id: AccountId) -> Result<Account> {
-    let sql = concat!("SELECT ", columns!(), " FROM accounts WHERE id = $1");
-    found(sqlx::query_as(sql).bind(id).fetch_optional(conn).await?, "account")
+    super::table::get(conn, &TABLE, id.0, false).await
 }
 
 /// Direct children of an account in the hierarchy.
@@ -146,28 +122,5 @@ pub struct AccountPatch {
 }
 
 pub async fn update(conn: &mut PgConnection, id: AccountId, p: &AccountPatch) -> Result<Account> {
-    let sql = concat!(
-        "UPDATE accounts SET name = coalesce($2, name), domain = coalesce($3, domain), parent_id = coalesce($4, parent_id), \
-         owner_id = coalesce($5, owner_id), territory_id = coalesce($6, territory_id), industry = coalesce($7, industry), \
-         size = coalesce($8, size), segment = coalesce($9, segment), annual_revenue = coalesce($10, annual_revenue), \
-         billing_country = coalesce($11, billing_country) WHERE id = $1 RETURNING ",
-        columns!()
-    );
-    found(
-        sqlx::query_as(sql)
-            .bind(id)
-            .bind(&p.name)
-            .bind(&p.domain)
-            .bind(p.parent_id)
-            .bind(p.owner_id)
-            .bind(p.territory_id)
-            .bind(p.industry)
-            .bind(p.size)
-            .bind(p.segment)
-            .bind(p.annual_revenue)
-            .bind(&p.billing_country)
-            .fetch_optional(conn)
-            .await?,
-        "account",
-    )
+    super::table::update(conn, &TABLE, id.0, p).await
 }

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 
 use super::table::{Filter, Op, Table, col, eq};
-use super::{Page, PageRequest, found};
+use super::{Page, PageRequest};
 use crate::Result;
 use crate::model::{AccountId, ContactId, TenantId, UserId};
 
@@ -83,28 +83,11 @@ pub const TABLE: Table = Table {
 };
 
 pub async fn create(conn: &mut PgConnection, tenant: TenantId, new: &NewContact) -> Result<Contact> {
-    let sql = concat!(
-        "INSERT INTO contacts (tenant_id, id, account_id, owner_id, first_name, last_name, email, phone, title) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING ",
-        columns!()
-    );
-    Ok(sqlx::query_as(sql)
-        .bind(tenant)
-        .bind(ContactId::new())
-        .bind(new.account_id)
-        .bind(new.owner_id)
-        .bind(&new.first_name)
-        .bind(&new.last_name)
-        .bind(&new.email)
-        .bind(&new.phone)
-        .bind(&new.title)
-        .fetch_one(conn)
-        .await?)
+    super::table::insert(conn, &TABLE, tenant, ContactId::new().0, new).await
 }
 
 pub async fn get(conn: &mut PgConnection, id: ContactId) -> Result<Contact> {
-    let sql = concat!("SELECT ", columns!(), " FROM contacts WHERE id = $1");
-    found(sqlx::query_as(sql).bind(id).fetch_optional(conn).await?, "contact")
+    super::table::get(conn, &TABLE, id.0, false).await
 }
 
 pub async fn list_for_account(conn: &mut PgConnection, account: AccountId, page: PageRequest) -> Result<Page<Contact>> {
@@ -135,26 +118,5 @@ pub struct ContactPatch {
 }
 
 pub async fn update(conn: &mut PgConnection, id: ContactId, p: &ContactPatch) -> Result<Contact> {
-    let sql = concat!(
-        "UPDATE contacts SET account_id = coalesce($2, account_id), owner_id = coalesce($3, owner_id), \
-         first_name = coalesce($4, first_name), last_name = coalesce($5, last_name), email = coalesce($6, email), \
-         phone = coalesce($7, phone), title = coalesce($8, title), do_not_contact = coalesce($9, do_not_contact) \
-         WHERE id = $1 RETURNING ",
-        columns!()
-    );
-    found(
-        sqlx::query_as(sql)
-            .bind(id)
-            .bind(p.account_id)
-            .bind(p.owner_id)
-            .bind(&p.first_name)
-            .bind(&p.last_name)
-            .bind(&p.email)
-            .bind(&p.phone)
-            .bind(&p.title)
-            .bind(p.do_not_contact)
-            .fetch_optional(conn)
-            .await?,
-        "contact",
-    )
+    super::table::update(conn, &TABLE, id.0, p).await
 }

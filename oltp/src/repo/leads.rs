@@ -94,30 +94,11 @@ pub const TABLE: Table = Table {
 };
 
 pub async fn create(conn: &mut PgConnection, tenant: TenantId, new: &NewLead) -> Result<Lead> {
-    let sql = concat!(
-        "INSERT INTO leads (tenant_id, id, owner_id, campaign_id, first_name, last_name, email, company, title, \
-         company_size, source) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING ",
-        columns!()
-    );
-    Ok(sqlx::query_as(sql)
-        .bind(tenant)
-        .bind(LeadId::new())
-        .bind(new.owner_id)
-        .bind(new.campaign_id)
-        .bind(&new.first_name)
-        .bind(&new.last_name)
-        .bind(&new.email)
-        .bind(&new.company)
-        .bind(&new.title)
-        .bind(new.company_size)
-        .bind(new.source)
-        .fetch_one(conn)
-        .await?)
+    super::table::insert(conn, &TABLE, tenant, LeadId::new().0, new).await
 }
 
 pub async fn get(conn: &mut PgConnection, id: LeadId) -> Result<Lead> {
-    let sql = concat!("SELECT ", columns!(), " FROM leads WHERE id = $1");
-    found(sqlx::query_as(sql).bind(id).fetch_optional(conn).await?, "lead")
+    super::table::get(conn, &TABLE, id.0, false).await
 }
 
 /// Moves a lead to a working status. Conversion has its own path ([`mark_converted`]).
@@ -166,26 +147,5 @@ pub async fn update(conn: &mut PgConnection, id: LeadId, p: &LeadPatch) -> Resul
     if p.status == Some(LeadStatus::Converted) {
         return Err(Error::invalid("a lead is converted by the conversion workflow, not by a status change"));
     }
-    let sql = concat!(
-        "UPDATE leads SET owner_id = coalesce($2, owner_id), first_name = coalesce($3, first_name), \
-         last_name = coalesce($4, last_name), email = coalesce($5, email), company = coalesce($6, company), \
-         title = coalesce($7, title), company_size = coalesce($8, company_size), status = coalesce($9, status) \
-         WHERE id = $1 RETURNING ",
-        columns!()
-    );
-    found(
-        sqlx::query_as(sql)
-            .bind(id)
-            .bind(p.owner_id)
-            .bind(&p.first_name)
-            .bind(&p.last_name)
-            .bind(&p.email)
-            .bind(&p.company)
-            .bind(&p.title)
-            .bind(p.company_size)
-            .bind(p.status)
-            .fetch_optional(conn)
-            .await?,
-        "lead",
-    )
+    super::table::update(conn, &TABLE, id.0, p).await
 }

@@ -99,34 +99,11 @@ pub const TABLE: Table = Table {
 };
 
 pub async fn create(conn: &mut PgConnection, tenant: TenantId, new: &NewTask) -> Result<Task> {
-    let sql = concat!(
-        "INSERT INTO tasks (tenant_id, id, kind, subject, description, priority, owner_id, account_id, contact_id, \
-         lead_id, opportunity_id, ticket_id, due_at, sla_due_at) \
-         VALUES ($1, $2, $3, $4, $5, coalesce($6, 'normal'), $7, $8, $9, $10, $11, $12, $13, $14) RETURNING ",
-        columns!()
-    );
-    Ok(sqlx::query_as(sql)
-        .bind(tenant)
-        .bind(TaskId::new())
-        .bind(new.kind)
-        .bind(&new.subject)
-        .bind(&new.description)
-        .bind(new.priority)
-        .bind(new.owner_id)
-        .bind(new.account_id)
-        .bind(new.contact_id)
-        .bind(new.lead_id)
-        .bind(new.opportunity_id)
-        .bind(new.ticket_id)
-        .bind(new.due_at)
-        .bind(new.sla_due_at)
-        .fetch_one(conn)
-        .await?)
+    super::table::insert(conn, &TABLE, tenant, TaskId::new().0, new).await
 }
 
 pub async fn get(conn: &mut PgConnection, id: TaskId) -> Result<Task> {
-    let sql = concat!("SELECT ", columns!(), " FROM tasks WHERE id = $1");
-    found(sqlx::query_as(sql).bind(id).fetch_optional(conn).await?, "task")
+    super::table::get(conn, &TABLE, id.0, false).await
 }
 
 /// Sets the status; `completed_at` follows it (set on completion, cleared otherwise).
