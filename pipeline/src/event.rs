@@ -40,16 +40,29 @@ pub enum Op {
     Truncate,
 }
 
-/// Whether an event comes from the initial snapshot (`source.snapshot`).
+/// Whether an event comes from a snapshot (`source.snapshot`), with Debezium 2's values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum SnapshotMark {
     /// Streamed from the replication slot.
     False,
     /// Read by the snapshot.
     True,
-    /// The last row of the snapshot.
-    Last,
+    /// The last row the snapshot read from its table.
+    LastInDataCollection,
+    /// Read by an on-demand re-snapshot of one table while streaming.
+    Incremental,
+}
+
+impl SnapshotMark {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SnapshotMark::False => "false",
+            SnapshotMark::True => "true",
+            SnapshotMark::LastInDataCollection => "last_in_data_collection",
+            SnapshotMark::Incremental => "incremental",
+        }
+    }
 }
 
 /// Where the change came from (`source`), as Debezium's PostgreSQL connector writes it.
@@ -70,6 +83,11 @@ pub struct Source {
     pub tx_id: Option<i64>,
     /// LSN of the change (of the snapshot's consistent point for snapshot reads).
     pub lsn: Option<i64>,
+    /// LSN of the transaction's commit: with `lsn`, the order consumers de-duplicate by after a
+    /// restart replays a transaction (events with `(commit_lsn, lsn)` at or below the last one seen
+    /// are repeats).
+    #[serde(default)]
+    pub commit_lsn: Option<i64>,
 }
 
 /// The event's place in its transaction (`transaction`).
@@ -145,6 +163,7 @@ mod tests {
                 table: "accounts".into(),
                 tx_id: Some(571),
                 lsn: Some(53_195_832),
+                commit_lsn: Some(53_195_900),
             },
             op: Op::Update,
             ts_ms: 1_764_000_000_123,
