@@ -30,9 +30,72 @@ pub enum Command {
     Serve,
     /// Check the environment: Postgres reachable, wal_level, schema current, roles safe.
     Doctor,
+    /// The data pipeline's services.
+    #[command(subcommand)]
+    Pipeline(PipelineCommand),
     /// Benchmarks that compare Orbas with a named peer in the same run.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PipelineCommand {
+    /// Change data capture: Postgres logical replication (publication `orbas_cdc`) → Kafka topics
+    /// `orbas.cdc.<schema>.<table>`, Debezium-compatible, with an initial snapshot on first start.
+    Cdc(CdcArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct CdcArgs {
+    /// Kafka bootstrap servers (default: kafka.brokers from the settings, else 127.0.0.1:9092).
+    #[arg(long)]
+    pub brokers: Option<String>,
+    /// Replication slot (created on first start).
+    #[arg(long, env = "ORBAS_CDC_SLOT", default_value = "orbas_cdc")]
+    pub slot: String,
+    #[arg(long, default_value = "orbas_cdc")]
+    pub publication: String,
+    /// Logical server name in `source.name`.
+    #[arg(long, default_value = "orbas")]
+    pub server_name: String,
+    /// Partitions of the topics this service creates.
+    #[arg(long, default_value_t = 1)]
+    pub partitions: i32,
+    #[arg(long, default_value_t = 1)]
+    pub replication_factor: i32,
+    /// Do not follow deletes with a tombstone.
+    #[arg(long)]
+    pub no_tombstones: bool,
+    /// Wrap keys and values as Kafka Connect's JsonConverter does with schemas enabled.
+    #[arg(long)]
+    pub schemas: bool,
+    /// Only these tables (`schema.table` or `table`; repeatable).
+    #[arg(long = "include")]
+    pub include: Vec<String>,
+    /// Never these tables.
+    #[arg(long = "exclude")]
+    pub exclude: Vec<String>,
+    /// Replace this column's values by a keyed hash (`table.column` or `schema.table.column`; repeatable).
+    #[arg(long = "mask")]
+    pub mask: Vec<String>,
+    /// Key of the masking hash (required with --mask).
+    #[arg(long, env = "ORBAS_CDC_MASK_KEY", hide_env_values = true)]
+    pub mask_key: Option<String>,
+    /// Tables copied at once during the initial snapshot.
+    #[arg(long, default_value_t = 2)]
+    pub snapshot_parallelism: usize,
+    /// Milliseconds between status updates to the server (slot confirmation).
+    #[arg(long, default_value_t = 1000)]
+    pub status_interval_ms: u64,
+    /// Milliseconds between heartbeats (0: none).
+    #[arg(long, default_value_t = 10_000)]
+    pub heartbeat_interval_ms: u64,
+    /// Serve Prometheus metrics at http://ADDR/metrics.
+    #[arg(long, env = "ORBAS_CDC_METRICS_ADDR", default_value = "127.0.0.1:9464")]
+    pub metrics_addr: std::net::SocketAddr,
+    /// Extra librdkafka producer property `key=value` (repeatable).
+    #[arg(long = "kafka-property")]
+    pub kafka_property: Vec<String>,
 }
 
 #[derive(Debug, Clone, clap::Args)]

@@ -13,10 +13,12 @@
 //! - [`event`]: the contract itself as types (what consumers deserialize);
 //! - [`kafka`]: the idempotent producer and the acknowledgement tracker that alone moves the slot;
 //! - [`snapshot`]: the parallel initial copy inside the exported snapshot;
-//! - [`cdc`]: the service that ties them together (`orbas pipeline cdc`).
+//! - [`cdc`]: the service that ties them together (`orbas pipeline cdc`);
+//! - [`broker`]: a local Kafka-protocol broker (tansu) for the demo and the tests.
 //!
 //! Invariant: the stream never knows its consumers — this crate depends on no downstream crate.
 
+pub mod broker;
 pub mod catalog;
 pub mod cdc;
 pub mod copy_text;

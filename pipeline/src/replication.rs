@@ -377,7 +377,10 @@ impl ReplicationClient {
                 b'N' | b'S' => {}
                 b'E' => return Err(server_error(&m.body)),
                 t => {
-                    return Err(Error::Protocol(format!("unexpected message {:?} starting replication", char::from(t))));
+                    return Err(Error::Protocol(format!(
+                        "unexpected message {:?} starting replication",
+                        char::from(t)
+                    )));
                 }
             }
         }

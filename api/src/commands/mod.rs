@@ -4,10 +4,11 @@ mod bench_seed;
 mod demo;
 mod doctor;
 mod migrate;
+mod pipeline;
 mod seed;
 mod serve;
 
-use crate::cli::{BenchCommand, Cli, Command};
+use crate::cli::{BenchCommand, Cli, Command, PipelineCommand};
 use crate::settings::Settings;
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -18,6 +19,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Seed(args) => seed::run(&settings, &args).await,
         Command::Serve => serve::run(&settings).await,
         Command::Doctor => doctor::run(&settings).await,
+        Command::Pipeline(PipelineCommand::Cdc(args)) => pipeline::cdc(&settings, args).await,
         Command::Bench(BenchCommand::Seed(args)) => bench_seed::run(&settings, &args).await,
     }
 }

@@ -1,0 +1,69 @@
+//! `orbas pipeline …`: the pipeline's long-running services.
+
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use axum::Router;
+use axum::routing::get;
+use orbas_pipeline::catalog::Selection;
+use orbas_pipeline::cdc::{self, CdcConfig};
+use orbas_pipeline::encode::EncoderSettings;
+use orbas_pipeline::kafka::KafkaSettings;
+use orbas_pipeline::replication::ConnectParams;
+
+use crate::cli::CdcArgs;
+use crate::observe::prometheus;
+use crate::settings::Settings;
+
+/// `orbas pipeline cdc`.
+pub async fn cdc(settings: &Settings, args: CdcArgs) -> anyhow::Result<()> {
+    let url = settings.database.admin_url()?.to_owned();
+    let database = ConnectParams::from_url(&url)?.database;
+    if !args.mask.is_empty() && args.mask_key.as_deref().is_none_or(str::is_empty) {
+        bail!("--mask needs a key: set ORBAS_CDC_MASK_KEY (or --mask-key)");
+    }
+    let extra = args
+        .kafka_property
+        .iter()
+        .map(|p| {
+            p.split_once('=')
+                .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+                .with_context(|| format!("--kafka-property {p:?}: expected key=value"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let brokers =
+        args.brokers.clone().or_else(|| settings.kafka_brokers.clone()).unwrap_or_else(|| "127.0.0.1:9092".into());
+    let cfg = CdcConfig {
+        database_url: url,
+        publication: args.publication,
+        slot: args.slot,
+        kafka: KafkaSettings {
+            brokers,
+            partitions: args.partitions,
+            replication_factor: args.replication_factor,
+            extra,
+        },
+        encoder: EncoderSettings {
+            server_name: args.server_name,
+            database,
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            with_schemas: args.schemas,
+            mask_key: args.mask_key.map(String::into_bytes),
+        },
+        selection: Selection { include: args.include, exclude: args.exclude, masked: args.mask },
+        tombstones: !args.no_tombstones,
+        snapshot_parallelism: args.snapshot_parallelism,
+        status_interval: Duration::from_millis(args.status_interval_ms.max(10)),
+        heartbeat_interval: Duration::from_millis(args.heartbeat_interval_ms),
+    };
+    let handle = prometheus();
+    let listener = tokio::net::TcpListener::bind(args.metrics_addr)
+        .await
+        .with_context(|| format!("bind the metrics address {}", args.metrics_addr))?;
+    tracing::info!(addr = %listener.local_addr()?, "CDC metrics at /metrics");
+    let app = Router::new().route("/metrics", get(move || std::future::ready(handle.render())));
+    let metrics = tokio::spawn(async move { axum::serve(listener, app).await });
+    let result = cdc::run(cfg, super::shutdown_signal()).await;
+    metrics.abort();
+    result.context("change data capture stopped")
+}
