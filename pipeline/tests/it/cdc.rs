@@ -20,6 +20,20 @@ async fn tenant(admin: &PgPool) -> Uuid {
     id
 }
 
+/// Waits until the initial snapshot is recorded as finished (streaming starts right after).
+async fn snapshot_done(admin: &PgPool, slot: &str) {
+    eventually("the snapshot is recorded", WAIT, || async {
+        sqlx::query_scalar::<_, bool>("SELECT completed_at IS NOT NULL FROM orbas.cdc_snapshots WHERE slot_name = $1")
+            .bind(slot)
+            .fetch_optional(admin)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or(false)
+    })
+    .await;
+}
+
 fn ops(msgs: &[Msg]) -> Vec<&str> {
     msgs.iter().map(|m| m.op().unwrap_or("tombstone")).collect()
 }
@@ -104,16 +118,7 @@ async fn transactions_keep_their_boundaries_and_restarts_lose_nothing() {
     let cfg = config(&db, &kafka);
     let cdc = start(cfg.clone());
     // Wait for the (empty) snapshot to finish: the bookkeeping row says so.
-    eventually("the snapshot is recorded", WAIT, || async {
-        sqlx::query_scalar::<_, bool>("SELECT completed_at IS NOT NULL FROM orbas.cdc_snapshots WHERE slot_name = $1")
-            .bind(&cfg.slot)
-            .fetch_optional(&db.admin)
-            .await
-            .ok()
-            .flatten()
-            .unwrap_or(false)
-    })
-    .await;
+    snapshot_done(&db.admin, &cfg.slot).await;
 
     // One transaction touching two tables; a domain event inside it.
     let acc = Uuid::now_v7();
@@ -285,4 +290,164 @@ async fn every_table_snapshots_and_streams() {
         assert_eq!(per[&topic].last().and_then(Msg::op), Some("t"), "{topic} ends with the truncate");
     }
     cdc.stop().await.expect("stop");
+}
+
+/// Every Postgres type the schema uses, as the live stream (pgoutput text) and the snapshot (COPY)
+/// send it, mapped the same way.
+#[tokio::test]
+async fn types_map_faithfully_from_stream_and_snapshot() {
+    let db = orbas_testkit::fresh_db().await;
+    let kafka = broker();
+    sqlx::raw_sql(
+        "CREATE TYPE mood AS ENUM ('happy', 'sad');
+         CREATE TABLE typed (
+             id uuid PRIMARY KEY, n numeric(20, 6), f double precision, i bigint, b boolean,
+             ts timestamptz, d date, t timestamp, j jsonb, tags text[], nums integer[], m mood,
+             moods mood[], bin bytea, addr inet, dur interval, note text);
+         ALTER TABLE typed REPLICA IDENTITY FULL;
+         ALTER PUBLICATION orbas_cdc ADD TABLE typed;",
+    )
+    .execute(&db.admin)
+    .await
+    .expect("typed table");
+    let insert = "INSERT INTO typed VALUES ($1, 12345678901234.500000, 0.1, -9007199254740993, true,
+        '2026-11-23 10:00:00.123456+01', '2026-02-28', '1999-12-31 23:59:59.999999', '{\"a\": [1, \"x\\\"y\"]}',
+        ARRAY['a b', NULL, 'c,\"d'], '{{1,2},{3,4}}', 'sad', '{happy,sad}', '\\x00ff10', '10.0.0.1/8',
+        '1 year 2 mons 3 days 04:05:06', E'tab\\there')";
+    let (snap_id, live_id) = (Uuid::now_v7(), Uuid::now_v7());
+    sqlx::query(insert).bind(snap_id).execute(&db.admin).await.expect("snapshot row");
+    let cdc = start(config(&db, &kafka));
+    let topic = vec!["orbas.cdc.public.typed".to_owned()];
+    consume(&kafka.bootstrap(), &topic, WAIT, |m| !m.is_empty()).await;
+    sqlx::query(insert).bind(live_id).execute(&db.admin).await.expect("live row");
+    let msgs = consume(&kafka.bootstrap(), &topic, WAIT, |m| m.len() >= 2).await;
+    assert_eq!(ops(&msgs), ["r", "c"]);
+    let expect = json!({
+        "n": "12345678901234.500000",
+        "f": 0.1,
+        "i": -9_007_199_254_740_993_i64,
+        "b": true,
+        "ts": "2026-11-23T09:00:00.123456Z",
+        "d": 20_512,
+        "t": 946_684_799_999_999_i64,
+        "j": "{\"a\": [1, \"x\\\"y\"]}",
+        "tags": ["a b", null, "c,\"d"],
+        "nums": [[1, 2], [3, 4]],
+        "m": "sad",
+        "moods": ["happy", "sad"],
+        "bin": "AP8Q",
+        "addr": "10.0.0.1/8",
+        "dur": "P1Y2M3DT4H5M6S",
+        "note": "tab\there",
+    });
+    for m in &msgs {
+        let after = m.value.as_ref().map(|v| v["after"].clone()).unwrap_or_default();
+        for (col, want) in expect.as_object().into_iter().flatten() {
+            assert_eq!(&after[col], want, "{}: column {col}", m.op().unwrap_or(""));
+        }
+    }
+    cdc.stop().await.expect("stop");
+}
+
+/// ADD/DROP COLUMN mid-stream: the next events follow the new shape.
+#[tokio::test]
+async fn schema_changes_are_followed() {
+    let db = orbas_testkit::fresh_db().await;
+    let kafka = broker();
+    let t = tenant(&db.admin).await;
+    let cfg = config(&db, &kafka);
+    let cdc = start(cfg.clone());
+    snapshot_done(&db.admin, &cfg.slot).await;
+    let insert = |name: &'static str| {
+        let admin = db.admin.clone();
+        async move {
+            sqlx::query("INSERT INTO accounts (tenant_id, id, name) VALUES ($1, $2, $3)")
+                .bind(t)
+                .bind(Uuid::now_v7())
+                .bind(name)
+                .execute(&admin)
+                .await
+                .expect("insert");
+        }
+    };
+    insert("before").await;
+    sqlx::raw_sql("ALTER TABLE accounts ADD COLUMN loyalty_tier text DEFAULT 'gold'")
+        .execute(&db.admin)
+        .await
+        .expect("add");
+    insert("added").await;
+    sqlx::raw_sql("ALTER TABLE accounts DROP COLUMN loyalty_tier, DROP COLUMN website")
+        .execute(&db.admin)
+        .await
+        .expect("drop");
+    insert("dropped").await;
+    let topic = vec!["orbas.cdc.public.accounts".to_owned()];
+    let msgs = consume(&kafka.bootstrap(), &topic, WAIT, |m| m.len() >= 3).await;
+    let after = |i: usize| msgs[i].value.as_ref().map(|v| v["after"].clone()).unwrap_or_default();
+    assert!(after(0).get("loyalty_tier").is_none());
+    assert!(after(0).get("website").is_some());
+    assert_eq!(after(1)["loyalty_tier"], json!("gold"));
+    assert!(after(2).get("loyalty_tier").is_none());
+    assert!(after(2).get("website").is_none());
+    assert_eq!(after(2)["name"], json!("dropped"));
+    cdc.stop().await.expect("stop");
+}
+
+/// Heartbeats let the slot advance while the published tables are idle and other databases write.
+#[tokio::test]
+async fn heartbeats_advance_an_idle_slot() {
+    let db = orbas_testkit::fresh_db().await;
+    let other = orbas_testkit::fresh_db().await;
+    let kafka = broker();
+    let mut cfg = config(&db, &kafka);
+    cfg.heartbeat_interval = Duration::from_millis(200);
+    let slot = cfg.slot.clone();
+    let cdc = start(cfg);
+    let confirmed = || async {
+        let s: Option<String> =
+            sqlx::query_scalar("SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1")
+                .bind(&slot)
+                .fetch_optional(&db.admin)
+                .await
+                .ok()
+                .flatten();
+        s.and_then(|s| s.parse::<orbas_pipeline::Lsn>().ok()).unwrap_or_default()
+    };
+    eventually("the slot exists", WAIT, || async { confirmed().await > orbas_pipeline::Lsn::ZERO }).await;
+    let start_lsn = confirmed().await;
+    // WAL written elsewhere: an unrelated database.
+    sqlx::raw_sql("CREATE TABLE noise AS SELECT g FROM generate_series(1, 10000) g")
+        .execute(&other.admin)
+        .await
+        .expect("noise");
+    let wal: String = sqlx::query_scalar("SELECT pg_current_wal_lsn()::text").fetch_one(&db.admin).await.expect("lsn");
+    let wal: orbas_pipeline::Lsn = wal.parse().expect("lsn");
+    eventually("the slot passes the other database's WAL", WAIT, || async { confirmed().await >= wal }).await;
+    assert!(confirmed().await > start_lsn);
+    let beats = consume(&kafka.bootstrap(), &["orbas.cdc.heartbeat".to_owned()], WAIT, |m| !m.is_empty()).await;
+    assert_eq!(beats[0].value.as_ref().map(|v| v["prefix"].clone()), Some(json!("orbas.heartbeat")));
+    cdc.stop().await.expect("stop");
+}
+
+/// A slot that disappears after its snapshot finished halts the service; it never re-snapshots.
+#[tokio::test]
+async fn a_lost_slot_halts_with_a_clear_error() {
+    let db = orbas_testkit::fresh_db().await;
+    let kafka = broker();
+    let cfg = config(&db, &kafka);
+    let cdc = start(cfg.clone());
+    snapshot_done(&db.admin, &cfg.slot).await;
+    cdc.stop().await.expect("stop");
+    sqlx::query("SELECT pg_drop_replication_slot($1)").bind(&cfg.slot).execute(&db.admin).await.expect("drop slot");
+    let again = start(cfg.clone());
+    eventually("the service stops", WAIT, || async { again.is_finished() }).await;
+    let err = again.stop().await.expect_err("must not start");
+    assert!(matches!(err, orbas_pipeline::Error::SlotLost { .. }), "{err}");
+    assert!(err.to_string().contains("resnapshot"), "the error says what to do: {err}");
+    let slots: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1")
+        .bind(&cfg.slot)
+        .fetch_one(&db.admin)
+        .await
+        .expect("slots");
+    assert_eq!(slots, 0, "no slot was silently re-created");
 }
