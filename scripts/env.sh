@@ -6,3 +6,5 @@ export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 mkdir -p "$CARGO_TARGET_DIR"
 # Python tools (schemathesis; the benchmark peer with `setup.sh --bench`) live in this virtualenv.
 export ORBAS_VENV="${ORBAS_VENV:-$HOME/.cache/orbas/venv}"
+# The Kafka-protocol broker (tansu) that setup.sh builds; tests and the demo find it here.
+export ORBAS_TANSU="${ORBAS_TANSU:-${ORBAS_TOOLS:-$HOME/.cache/orbas/tools}/bin/tansu}"

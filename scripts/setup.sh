@@ -3,6 +3,8 @@
 #   - Postgres 15 server and client (the embedded cluster runs from these binaries)
 #   - a C toolchain and pkg-config for crates that build C
 #   - cargo-nextest (the test runner)
+#   - tansu 0.6.0, the Kafka-protocol broker the demo and the CDC tests start, built once into
+#     ${ORBAS_TOOLS:-~/.cache/orbas/tools}/bin (about 15 minutes on 2 cores; reused afterwards)
 #   - a Python virtualenv at ${ORBAS_VENV:-~/.cache/orbas/venv} with the pinned test tools
 #     (bench/api/requirements-test.txt: schemathesis)
 # Safe to run repeatedly; the demo and test scripts call it first.
@@ -63,6 +65,13 @@ if $rust; then
   if ! cargo nextest --version >/dev/null 2>&1; then
     echo "setup: installing cargo-nextest"
     cargo install cargo-nextest --locked --quiet
+  fi
+  tools="${ORBAS_TOOLS:-$HOME/.cache/orbas/tools}"
+  tansu_version="0.6.0"
+  if [ -z "${ORBAS_TANSU:-}" ] && ! "$tools/bin/tansu" --version 2>/dev/null | grep -qx "tansu $tansu_version"; then
+    echo "setup: building the tansu $tansu_version broker into $tools (once; about 15 minutes on 2 cores)"
+    CARGO_TARGET_DIR="$(dirname "$tools")/tansu-target" \
+      cargo install tansu --version "$tansu_version" --features dynostore --locked --quiet --root "$tools"
   fi
 fi
 

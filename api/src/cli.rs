@@ -32,7 +32,7 @@ pub enum Command {
     Doctor,
     /// The data pipeline's services.
     #[command(subcommand)]
-    Pipeline(PipelineCommand),
+    Pipeline(Box<PipelineCommand>),
     /// Benchmarks that compare Orbas with a named peer in the same run.
     #[command(subcommand)]
     Bench(BenchCommand),

@@ -19,7 +19,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Seed(args) => seed::run(&settings, &args).await,
         Command::Serve => serve::run(&settings).await,
         Command::Doctor => doctor::run(&settings).await,
-        Command::Pipeline(PipelineCommand::Cdc(args)) => pipeline::cdc(&settings, args).await,
+        Command::Pipeline(p) => match *p {
+            PipelineCommand::Cdc(args) => pipeline::cdc(&settings, args).await,
+        },
         Command::Bench(BenchCommand::Seed(args)) => bench_seed::run(&settings, &args).await,
     }
 }
