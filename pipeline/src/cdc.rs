@@ -296,7 +296,7 @@ impl<'a> Streamer<'a> {
         metrics::gauge!("orbas_cdc_events_per_second").set(rate.update(delivered));
     }
 
-    async fn relation_for(&mut self, id: u32) -> Result<Option<&Relation>> {
+    fn relation_for(&self, id: u32) -> Result<Option<&Relation>> {
         match self.relations.get(&id) {
             Some(r) => Ok(r.as_ref()),
             None => Err(Error::UnknownRelation(id)),
@@ -430,6 +430,21 @@ impl<'a> Streamer<'a> {
         (Position { snapshot: SnapshotMark::False, ts_ms: ts, tx_id, lsn, commit_lsn, transaction: None }, order)
     }
 
+    /// Where a change of `rel_id` goes: its transaction's sequence number and position (writing the
+    /// transaction's BEGIN first if this is its first event). `None` when the table is not carried.
+    async fn place(
+        &mut self,
+        rel_id: u32,
+        lsn: Lsn,
+    ) -> Result<Option<(u64, Position<'static>, Option<(String, u64, u64)>)>> {
+        if self.relation_for(rel_id)?.is_none() {
+            return Ok(None);
+        }
+        self.begin_if_needed().await?;
+        let (pos, order) = self.position(rel_id, lsn);
+        Ok(Some((self.txn.as_ref().map_or(0, |t| t.seq), pos, order)))
+    }
+
     async fn row_event(
         &mut self,
         rel_id: u32,
@@ -438,12 +453,7 @@ impl<'a> Streamer<'a> {
         after: Option<Vec<Datum<'_>>>,
         lsn: Lsn,
     ) -> Result<()> {
-        if self.relation_for(rel_id).await?.is_none() {
-            return Ok(());
-        }
-        self.begin_if_needed().await?;
-        let (pos, order) = self.position(rel_id, lsn);
-        let seq = self.txn.as_ref().map_or(0, |t| t.seq);
+        let Some((seq, pos, order)) = self.place(rel_id, lsn).await? else { return Ok(()) };
         let Some(Some(rel)) = self.relations.get(&rel_id) else { return Ok(()) };
         let pos = Position { transaction: order.as_ref().map(|(id, a, b)| (id.as_str(), *a, *b)), ..pos };
         self.key.clear();
@@ -475,12 +485,7 @@ impl<'a> Streamer<'a> {
 
     /// A truncate goes to every partition of the table's topic, so it is ordered with every row.
     async fn truncate_event(&mut self, rel_id: u32, lsn: Lsn) -> Result<()> {
-        if self.relation_for(rel_id).await?.is_none() {
-            return Ok(());
-        }
-        self.begin_if_needed().await?;
-        let (pos, order) = self.position(rel_id, lsn);
-        let seq = self.txn.as_ref().map_or(0, |t| t.seq);
+        let Some((seq, pos, order)) = self.place(rel_id, lsn).await? else { return Ok(()) };
         let Some(Some(rel)) = self.relations.get(&rel_id) else { return Ok(()) };
         let pos = Position { transaction: order.as_ref().map(|(id, a, b)| (id.as_str(), *a, *b)), ..pos };
         self.value.clear();

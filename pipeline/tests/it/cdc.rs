@@ -34,6 +34,18 @@ async fn snapshot_done(admin: &PgPool, slot: &str) {
     .await;
 }
 
+/// A fresh database with one tenant and the service streaming (its empty snapshot done).
+async fn streaming()
+-> (orbas_testkit::TestDb, orbas_pipeline::broker::Broker, Uuid, orbas_pipeline::cdc::CdcConfig, crate::Running) {
+    let db = orbas_testkit::fresh_db().await;
+    let kafka = broker();
+    let t = tenant(&db.admin).await;
+    let cfg = config(&db, &kafka);
+    let cdc = start(cfg.clone());
+    snapshot_done(&db.admin, &cfg.slot).await;
+    (db, kafka, t, cfg, cdc)
+}
+
 fn ops(msgs: &[Msg]) -> Vec<&str> {
     msgs.iter().map(|m| m.op().unwrap_or("tombstone")).collect()
 }
@@ -112,13 +124,7 @@ async fn snapshot_then_stream_of_one_table() {
 
 #[tokio::test]
 async fn transactions_keep_their_boundaries_and_restarts_lose_nothing() {
-    let db = orbas_testkit::fresh_db().await;
-    let kafka = broker();
-    let t = tenant(&db.admin).await;
-    let cfg = config(&db, &kafka);
-    let cdc = start(cfg.clone());
-    // Wait for the (empty) snapshot to finish: the bookkeeping row says so.
-    snapshot_done(&db.admin, &cfg.slot).await;
+    let (db, kafka, t, cfg, cdc) = streaming().await;
 
     // One transaction touching two tables; a domain event inside it.
     let acc = Uuid::now_v7();
@@ -352,12 +358,7 @@ async fn types_map_faithfully_from_stream_and_snapshot() {
 /// ADD/DROP COLUMN mid-stream: the next events follow the new shape.
 #[tokio::test]
 async fn schema_changes_are_followed() {
-    let db = orbas_testkit::fresh_db().await;
-    let kafka = broker();
-    let t = tenant(&db.admin).await;
-    let cfg = config(&db, &kafka);
-    let cdc = start(cfg.clone());
-    snapshot_done(&db.admin, &cfg.slot).await;
+    let (db, kafka, t, _, cdc) = streaming().await;
     let insert = |name: &'static str| {
         let admin = db.admin.clone();
         async move {
