@@ -311,7 +311,6 @@ impl<'a> Streamer<'a> {
         let mut conn = self.pool.acquire().await?;
         let cols = catalog::columns(&mut conn, id).await?;
         drop(conn);
-        let wire: Vec<(String, u32)> = wire;
         let mut rel =
             catalog::relation(&self.encoder.settings, &self.cfg.selection, namespace, name, &cols, Some(&wire));
         // Arrays of custom types announced by Type messages.
@@ -517,9 +516,10 @@ impl<'a> Streamer<'a> {
         value.extend_from_slice(b"{\"prefix\":");
         write_str(prefix, &mut value);
         value.extend_from_slice(b",\"content\":");
-        match serde_json::from_slice::<serde_json::Value>(content) {
-            Ok(_) => value.extend_from_slice(content),
-            Err(_) => write_str(&String::from_utf8_lossy(content), &mut value),
+        let parsed = serde_json::from_slice::<serde_json::Value>(content).ok();
+        match &parsed {
+            Some(_) => value.extend_from_slice(content),
+            None => write_str(&String::from_utf8_lossy(content), &mut value),
         }
         let (tx_id, commit_lsn, ts) = match &self.txn {
             Some(t) if !own_txn => (Some(i64::from(t.xid)), t.final_lsn, t.commit_ts_ms),
@@ -535,9 +535,7 @@ impl<'a> Streamer<'a> {
             )
             .as_bytes(),
         );
-        let key = serde_json::from_slice::<serde_json::Value>(content)
-            .ok()
-            .and_then(|v| v.get("key").map(serde_json::Value::to_string));
+        let key = parsed.as_ref().and_then(|v| v.get("key").map(serde_json::Value::to_string));
         self.output.send(seq, topic, None, key.as_deref().map(str::as_bytes), Some(&value)).await?;
         if let Some(t) = self.txn.as_mut().filter(|_| !own_txn) {
             t.total += 1;
