@@ -98,7 +98,7 @@ async fn open_stream(
     tables: &[PublishedTable],
 ) -> Result<ReplicationStream> {
     let record = catalog::snapshot_record(pool, &cfg.slot).await?;
-    let slot = slot_state(pool, &cfg.slot).await?;
+    let slot = released_slot(pool, &cfg.slot).await?;
     let lost = |why: &str| Error::SlotLost { slot: cfg.slot.clone(), why: why.to_owned() };
     match (&slot, &record) {
         (Some(s), Some(r)) if r.completed => {
@@ -141,6 +141,32 @@ async fn open_stream(
     .await?;
     info!(rows = stats.rows, at = %created.consistent_point, "initial snapshot acknowledged; streaming");
     client.start_logical(&cfg.slot, created.consistent_point, &pgoutput_options(&cfg.publication)).await
+}
+
+/// How long start-up waits for a previous holder of the slot to let go of it.
+const SLOT_RELEASE_WAIT: Duration = Duration::from_secs(60);
+
+/// The slot's state once no other process streams from it. A predecessor that died (crash,
+/// `kill -9`, network loss) holds the slot until its walsender notices, usually within moments;
+/// one still alive after [`SLOT_RELEASE_WAIT`] is another running instance: an error, since two
+/// writers on one slot would interleave their output.
+async fn released_slot(pool: &PgPool, slot: &str) -> Result<Option<crate::replication::SlotState>> {
+    let deadline = Instant::now() + SLOT_RELEASE_WAIT;
+    let mut warned = false;
+    loop {
+        let state = slot_state(pool, slot).await?;
+        let Some(pid) = state.as_ref().and_then(|s| s.active_pid) else { return Ok(state) };
+        if Instant::now() >= deadline {
+            return Err(Error::Config(format!(
+                "replication slot {slot:?} is in use by server process {pid}: is another `orbas pipeline cdc` running?"
+            )));
+        }
+        if !warned {
+            warn!(slot, pid, "the slot is still held by another connection; waiting for it to be released");
+            warned = true;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 fn pgoutput_options(publication: &str) -> Vec<(&'static str, &str)> {

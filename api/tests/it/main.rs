@@ -2,6 +2,7 @@
 
 mod accounts;
 mod auth;
+mod cdc_crash;
 mod cli;
 mod commerce;
 mod dedupe;
