@@ -130,6 +130,24 @@ pub struct DemoArgs {
 pub enum BenchCommand {
     /// Seed load rows/s vs `psql \copy` of the same CSV into the same schema.
     Seed(BenchSeedArgs),
+    /// CDC events/s vs Postgres' own decoding of the same WAL, and commit → consumer latency.
+    Cdc(BenchCdcArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchCdcArgs {
+    /// Row changes in the burst.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub rows: u64,
+    /// Row changes per transaction in the burst.
+    #[arg(long, default_value_t = 10_000)]
+    pub tx_rows: u64,
+    /// Changes per second during the latency run.
+    #[arg(long, default_value_t = 5_000)]
+    pub rate: u64,
+    /// Length of the latency run in seconds.
+    #[arg(long, default_value_t = 30)]
+    pub seconds: u64,
 }
 
 #[derive(Debug, Clone, clap::Args)]

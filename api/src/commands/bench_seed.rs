@@ -47,7 +47,7 @@ pub async fn run(settings: &Settings, args: &BenchSeedArgs) -> anyhow::Result<()
 }
 
 /// Drops and re-creates `name` next to `base_url`'s database, migrated; returns its URL.
-async fn fresh_database(base_url: &str, name: &str) -> anyhow::Result<String> {
+pub(super) async fn fresh_database(base_url: &str, name: &str) -> anyhow::Result<String> {
     let pool = db::connect(base_url, 1).await?;
     for stmt in [format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"), format!("CREATE DATABASE {name}")] {
         sqlx::raw_sql(sqlx::AssertSqlSafe(stmt)).execute(&pool).await?;

@@ -1,5 +1,6 @@
 //! Subcommand implementations. Each builds what it needs from [`Settings`] and runs it.
 
+mod bench_cdc;
 mod bench_seed;
 mod demo;
 mod doctor;
@@ -23,6 +24,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             PipelineCommand::Cdc(args) => pipeline::cdc(&settings, args).await,
         },
         Command::Bench(BenchCommand::Seed(args)) => bench_seed::run(&settings, &args).await,
+        Command::Bench(BenchCommand::Cdc(args)) => bench_cdc::run(&settings, &args).await,
     }
 }
 

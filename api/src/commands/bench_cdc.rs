@@ -1,0 +1,372 @@
+//! `orbas bench cdc`: change-data-capture throughput and latency, side by side with the rate at which
+//! Postgres itself decodes the same WAL.
+//!
+//! One private cluster, one broker (tansu, in memory), one database with the Orbas schema plus a
+//! CRM-shaped table `bench_changes`. After the service's (empty) initial snapshot, a second slot —
+//! the peer — is created, then `--rows` inserts are committed in `--tx-rows` transactions.
+//!
+//! - **Peer**: `pg_logical_slot_get_binary_changes` with pgoutput on the second slot: the server's
+//!   decoding of the same WAL inside the backend, no network, no consumer — the ceiling of any
+//!   logical-replication CDC.
+//! - **Ours**: the CDC service (in this process, same code as `orbas pipeline cdc`) resumes its slot;
+//!   the clock stops when the slot's confirmed flush LSN reaches the end of the burst, i.e. when
+//!   every event is Debezium JSON in Kafka, acknowledged, and confirmed to Postgres.
+//! - **Latency**: with the service running, `--rate` changes/s are committed for `--seconds` (100
+//!   transactions a second); a consumer subscribed to the topic records, per event, the time from the
+//!   commit (`source.ts_ms`) until a Kafka consumer holds it.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use orbas_oltp::cluster::{ClusterOptions, PgCluster};
+use orbas_oltp::db;
+use orbas_pipeline::broker::{Broker, BrokerOptions};
+use orbas_pipeline::catalog::Selection;
+use orbas_pipeline::cdc::{self, CdcConfig};
+use orbas_pipeline::encode::EncoderSettings;
+use orbas_pipeline::kafka::KafkaSettings;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer as _};
+use rdkafka::message::Message as _;
+use rdkafka::{Offset, TopicPartitionList};
+use secrecy::ExposeSecret;
+use sqlx::PgPool;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use super::bench_seed::fresh_database;
+use crate::cli::BenchCdcArgs;
+use crate::settings::Settings;
+
+const DATABASE: &str = "orbas_bench_cdc";
+const TABLE: &str = "public.bench_changes";
+const TOPIC: &str = "orbas.cdc.public.bench_changes";
+const OUR_SLOT: &str = "orbas_bench_cdc";
+const PEER_SLOT: &str = "orbas_bench_peer";
+
+pub async fn run(settings: &Settings, args: &BenchCdcArgs) -> anyhow::Result<()> {
+    if args.rows == 0 || args.tx_rows == 0 || args.rate < 100 {
+        bail!("--rows and --tx-rows must be positive and --rate at least 100");
+    }
+    let cluster = match &settings.database.url {
+        Some(_) => None,
+        None => Some(PgCluster::start(ClusterOptions::default()).await?),
+    };
+    let base_url = match (&cluster, &settings.database.url) {
+        (Some(c), _) => c.url("postgres"),
+        (None, Some(u)) => u.expose_secret().to_owned(),
+        (None, None) => bail!("unreachable: no database"),
+    };
+    let url = fresh_database(&base_url, DATABASE).await?;
+    let pool = db::connect(&url, 4).await?;
+    create_table(&pool).await?;
+    let broker = Broker::start(BrokerOptions::default()).context("starting the tansu broker (./scripts/setup.sh)")?;
+    let cfg = config(&url, &broker.bootstrap());
+
+    // The service's first start: slot, (empty) snapshot, then stop.
+    let first = Service::start(cfg.clone());
+    wait_sql(&pool, "SELECT completed_at IS NOT NULL FROM orbas.cdc_snapshots", Duration::from_secs(120)).await?;
+    first.stop().await?;
+    sqlx::query("SELECT pg_create_logical_replication_slot($1, 'pgoutput')").bind(PEER_SLOT).execute(&pool).await?;
+
+    let written = Instant::now();
+    write_burst(&pool, args.rows, args.tx_rows).await?;
+    let write_time = written.elapsed();
+    let end_lsn: String = sqlx::query_scalar("SELECT pg_current_wal_insert_lsn()::text").fetch_one(&pool).await?;
+    let wal_bytes: i64 = sqlx::query_scalar(
+        "SELECT pg_wal_lsn_diff($1::pg_lsn, restart_lsn)::bigint FROM pg_replication_slots WHERE slot_name = $2",
+    )
+    .bind(&end_lsn)
+    .bind(PEER_SLOT)
+    .fetch_one(&pool)
+    .await?;
+
+    let peer_started = Instant::now();
+    let (peer_messages, peer_bytes): (i64, i64) = sqlx::query_as(
+        "SELECT count(*)::bigint, coalesce(sum(octet_length(data)), 0)::bigint \
+         FROM pg_logical_slot_get_binary_changes($1, NULL, NULL, 'proto_version', '1', \
+              'publication_names', 'orbas_cdc', 'messages', 'true')",
+    )
+    .bind(PEER_SLOT)
+    .fetch_one(&pool)
+    .await?;
+    let peer_time = peer_started.elapsed();
+    sqlx::query("SELECT pg_drop_replication_slot($1)").bind(PEER_SLOT).execute(&pool).await?;
+
+    let ours_started = Instant::now();
+    let service = Service::start(cfg.clone());
+    let confirmed = format!(
+        "SELECT confirmed_flush_lsn >= '{end_lsn}'::pg_lsn FROM pg_replication_slots WHERE slot_name = '{OUR_SLOT}'"
+    );
+    wait_sql(&pool, &confirmed, Duration::from_secs(1800)).await?;
+    let ours_time = ours_started.elapsed();
+    let rss_after_burst = peak_rss_kib();
+
+    // Steady load with the service running.
+    let latency = steady_latency(&pool, &broker.bootstrap(), args).await?;
+    service.stop().await?;
+    let consumed = topic_high_watermark(&broker.bootstrap())?;
+
+    pool.close().await;
+    drop(broker);
+    if let Some(c) = cluster {
+        c.stop().await?;
+    }
+    print_markdown(&Report {
+        args,
+        write_time,
+        wal_bytes,
+        peer_messages,
+        peer_bytes,
+        peer_time,
+        ours_time,
+        rss_kib: rss_after_burst,
+        latency,
+        topic_messages: consumed,
+    });
+    Ok(())
+}
+
+fn config(url: &str, brokers: &str) -> CdcConfig {
+    CdcConfig {
+        database_url: url.to_owned(),
+        publication: "orbas_cdc".into(),
+        slot: OUR_SLOT.into(),
+        kafka: KafkaSettings { brokers: brokers.to_owned(), partitions: 1, replication_factor: 1, extra: vec![] },
+        encoder: EncoderSettings {
+            server_name: "orbas".into(),
+            database: DATABASE.into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            with_schemas: false,
+            mask_key: None,
+        },
+        selection: Selection { include: vec![TABLE.into()], ..Selection::default() },
+        tombstones: true,
+        snapshot_parallelism: 2,
+        status_interval: Duration::from_millis(100),
+        heartbeat_interval: Duration::ZERO,
+    }
+}
+
+async fn create_table(pool: &PgPool) -> anyhow::Result<()> {
+    sqlx::raw_sql(
+        "CREATE TABLE public.bench_changes (
+             id bigint PRIMARY KEY,
+             account_id uuid NOT NULL,
+             stage text NOT NULL,
+             amount numeric(14,2) NOT NULL,
+             probability real,
+             close_date date,
+             updated_at timestamptz NOT NULL DEFAULT now(),
+             tags text[],
+             note text
+         );
+         ALTER TABLE public.bench_changes REPLICA IDENTITY FULL;
+         ALTER PUBLICATION orbas_cdc ADD TABLE public.bench_changes;",
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Inserts rows `[first, first + n)` in one statement (the caller owns the transaction).
+const INSERT: &str = "INSERT INTO public.bench_changes \
+     SELECT g, md5(g::text)::uuid, (ARRAY['prospect','qualify','proposal','won','lost'])[1 + g % 5], \
+            (g % 10000000) / 100.0 + 0.01, (g % 100) / 100.0, date '2026-01-01' + (g % 365)::int, now(), \
+            ARRAY['t' || (g % 7), 'r' || (g % 11)], repeat('n', (g % 64)::int) \
+     FROM generate_series($1::bigint, $1::bigint + $2::bigint - 1) g";
+
+async fn write_burst(pool: &PgPool, rows: u64, tx_rows: u64) -> anyhow::Result<()> {
+    let mut first = 0u64;
+    while first < rows {
+        let n = tx_rows.min(rows - first);
+        sqlx::query(INSERT).bind(i64::try_from(first)?).bind(i64::try_from(n)?).execute(pool).await?;
+        first += n;
+    }
+    Ok(())
+}
+
+/// Commits `rate` changes a second (100 transactions a second) for `seconds` while a consumer
+/// measures commit → consumed for each event.
+async fn steady_latency(pool: &PgPool, brokers: &str, args: &BenchCdcArgs) -> anyhow::Result<Latency> {
+    let per_tx = (args.rate / 100).max(1);
+    let transactions = args.seconds * 100;
+    let expected = per_tx * transactions;
+    let start_ms = chrono::Utc::now().timestamp_millis();
+    let consumer = {
+        let brokers = brokers.to_owned();
+        tokio::task::spawn_blocking(move || consume_latencies(&brokers, start_ms, expected))
+    };
+    tokio::time::sleep(Duration::from_secs(2)).await; // the consumer's assignment settles
+    let first_id = 1_000_000_000i64;
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let began = Instant::now();
+    for i in 0..transactions {
+        tick.tick().await;
+        let first = first_id + i64::try_from(i * per_tx)?;
+        sqlx::query(INSERT).bind(first).bind(i64::try_from(per_tx)?).execute(pool).await?;
+    }
+    let write_time = began.elapsed();
+    let mut samples = consumer.await??;
+    samples.sort_unstable();
+    Ok(Latency { samples, expected, achieved_rate: expected as f64 / write_time.as_secs_f64() })
+}
+
+/// Reads the topic from its end; for each event committed after `start_ms`, receive time − commit time.
+fn consume_latencies(brokers: &str, start_ms: i64, expected: u64) -> anyhow::Result<Vec<i64>> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "orbas-bench-latency")
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "5")
+        .set("fetch.min.bytes", "1")
+        .create()?;
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(TOPIC, 0, Offset::End)?;
+    consumer.assign(&tpl)?;
+    let mut samples = Vec::with_capacity(usize::try_from(expected)?);
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while (samples.len() as u64) < expected {
+        if Instant::now() > deadline {
+            bail!("latency consumer saw {} of {expected} events", samples.len());
+        }
+        let Some(m) = consumer.poll(Duration::from_millis(100)) else { continue };
+        let m = m?;
+        let now = chrono::Utc::now().timestamp_millis();
+        let Some(payload) = m.payload() else { continue };
+        let v: serde_json::Value = serde_json::from_slice(payload)?;
+        let committed = v["source"]["ts_ms"].as_i64().context("event without source.ts_ms")?;
+        if committed >= start_ms {
+            samples.push(now - committed);
+        }
+    }
+    Ok(samples)
+}
+
+fn topic_high_watermark(brokers: &str) -> anyhow::Result<i64> {
+    let consumer: BaseConsumer = ClientConfig::new().set("bootstrap.servers", brokers).create()?;
+    let (_, high) = consumer.fetch_watermarks(TOPIC, 0, Duration::from_secs(10))?;
+    Ok(high)
+}
+
+async fn wait_sql(pool: &PgPool, sql: &str, timeout: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let ok: Option<bool> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned())).fetch_optional(pool).await?;
+        if ok == Some(true) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("timed out waiting for: {sql}");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The CDC service running in this process.
+struct Service {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<orbas_pipeline::Result<()>>,
+}
+
+impl Service {
+    fn start(cfg: CdcConfig) -> Self {
+        let (stop, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(cdc::run(cfg, async move {
+            let _ = rx.await;
+        }));
+        Service { stop, task }
+    }
+
+    async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        self.task.await?.context("the CDC service failed")
+    }
+}
+
+/// This process's peak resident set (VmHWM) in KiB.
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+struct Latency {
+    /// Sorted, milliseconds.
+    samples: Vec<i64>,
+    expected: u64,
+    achieved_rate: f64,
+}
+
+impl Latency {
+    fn percentile(&self, p: f64) -> i64 {
+        if self.samples.is_empty() {
+            return 0;
+        }
+        let rank = ((p / 100.0) * (self.samples.len() - 1) as f64).round() as usize;
+        self.samples[rank.min(self.samples.len() - 1)]
+    }
+}
+
+struct Report<'a> {
+    args: &'a BenchCdcArgs,
+    write_time: Duration,
+    wal_bytes: i64,
+    peer_messages: i64,
+    peer_bytes: i64,
+    peer_time: Duration,
+    ours_time: Duration,
+    rss_kib: Option<u64>,
+    latency: Latency,
+    topic_messages: i64,
+}
+
+fn print_markdown(r: &Report<'_>) {
+    let rows = r.args.rows as f64;
+    let peer_rate = rows / r.peer_time.as_secs_f64().max(1e-9);
+    let ours_rate = rows / r.ours_time.as_secs_f64().max(1e-9);
+    println!(
+        "{} row changes (inserts) in {}-row transactions; written in {:.1} s; {:.0} MiB of WAL\n",
+        r.args.rows,
+        r.args.tx_rows,
+        r.write_time.as_secs_f64(),
+        r.wal_bytes as f64 / 1_048_576.0
+    );
+    println!("| reader of the same WAL | seconds | changes/s | output |");
+    println!("|---|---:|---:|---|");
+    println!(
+        "| `pg_logical_slot_get_binary_changes` (pgoutput, in the server) | {:.2} | {peer_rate:.0} | {} pgoutput messages, {:.0} MiB |",
+        r.peer_time.as_secs_f64(),
+        r.peer_messages,
+        r.peer_bytes as f64 / 1_048_576.0
+    );
+    println!(
+        "| `orbas pipeline cdc` (stream → Debezium JSON → Kafka acked → slot confirmed) | {:.2} | {ours_rate:.0} | {} Kafka messages in the topic |",
+        r.ours_time.as_secs_f64(),
+        r.topic_messages
+    );
+    println!("\nratio orbas / Postgres decoding: {:.0} %", 100.0 * ours_rate / peer_rate.max(1e-9));
+    if let Some(kib) = r.rss_kib {
+        println!("peak RSS of this process (service + writer + consumer): {:.0} MiB", kib as f64 / 1024.0);
+    }
+    let l = &r.latency;
+    println!(
+        "\nsteady load: {} changes/s asked, {:.0} achieved, {} s, {} events measured",
+        r.args.rate,
+        l.achieved_rate,
+        r.args.seconds,
+        l.samples.len()
+    );
+    println!("\n| commit → consumed | p50 ms | p90 ms | p99 ms | max ms |");
+    println!("|---|---:|---:|---:|---:|");
+    println!(
+        "| `orbas pipeline cdc` at {} changes/s | {} | {} | {} | {} |",
+        r.args.rate,
+        l.percentile(50.0),
+        l.percentile(90.0),
+        l.percentile(99.0),
+        l.samples.last().copied().unwrap_or(0)
+    );
+    debug_assert!(l.expected >= l.samples.len() as u64);
+}
