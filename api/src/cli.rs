@@ -42,7 +42,33 @@ pub enum Command {
 pub enum PipelineCommand {
     /// Change data capture: Postgres logical replication (publication `orbas_cdc`) → Kafka topics
     /// `orbas.cdc.<schema>.<table>`, Debezium-compatible, with an initial snapshot on first start.
-    Cdc(CdcArgs),
+    Cdc(Box<CdcArgs>),
+    /// Re-snapshot tables while `orbas pipeline cdc` runs (in primary-key chunks between WAL
+    /// watermarks, events `snapshot: incremental`); or, with --all, start over with a full initial
+    /// snapshot and a new slot on the service's next start.
+    Resnapshot(ResnapshotArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ResnapshotArgs {
+    /// Tables: `schema.table`, or `table` in `public`.
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub tables: Vec<String>,
+    /// Drop the slot and its snapshot record (the service must be stopped): the next start copies
+    /// every table again. This is how to recover from a lost slot.
+    #[arg(long)]
+    pub all: bool,
+    /// The slot of the service that should do the work.
+    #[arg(long, env = "ORBAS_CDC_SLOT", default_value = "orbas_cdc")]
+    pub slot: String,
+    #[arg(long, default_value = "orbas_cdc")]
+    pub publication: String,
+    /// Rows per chunk.
+    #[arg(long, default_value_t = 1024)]
+    pub chunk_size: i32,
+    /// Wait until every request is done, printing progress.
+    #[arg(long)]
+    pub wait: bool,
 }
 
 #[derive(Debug, Clone, clap::Args)]

@@ -17,6 +17,7 @@ use sqlx::PgPool;
 use tracing::{info, warn};
 
 use crate::catalog::{self, PublishedTable, Selection};
+use crate::copy_text::split_row;
 use crate::encode::{Encoder, EncoderSettings, Position, Relation};
 use crate::error::{Error, Result};
 use crate::event::{
@@ -28,6 +29,7 @@ use crate::pgoutput::{self, Datum, Message};
 use crate::replication::{
     ConnectParams, Frame, PG_EPOCH_OFFSET_MICROS, ReplicationClient, ReplicationStream, slot_state,
 };
+use crate::resnapshot::{Chunk, Resnapshots, SIGNAL_PREFIX, WATERMARK_PREFIX};
 use crate::snapshot::Snapshot;
 use crate::value::write_str;
 
@@ -77,9 +79,10 @@ pub async fn run(cfg: CdcConfig, shutdown: impl Future<Output = ()>) -> Result<(
     output.ensure_topics(&topics).await?;
 
     let stream = open_stream(&cfg, &params, &pool, &output, &encoder, &tables).await?;
+    let resnapshots = Resnapshots::load(&pool, &cfg.publication, &cfg.slot).await?;
     let heartbeat =
         (!cfg.heartbeat_interval.is_zero()).then(|| tokio::spawn(heartbeats(pool.clone(), cfg.heartbeat_interval)));
-    let mut streamer = Streamer::new(&cfg, &pool, &output, &encoder, topics);
+    let mut streamer = Streamer::new(&cfg, &pool, &output, &encoder, topics, resnapshots);
     let result = streamer.run(stream, shutdown).await;
     if let Some(h) = heartbeat {
         h.abort();
@@ -225,6 +228,7 @@ struct Streamer<'a> {
     server_end: Lsn,
     /// (end LSN, commit time) of transactions not yet known to be acknowledged, for the lag gauge.
     unacked: VecDeque<(Lsn, i64)>,
+    resnapshots: Resnapshots,
     key: Vec<u8>,
     value: Vec<u8>,
     events: metrics::Counter,
@@ -238,6 +242,7 @@ impl<'a> Streamer<'a> {
         output: &'a Output,
         encoder: &'a Encoder,
         known_topics: Vec<String>,
+        resnapshots: Resnapshots,
     ) -> Self {
         Streamer {
             cfg,
@@ -251,6 +256,7 @@ impl<'a> Streamer<'a> {
             received: Lsn::ZERO,
             server_end: Lsn::ZERO,
             unacked: VecDeque::new(),
+            resnapshots,
             key: Vec::with_capacity(128),
             value: Vec::with_capacity(4096),
             events: metrics::counter!("orbas_cdc_events_total"),
@@ -291,9 +297,13 @@ impl<'a> Streamer<'a> {
             if let Some(f) = self.output.tracker.failure() {
                 return Err(Error::Delivery(f));
             }
+            if self.resnapshots.wants_chunk() {
+                self.resnapshots.take_chunk(self.pool, self.encoder, &self.cfg.selection).await?;
+            }
             if reply || last_status.elapsed() >= self.cfg.status_interval {
                 let acked = self.output.tracker.acked();
                 stream.send_status(self.received, acked, false).await?;
+                self.resnapshots.record(self.pool, acked).await?;
                 self.report(acked, &mut rate);
                 last_status = Instant::now();
             }
@@ -304,6 +314,7 @@ impl<'a> Streamer<'a> {
         self.output.drain().await?;
         let acked = self.output.tracker.acked();
         stream.send_status(self.received, acked, false).await?;
+        self.resnapshots.record(self.pool, acked).await?;
         stream.close().await?;
         info!(confirmed = %acked, "stopped");
         Ok(())
@@ -489,6 +500,9 @@ impl<'a> Streamer<'a> {
             (None, None) => return Ok(()),
         };
         let has_key = self.encoder.write_key(rel, key_row, &mut self.key);
+        if has_key {
+            self.resnapshots.on_change(&rel.schema, &rel.table, self.txn.as_ref().map(|t| t.xid), &self.key);
+        }
         self.encoder.write_event(
             rel,
             op,
@@ -514,6 +528,7 @@ impl<'a> Streamer<'a> {
         let Some(Some(rel)) = self.relations.get(&rel_id) else { return Ok(()) };
         let pos = Position { transaction: order.as_ref().map(|(id, a, b)| (id.as_str(), *a, *b)), ..pos };
         self.value.clear();
+        self.resnapshots.on_truncate(&rel.schema, &rel.table, self.txn.as_ref().map(|t| t.xid));
         self.encoder.write_event(rel, Op::Truncate, None, None, &pos, now_ms(), &mut self.value);
         let partitions = self.output.partitions(&rel.topic)?;
         for p in 0..partitions {
@@ -528,6 +543,13 @@ impl<'a> Streamer<'a> {
         let topic = match prefix {
             EVENTS_PREFIX => EVENTS_TOPIC,
             HEARTBEAT_PREFIX => HEARTBEAT_TOPIC,
+            SIGNAL_PREFIX => return self.resnapshots.on_signal(self.pool, content).await,
+            WATERMARK_PREFIX => {
+                return match self.resnapshots.on_watermark(content) {
+                    Some(chunk) => self.publish_chunk(chunk, lsn).await,
+                    None => Ok(()),
+                };
+            }
             _ => return Ok(()),
         };
         let own_txn = !(transactional && self.txn.is_some());
@@ -568,6 +590,46 @@ impl<'a> Streamer<'a> {
         } else {
             self.output.tracker.close(seq, lsn);
         }
+        Ok(())
+    }
+}
+
+impl Streamer<'_> {
+    /// A re-snapshot chunk's remaining rows as `op: r`, `snapshot: incremental` events at its
+    /// watermark's LSN (see [`crate::resnapshot`]).
+    async fn publish_chunk(&mut self, chunk: Chunk, lsn: Lsn) -> Result<()> {
+        let seq = self.output.tracker.open();
+        let now = now_ms();
+        let pos = Position {
+            snapshot: SnapshotMark::Incremental,
+            ts_ms: now,
+            tx_id: None,
+            lsn,
+            commit_lsn: lsn,
+            transaction: None,
+        };
+        let rel = &chunk.rel;
+        let mut rows = 0i64;
+        for line in chunk.rows() {
+            let row = split_row(line);
+            if row.len() != rel.columns.len() {
+                return Err(Error::Snapshot {
+                    table: format!("{}.{}", rel.schema, rel.table),
+                    why: format!("COPY row has {} columns, expected {}", row.len(), rel.columns.len()),
+                });
+            }
+            self.key.clear();
+            self.value.clear();
+            let has_key = self.encoder.write_key(rel, &row, &mut self.key);
+            self.encoder.write_event(rel, Op::Read, None, Some(&row), &pos, now, &mut self.value);
+            self.output.send(seq, &rel.topic, None, has_key.then_some(self.key.as_slice()), Some(&self.value)).await?;
+            self.bytes.increment((self.key.len() + self.value.len()) as u64);
+            rows += 1;
+        }
+        self.events.increment(u64::try_from(rows).unwrap_or(0));
+        metrics::counter!("orbas_cdc_resnapshot_rows_total").increment(u64::try_from(rows).unwrap_or(0));
+        self.output.tracker.close(seq, lsn);
+        self.resnapshots.published(&chunk, lsn, rows);
         Ok(())
     }
 }

@@ -13,6 +13,7 @@
 //! - [`event`]: the contract itself as types (what consumers deserialize);
 //! - [`kafka`]: the idempotent producer and the acknowledgement tracker that alone moves the slot;
 //! - [`snapshot`]: the parallel initial copy inside the exported snapshot;
+//! - [`resnapshot`]: re-snapshots of single tables while streaming, chunk by chunk between watermarks;
 //! - [`cdc`]: the service that ties them together (`orbas pipeline cdc`);
 //! - [`broker`]: a local Kafka-protocol broker (tansu) for the demo and the tests.
 //!
@@ -29,6 +30,7 @@ pub mod kafka;
 pub mod lsn;
 pub mod pgoutput;
 pub mod replication;
+pub mod resnapshot;
 pub mod snapshot;
 pub mod value;
 

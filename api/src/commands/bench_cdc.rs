@@ -43,6 +43,7 @@ const TABLE: &str = "public.bench_changes";
 const TOPIC: &str = "orbas.cdc.public.bench_changes";
 const OUR_SLOT: &str = "orbas_bench_cdc";
 const PEER_SLOT: &str = "orbas_bench_peer";
+const RECV_SLOT: &str = "orbas_bench_recv";
 
 pub async fn run(settings: &Settings, args: &BenchCdcArgs) -> anyhow::Result<()> {
     if args.rows == 0 || args.tx_rows == 0 || args.rate < 100 {
@@ -67,7 +68,9 @@ pub async fn run(settings: &Settings, args: &BenchCdcArgs) -> anyhow::Result<()>
     let first = Service::start(cfg.clone());
     wait_sql(&pool, "SELECT completed_at IS NOT NULL FROM orbas.cdc_snapshots", Duration::from_secs(120)).await?;
     first.stop().await?;
-    sqlx::query("SELECT pg_create_logical_replication_slot($1, 'pgoutput')").bind(PEER_SLOT).execute(&pool).await?;
+    for slot in [PEER_SLOT, RECV_SLOT] {
+        sqlx::query("SELECT pg_create_logical_replication_slot($1, 'pgoutput')").bind(slot).execute(&pool).await?;
+    }
 
     let written = Instant::now();
     write_burst(&pool, args.rows, args.tx_rows).await?;
@@ -92,6 +95,8 @@ pub async fn run(settings: &Settings, args: &BenchCdcArgs) -> anyhow::Result<()>
     .await?;
     let peer_time = peer_started.elapsed();
     sqlx::query("SELECT pg_drop_replication_slot($1)").bind(PEER_SLOT).execute(&pool).await?;
+    let recv_time = pg_recvlogical(&url, &end_lsn).await?;
+    sqlx::query("SELECT pg_drop_replication_slot($1)").bind(RECV_SLOT).execute(&pool).await?;
 
     let ours_started = Instant::now();
     let service = Service::start(cfg.clone());
@@ -119,6 +124,7 @@ pub async fn run(settings: &Settings, args: &BenchCdcArgs) -> anyhow::Result<()>
         peer_messages,
         peer_bytes,
         peer_time,
+        recv_time,
         ours_time,
         rss_kib: rss_after_burst,
         latency,
@@ -250,6 +256,25 @@ fn topic_high_watermark(brokers: &str) -> anyhow::Result<i64> {
     Ok(high)
 }
 
+/// The walsender streaming the same WAL to a client that discards it: `pg_recvlogical` to /dev/null.
+async fn pg_recvlogical(url: &str, end_lsn: &str) -> anyhow::Result<Duration> {
+    let bin = std::env::var_os("ORBAS_PG_BIN")
+        .map(|d| std::path::PathBuf::from(d).join("pg_recvlogical"))
+        .unwrap_or_else(|| "pg_recvlogical".into());
+    let started = Instant::now();
+    let out = tokio::process::Command::new(&bin)
+        .args(["-d", url, "--slot", RECV_SLOT, "--start", "--no-loop", "-f", "/dev/null"])
+        .args(["-o", "proto_version=1", "-o", "publication_names=orbas_cdc", "--endpos", end_lsn])
+        .output()
+        .await
+        .with_context(|| format!("running {} (install postgresql-client)", bin.display()))?;
+    let elapsed = started.elapsed();
+    if !out.status.success() {
+        bail!("pg_recvlogical failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(elapsed)
+}
+
 async fn wait_sql(pool: &PgPool, sql: &str, timeout: Duration) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
     loop {
@@ -316,6 +341,7 @@ struct Report<'a> {
     peer_messages: i64,
     peer_bytes: i64,
     peer_time: Duration,
+    recv_time: Duration,
     ours_time: Duration,
     rss_kib: Option<u64>,
     latency: Latency,
@@ -340,6 +366,11 @@ fn print_markdown(r: &Report<'_>) {
         r.peer_time.as_secs_f64(),
         r.peer_messages,
         r.peer_bytes as f64 / 1_048_576.0
+    );
+    println!(
+        "| `pg_recvlogical` (the walsender streaming it to a client that discards it) | {:.2} | {:.0} | written to /dev/null |",
+        r.recv_time.as_secs_f64(),
+        rows / r.recv_time.as_secs_f64().max(1e-9)
     );
     println!(
         "| `orbas pipeline cdc` (stream → Debezium JSON → Kafka acked → slot confirmed) | {:.2} | {ours_rate:.0} | {} Kafka messages in the topic |",

@@ -21,7 +21,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve => serve::run(&settings).await,
         Command::Doctor => doctor::run(&settings).await,
         Command::Pipeline(p) => match *p {
-            PipelineCommand::Cdc(args) => pipeline::cdc(&settings, args).await,
+            PipelineCommand::Cdc(args) => pipeline::cdc(&settings, *args).await,
+            PipelineCommand::Resnapshot(args) => pipeline::resnapshot(&settings, &args).await,
         },
         Command::Bench(BenchCommand::Seed(args)) => bench_seed::run(&settings, &args).await,
         Command::Bench(BenchCommand::Cdc(args)) => bench_cdc::run(&settings, &args).await,

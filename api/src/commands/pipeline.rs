@@ -10,8 +10,9 @@ use orbas_pipeline::cdc::{self, CdcConfig};
 use orbas_pipeline::encode::EncoderSettings;
 use orbas_pipeline::kafka::KafkaSettings;
 use orbas_pipeline::replication::ConnectParams;
+use orbas_pipeline::resnapshot;
 
-use crate::cli::CdcArgs;
+use crate::cli::{CdcArgs, ResnapshotArgs};
 use crate::observe::prometheus;
 use crate::settings::Settings;
 
@@ -66,4 +67,48 @@ pub async fn cdc(settings: &Settings, args: CdcArgs) -> anyhow::Result<()> {
     let result = cdc::run(cfg, super::shutdown_signal()).await;
     metrics.abort();
     result.context("change data capture stopped")
+}
+
+/// `orbas pipeline resnapshot`.
+pub async fn resnapshot(settings: &Settings, args: &ResnapshotArgs) -> anyhow::Result<()> {
+    let pool = orbas_oltp::db::connect(settings.database.admin_url()?, 2).await?;
+    if args.all {
+        resnapshot::reset_all(&pool, &args.slot).await?;
+        println!(
+            "slot {:?} and its snapshot record removed: the next `orbas pipeline cdc` copies every table again",
+            args.slot
+        );
+        return Ok(());
+    }
+    let mut ids = Vec::new();
+    for t in &args.tables {
+        let (schema, table) = t.split_once('.').unwrap_or(("public", t.as_str()));
+        let id = resnapshot::request(&pool, &args.publication, &args.slot, schema, table, args.chunk_size)
+            .await
+            .with_context(|| format!("cannot re-snapshot {t}"))?;
+        println!("re-snapshot of {schema}.{table} requested (request {id}, slot {:?})", args.slot);
+        ids.push(id);
+    }
+    if !args.wait {
+        return Ok(());
+    }
+    let mut shown = std::collections::HashMap::new();
+    loop {
+        let mut open = 0;
+        for &id in &ids {
+            let s = resnapshot::status(&pool, id).await?.with_context(|| format!("request {id} vanished"))?;
+            if let Some(e) = &s.error {
+                bail!("re-snapshot of {}.{} failed: {e}", s.schema, s.table);
+            }
+            if shown.insert(id, (s.chunks, s.completed)) != Some((s.chunks, s.completed)) {
+                let state = if s.completed { "done" } else { "running" };
+                println!("{}.{}: {state}, {} chunk(s), {} row(s)", s.schema, s.table, s.chunks, s.rows);
+            }
+            open += usize::from(!s.completed);
+        }
+        if open == 0 {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }

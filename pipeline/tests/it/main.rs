@@ -2,6 +2,7 @@
 //! the service runs in-process, a plain librdkafka consumer reads what it published.
 
 mod cdc;
+mod resnapshot;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
