@@ -168,12 +168,18 @@ pub struct BenchCdcArgs {
     /// Row changes per transaction in the burst.
     #[arg(long, default_value_t = 10_000)]
     pub tx_rows: u64,
+    /// Bursts measured (medians are reported: this kind of host is noisy).
+    #[arg(long, default_value_t = 3)]
+    pub rounds: u64,
     /// Changes per second during the latency run.
     #[arg(long, default_value_t = 5_000)]
     pub rate: u64,
     /// Length of the latency run in seconds.
     #[arg(long, default_value_t = 30)]
     pub seconds: u64,
+    /// Extra librdkafka producer property `key=value` for the service (repeatable).
+    #[arg(long = "kafka-property")]
+    pub kafka_property: Vec<String>,
 }
 
 #[derive(Debug, Clone, clap::Args)]

@@ -172,7 +172,8 @@ async fn released_slot(pool: &PgPool, slot: &str) -> Result<Option<crate::replic
     }
 }
 
-fn pgoutput_options(publication: &str) -> Vec<(&'static str, &str)> {
+/// The `START_REPLICATION` options the service streams with.
+pub fn pgoutput_options(publication: &str) -> Vec<(&'static str, &str)> {
     vec![("proto_version", "1"), ("publication_names", publication), ("messages", "true")]
 }
 

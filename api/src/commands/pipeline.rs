@@ -16,6 +16,18 @@ use crate::cli::{CdcArgs, ResnapshotArgs};
 use crate::observe::prometheus;
 use crate::settings::Settings;
 
+/// `--kafka-property key=value` arguments as pairs.
+pub(super) fn kafka_properties(props: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    props
+        .iter()
+        .map(|p| {
+            p.split_once('=')
+                .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+                .with_context(|| format!("--kafka-property {p:?}: expected key=value"))
+        })
+        .collect()
+}
+
 /// `orbas pipeline cdc`.
 pub async fn cdc(settings: &Settings, args: CdcArgs) -> anyhow::Result<()> {
     let url = settings.database.admin_url()?.to_owned();
@@ -23,15 +35,7 @@ pub async fn cdc(settings: &Settings, args: CdcArgs) -> anyhow::Result<()> {
     if !args.mask.is_empty() && args.mask_key.as_deref().is_none_or(str::is_empty) {
         bail!("--mask needs a key: set ORBAS_CDC_MASK_KEY (or --mask-key)");
     }
-    let extra = args
-        .kafka_property
-        .iter()
-        .map(|p| {
-            p.split_once('=')
-                .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-                .with_context(|| format!("--kafka-property {p:?}: expected key=value"))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let extra = kafka_properties(&args.kafka_property)?;
     let brokers =
         args.brokers.clone().or_else(|| settings.kafka_brokers.clone()).unwrap_or_else(|| "127.0.0.1:9092".into());
     let cfg = CdcConfig {

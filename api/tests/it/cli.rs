@@ -99,3 +99,50 @@ async fn demo_brings_everything_up_on_an_embedded_postgres() {
     assert_eq!(out.matches("  tenant ").count(), 2, "{out}");
     assert!(out.contains("demo is ready"), "{out}");
 }
+
+#[tokio::test]
+async fn pipeline_resnapshot_requests_refuses_and_resets() {
+    let t = orbas_testkit::fresh_db().await;
+    let slot = format!("cli_{}", &t.name[2..14]);
+    let env = [("DATABASE_URL", t.admin_url.as_str())];
+    let (ok, out) = run(orbas().args(["pipeline", "resnapshot", "no_such_table"]).envs(env)).await;
+    assert!(!ok && out.contains("public.no_such_table is not a table of publication"), "{out}");
+
+    let (ok, out) =
+        run(orbas().args(["pipeline", "resnapshot", "accounts", "--slot", &slot, "--chunk-size", "50"]).envs(env))
+            .await;
+    assert!(ok && out.contains("re-snapshot of public.accounts requested"), "{out}");
+    let (table, chunk): (String, i32) =
+        sqlx::query_as("SELECT table_name, chunk_size FROM orbas.cdc_resnapshots WHERE slot_name = $1")
+            .bind(&slot)
+            .fetch_one(&t.admin)
+            .await
+            .expect("request row");
+    assert_eq!((table.as_str(), chunk), ("accounts", 50));
+
+    // --all: the slot and its snapshot record go, open requests are closed.
+    sqlx::query("SELECT pg_create_logical_replication_slot($1, 'pgoutput')")
+        .bind(&slot)
+        .execute(&t.admin)
+        .await
+        .expect("slot");
+    sqlx::query(
+        "INSERT INTO orbas.cdc_snapshots (slot_name, consistent_point, completed_at) VALUES ($1, '0/0', now())",
+    )
+    .bind(&slot)
+    .execute(&t.admin)
+    .await
+    .expect("record");
+    let (ok, out) = run(orbas().args(["pipeline", "resnapshot", "--all", "--slot", &slot]).envs(env)).await;
+    assert!(ok && out.contains("the next `orbas pipeline cdc` copies every table again"), "{out}");
+    let left: (i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1),
+                (SELECT count(*) FROM orbas.cdc_snapshots WHERE slot_name = $1),
+                (SELECT count(*) FROM orbas.cdc_resnapshots WHERE slot_name = $1 AND completed_at IS NULL)",
+    )
+    .bind(&slot)
+    .fetch_one(&t.admin)
+    .await
+    .expect("state");
+    assert_eq!(left, (0, 0, 0));
+}
