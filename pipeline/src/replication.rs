@@ -14,7 +14,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use postgres_protocol::authentication::sasl::{ChannelBinding, SCRAM_SHA_256, ScramSha256};
 use postgres_protocol::message::frontend;
-use std::collections::VecDeque;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -386,16 +385,9 @@ impl ReplicationClient {
             }
         }
         info!(slot, %from, "replication started");
-        let mut buf = BytesMut::with_capacity(READ_SIZE);
-        buf.extend_from_slice(self.reader.buffer());
-        let socket =
-            self.reader.into_inner().reunite(self.writer).map_err(|e| Error::Protocol(e.to_string()))?.into_std()?;
-        socket.set_nonblocking(false)?;
-        let writer = socket.try_clone()?;
-        let (tx, batches) = mpsc::channel(BATCHES);
-        let reader =
-            std::thread::Builder::new().name("orbas-walreader".into()).spawn(move || read_loop(socket, buf, &tx))?;
-        Ok(ReplicationStream { batches, pending: VecDeque::new(), writer, reader: Some(reader) })
+        let (tx, rx) = mpsc::channel(4096);
+        let reader = tokio::spawn(read_frames(self.reader, tx));
+        Ok(ReplicationStream { frames: rx, writer: self.writer, reader })
     }
 }
 
@@ -421,156 +413,74 @@ pub enum Frame {
     Keepalive { end: Lsn, reply: bool },
 }
 
-/// Bytes asked of the socket per read.
-const READ_SIZE: usize = 256 * 1024;
-/// A read smaller than this means the data trickles in: the reader then sleeps [`COALESCE`] so the
-/// next read takes many messages at once.
-const TRICKLE: usize = 32 * 1024;
-const COALESCE: Duration = Duration::from_millis(1);
-/// Frame batches in flight between the reader thread and the consumer (back-pressure bound).
-const BATCHES: usize = 16;
-
-/// The reader thread. The walsender writes each message separately; a reader parked in epoll (as
-/// every async runtime's is) is woken once per message, which costs the walsender a wake-up and the
-/// reader a context switch per message — on a small host most of the streaming cost. A blocking
-/// socket read in a thread of its own, pausing while data trickles, is woken once per batch instead.
-fn read_loop(mut socket: std::net::TcpStream, mut buf: BytesMut, tx: &mpsc::Sender<Result<Vec<Frame>>>) {
-    use std::io::Read as _;
-    let mut scratch = vec![0u8; READ_SIZE];
+async fn read_frames(mut reader: BufReader<OwnedReadHalf>, tx: mpsc::Sender<Result<Frame>>) {
     loop {
-        let mut batch = Vec::new();
-        let parsed = loop {
-            match parse_frame(&mut buf) {
-                Ok(Some(f)) => batch.push(f),
-                Ok(None) => break Ok(()),
-                Err(e) => break Err(e),
-            }
+        let frame = next_frame(&mut reader).await;
+        let stop = !matches!(frame, Ok(Some(_)));
+        let item = match frame {
+            Ok(Some(f)) => Ok(f),
+            Ok(None) => Err(Error::Protocol("the server ended the replication stream".into())),
+            Err(e) => Err(e),
         };
-        if !batch.is_empty() && tx.blocking_send(Ok(batch)).is_err() {
+        if tx.send(item).await.is_err() || stop {
             return;
-        }
-        if let Err(e) = parsed {
-            let _ = tx.blocking_send(Err(e));
-            return;
-        }
-        let n = match socket.read(&mut scratch) {
-            Ok(0) => {
-                let _ = tx.blocking_send(Err(Error::Protocol("the server closed the replication connection".into())));
-                return;
-            }
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                let _ = tx.blocking_send(Err(e.into()));
-                return;
-            }
-        };
-        buf.extend_from_slice(&scratch[..n]);
-        if n < TRICKLE {
-            std::thread::sleep(COALESCE);
         }
     }
 }
 
-/// Parses the next whole frame in `buf`, skipping notices.
-fn parse_frame(buf: &mut BytesMut) -> Result<Option<Frame>> {
+async fn next_frame(reader: &mut BufReader<OwnedReadHalf>) -> Result<Option<Frame>> {
     loop {
-        let Some(len) = buf.get(1..5).map(|l| u32::from_be_bytes([l[0], l[1], l[2], l[3]]) as usize) else {
-            return Ok(None);
-        };
-        if len < 4 {
-            return Err(Error::Protocol(format!("bad message length {len}")));
-        }
-        if buf.len() <= len {
-            return Ok(None);
-        }
-        let mut msg = buf.split_to(1 + len).freeze();
-        let tag = msg.get_u8();
-        msg.advance(4);
-        match streamed(tag, msg)? {
-            Streamed::Frame(f) => return Ok(Some(f)),
-            Streamed::Skip => {}
-            Streamed::End => return Err(Error::Protocol("the server ended the replication stream".into())),
-        }
-    }
-}
-
-/// What one backend message means while streaming.
-enum Streamed {
-    Frame(Frame),
-    Skip,
-    End,
-}
-
-fn streamed(tag: u8, mut body: Bytes) -> Result<Streamed> {
-    match tag {
-        b'd' => {
-            need(&body, 1, "CopyData")?;
-            match body.get_u8() {
-                b'w' => {
-                    need(&body, 24, "XLogData")?;
-                    let start = Lsn(body.get_u64());
-                    let end = Lsn(body.get_u64());
-                    let _clock = body.get_i64();
-                    Ok(Streamed::Frame(Frame::XLogData { start, end, data: body }))
-                }
-                b'k' => {
-                    need(&body, 17, "keepalive")?;
-                    let end = Lsn(body.get_u64());
-                    let _clock = body.get_i64();
-                    Ok(Streamed::Frame(Frame::Keepalive { end, reply: body.get_u8() == 1 }))
-                }
-                t => {
-                    debug!(tag = %char::from(t), "ignoring unknown CopyData message");
-                    Ok(Streamed::Skip)
+        let m = read_message(reader).await?;
+        match m.tag {
+            b'd' => {
+                let mut body = m.body;
+                need(&body, 1, "CopyData")?;
+                match body.get_u8() {
+                    b'w' => {
+                        need(&body, 24, "XLogData")?;
+                        let start = Lsn(body.get_u64());
+                        let end = Lsn(body.get_u64());
+                        let _clock = body.get_i64();
+                        return Ok(Some(Frame::XLogData { start, end, data: body }));
+                    }
+                    b'k' => {
+                        need(&body, 17, "keepalive")?;
+                        let end = Lsn(body.get_u64());
+                        let _clock = body.get_i64();
+                        return Ok(Some(Frame::Keepalive { end, reply: body.get_u8() == 1 }));
+                    }
+                    t => debug!(tag = %char::from(t), "ignoring unknown CopyData message"),
                 }
             }
+            b'c' | b'C' | b'Z' => return Ok(None),
+            b'E' => return Err(server_error(&m.body)),
+            b'N' | b'S' => {}
+            t => return Err(Error::Protocol(format!("unexpected message {:?} while streaming", char::from(t)))),
         }
-        b'c' | b'C' | b'Z' => Ok(Streamed::End),
-        b'E' => Err(server_error(&body)),
-        b'N' | b'S' => Ok(Streamed::Skip),
-        t => Err(Error::Protocol(format!("unexpected message {:?} while streaming", char::from(t)))),
     }
 }
 
 /// A logical replication stream in CopyBoth mode.
 #[derive(Debug)]
 pub struct ReplicationStream {
-    batches: mpsc::Receiver<Result<Vec<Frame>>>,
-    pending: VecDeque<Frame>,
-    /// The socket's write side (blocking: status updates are a few dozen bytes).
-    writer: std::net::TcpStream,
-    reader: Option<std::thread::JoinHandle<()>>,
+    frames: mpsc::Receiver<Result<Frame>>,
+    writer: OwnedWriteHalf,
+    reader: tokio::task::JoinHandle<()>,
 }
 
 impl ReplicationStream {
-    /// The next frame, or `None` after `timeout` without one. Cancel-safe.
+    /// The next frame, or `None` after `timeout` without one.
     pub async fn next(&mut self, timeout: Duration) -> Result<Option<Frame>> {
-        if let Some(f) = self.pending.pop_front() {
-            return Ok(Some(f));
-        }
-        match tokio::time::timeout(timeout, self.batches.recv()).await {
+        match tokio::time::timeout(timeout, self.frames.recv()).await {
             Err(_) => Ok(None),
-            Ok(Some(batch)) => {
-                self.pending.extend(batch?);
-                Ok(self.pending.pop_front())
-            }
+            Ok(Some(frame)) => frame.map(Some),
             Ok(None) => Err(Error::Protocol("the replication reader stopped".into())),
         }
     }
 
-    /// The next frame already read, without waiting.
+    /// Frames already received, without waiting.
     pub fn try_next(&mut self) -> Option<Result<Frame>> {
-        if let Some(f) = self.pending.pop_front() {
-            return Some(Ok(f));
-        }
-        match self.batches.try_recv().ok()? {
-            Ok(batch) => {
-                self.pending.extend(batch);
-                self.pending.pop_front().map(Ok)
-            }
-            Err(e) => Some(Err(e)),
-        }
+        self.frames.try_recv().ok()
     }
 
     /// Standby status update: `written` = received, `flushed` = durable downstream (the slot's
@@ -587,7 +497,7 @@ impl ReplicationStream {
         payload.put_u8(u8::from(reply));
         let mut buf = BytesMut::new();
         frontend::CopyData::new(payload.freeze())?.write(&mut buf);
-        std::io::Write::write_all(&mut self.writer, &buf)?;
+        self.writer.write_all(&buf).await?;
         Ok(())
     }
 
@@ -596,24 +506,16 @@ impl ReplicationStream {
         let mut buf = BytesMut::new();
         frontend::copy_done(&mut buf);
         frontend::terminate(&mut buf);
-        let _ = std::io::Write::write_all(&mut self.writer, &buf);
-        self.stop_reader();
+        let _ = self.writer.write_all(&buf).await;
+        let _ = self.writer.shutdown().await;
+        self.reader.abort();
         Ok(())
-    }
-
-    fn stop_reader(&mut self) {
-        let _ = self.writer.shutdown(std::net::Shutdown::Both);
-        self.batches.close();
-        // The shut-down socket ends a blocked read; a closed channel ends a blocked hand-over.
-        if let Some(r) = self.reader.take() {
-            let _ = r.join();
-        }
     }
 }
 
 impl Drop for ReplicationStream {
     fn drop(&mut self) {
-        self.stop_reader();
+        self.reader.abort();
     }
 }
 
