@@ -1,5 +1,6 @@
-//! `orbas demo`: Postgres up (embedded unless DATABASE_URL is set), migrated, seeded once, the server
-//! listening, URLs printed. Later stages (CDC, lake, models) join this command as they arrive.
+//! `orbas demo`: Postgres up (embedded unless DATABASE_URL is set), migrated, seeded once, a Kafka
+//! broker (tansu, in memory, unless `kafka.brokers` is set) with change data capture streaming every
+//! table into it, the server listening, URLs printed. Later stages (lake, models) join as they arrive.
 
 use anyhow::Context;
 use orbas_oltp::cluster::{ClusterOptions, PgCluster};
@@ -8,6 +9,15 @@ use rand::Rng;
 use rand::distr::Alphanumeric;
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::PgPool;
+
+use orbas_pipeline::broker::{Broker, BrokerOptions};
+use orbas_pipeline::catalog::Selection;
+use orbas_pipeline::cdc::{self, CdcConfig};
+use orbas_pipeline::encode::EncoderSettings;
+use orbas_pipeline::kafka::KafkaSettings;
+use orbas_pipeline::replication::ConnectParams;
+use orbas_pipeline::resnapshot;
+use tokio::sync::watch;
 
 use crate::cli::DemoArgs;
 use crate::server::Server;
@@ -37,23 +47,115 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
     };
     let server = Server::build(settings.http_addr, app_pool, &jwt_secret).await?;
     let http = format!("http://{}", server.local_addr()?);
-    print_banner(&admin, &http, &admin_url, cluster.is_some()).await?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let capture = start_cdc(&settings, &admin, &admin_url, stop_rx.clone()).await?;
+    let kafka = capture.as_ref().map(|c| {
+        let source = if c.broker.is_some() { "tansu, in memory" } else { "kafka.brokers" };
+        format!("{} ({source}); CDC topics orbas.cdc.<schema>.<table>, orbas.cdc.transaction, orbas.events", c.brokers)
+    });
+    print_banner(&admin, &http, &admin_url, cluster.is_some(), kafka.as_deref()).await?;
 
-    if args.exit_when_ready {
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let serving = tokio::spawn(server.run_until_stopped(async { drop(rx.await) }));
+    let mut stopped = stop_rx.clone();
+    let serving = tokio::spawn(server.run_until_stopped(async move { drop(stopped.wait_for(|s| *s).await) }));
+    let outcome = if args.exit_when_ready {
         let ready = check_ready(&http).await;
-        let _ = tx.send(());
-        serving.await??;
-        ready?;
-        println!("demo is ready; exiting as asked (--exit-when-ready)");
+        let captured = match &capture {
+            Some(_) => wait_snapshot(&admin).await,
+            None => Ok(()),
+        };
+        ready.and(captured).map(|()| println!("demo is ready; exiting as asked (--exit-when-ready)"))
     } else {
-        server.run_until_stopped(super::shutdown_signal()).await?;
+        super::shutdown_signal().await;
+        Ok(())
+    };
+    let _ = stop_tx.send(true);
+    serving.await??;
+    if let Some(c) = capture {
+        c.task.await?.context("change data capture stopped")?;
+        drop(c.broker);
     }
+    outcome?;
     if let Some(c) = cluster {
         c.stop().await?;
     }
     Ok(())
+}
+
+/// The demo's change data capture: its broker (unless one is configured) and the service's task.
+struct Capture {
+    brokers: String,
+    broker: Option<Broker>,
+    task: tokio::task::JoinHandle<orbas_pipeline::Result<()>>,
+}
+
+/// Starts CDC into the configured brokers, or into a tansu broker of its own. That broker keeps
+/// topics in memory, so the slot from an earlier demo run is reset first and the snapshot redone —
+/// otherwise the new, empty topics would miss everything before the slot's position. Without tansu
+/// (not installed) the demo runs without CDC and says so.
+async fn start_cdc(
+    settings: &Settings,
+    admin: &PgPool,
+    admin_url: &str,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<Option<Capture>> {
+    let (brokers, broker) = match &settings.kafka_brokers {
+        Some(b) => (b.clone(), None),
+        None => match Broker::start(BrokerOptions::default()) {
+            Ok(b) => (b.bootstrap(), Some(b)),
+            Err(e) => {
+                println!("change data capture not started: {e}");
+                return Ok(None);
+            }
+        },
+    };
+    let slot = "orbas_cdc".to_owned();
+    if broker.is_some() {
+        resnapshot::reset_all(admin, &slot).await.context("resetting the demo's CDC slot")?;
+    }
+    let cfg = CdcConfig {
+        database_url: admin_url.to_owned(),
+        publication: "orbas_cdc".into(),
+        slot,
+        kafka: KafkaSettings { brokers: brokers.clone(), partitions: 1, replication_factor: 1, extra: vec![] },
+        encoder: EncoderSettings {
+            server_name: "orbas".into(),
+            database: ConnectParams::from_url(admin_url)?.database,
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            with_schemas: false,
+            mask_key: None,
+        },
+        selection: Selection::default(),
+        tombstones: true,
+        snapshot_parallelism: 2,
+        status_interval: std::time::Duration::from_secs(1),
+        heartbeat_interval: std::time::Duration::from_secs(10),
+    };
+    let mut stop = stop;
+    let task = tokio::spawn(async move {
+        let result = cdc::run(cfg, async move { drop(stop.wait_for(|s| *s).await) }).await;
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "change data capture stopped");
+        }
+        result
+    });
+    Ok(Some(Capture { brokers, broker, task }))
+}
+
+/// Waits for the initial snapshot to be acknowledged, then reports it.
+async fn wait_snapshot(admin: &PgPool) -> anyhow::Result<()> {
+    for _ in 0..1200 {
+        let done: Option<(i32, i64)> = sqlx::query_as(
+            "SELECT tables, rows FROM orbas.cdc_snapshots WHERE slot_name = 'orbas_cdc' AND completed_at IS NOT NULL",
+        )
+        .fetch_optional(admin)
+        .await?;
+        if let Some((tables, rows)) = done {
+            println!("change data capture: initial snapshot of {tables} tables ({rows} rows) is in Kafka; streaming");
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("the CDC initial snapshot did not finish in two minutes")
 }
 
 async fn create_database_if_missing(c: &PgCluster) -> anyhow::Result<()> {
@@ -94,7 +196,13 @@ async fn seed_if_empty(admin: &PgPool, args: &DemoArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn print_banner(admin: &PgPool, http: &str, admin_url: &str, embedded: bool) -> anyhow::Result<()> {
+async fn print_banner(
+    admin: &PgPool,
+    http: &str,
+    admin_url: &str,
+    embedded: bool,
+    kafka: Option<&str>,
+) -> anyhow::Result<()> {
     let tenants: Vec<(String, String)> = sqlx::query_as(
         "SELECT t.slug, u.email FROM tenants t JOIN users u ON u.tenant_id = t.id \
          JOIN roles r ON r.tenant_id = u.tenant_id AND r.id = u.role_id AND r.key = 'admin' \
@@ -108,6 +216,9 @@ async fn print_banner(admin: &PgPool, http: &str, admin_url: &str, embedded: boo
     println!("  API docs       {http}/docs   (OpenAPI: {http}/openapi.json)");
     println!("  health         {http}/healthz   readiness {http}/readyz   metrics {http}/metrics");
     println!("  Postgres       {} ({})", redact(admin_url), if embedded { "embedded" } else { "DATABASE_URL" });
+    if let Some(k) = kafka {
+        println!("  Kafka          {k}");
+    }
     for (slug, email) in tenants.iter().take(6) {
         println!("  tenant {slug:<24} admin {email}");
     }

@@ -98,6 +98,10 @@ async fn demo_brings_everything_up_on_an_embedded_postgres() {
     assert!(out.contains("Orbas demo is up"), "{out}");
     assert_eq!(out.matches("  tenant ").count(), 2, "{out}");
     assert!(out.contains("demo is ready"), "{out}");
+    let snapshot = out.lines().find(|l| l.starts_with("change data capture: initial snapshot of")).unwrap_or_default();
+    let rows: u64 =
+        snapshot.split(" (").nth(1).and_then(|r| r.split(' ').next()).and_then(|n| n.parse().ok()).unwrap_or(0);
+    assert!(rows > 1000, "the seeded CRM went through CDC into Kafka: {out}");
 }
 
 #[tokio::test]
