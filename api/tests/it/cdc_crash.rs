@@ -21,15 +21,16 @@ const TABLE_TOPIC: &str = "orbas.cdc.public.crash_rows";
 const TX_TOPIC: &str = "orbas.cdc.transaction";
 const TRANSACTIONS: i64 = 100;
 const ROWS_PER_TX: i64 = 1000;
-const KILLS: usize = 12;
+/// Random kills during the burst; one more follows at start-up (12 in all).
+const KILLS: usize = 11;
 
 /// One change as the writer made it: (op, id, v after the change or before a delete).
 type Change = (char, i64, i64);
 
-fn cdc(db_url: &str, brokers: &str, slot: &str) -> Child {
+fn cdc(db_url: &str, brokers: &str, slot: &str, metrics: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_orbas"))
         .args(["pipeline", "cdc", "--brokers", brokers, "--slot", slot, "--include", "public.crash_rows"])
-        .args(["--status-interval-ms", "50", "--heartbeat-interval-ms", "0", "--metrics-addr", "127.0.0.1:0"])
+        .args(["--status-interval-ms", "50", "--heartbeat-interval-ms", "0", "--metrics-addr", metrics])
         .env("DATABASE_URL", db_url)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
@@ -99,7 +100,7 @@ async fn kill_9_during_a_write_burst_loses_nothing_and_duplicates_only_by_lsn() 
     .expect("create table");
     let slot = format!("crash_{}", &t.name[2..14]);
 
-    let mut child = cdc(&t.admin_url, &brokers, &slot);
+    let mut child = cdc(&t.admin_url, &brokers, &slot, "127.0.0.1:0");
     wait_for(&t.admin, "the initial snapshot completes", "SELECT completed_at IS NOT NULL FROM orbas.cdc_snapshots")
         .await;
 
@@ -116,8 +117,16 @@ async fn kill_9_during_a_write_burst_loses_nothing_and_duplicates_only_by_lsn() 
         child.start_kill().expect("kill -9");
         child.wait().await.expect("reap");
         kills += 1;
-        child = cdc(&t.admin_url, &brokers, &slot);
+        child = cdc(&t.admin_url, &brokers, &slot, "127.0.0.1:0");
     }
+    // The last one serves its metrics on a known port.
+    child.start_kill().expect("kill -9");
+    child.wait().await.expect("reap");
+    let metrics_addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+        l.local_addr().expect("addr").to_string()
+    };
+    child = cdc(&t.admin_url, &brokers, &slot, &metrics_addr);
     let changes = writer.await.expect("writer");
     let end_lsn: String =
         sqlx::query_scalar("SELECT pg_current_wal_insert_lsn()::text").fetch_one(&t.admin).await.expect("lsn");
@@ -129,6 +138,19 @@ async fn kill_9_during_a_write_burst_loses_nothing_and_duplicates_only_by_lsn() 
         ),
     )
     .await;
+    let end: orbas_pipeline::Lsn = end_lsn.parse().expect("lsn");
+    let mut acked = 0.0;
+    for _ in 0..50 {
+        let text = reqwest::get(format!("http://{metrics_addr}/metrics")).await.expect("GET /metrics");
+        let text = text.text().await.expect("metrics body");
+        acked = gauge(&text, "orbas_cdc_acked_lsn");
+        if acked >= end.0 as f64 {
+            assert!(text.contains("orbas_cdc_lag_bytes") && text.contains("orbas_cdc_lag_seconds"), "{text}");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(acked >= end.0 as f64, "/metrics reports the acknowledged LSN ({acked} < {})", end.0);
     // Graceful stop of the last one: SIGTERM, exit 0.
     let pid = child.id().expect("pid").to_string();
     let term = Command::new("kill").args(["-TERM", &pid]).status().await.expect("kill -TERM");
@@ -138,6 +160,15 @@ async fn kill_9_during_a_write_burst_loses_nothing_and_duplicates_only_by_lsn() 
 
     let consumed = consume_all(&brokers, &[TABLE_TOPIC, TX_TOPIC]).await;
     check(&changes, &consumed);
+}
+
+/// A gauge's value in the Prometheus text format (0 when absent).
+fn gauge(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
 }
 
 async fn wait_for(pool: &PgPool, what: &str, sql: &str) {
