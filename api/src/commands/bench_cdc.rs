@@ -18,7 +18,6 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use orbas_oltp::cluster::{ClusterOptions, PgCluster};
 use orbas_oltp::db;
 use orbas_pipeline::broker::{Broker, BrokerOptions};
 use orbas_pipeline::catalog::Selection;
@@ -29,12 +28,11 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::message::Message as _;
 use rdkafka::{Offset, TopicPartitionList};
-use secrecy::ExposeSecret;
 use sqlx::PgPool;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use super::bench_seed::fresh_database;
+use super::bench_seed::{bench_server, fresh_database};
 use crate::cli::BenchCdcArgs;
 use crate::settings::Settings;
 
@@ -50,15 +48,7 @@ pub async fn run(settings: &Settings, args: &BenchCdcArgs) -> anyhow::Result<()>
     if args.rows == 0 || args.tx_rows == 0 || args.rate < 100 {
         bail!("--rows and --tx-rows must be positive and --rate at least 100");
     }
-    let cluster = match &settings.database.url {
-        Some(_) => None,
-        None => Some(PgCluster::start(ClusterOptions::default()).await?),
-    };
-    let base_url = match (&cluster, &settings.database.url) {
-        (Some(c), _) => c.url("postgres"),
-        (None, Some(u)) => u.expose_secret().to_owned(),
-        (None, None) => bail!("unreachable: no database"),
-    };
+    let (cluster, base_url) = bench_server(settings).await?;
     let url = fresh_database(&base_url, DATABASE).await?;
     let pool = db::connect(&url, 4).await?;
     create_table(&pool).await?;

@@ -16,15 +16,7 @@ use crate::cli::BenchSeedArgs;
 use crate::settings::Settings;
 
 pub async fn run(settings: &Settings, args: &BenchSeedArgs) -> anyhow::Result<()> {
-    let cluster = match &settings.database.url {
-        Some(_) => None,
-        None => Some(PgCluster::start(ClusterOptions::default()).await?),
-    };
-    let base_url = match (&cluster, &settings.database.url) {
-        (Some(c), _) => c.url("postgres"),
-        (None, Some(u)) => u.expose_secret().to_owned(),
-        (None, None) => bail!("unreachable: no database"),
-    };
+    let (cluster, base_url) = bench_server(settings).await?;
     let cfg = seed::SeedConfig::new(args.tenants, args.scale, args.seed)?;
     let ours_url = fresh_database(&base_url, "orbas_bench_ours").await?;
     let peer_url = fresh_database(&base_url, "orbas_bench_psql").await?;
@@ -44,6 +36,19 @@ pub async fn run(settings: &Settings, args: &BenchSeedArgs) -> anyhow::Result<()
         c.stop().await?;
     }
     Ok(())
+}
+
+/// The server a benchmark runs on: `DATABASE_URL`'s, else a private cluster started for the run
+/// (returned so the caller stops it); with the URL of a database to connect to first.
+pub(super) async fn bench_server(settings: &Settings) -> anyhow::Result<(Option<PgCluster>, String)> {
+    match &settings.database.url {
+        Some(u) => Ok((None, u.expose_secret().to_owned())),
+        None => {
+            let c = PgCluster::start(ClusterOptions::default()).await?;
+            let url = c.url("postgres");
+            Ok((Some(c), url))
+        }
+    }
 }
 
 /// Drops and re-creates `name` next to `base_url`'s database, migrated; returns its URL.
