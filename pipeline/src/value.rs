@@ -252,7 +252,42 @@ fn normalise_year(s: &str, bc: bool) -> String {
     format!("{y:+05}-{rest}")
 }
 
+/// `YYYY-MM-DD` (years 1..9999, what Postgres prints for AD dates) without a format parser.
+fn plain_date(s: &[u8]) -> Option<NaiveDate> {
+    if s.len() != 10 || s[4] != b'-' || s[7] != b'-' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        s[r].iter().try_fold(0u32, |n, &b| b.is_ascii_digit().then(|| n * 10 + u32::from(b - b'0')))
+    };
+    NaiveDate::from_ymd_opt(i32::try_from(num(0..4)?).ok()?, num(5..7)?, num(8..10)?)
+}
+
+/// `YYYY-MM-DD HH:MM:SS[.ffffff]` without a format parser.
+fn plain_timestamp(s: &str) -> Option<NaiveDateTime> {
+    let b = s.as_bytes();
+    if b.len() < 19 || b[10] != b' ' || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        b.get(r)?.iter().try_fold(0u32, |n, &d| d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0')))
+    };
+    let micros = match &b[19..] {
+        [] => 0,
+        [b'.', frac @ ..] if (1..=6).contains(&frac.len()) => {
+            let n = num(20..b.len())?;
+            n * 10u32.pow(u32::try_from(6 - frac.len()).ok()?)
+        }
+        _ => return None,
+    };
+    let time = NaiveTime::from_hms_micro_opt(num(11..13)?, num(14..16)?, num(17..19)?, micros)?;
+    Some(plain_date(&b[..10])?.and_time(time))
+}
+
 fn parse_date(s: &str) -> Option<NaiveDate> {
+    if let Some(d) = plain_date(s.as_bytes()) {
+        return Some(d);
+    }
     let (s, bc) = strip_bc(s);
     NaiveDate::parse_from_str(s, "%Y-%m-%d")
         .ok()
@@ -271,6 +306,9 @@ fn date_days(s: &str) -> Option<i64> {
 }
 
 fn parse_naive_timestamp(s: &str) -> Option<NaiveDateTime> {
+    if let Some(t) = plain_timestamp(s) {
+        return Some(t);
+    }
     let (s, bc) = strip_bc(s);
     let fmt = "%Y-%m-%d %H:%M:%S%.f";
     NaiveDateTime::parse_from_str(s, fmt)
@@ -519,6 +557,24 @@ mod tests {
             prop_assert_eq!(timestamptz_iso(&pg), Some(expect));
             let naive = dt.format("%Y-%m-%d %H:%M:%S%.f").to_string();
             prop_assert_eq!(timestamp_micros(&naive), Some(micros));
+        }
+
+        #[test]
+        fn dates_match_chrono(days in -719_162_i64..2_932_896) {
+            let d = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default() + chrono::Duration::days(days);
+            prop_assert_eq!(date_days(&d.format("%Y-%m-%d").to_string()), Some(days));
+        }
+
+        #[test]
+        fn malformed_dates_and_timestamps_are_refused_not_misread(s in "[0-9: .-]{0,26}") {
+            let chrono_ts = NaiveDateTime::parse_from_str(&s, "%Y-%m-%d %H:%M:%S%.f").ok();
+            if let Some(fast) = plain_timestamp(&s) {
+                prop_assert_eq!(Some(fast), chrono_ts);
+            }
+            let chrono_date = NaiveDate::parse_from_str(&s, "%Y-%m-%d").ok();
+            if let Some(fast) = plain_date(s.as_bytes()) {
+                prop_assert_eq!(Some(fast), chrono_date);
+            }
         }
     }
 }
