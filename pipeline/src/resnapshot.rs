@@ -144,19 +144,11 @@ pub async fn reset_all(pool: &PgPool, slot: &str) -> Result<()> {
 }
 
 async fn published_oid(pool: &PgPool, publication: &str, schema: &str, table: &str) -> Result<u32> {
-    let oid: Option<i64> = sqlx::query_scalar(
-        "SELECT c.oid::int8
-           FROM pg_publication_tables pt
-           JOIN pg_namespace n ON n.nspname = pt.schemaname
-           JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = pt.tablename
-          WHERE pt.pubname = $1 AND pt.schemaname = $2 AND pt.tablename = $3",
-    )
-    .bind(publication)
-    .bind(schema)
-    .bind(table)
-    .fetch_optional(pool)
-    .await?;
-    oid.and_then(|o| u32::try_from(o).ok())
+    catalog::published_tables(pool, publication)
+        .await?
+        .into_iter()
+        .find(|t| t.schema == schema && t.table == table)
+        .map(|t| t.oid)
         .ok_or_else(|| Error::Config(format!("{schema}.{table} is not a table of publication {publication:?}")))
 }
 
@@ -339,14 +331,8 @@ impl Resnapshots {
                     sqlx::raw_sql("COMMIT").execute(&mut *conn).await?;
                     return self.finish_empty(pool, job.id).await;
                 };
-                let row = split_row(line);
-                let key = (0..rel.key.len())
-                    .map(|i| row.get(i).and_then(|v| v.as_deref()).map(|b| String::from_utf8_lossy(b).into_owned()))
-                    .collect::<Option<Vec<String>>>()
-                    .ok_or_else(|| Error::Snapshot {
-                        table: format!("{}.{}", job.schema, job.table),
-                        why: "a primary-key column is null".into(),
-                    })?;
+                // The query selects the key columns only, in key order.
+                let key = key_text(&rel, line, 0..rel.key.len())?;
                 sqlx::query("UPDATE orbas.cdc_resnapshots SET max_key = $2 WHERE id = $1")
                     .bind(job.id)
                     .bind(&key)
@@ -365,24 +351,16 @@ impl Resnapshots {
 
         let mut index = HashMap::with_capacity(lines.len());
         let mut key = Vec::new();
-        let mut last_key = job.last_key.clone();
         for (i, line) in lines.iter().enumerate() {
             let Some(line) = line else { continue };
-            let row = split_row(line);
             key.clear();
-            encoder.write_key(&rel, &row, &mut key);
+            encoder.write_key(&rel, &split_row(line), &mut key);
             index.insert(key.clone(), i);
-            last_key = Some(
-                rel.key
-                    .iter()
-                    .map(|&k| row.get(k).and_then(|v| v.as_deref()).map(|b| String::from_utf8_lossy(b).into_owned()))
-                    .collect::<Option<Vec<String>>>()
-                    .ok_or_else(|| Error::Snapshot {
-                        table: format!("{}.{}", job.schema, job.table),
-                        why: "a primary-key column is null".into(),
-                    })?,
-            );
         }
+        let last_key = match lines.last().and_then(Option::as_deref) {
+            Some(line) => Some(key_text(&rel, line, rel.key.iter().copied())?),
+            None => job.last_key.clone(),
+        };
         let complete = lines.len() < usize::try_from(job.chunk_size).unwrap_or(usize::MAX);
         let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
         let watermark = format!("{}.{}.{nanos}", job.id, job.chunks + 1);
@@ -484,6 +462,18 @@ impl Resnapshots {
         }
         Ok(())
     }
+}
+
+/// The text of a COPY line's fields at `positions` (a key, for the next chunk's bounds).
+fn key_text(rel: &Relation, line: &[u8], positions: impl Iterator<Item = usize>) -> Result<Vec<String>> {
+    let row = split_row(line);
+    positions
+        .map(|i| row.get(i).and_then(|v| v.as_deref()).map(|b| String::from_utf8_lossy(b).into_owned()))
+        .collect::<Option<Vec<String>>>()
+        .ok_or_else(|| Error::Snapshot {
+            table: format!("{}.{}", rel.schema, rel.table),
+            why: "a primary-key column is null".into(),
+        })
 }
 
 /// Every line a `COPY … TO STDOUT` returns.
