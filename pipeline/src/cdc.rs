@@ -17,7 +17,6 @@ use sqlx::PgPool;
 use tracing::{info, warn};
 
 use crate::catalog::{self, PublishedTable, Selection};
-use crate::copy_text::split_row;
 use crate::encode::{Encoder, EncoderSettings, Position, Relation};
 use crate::error::{Error, Result};
 use crate::event::{
@@ -30,7 +29,7 @@ use crate::replication::{
     ConnectParams, Frame, PG_EPOCH_OFFSET_MICROS, ReplicationClient, ReplicationStream, slot_state,
 };
 use crate::resnapshot::{Chunk, Resnapshots, SIGNAL_PREFIX, WATERMARK_PREFIX};
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Snapshot, send_read};
 use crate::value::write_str;
 
 /// Heartbeats go here (Debezium's `__debezium-heartbeat.<prefix>`).
@@ -612,18 +611,7 @@ impl Streamer<'_> {
         let rel = &chunk.rel;
         let mut rows = 0i64;
         for line in chunk.rows() {
-            let row = split_row(line);
-            if row.len() != rel.columns.len() {
-                return Err(Error::Snapshot {
-                    table: format!("{}.{}", rel.schema, rel.table),
-                    why: format!("COPY row has {} columns, expected {}", row.len(), rel.columns.len()),
-                });
-            }
-            self.key.clear();
-            self.value.clear();
-            let has_key = self.encoder.write_key(rel, &row, &mut self.key);
-            self.encoder.write_event(rel, Op::Read, None, Some(&row), &pos, now, &mut self.value);
-            self.output.send(seq, &rel.topic, None, has_key.then_some(self.key.as_slice()), Some(&self.value)).await?;
+            send_read(self.encoder, self.output, rel, seq, line, &pos, now, &mut self.key, &mut self.value).await?;
             self.bytes.increment((self.key.len() + self.value.len()) as u64);
             rows += 1;
         }

@@ -37,7 +37,7 @@ use crate::encode::{Encoder, Relation};
 use crate::error::{Error, Result};
 use crate::lsn::Lsn;
 use crate::replication::quote_ident;
-use crate::value::SESSION_SETTINGS;
+use crate::snapshot::begin_read;
 
 /// Logical-message prefix of re-snapshot requests.
 pub const SIGNAL_PREFIX: &str = "orbas.signal";
@@ -310,13 +310,10 @@ impl Resnapshots {
             Err(e) => return Err(e),
         };
         let mut conn = pool.acquire().await?;
-        sqlx::raw_sql("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").execute(&mut *conn).await?;
+        begin_read(&mut conn, None, &format!("{}.{}", job.schema, job.table)).await?;
         let snapshot: String = sqlx::query_scalar("SELECT pg_current_snapshot()::text").fetch_one(&mut *conn).await?;
         let snapshot = TxSnapshot::parse(&snapshot)
             .ok_or_else(|| Error::Protocol(format!("cannot parse the snapshot {snapshot:?}")))?;
-        for (k, v) in SESSION_SETTINGS {
-            sqlx::query("SELECT set_config($1, $2, true)").bind(k).bind(v).execute(&mut *conn).await?;
-        }
         let cols = catalog::columns(&mut conn, oid).await?;
         let rel = catalog::relation(&encoder.settings, selection, &job.schema, &job.table, &cols, None);
         if rel.key.is_empty() {

@@ -8,12 +8,12 @@ use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures::{StreamExt as _, TryStreamExt as _};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use tracing::info;
 
 use crate::catalog::{self, PublishedTable, Selection};
 use crate::copy_text::{LineBuffer, split_row};
-use crate::encode::{Encoder, Position};
+use crate::encode::{Encoder, Position, Relation};
 use crate::error::{Error, Result};
 use crate::event::{Op, SnapshotMark};
 use crate::kafka::Output;
@@ -65,16 +65,7 @@ impl Snapshot<'_> {
     async fn copy_table(&self, t: &PublishedTable) -> Result<u64> {
         let fail = |why: String| Error::Snapshot { table: t.qualified(), why };
         let mut conn = self.pool.acquire().await?;
-        sqlx::raw_sql("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").execute(&mut *conn).await?;
-        if let Some(name) = self.snapshot_name {
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("SET TRANSACTION SNAPSHOT '{}'", name.replace('\'', "''"))))
-                .execute(&mut *conn)
-                .await
-                .map_err(|e| fail(format!("cannot import the exported snapshot: {e}")))?;
-        }
-        for (k, v) in SESSION_SETTINGS {
-            sqlx::query("SELECT set_config($1, $2, true)").bind(k).bind(v).execute(&mut *conn).await?;
-        }
+        begin_read(&mut conn, self.snapshot_name, &t.qualified()).await?;
         let cols = catalog::columns(&mut conn, t.oid).await?;
         let rel = catalog::relation(&self.encoder.settings, self.selection, &t.schema, &t.table, &cols, None);
         let list: Vec<String> = rel.columns.iter().map(|c| quote_ident(&c.name)).collect();
@@ -110,7 +101,7 @@ impl Snapshot<'_> {
                     Ok(())
                 })?;
                 for line in complete {
-                    self.emit(&rel, seq, &line, &base, now_ms, &mut key, &mut value).await?;
+                    send_read(self.encoder, self.output, &rel, seq, &line, &base, now_ms, &mut key, &mut value).await?;
                     rows += 1;
                 }
             }
@@ -123,7 +114,7 @@ impl Snapshot<'_> {
                 snapshot: if self.mark == SnapshotMark::True { SnapshotMark::LastInDataCollection } else { self.mark },
                 ..base
             };
-            self.emit(&rel, seq, &last, &pos, now_ms, &mut key, &mut value).await?;
+            send_read(self.encoder, self.output, &rel, seq, &last, &pos, now_ms, &mut key, &mut value).await?;
             rows += 1;
         }
         sqlx::raw_sql("COMMIT").execute(&mut *conn).await?;
@@ -131,29 +122,50 @@ impl Snapshot<'_> {
         info!(table = %t.qualified(), rows, "table copied");
         Ok(rows)
     }
+}
 
-    #[allow(clippy::too_many_arguments)]
-    async fn emit(
-        &self,
-        rel: &crate::encode::Relation,
-        seq: u64,
-        line: &[u8],
-        pos: &Position<'_>,
-        now_ms: i64,
-        key: &mut Vec<u8>,
-        value: &mut Vec<u8>,
-    ) -> Result<()> {
-        let row: Vec<Option<Cow<'_, [u8]>>> = split_row(line);
-        if row.len() != rel.columns.len() {
-            return Err(Error::Snapshot {
-                table: format!("{}.{}", rel.schema, rel.table),
-                why: format!("COPY row has {} columns, expected {}", row.len(), rel.columns.len()),
-            });
-        }
-        key.clear();
-        value.clear();
-        let has_key = self.encoder.write_key(rel, &row, key);
-        self.encoder.write_event(rel, Op::Read, None, Some(&row), pos, now_ms, value);
-        self.output.send(seq, &rel.topic, None, has_key.then_some(key.as_slice()), Some(value)).await
+/// Opens a read-only repeatable-read transaction on `conn` — inside the exported snapshot
+/// `snapshot_name` if given — with the session settings that fix the text form of every value.
+pub(crate) async fn begin_read(conn: &mut PgConnection, snapshot_name: Option<&str>, table: &str) -> Result<()> {
+    sqlx::raw_sql("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").execute(&mut *conn).await?;
+    if let Some(name) = snapshot_name {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("SET TRANSACTION SNAPSHOT '{}'", name.replace('\'', "''"))))
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| Error::Snapshot {
+                table: table.to_owned(),
+                why: format!("cannot import the exported snapshot: {e}"),
+            })?;
     }
+    for (k, v) in SESSION_SETTINGS {
+        sqlx::query("SELECT set_config($1, $2, true)").bind(k).bind(v).execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Publishes one COPY row of `rel` as an `op: r` event at `pos`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn send_read(
+    encoder: &Encoder,
+    output: &Output,
+    rel: &Relation,
+    seq: u64,
+    line: &[u8],
+    pos: &Position<'_>,
+    now_ms: i64,
+    key: &mut Vec<u8>,
+    value: &mut Vec<u8>,
+) -> Result<()> {
+    let row: Vec<Option<Cow<'_, [u8]>>> = split_row(line);
+    if row.len() != rel.columns.len() {
+        return Err(Error::Snapshot {
+            table: format!("{}.{}", rel.schema, rel.table),
+            why: format!("COPY row has {} columns, expected {}", row.len(), rel.columns.len()),
+        });
+    }
+    key.clear();
+    value.clear();
+    let has_key = encoder.write_key(rel, &row, key);
+    encoder.write_event(rel, Op::Read, None, Some(&row), pos, now_ms, value);
+    output.send(seq, &rel.topic, None, has_key.then_some(key.as_slice()), Some(value)).await
 }
