@@ -58,6 +58,32 @@ pub struct CdcConfig {
     pub heartbeat_interval: Duration,
 }
 
+impl CdcConfig {
+    /// The service's defaults (those of `orbas pipeline cdc` without flags): publication and slot
+    /// `orbas_cdc`, every table, one partition per topic, tombstones, `source.name` `orbas`, status every
+    /// second, a heartbeat every ten seconds.
+    pub fn new(database_url: &str, brokers: &str) -> Result<Self> {
+        Ok(CdcConfig {
+            database_url: database_url.to_owned(),
+            publication: "orbas_cdc".into(),
+            slot: "orbas_cdc".into(),
+            kafka: KafkaSettings { brokers: brokers.to_owned(), partitions: 1, replication_factor: 1, extra: vec![] },
+            encoder: EncoderSettings {
+                server_name: "orbas".into(),
+                database: ConnectParams::from_url(database_url)?.database,
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+                with_schemas: false,
+                mask_key: None,
+            },
+            selection: Selection::default(),
+            tombstones: true,
+            snapshot_parallelism: 2,
+            status_interval: Duration::from_secs(1),
+            heartbeat_interval: Duration::from_secs(10),
+        })
+    }
+}
+
 /// Runs until `shutdown` resolves (graceful: everything read is acknowledged and confirmed before
 /// returning) or an error stops the stream.
 pub async fn run(cfg: CdcConfig, shutdown: impl Future<Output = ()>) -> Result<()> {

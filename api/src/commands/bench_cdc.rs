@@ -22,8 +22,6 @@ use orbas_oltp::db;
 use orbas_pipeline::broker::{Broker, BrokerOptions};
 use orbas_pipeline::catalog::Selection;
 use orbas_pipeline::cdc::{self, CdcConfig};
-use orbas_pipeline::encode::EncoderSettings;
-use orbas_pipeline::kafka::KafkaSettings;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::message::Message as _;
@@ -53,7 +51,7 @@ pub async fn run(settings: &Settings, args: &BenchCdcArgs) -> anyhow::Result<()>
     let pool = db::connect(&url, 4).await?;
     create_table(&pool).await?;
     let broker = Broker::start(BrokerOptions::default()).context("starting the tansu broker (./scripts/setup.sh)")?;
-    let mut cfg = config(&url, &broker.bootstrap());
+    let mut cfg = config(&url, &broker.bootstrap())?;
     cfg.kafka.extra = super::pipeline::kafka_properties(&args.kafka_property)?;
 
     // The service's first start: slot, (empty) snapshot, then stop.
@@ -153,25 +151,13 @@ async fn measure_round(
     Ok(Round { write, wal_bytes, peer, peer_messages, peer_bytes, recv, drain, ours })
 }
 
-fn config(url: &str, brokers: &str) -> CdcConfig {
-    CdcConfig {
-        database_url: url.to_owned(),
-        publication: "orbas_cdc".into(),
-        slot: OUR_SLOT.into(),
-        kafka: KafkaSettings { brokers: brokers.to_owned(), partitions: 1, replication_factor: 1, extra: vec![] },
-        encoder: EncoderSettings {
-            server_name: "orbas".into(),
-            database: DATABASE.into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            with_schemas: false,
-            mask_key: None,
-        },
-        selection: Selection { include: vec![TABLE.into()], ..Selection::default() },
-        tombstones: true,
-        snapshot_parallelism: 2,
-        status_interval: Duration::from_millis(100),
-        heartbeat_interval: Duration::ZERO,
-    }
+fn config(url: &str, brokers: &str) -> anyhow::Result<CdcConfig> {
+    let mut cfg = CdcConfig::new(url, brokers)?;
+    cfg.slot = OUR_SLOT.into();
+    cfg.selection = Selection { include: vec![TABLE.into()], ..Selection::default() };
+    cfg.status_interval = Duration::from_millis(100);
+    cfg.heartbeat_interval = Duration::ZERO;
+    Ok(cfg)
 }
 
 async fn create_table(pool: &PgPool) -> anyhow::Result<()> {

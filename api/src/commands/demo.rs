@@ -11,11 +11,7 @@ use secrecy::{ExposeSecret, SecretString};
 use sqlx::PgPool;
 
 use orbas_pipeline::broker::{Broker, BrokerOptions};
-use orbas_pipeline::catalog::Selection;
 use orbas_pipeline::cdc::{self, CdcConfig};
-use orbas_pipeline::encode::EncoderSettings;
-use orbas_pipeline::kafka::KafkaSettings;
-use orbas_pipeline::replication::ConnectParams;
 use orbas_pipeline::resnapshot;
 use tokio::sync::watch;
 
@@ -108,28 +104,10 @@ async fn start_cdc(
             }
         },
     };
-    let slot = "orbas_cdc".to_owned();
+    let cfg = CdcConfig::new(admin_url, &brokers)?;
     if broker.is_some() {
-        resnapshot::reset_all(admin, &slot).await.context("resetting the demo's CDC slot")?;
+        resnapshot::reset_all(admin, &cfg.slot).await.context("resetting the demo's CDC slot")?;
     }
-    let cfg = CdcConfig {
-        database_url: admin_url.to_owned(),
-        publication: "orbas_cdc".into(),
-        slot,
-        kafka: KafkaSettings { brokers: brokers.clone(), partitions: 1, replication_factor: 1, extra: vec![] },
-        encoder: EncoderSettings {
-            server_name: "orbas".into(),
-            database: ConnectParams::from_url(admin_url)?.database,
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-            with_schemas: false,
-            mask_key: None,
-        },
-        selection: Selection::default(),
-        tombstones: true,
-        snapshot_parallelism: 2,
-        status_interval: std::time::Duration::from_secs(1),
-        heartbeat_interval: std::time::Duration::from_secs(10),
-    };
     let mut stop = stop;
     let task = tokio::spawn(async move {
         let result = cdc::run(cfg, async move { drop(stop.wait_for(|s| *s).await) }).await;
