@@ -213,6 +213,11 @@ pub struct Chunk {
 }
 
 impl Chunk {
+    /// Is a streamed change of `schema.table` by transaction `xid` newer than this chunk's read?
+    fn superseded_by(&self, schema: &str, table: &str, xid: Option<u32>) -> bool {
+        self.rel.schema == schema && self.rel.table == table && !xid.is_some_and(|x| self.snapshot.sees(x))
+    }
+
     /// The rows still to publish.
     pub fn rows(&self) -> impl Iterator<Item = &[u8]> {
         self.lines.iter().filter_map(|l| l.as_deref())
@@ -395,10 +400,7 @@ impl Resnapshots {
     /// A streamed change of `schema.table` by transaction `xid` with message key `key`: if the chunk
     /// in flight holds that key and its snapshot did not see `xid`, the streamed change is newer.
     pub fn on_change(&mut self, schema: &str, table: &str, xid: Option<u32>, key: &[u8]) {
-        let Some(c) = self.chunk.as_mut() else { return };
-        if c.rel.schema != schema || c.rel.table != table || xid.is_some_and(|x| c.snapshot.sees(x)) {
-            return;
-        }
+        let Some(c) = self.chunk.as_mut().filter(|c| c.superseded_by(schema, table, xid)) else { return };
         if let Some(i) = c.index.remove(key) {
             c.lines[i] = None;
         }
@@ -406,11 +408,9 @@ impl Resnapshots {
 
     /// A streamed truncate of `schema.table`: unseen by the chunk's read, it empties the chunk.
     pub fn on_truncate(&mut self, schema: &str, table: &str, xid: Option<u32>) {
-        let Some(c) = self.chunk.as_mut() else { return };
-        if c.rel.schema == schema && c.rel.table == table && !xid.is_some_and(|x| c.snapshot.sees(x)) {
-            c.lines.iter_mut().for_each(|l| *l = None);
-            c.index.clear();
-        }
+        let Some(c) = self.chunk.as_mut().filter(|c| c.superseded_by(schema, table, xid)) else { return };
+        c.lines.iter_mut().for_each(|l| *l = None);
+        c.index.clear();
     }
 
     /// A watermark arrived at `lsn`: the chunk it closes, if it is ours, to publish now.
