@@ -180,6 +180,10 @@ pub struct BenchCdcArgs {
     /// Extra librdkafka producer property `key=value` for the service (repeatable).
     #[arg(long = "kafka-property")]
     pub kafka_property: Vec<String>,
+    /// Reach the benchmark's own Postgres over its Unix-domain socket instead of loopback TCP (every
+    /// client: the writer, pg_recvlogical, the drain and the service).
+    #[arg(long)]
+    pub socket: bool,
 }
 
 #[derive(Debug, Clone, clap::Args)]

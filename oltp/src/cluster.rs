@@ -114,6 +114,25 @@ impl PgCluster {
         format!("postgres://{SUPERUSER}:{}@127.0.0.1:{}/{database}", self.password, self.port)
     }
 
+    /// Connection URL for `database` as the superuser over the cluster's Unix-domain socket (the socket
+    /// directory percent-encoded as the host, as libpq and sqlx read it).
+    pub fn socket_url(&self, database: &str) -> String {
+        let dir: String = self
+            .root
+            .display()
+            .to_string()
+            .bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                    char::from(b).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect();
+        format!("postgres://{SUPERUSER}:{}@{dir}:{}/{database}", self.password, self.port)
+    }
+
     /// Connection URL for `database` as another role.
     pub fn url_as(&self, user: &str, password: &str, database: &str) -> String {
         format!("postgres://{user}:{password}@127.0.0.1:{}/{database}", self.port)
@@ -174,7 +193,7 @@ impl PgCluster {
             .command("initdb")
             .arg("-D")
             .arg(&data)
-            .args(["-U", SUPERUSER, "--auth-host=scram-sha-256", "--auth-local=peer", "-E", "UTF8"])
+            .args(["-U", SUPERUSER, "--auth-host=scram-sha-256", "--auth-local=scram-sha-256", "-E", "UTF8"])
             .args(["--locale=C.UTF-8", "--no-instructions"])
             .arg(format!("--pwfile={}", pw_path.display()))
             .output()

@@ -14,9 +14,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use postgres_protocol::authentication::sasl::{ChannelBinding, SCRAM_SHA_256, ScramSha256};
 use postgres_protocol::message::frontend;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::{TcpStream, UnixStream};
 use tokio::sync::mpsc;
 use tracing::{debug, info};
 
@@ -28,8 +27,16 @@ use crate::value::SESSION_SETTINGS;
 pub const PG_EPOCH_OFFSET_MICROS: i64 = 946_684_800_000_000;
 
 /// Where and as whom to connect, from a `postgres://user:password@host:port/db` URL.
+///
+/// As in libpq, a host that starts with `/` is the directory of a Unix-domain socket
+/// (`…/.s.PGSQL.<port>`); it is given percent-encoded in the authority
+/// (`postgres://user@%2Fvar%2Frun%2Fpostgresql/db`) or as a `host` query parameter
+/// (`postgres:///db?host=/var/run/postgresql`), and the `port` parameter overrides the URL's port.
+/// On the database host a socket streams several times faster than loopback TCP (see
+/// docs/BENCHMARKS.md).
 #[derive(Clone)]
 pub struct ConnectParams {
+    /// A host name or address, or a socket directory when it starts with `/`.
     pub host: String,
     pub port: u16,
     pub user: String,
@@ -60,13 +67,34 @@ impl ConnectParams {
         let user = if url.username().is_empty() { "postgres".to_owned() } else { decode(url.username())? };
         let password = url.password().map(decode).transpose()?;
         let database = url.path().trim_start_matches('/');
+        let mut host = match url.host_str() {
+            Some(h) if !h.is_empty() => {
+                percent_decode(h).ok_or_else(|| Error::Url("invalid percent-encoding in host".into()))?
+            }
+            _ => "localhost".to_owned(),
+        };
+        let mut port = url.port().unwrap_or(5432);
+        for (key, value) in url.query_pairs() {
+            match &*key {
+                "host" if !value.is_empty() => host = value.into_owned(),
+                "port" => {
+                    port = value.parse().map_err(|_| Error::Url(format!("port must be a number, got {value:?}")))?;
+                }
+                _ => {}
+            }
+        }
         Ok(ConnectParams {
-            host: url.host_str().unwrap_or("localhost").to_owned(),
-            port: url.port().unwrap_or(5432),
+            host,
+            port,
             database: if database.is_empty() { user.clone() } else { decode(database)? },
             user,
             password,
         })
+    }
+
+    /// The Unix-domain socket path when the host names a socket directory.
+    pub fn socket_path(&self) -> Option<std::path::PathBuf> {
+        self.host.starts_with('/').then(|| std::path::Path::new(&self.host).join(format!(".s.PGSQL.{}", self.port)))
     }
 }
 
@@ -111,12 +139,28 @@ pub struct CreatedSlot {
     pub snapshot_name: String,
 }
 
+/// The read half of the connection (TCP or Unix-domain socket).
+type ReadHalf = Box<dyn AsyncRead + Send + Unpin>;
+/// The write half of the connection (TCP or Unix-domain socket).
+type WriteHalf = Box<dyn AsyncWrite + Send + Unpin>;
+
 /// A replication connection before streaming.
-#[derive(Debug)]
 pub struct ReplicationClient {
-    reader: BufReader<OwnedReadHalf>,
-    writer: OwnedWriteHalf,
+    reader: BufReader<ReadHalf>,
+    writer: WriteHalf,
     pub server_version: u32,
+}
+
+impl std::fmt::Debug for ReplicationClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplicationClient").field("server_version", &self.server_version).finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for ReplicationStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplicationStream").field("pending_frames", &self.frames.len()).finish_non_exhaustive()
+    }
 }
 
 /// One backend message: its tag and body.
@@ -125,7 +169,7 @@ struct Backend {
     body: Bytes,
 }
 
-async fn read_message(r: &mut BufReader<OwnedReadHalf>) -> Result<Backend> {
+async fn read_message(r: &mut BufReader<ReadHalf>) -> Result<Backend> {
     let tag = r.read_u8().await?;
     let len = r.read_i32().await?;
     let len = usize::try_from(len - 4).map_err(|_| Error::Protocol(format!("bad message length {len}")))?;
@@ -168,9 +212,18 @@ fn need(buf: &Bytes, n: usize, what: &str) -> Result<()> {
 impl ReplicationClient {
     /// Connects and authenticates a `replication=database` session.
     pub async fn connect(params: &ConnectParams, application_name: &str) -> Result<Self> {
-        let stream = TcpStream::connect((params.host.as_str(), params.port)).await?;
-        stream.set_nodelay(true)?;
-        let (read, writer) = stream.into_split();
+        let (read, writer): (ReadHalf, WriteHalf) = match params.socket_path() {
+            Some(path) => {
+                let (read, write) = UnixStream::connect(&path).await?.into_split();
+                (Box::new(read), Box::new(write))
+            }
+            None => {
+                let stream = TcpStream::connect((params.host.as_str(), params.port)).await?;
+                stream.set_nodelay(true)?;
+                let (read, write) = stream.into_split();
+                (Box::new(read), Box::new(write))
+            }
+        };
         let mut client =
             ReplicationClient { reader: BufReader::with_capacity(256 * 1024, read), writer, server_version: 0 };
         let options: String = SESSION_SETTINGS.iter().map(|(k, v)| format!("-c {k}={v} ")).collect();
@@ -413,7 +466,7 @@ pub enum Frame {
     Keepalive { end: Lsn, reply: bool },
 }
 
-async fn read_frames(mut reader: BufReader<OwnedReadHalf>, tx: mpsc::Sender<Result<Frame>>) {
+async fn read_frames(mut reader: BufReader<ReadHalf>, tx: mpsc::Sender<Result<Frame>>) {
     loop {
         let frame = next_frame(&mut reader).await;
         let stop = !matches!(frame, Ok(Some(_)));
@@ -428,7 +481,7 @@ async fn read_frames(mut reader: BufReader<OwnedReadHalf>, tx: mpsc::Sender<Resu
     }
 }
 
-async fn next_frame(reader: &mut BufReader<OwnedReadHalf>) -> Result<Option<Frame>> {
+async fn next_frame(reader: &mut BufReader<ReadHalf>) -> Result<Option<Frame>> {
     loop {
         let m = read_message(reader).await?;
         match m.tag {
@@ -461,10 +514,9 @@ async fn next_frame(reader: &mut BufReader<OwnedReadHalf>) -> Result<Option<Fram
 }
 
 /// A logical replication stream in CopyBoth mode.
-#[derive(Debug)]
 pub struct ReplicationStream {
     frames: mpsc::Receiver<Result<Frame>>,
-    writer: OwnedWriteHalf,
+    writer: WriteHalf,
     reader: tokio::task::JoinHandle<()>,
 }
 
@@ -556,6 +608,22 @@ mod tests {
         assert_eq!(p.map(|p| p.database.as_str()), Some("orbas"));
         assert!(ConnectParams::from_url("mysql://x@y/z").is_err());
         assert!(!format!("{p:?}").contains("p@ss"), "Debug hides the password");
+    }
+
+    #[test]
+    fn socket_directories_as_in_libpq() {
+        let encoded = ConnectParams::from_url("postgres://cdc@%2Fvar%2Frun%2Fpostgresql:5433/orbas").ok();
+        assert_eq!(
+            encoded.and_then(|p| p.socket_path()),
+            Some("/var/run/postgresql/.s.PGSQL.5433".into()),
+            "a percent-encoded path in the authority"
+        );
+        let query = ConnectParams::from_url("postgres://cdc@localhost/orbas?host=/tmp/pg&port=6000").ok();
+        assert_eq!(query.and_then(|p| p.socket_path()), Some("/tmp/pg/.s.PGSQL.6000".into()), "host/port parameters");
+        let tcp = ConnectParams::from_url("postgres://cdc@db.internal/orbas").ok();
+        assert_eq!(tcp.as_ref().map(|p| p.host.as_str()), Some("db.internal"));
+        assert_eq!(tcp.and_then(|p| p.socket_path()), None);
+        assert!(ConnectParams::from_url("postgres://cdc@localhost/orbas?port=x").is_err());
     }
 
     #[test]

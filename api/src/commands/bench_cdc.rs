@@ -46,7 +46,7 @@ pub async fn run(settings: &Settings, args: &BenchCdcArgs) -> anyhow::Result<()>
     if args.rows == 0 || args.tx_rows == 0 || args.rate < 100 {
         bail!("--rows and --tx-rows must be positive and --rate at least 100");
     }
-    let (cluster, base_url) = bench_server(settings).await?;
+    let (cluster, base_url) = bench_server(settings, args.socket).await?;
     let url = fresh_database(&base_url, DATABASE).await?;
     let pool = db::connect(&url, 4).await?;
     create_table(&pool).await?;
@@ -394,10 +394,12 @@ fn print_markdown(r: &Report<'_>) {
     let rows = r.args.rows as f64;
     let first = r.rounds.first();
     println!(
-        "{} row changes (inserts) in {}-row transactions per round, {} round(s); a round writes in {:.1} s, {:.0} MiB of WAL\n",
+        "{} row changes (inserts) in {}-row transactions per round, {} round(s), clients connected over {}; \
+         a round writes in {:.1} s, {:.0} MiB of WAL\n",
         r.args.rows,
         r.args.tx_rows,
         r.rounds.len(),
+        if r.args.socket { "the Unix-domain socket" } else { "loopback TCP" },
         first.map_or(0.0, |f| f.write.as_secs_f64()),
         first.map_or(0.0, |f| f.wal_bytes as f64 / 1_048_576.0)
     );

@@ -16,7 +16,7 @@ use crate::cli::BenchSeedArgs;
 use crate::settings::Settings;
 
 pub async fn run(settings: &Settings, args: &BenchSeedArgs) -> anyhow::Result<()> {
-    let (cluster, base_url) = bench_server(settings).await?;
+    let (cluster, base_url) = bench_server(settings, false).await?;
     let cfg = seed::SeedConfig::new(args.tenants, args.scale, args.seed)?;
     let ours_url = fresh_database(&base_url, "orbas_bench_ours").await?;
     let peer_url = fresh_database(&base_url, "orbas_bench_psql").await?;
@@ -40,12 +40,13 @@ pub async fn run(settings: &Settings, args: &BenchSeedArgs) -> anyhow::Result<()
 
 /// The server a benchmark runs on: `DATABASE_URL`'s, else a private cluster started for the run
 /// (returned so the caller stops it); with the URL of a database to connect to first.
-pub(super) async fn bench_server(settings: &Settings) -> anyhow::Result<(Option<PgCluster>, String)> {
+/// With `socket`, a cluster started here is reached over its Unix-domain socket instead of loopback TCP.
+pub(super) async fn bench_server(settings: &Settings, socket: bool) -> anyhow::Result<(Option<PgCluster>, String)> {
     match &settings.database.url {
         Some(u) => Ok((None, u.expose_secret().to_owned())),
         None => {
             let c = PgCluster::start(ClusterOptions::default()).await?;
-            let url = c.url("postgres");
+            let url = if socket { c.socket_url("postgres") } else { c.url("postgres") };
             Ok((Some(c), url))
         }
     }
