@@ -1,7 +1,20 @@
 //! # orbas-warehouse — the lakehouse
 //!
-//! Will own (issue #5): the Kafka → Delta Lake sink (idempotent batches via Delta `txn` actions),
-//! the Delta tables of Parquet files, the DataFusion session with a tenant-restricted catalog, and
-//! SQL over HTTP and the Postgres wire protocol for data teams' own tools.
+//! Turns the change stream into Delta Lake tables any engine reads, and serves SQL over them:
 //!
-//! Depends only on the change-event contract of `orbas-pipeline`.
+//! - [`schema`]: a CRM table's lake layout — Postgres types (with modifiers) → Arrow/Delta types, the
+//!   primary key, the bookkeeping columns of bronze and silver.
+//! - [`convert`]: Debezium change events → Arrow record batches.
+//! - [`lake`]: the Delta tables of one CRM table — bronze appends, silver merges, truncates, each
+//!   commit carrying the Kafka positions it covers (`txn` actions) so replays are no-ops.
+//! - [`sink`]: `orbas pipeline sink`, the Kafka consumer that drives them, exactly once.
+//!
+//! Depends on the change-event contract of `orbas-pipeline` (topics, envelope) and nothing downstream.
+
+pub mod convert;
+pub mod error;
+pub mod lake;
+pub mod schema;
+pub mod sink;
+
+pub use error::{Error, Result};
