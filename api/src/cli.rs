@@ -47,6 +47,34 @@ pub enum PipelineCommand {
     /// watermarks, events `snapshot: incremental`); or, with --all, start over with a full initial
     /// snapshot and a new slot on the service's next start.
     Resnapshot(ResnapshotArgs),
+    /// The lake: CDC topics → Delta Lake tables (bronze change log and silver current state per CRM
+    /// table), exactly once; the lake holds the read positions.
+    Sink(SinkArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct SinkArgs {
+    /// Kafka bootstrap servers (default: kafka.brokers from the settings, else 127.0.0.1:9092).
+    #[arg(long)]
+    pub brokers: Option<String>,
+    /// Root of the lake: a directory or a `file://` URL.
+    #[arg(long, env = "ORBAS_LAKE", default_value = "./lake")]
+    pub lake: String,
+    /// Consumer group; part of every position the lake records.
+    #[arg(long, default_value = "orbas-lake")]
+    pub group: String,
+    /// A micro-batch closes after this many milliseconds…
+    #[arg(long, default_value_t = 1000)]
+    pub batch_ms: u64,
+    /// …or this many messages.
+    #[arg(long, default_value_t = 50_000)]
+    pub batch_rows: usize,
+    /// Extra librdkafka consumer property `key=value` (repeatable).
+    #[arg(long = "kafka-property")]
+    pub kafka_property: Vec<String>,
+    /// Address of the Prometheus `/metrics` endpoint.
+    #[arg(long, default_value = "127.0.0.1:9465")]
+    pub metrics_addr: std::net::SocketAddr,
 }
 
 #[derive(Debug, Clone, clap::Args)]

@@ -1,6 +1,7 @@
 //! `orbas demo`: Postgres up (embedded unless DATABASE_URL is set), migrated, seeded once, a Kafka
 //! broker (tansu, in memory, unless `kafka.brokers` is set) with change data capture streaming every
-//! table into it, the server listening, URLs printed. Later stages (lake, models) join as they arrive.
+//! table into it, the lake sink keeping bronze/silver Delta tables from those topics, the server
+//! listening, URLs printed. Later stages (models, search) join as they arrive.
 
 use anyhow::Context;
 use orbas_oltp::cluster::{ClusterOptions, PgCluster};
@@ -13,6 +14,7 @@ use sqlx::PgPool;
 use orbas_pipeline::broker::{Broker, BrokerOptions};
 use orbas_pipeline::cdc::{self, CdcConfig};
 use orbas_pipeline::resnapshot;
+use orbas_warehouse::sink::{Sink, SinkConfig};
 use tokio::sync::watch;
 
 use crate::cli::DemoArgs;
@@ -49,7 +51,14 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
         let source = if c.broker.is_some() { "tansu, in memory" } else { "kafka.brokers" };
         format!("{} ({source}); CDC topics orbas.cdc.<schema>.<table>, orbas.cdc.transaction, orbas.events", c.brokers)
     });
+    let lake = match &capture {
+        Some(c) => Some(start_sink(&admin_url, c, args.data_dir.as_deref(), stop_rx.clone())?),
+        None => None,
+    };
     print_banner(&admin, &http, &admin_url, cluster.is_some(), kafka.as_deref()).await?;
+    if let Some(l) = &lake {
+        println!("  lake           {} (bronze/ and silver/ Delta tables per CRM table)", l.root.display());
+    }
 
     let mut stopped = stop_rx.clone();
     let serving = tokio::spawn(server.run_until_stopped(async move { drop(stopped.wait_for(|s| *s).await) }));
@@ -59,13 +68,20 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
             Some(_) => wait_snapshot(&admin).await,
             None => Ok(()),
         };
-        ready.and(captured).map(|()| println!("demo is ready; exiting as asked (--exit-when-ready)"))
+        let landed = match (&lake, &captured) {
+            (Some(l), Ok(())) => wait_lake(&admin, &l.root).await,
+            _ => Ok(()),
+        };
+        ready.and(captured).and(landed).map(|()| println!("demo is ready; exiting as asked (--exit-when-ready)"))
     } else {
         super::shutdown_signal().await;
         Ok(())
     };
     let _ = stop_tx.send(true);
     serving.await??;
+    if let Some(l) = lake {
+        l.task.await?.context("lake sink stopped")?;
+    }
     if let Some(c) = capture {
         c.task.await?.context("change data capture stopped")?;
         drop(c.broker);
@@ -117,6 +133,60 @@ async fn start_cdc(
         result
     });
     Ok(Some(Capture { brokers, broker, task }))
+}
+
+/// The demo's lake sink: its root directory and the service's task.
+struct Lake {
+    root: std::path::PathBuf,
+    _temp: Option<tempfile::TempDir>,
+    task: tokio::task::JoinHandle<orbas_warehouse::Result<orbas_warehouse::sink::SinkStats>>,
+}
+
+/// Starts the lake sink on the demo's topics. With the demo's in-memory broker the topics start empty
+/// each run (and CDC re-snapshots), so the lake is rebuilt from scratch: positions from an earlier
+/// broker would (rightly) stop the sink as offsets that went backwards.
+fn start_sink(
+    admin_url: &str,
+    capture: &Capture,
+    data_dir: Option<&std::path::Path>,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<Lake> {
+    let (root, temp) = match data_dir {
+        Some(d) => (d.join("lake"), None),
+        None => {
+            let t = tempfile::Builder::new().prefix("orbas-lake-").tempdir().context("lake directory")?;
+            (t.path().to_path_buf(), Some(t))
+        }
+    };
+    if capture.broker.is_some() && root.exists() {
+        std::fs::remove_dir_all(&root).with_context(|| format!("clearing the demo lake {}", root.display()))?;
+    }
+    let url = super::pipeline::lake_url(&root.display().to_string())?;
+    let cfg = SinkConfig::new(admin_url, &capture.brokers, url);
+    let task = tokio::spawn(async move {
+        let result = async { Sink::connect(cfg).await?.run(stop).await }.await;
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "lake sink stopped");
+        }
+        result
+    });
+    Ok(Lake { root, _temp: temp, task })
+}
+
+/// Waits until silver holds as many accounts as Postgres, then reports it.
+async fn wait_lake(admin: &PgPool, root: &std::path::Path) -> anyhow::Result<()> {
+    let want: i64 = sqlx::query_scalar("SELECT count(*) FROM accounts").fetch_one(admin).await?;
+    let url = super::pipeline::lake_url(&root.join("silver/public/accounts").display().to_string())?;
+    for _ in 0..600 {
+        if let Ok(Some(got)) = orbas_warehouse::lake::row_count(&url).await
+            && got == want
+        {
+            println!("lake: silver accounts = {got} rows, as in Postgres (bronze and silver kept from the CDC topics)");
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    anyhow::bail!("the lake did not catch up with Postgres (accounts) in two minutes")
 }
 
 /// Waits for the initial snapshot to be acknowledged, then reports it.

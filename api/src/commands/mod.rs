@@ -23,6 +23,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Pipeline(p) => match *p {
             PipelineCommand::Cdc(args) => pipeline::cdc(&settings, *args).await,
             PipelineCommand::Resnapshot(args) => pipeline::resnapshot(&settings, &args).await,
+            PipelineCommand::Sink(args) => pipeline::sink(&settings, &args).await,
         },
         Command::Bench(BenchCommand::Seed(args)) => bench_seed::run(&settings, &args).await,
         Command::Bench(BenchCommand::Cdc(args)) => bench_cdc::run(&settings, &args).await,

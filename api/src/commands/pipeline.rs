@@ -11,8 +11,9 @@ use orbas_pipeline::encode::EncoderSettings;
 use orbas_pipeline::kafka::KafkaSettings;
 use orbas_pipeline::replication::ConnectParams;
 use orbas_pipeline::resnapshot;
+use orbas_warehouse::sink::{Sink, SinkConfig};
 
-use crate::cli::{CdcArgs, ResnapshotArgs};
+use crate::cli::{CdcArgs, ResnapshotArgs, SinkArgs};
 use crate::observe::prometheus;
 use crate::settings::Settings;
 
@@ -115,4 +116,42 @@ pub async fn resnapshot(settings: &Settings, args: &ResnapshotArgs) -> anyhow::R
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+/// A lake root given as a path or a URL.
+pub(super) fn lake_url(lake: &str) -> anyhow::Result<url::Url> {
+    if lake.contains("://") {
+        return url::Url::parse(lake).with_context(|| format!("lake URL {lake:?}"));
+    }
+    let path = std::path::Path::new(lake);
+    std::fs::create_dir_all(path).with_context(|| format!("creating the lake directory {lake}"))?;
+    let abs = path.canonicalize().with_context(|| format!("lake directory {lake}"))?;
+    url::Url::from_directory_path(&abs)
+        .map_err(|()| anyhow::anyhow!("lake directory {} is not absolute", abs.display()))
+}
+
+/// `orbas pipeline sink`.
+pub async fn sink(settings: &Settings, args: &SinkArgs) -> anyhow::Result<()> {
+    let brokers =
+        args.brokers.clone().or_else(|| settings.kafka_brokers.clone()).unwrap_or_else(|| "127.0.0.1:9092".into());
+    let mut cfg = SinkConfig::new(settings.database.admin_url()?, &brokers, lake_url(&args.lake)?);
+    cfg.group = args.group.clone();
+    cfg.batch_interval = Duration::from_millis(args.batch_ms.max(10));
+    cfg.batch_rows = args.batch_rows.max(1);
+    cfg.kafka_extra = kafka_properties(&args.kafka_property)?;
+    let handle = prometheus();
+    let listener = tokio::net::TcpListener::bind(args.metrics_addr)
+        .await
+        .with_context(|| format!("bind the metrics address {}", args.metrics_addr))?;
+    tracing::info!(addr = %listener.local_addr()?, "lake sink metrics at /metrics");
+    let app = Router::new().route("/metrics", get(move || std::future::ready(handle.render())));
+    let metrics = tokio::spawn(async move { axum::serve(listener, app).await });
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        super::shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let result = Sink::connect(cfg).await?.run(stop_rx).await;
+    metrics.abort();
+    result.map(|_| ()).context("lake sink stopped")
 }

@@ -102,6 +102,10 @@ async fn demo_brings_everything_up_on_an_embedded_postgres() {
     let rows: u64 =
         snapshot.split(" (").nth(1).and_then(|r| r.split(' ').next()).and_then(|n| n.parse().ok()).unwrap_or(0);
     assert!(rows > 1000, "the seeded CRM went through CDC into Kafka: {out}");
+    let lake = out.lines().find(|l| l.starts_with("lake: silver accounts = ")).unwrap_or_default();
+    let accounts: u64 =
+        lake.trim_start_matches("lake: silver accounts = ").split(' ').next().and_then(|n| n.parse().ok()).unwrap_or(0);
+    assert!(accounts > 0, "the accounts reached silver in the lake: {out}");
 }
 
 #[tokio::test]
