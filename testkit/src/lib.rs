@@ -94,6 +94,22 @@ async fn exec_on_postgres(c: &PgCluster, sql: &str) {
     pool.close().await;
 }
 
+/// Waits until `cond` holds, polling every 100 ms, or panics with `what` after `timeout`.
+pub async fn eventually<F, Fut>(what: &str, timeout: std::time::Duration, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + timeout;
+    while std::time::Instant::now() < deadline {
+        if cond().await {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
 fn unique_name(prefix: &str) -> String {
     format!("{prefix}_{}", Uuid::now_v7().simple())
 }

@@ -29,6 +29,24 @@ pub(super) fn kafka_properties(props: &[String]) -> anyhow::Result<Vec<(String, 
         .collect()
 }
 
+/// Serves the process's Prometheus `/metrics` at `addr` until the returned task is aborted.
+async fn serve_metrics(
+    addr: std::net::SocketAddr,
+    service: &str,
+) -> anyhow::Result<tokio::task::JoinHandle<std::io::Result<()>>> {
+    let handle = prometheus();
+    let listener =
+        tokio::net::TcpListener::bind(addr).await.with_context(|| format!("bind the metrics address {addr}"))?;
+    tracing::info!(addr = %listener.local_addr()?, "{service} metrics at /metrics");
+    let app = Router::new().route("/metrics", get(move || std::future::ready(handle.render())));
+    Ok(tokio::spawn(async move { axum::serve(listener, app).await }))
+}
+
+/// `--brokers`, else `kafka.brokers` from the settings, else a local broker.
+fn brokers(settings: &Settings, flag: Option<&String>) -> String {
+    flag.cloned().or_else(|| settings.kafka_brokers.clone()).unwrap_or_else(|| "127.0.0.1:9092".into())
+}
+
 /// `orbas pipeline cdc`.
 pub async fn cdc(settings: &Settings, args: CdcArgs) -> anyhow::Result<()> {
     let url = settings.database.admin_url()?.to_owned();
@@ -37,8 +55,7 @@ pub async fn cdc(settings: &Settings, args: CdcArgs) -> anyhow::Result<()> {
         bail!("--mask needs a key: set ORBAS_CDC_MASK_KEY (or --mask-key)");
     }
     let extra = kafka_properties(&args.kafka_property)?;
-    let brokers =
-        args.brokers.clone().or_else(|| settings.kafka_brokers.clone()).unwrap_or_else(|| "127.0.0.1:9092".into());
+    let brokers = brokers(settings, args.brokers.as_ref());
     let cfg = CdcConfig {
         database_url: url,
         publication: args.publication,
@@ -62,13 +79,7 @@ pub async fn cdc(settings: &Settings, args: CdcArgs) -> anyhow::Result<()> {
         status_interval: Duration::from_millis(args.status_interval_ms.max(10)),
         heartbeat_interval: Duration::from_millis(args.heartbeat_interval_ms),
     };
-    let handle = prometheus();
-    let listener = tokio::net::TcpListener::bind(args.metrics_addr)
-        .await
-        .with_context(|| format!("bind the metrics address {}", args.metrics_addr))?;
-    tracing::info!(addr = %listener.local_addr()?, "CDC metrics at /metrics");
-    let app = Router::new().route("/metrics", get(move || std::future::ready(handle.render())));
-    let metrics = tokio::spawn(async move { axum::serve(listener, app).await });
+    let metrics = serve_metrics(args.metrics_addr, "CDC").await?;
     let result = cdc::run(cfg, super::shutdown_signal()).await;
     metrics.abort();
     result.context("change data capture stopped")
@@ -132,20 +143,13 @@ pub(super) fn lake_url(lake: &str) -> anyhow::Result<url::Url> {
 
 /// `orbas pipeline sink`.
 pub async fn sink(settings: &Settings, args: &SinkArgs) -> anyhow::Result<()> {
-    let brokers =
-        args.brokers.clone().or_else(|| settings.kafka_brokers.clone()).unwrap_or_else(|| "127.0.0.1:9092".into());
+    let brokers = brokers(settings, args.brokers.as_ref());
     let mut cfg = SinkConfig::new(settings.database.admin_url()?, &brokers, lake_url(&args.lake)?);
     cfg.group = args.group.clone();
     cfg.batch_interval = Duration::from_millis(args.batch_ms.max(10));
     cfg.batch_rows = args.batch_rows.max(1);
     cfg.kafka_extra = kafka_properties(&args.kafka_property)?;
-    let handle = prometheus();
-    let listener = tokio::net::TcpListener::bind(args.metrics_addr)
-        .await
-        .with_context(|| format!("bind the metrics address {}", args.metrics_addr))?;
-    tracing::info!(addr = %listener.local_addr()?, "lake sink metrics at /metrics");
-    let app = Router::new().route("/metrics", get(move || std::future::ready(handle.render())));
-    let metrics = tokio::spawn(async move { axum::serve(listener, app).await });
+    let metrics = serve_metrics(args.metrics_addr, "lake sink").await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         super::shutdown_signal().await;

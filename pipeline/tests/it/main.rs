@@ -147,18 +147,4 @@ pub fn by_topic(msgs: &[Msg]) -> BTreeMap<String, Vec<Msg>> {
     out
 }
 
-/// Waits until `cond` holds (polling), or panics with `what`.
-pub async fn eventually<F, Fut>(what: &str, timeout: Duration, mut cond: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if cond().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting until {what}");
-}
+pub use orbas_testkit::eventually;

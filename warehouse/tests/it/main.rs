@@ -131,21 +131,7 @@ pub async fn lake_rows(lake: &Url, layer: &str, table: &str, sql: &str) -> Optio
     Some(out)
 }
 
-/// Waits until `cond` holds (polling), or panics with `what`.
-pub async fn eventually<F, Fut>(what: &str, timeout: Duration, mut cond: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if cond().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("timed out waiting until {what}");
-}
+pub use orbas_testkit::eventually;
 
 /// Polls `get` until it returns `want`; on timeout fails showing where the last value differed.
 pub async fn eventually_equal<F, Fut>(what: &str, timeout: Duration, want: &[String], mut get: F)
