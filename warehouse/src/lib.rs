@@ -8,6 +8,7 @@
 //! - [`lake`]: the Delta tables of one CRM table — bronze appends, silver merges, truncates, each
 //!   commit carrying the Kafka positions it covers (`txn` actions) so replays are no-ops.
 //! - [`sink`]: `orbas pipeline sink`, the Kafka consumer that drives them, exactly once.
+//! - [`tenant`]: tenant isolation inside the engine — a table wrapper that filters every scan.
 //!
 //! Depends on the change-event contract of `orbas-pipeline` (topics, envelope) and nothing downstream.
 
@@ -16,5 +17,6 @@ pub mod error;
 pub mod lake;
 pub mod schema;
 pub mod sink;
+pub mod tenant;
 
 pub use error::{Error, Result};
