@@ -9,6 +9,8 @@
 //!   commit carrying the Kafka positions it covers (`txn` actions) so replays are no-ops.
 //! - [`sink`]: `orbas pipeline sink`, the Kafka consumer that drives them, exactly once.
 //! - [`tenant`]: tenant isolation inside the engine — a table wrapper that filters every scan.
+//! - [`sql`]: a tenant's read-only DataFusion session over the silver tables, with time and memory
+//!   limits (served over HTTP and the Postgres wire protocol by the API).
 //!
 //! Depends on the change-event contract of `orbas-pipeline` (topics, envelope) and nothing downstream.
 
@@ -17,6 +19,7 @@ pub mod error;
 pub mod lake;
 pub mod schema;
 pub mod sink;
+pub mod sql;
 pub mod tenant;
 
 pub use error::{Error, Result};

@@ -1,0 +1,256 @@
+//! SQL over the lake for one tenant: a DataFusion session whose catalog holds the silver tables, each
+//! wrapped in [`TenantScoped`] so the engine returns only the session tenant's rows. Only queries run
+//! (`SELECT`, `EXPLAIN`, `SHOW`, `information_schema`): DDL, DML and session statements are refused by
+//! DataFusion's own [`SQLOptions`] before planning. Each statement runs under a time limit and a memory
+//! limit of its own.
+//!
+//! [`Lake`] keeps one handle per silver table and refreshes it from the Delta log before each session,
+//! so a query sees every batch the sink committed before it started (and one consistent version per
+//! table for its whole run).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::common::ScalarValue;
+use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
+use deltalake::DeltaTable;
+use tokio::sync::Mutex;
+use tracing::{debug, warn};
+use url::Url;
+
+use crate::error::{Error, Result};
+use crate::sink::table_url;
+use crate::tenant::TenantScoped;
+
+/// The column every tenant-owned CRM table carries.
+pub const TENANT_COLUMN: &str = "tenant_id";
+
+/// Per-statement limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub timeout: Duration,
+    pub memory_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { timeout: Duration::from_secs(30), memory_bytes: 512 * 1024 * 1024 }
+    }
+}
+
+/// Why a statement did not run, in terms a client can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// Not a query (DDL, DML, `SET`, …).
+    #[error("only queries are allowed here (SELECT, EXPLAIN, SHOW): {0}")]
+    NotAllowed(String),
+    /// Syntax or planning errors: unknown table or column, type mismatch, …
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the statement ran longer than {0:?} and was cancelled")]
+    Timeout(Duration),
+    #[error("the statement needs more than its memory limit: {0}")]
+    Memory(String),
+    #[error(transparent)]
+    Internal(#[from] Error),
+}
+
+/// The lake's silver tables, shared by every session.
+pub struct Lake {
+    root: Url,
+    tables: Mutex<BTreeMap<String, DeltaTable>>,
+}
+
+impl std::fmt::Debug for Lake {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lake").field("root", &self.root.as_str()).finish_non_exhaustive()
+    }
+}
+
+impl Lake {
+    pub fn new(root: Url) -> Self {
+        Lake { root, tables: Mutex::new(BTreeMap::new()) }
+    }
+
+    /// Names of the silver tables of `schema` found under the lake root (local lakes are listed; the
+    /// tables already known are kept for object stores).
+    async fn discover(&self, schema: &str) -> Vec<String> {
+        let Ok(base) = table_url(&self.root, "silver", schema, "x") else { return Vec::new() };
+        let Ok(dir) = base.join("..").and_then(|u| u.to_file_path().map_err(|()| url::ParseError::EmptyHost)) else {
+            return self.tables.lock().await.keys().cloned().collect();
+        };
+        let mut names = Vec::new();
+        if let Ok(mut entries) = tokio::fs::read_dir(&dir).await {
+            while let Ok(Some(e)) = entries.next_entry().await {
+                if e.path().join("_delta_log").is_dir()
+                    && let Some(name) = e.file_name().to_str()
+                {
+                    names.push(name.to_owned());
+                }
+            }
+        }
+        names.sort();
+        names
+    }
+
+    /// A session for `tenant` over every silver table of `public` that has a tenant column.
+    pub async fn session(&self, tenant: &str, limits: Limits) -> Result<SessionContext> {
+        let runtime =
+            RuntimeEnvBuilder::new().with_memory_pool(Arc::new(FairSpillPool::new(limits.memory_bytes))).build_arc()?;
+        let config = SessionConfig::new()
+            .with_information_schema(true)
+            .with_default_catalog_and_schema("lake", "public")
+            .with_create_default_catalog_and_schema(true);
+        let ctx = SessionContext::new_with_config_rt(config, runtime);
+        let names = self.discover("public").await;
+        let mut tables = self.tables.lock().await;
+        for name in names {
+            let table = match tables.remove(&name) {
+                Some(mut t) => match t.update_state().await {
+                    Ok(()) => t,
+                    Err(e) => {
+                        warn!(table = %name, error = %e, "refreshing a lake table failed; serving the last version");
+                        t
+                    }
+                },
+                None => {
+                    let url = table_url(&self.root, "silver", "public", &name)?;
+                    match deltalake::open_table(url).await {
+                        Ok(t) => t,
+                        Err(e) => {
+                            warn!(table = %name, error = %e, "a lake table cannot be opened; leaving it out");
+                            continue;
+                        }
+                    }
+                }
+            };
+            let provider = table.table_provider().await?;
+            tables.insert(name.clone(), table);
+            match TenantScoped::new(provider, TENANT_COLUMN, ScalarValue::from(tenant)) {
+                Some(scoped) => {
+                    ctx.register_table(name.as_str(), Arc::new(scoped))?;
+                }
+                None => debug!(table = %name, "no tenant column: not exposed to tenant sessions"),
+            }
+        }
+        Ok(ctx)
+    }
+}
+
+/// What may run: queries only.
+pub fn read_only() -> SQLOptions {
+    SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false)
+}
+
+/// Plans and runs one statement within `limits`, collecting the result.
+pub async fn query(
+    ctx: &SessionContext,
+    sql: &str,
+    limits: Limits,
+) -> Result<(SchemaRef, Vec<RecordBatch>), QueryError> {
+    let run = async {
+        let df = ctx.sql_with_options(sql, read_only()).await.map_err(classify)?;
+        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        let batches = df.collect().await.map_err(classify)?;
+        Ok::<_, QueryError>((schema, batches))
+    };
+    match tokio::time::timeout(limits.timeout, run).await {
+        Ok(result) => result,
+        Err(_) => Err(QueryError::Timeout(limits.timeout)),
+    }
+}
+
+fn classify(e: datafusion::error::DataFusionError) -> QueryError {
+    use datafusion::error::DataFusionError as E;
+    match e.find_root() {
+        E::ResourcesExhausted(m) => QueryError::Memory(m.clone()),
+        E::Plan(m) if m.contains("not supported") || m.contains("Unsupported") => QueryError::NotAllowed(m.clone()),
+        E::SQL(..) | E::Plan(_) | E::SchemaError(..) | E::NotImplemented(_) => QueryError::Invalid(e.to_string()),
+        _ if e.to_string().contains("is not supported") => QueryError::NotAllowed(e.to_string()),
+        _ => QueryError::Invalid(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::arrow::array::{Int64Array, StringArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use deltalake::protocol::SaveMode;
+
+    use super::*;
+
+    async fn write(root: &Url, table: &str, ids: Vec<i64>, tenants: Vec<&str>) {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new(TENANT_COLUMN, DataType::Utf8, false),
+        ]));
+        let batch =
+            RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(ids)), Arc::new(StringArray::from(tenants))])
+                .unwrap_or_else(|e| panic!("{e}"));
+        let url = table_url(root, "silver", "public", table).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::create_dir_all(url.to_file_path().unwrap_or_default()).unwrap_or_else(|e| panic!("{e}"));
+        let t = DeltaTable::try_from_url(url).await.unwrap_or_else(|e| panic!("{e}"));
+        t.write(vec![batch]).with_save_mode(SaveMode::Append).await.unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    fn ints(batches: &[RecordBatch]) -> Vec<i64> {
+        batches
+            .iter()
+            .flat_map(|b| {
+                let a =
+                    datafusion::arrow::compute::cast(b.column(0), &DataType::Int64).unwrap_or_else(|e| panic!("{e}"));
+                datafusion::arrow::array::AsArray::as_primitive::<datafusion::arrow::datatypes::Int64Type>(&a)
+                    .values()
+                    .to_vec()
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn sessions_see_their_tenant_and_only_query() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let root = Url::from_directory_path(dir.path()).unwrap_or_else(|()| panic!("url"));
+        write(&root, "accounts", vec![1, 2, 3], vec!["A", "A", "B"]).await;
+        let lake = Lake::new(root.clone());
+        let limits = Limits::default();
+        let a = lake.session("A", limits).await.unwrap_or_else(|e| panic!("{e}"));
+        let (_, rows) =
+            query(&a, "SELECT id FROM accounts ORDER BY id", limits).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(ints(&rows), [1, 2]);
+        // A later commit is visible to the next session.
+        write(&root, "accounts", vec![4], vec!["A"]).await;
+        let a = lake.session("A", limits).await.unwrap_or_else(|e| panic!("{e}"));
+        let (_, rows) = query(&a, "SELECT count(*) FROM accounts", limits).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(ints(&rows), [3]);
+        let (_, rows) =
+            query(&a, "SELECT count(*) FROM information_schema.tables WHERE table_name = 'accounts'", limits)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(ints(&rows), [1]);
+
+        for refused in [
+            "CREATE TABLE x (a int)",
+            "DROP TABLE accounts",
+            "INSERT INTO accounts VALUES (9, 'A')",
+            "CREATE EXTERNAL TABLE x STORED AS PARQUET LOCATION '/etc'",
+            "SET datafusion.execution.batch_size = 1",
+            "COPY accounts TO '/tmp/x.parquet'",
+        ] {
+            let e = query(&a, refused, limits).await.err();
+            assert!(matches!(e, Some(QueryError::NotAllowed(_))), "{refused}: {e:?}");
+        }
+        let e = query(&a, "SELECT nope FROM accounts", limits).await.err();
+        assert!(matches!(e, Some(QueryError::Invalid(_))), "{e:?}");
+        let e = query(&a, "SELECT * FROM '/etc/passwd'", limits).await.err();
+        assert!(matches!(e, Some(QueryError::Invalid(_) | QueryError::NotAllowed(_))), "no file access: {e:?}");
+
+        let tight = Limits { timeout: Duration::from_millis(1), ..limits };
+        let e = query(&a, "SELECT count(*) FROM range(100000000) a, range(100) b", tight).await.err();
+        assert!(matches!(e, Some(QueryError::Timeout(_))), "{e:?}");
+    }
+}
