@@ -158,3 +158,23 @@ where
         first.and_then(|i| got.get(i)),
     );
 }
+
+/// Rows of a lake table as an engine that is not ours reads them (`readers.py`, run with the test
+/// virtualenv's Python: the deltalake package or DuckDB's delta extension).
+pub async fn foreign_rows(engine: &str, table_dir: &std::path::Path) -> Vec<String> {
+    let venv = std::env::var_os("ORBAS_VENV").map(std::path::PathBuf::from).unwrap_or_else(|| {
+        std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/orbas/venv")
+    });
+    let python = venv.join("bin/python");
+    assert!(python.exists(), "{} is missing: run scripts/setup.sh (the test command does)", python.display());
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/readers.py");
+    let out = tokio::process::Command::new(&python)
+        .arg(&script)
+        .arg(engine)
+        .arg(table_dir)
+        .output()
+        .await
+        .expect("run readers.py");
+    assert!(out.status.success(), "{engine} reader failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect()
+}

@@ -172,6 +172,12 @@ async fn silver_holds_what_postgres_holds_and_bronze_every_change_once() {
     assert_eq!(dupes, Some(vec!["0".to_owned()]));
     let ops = lake_rows(&lake, "bronze", TABLE, "SELECT _op || ':' || count(*) FROM t GROUP BY _op ORDER BY _op").await;
     assert!(ops.as_ref().is_some_and(|o| o.iter().any(|x| x.starts_with("c:"))), "{ops:?}");
+
+    // Engines that are not ours read the same silver table and agree with Postgres row by row.
+    let silver_dir = dir.path().join("silver/public").join(TABLE);
+    for engine in ["deltalake", "duckdb"] {
+        assert_eq!(foreign_rows(engine, &silver_dir).await, want, "{engine} reads silver as Postgres holds it");
+    }
     cdc.stop().await;
 }
 
