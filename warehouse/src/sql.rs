@@ -165,6 +165,97 @@ pub async fn query(
     }
 }
 
+/// Result encodings offered over HTTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `{"columns": [{"name", "type"}], "rows": [{column: value}], "row_count": n}`.
+    Json,
+    /// RFC 4180 with a header line.
+    Csv,
+    /// The Arrow IPC stream format (`application/vnd.apache.arrow.stream`).
+    Arrow,
+}
+
+impl Format {
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Json => "application/json",
+            Format::Csv => "text/csv; charset=utf-8",
+            Format::Arrow => "application/vnd.apache.arrow.stream",
+        }
+    }
+}
+
+/// Encodes a result in `format`.
+pub fn encode(format: Format, schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Vec<u8>> {
+    use datafusion::arrow::{csv, ipc, json};
+    let mut out = Vec::new();
+    match format {
+        Format::Json => {
+            let mut rows = json::ArrayWriter::new(Vec::new());
+            for b in batches {
+                rows.write(b)?;
+            }
+            rows.finish()?;
+            let rows = rows.into_inner();
+            let columns: Vec<serde_json::Value> = schema
+                .fields()
+                .iter()
+                .map(|f| serde_json::json!({"name": f.name(), "type": sql_type(f.data_type())}))
+                .collect();
+            let count: usize = batches.iter().map(RecordBatch::num_rows).sum();
+            out.extend_from_slice(b"{\"columns\":");
+            out.extend_from_slice(serde_json::to_string(&columns).unwrap_or_else(|_| "[]".into()).as_bytes());
+            out.extend_from_slice(b",\"rows\":");
+            out.extend_from_slice(if rows.is_empty() { b"[]" } else { &rows });
+            out.extend_from_slice(format!(",\"row_count\":{count}}}").as_bytes());
+        }
+        Format::Csv => {
+            let mut w = csv::WriterBuilder::new().with_header(true).build(&mut out);
+            if batches.is_empty() {
+                w.write(&RecordBatch::new_empty(schema.clone()))?;
+            }
+            for b in batches {
+                w.write(b)?;
+            }
+        }
+        Format::Arrow => {
+            let mut w = ipc::writer::StreamWriter::try_new(&mut out, schema)?;
+            for b in batches {
+                w.write(b)?;
+            }
+            w.finish()?;
+        }
+    }
+    Ok(out)
+}
+
+/// The SQL (Postgres) name of an Arrow type, as clients expect column types to read.
+pub fn sql_type(t: &datafusion::arrow::datatypes::DataType) -> String {
+    use datafusion::arrow::datatypes::DataType as T;
+    match t {
+        T::Boolean => "boolean".into(),
+        T::Int8 | T::Int16 | T::UInt8 => "smallint".into(),
+        T::Int32 | T::UInt16 => "integer".into(),
+        T::Int64 | T::UInt32 | T::UInt64 => "bigint".into(),
+        T::Float16 | T::Float32 => "real".into(),
+        T::Float64 => "double precision".into(),
+        T::Decimal128(p, s) | T::Decimal256(p, s) => format!("numeric({p},{s})"),
+        T::Utf8 | T::LargeUtf8 | T::Utf8View => "text".into(),
+        T::Binary | T::LargeBinary | T::BinaryView | T::FixedSizeBinary(_) => "bytea".into(),
+        T::Date32 | T::Date64 => "date".into(),
+        T::Timestamp(_, Some(_)) => "timestamptz".into(),
+        T::Timestamp(_, None) => "timestamp".into(),
+        T::Time32(_) | T::Time64(_) => "time".into(),
+        T::Interval(_) | T::Duration(_) => "interval".into(),
+        T::List(f) | T::LargeList(f) | T::ListView(f) | T::FixedSizeList(f, _) => {
+            format!("{}[]", sql_type(f.data_type()))
+        }
+        T::Null => "unknown".into(),
+        other => other.to_string(),
+    }
+}
+
 fn classify(e: datafusion::error::DataFusionError) -> QueryError {
     use datafusion::error::DataFusionError as E;
     match e.find_root() {
@@ -248,6 +339,31 @@ mod tests {
         assert!(matches!(e, Some(QueryError::Invalid(_))), "{e:?}");
         let e = query(&a, "SELECT * FROM '/etc/passwd'", limits).await.err();
         assert!(matches!(e, Some(QueryError::Invalid(_) | QueryError::NotAllowed(_))), "no file access: {e:?}");
+
+        // The three encodings of one result.
+        let (schema, rows) = query(&a, "SELECT id, tenant_id AS t FROM accounts WHERE id < 3 ORDER BY id", limits)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let json: serde_json::Value =
+            encode(Format::Json, &schema, &rows).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+        assert_eq!(
+            json,
+            serde_json::json!({"columns": [{"name": "id", "type": "bigint"}, {"name": "t", "type": "text"}],
+                               "rows": [{"id": 1, "t": "A"}, {"id": 2, "t": "A"}], "row_count": 2})
+        );
+        let csv = encode(Format::Csv, &schema, &rows).map(|b| String::from_utf8_lossy(&b).into_owned()).ok();
+        assert_eq!(csv.as_deref(), Some("id,t\n1,A\n2,A\n"));
+        let ipc = encode(Format::Arrow, &schema, &rows).unwrap_or_default();
+        let reader = datafusion::arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(ipc), None)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let back: Vec<RecordBatch> = reader.collect::<std::result::Result<_, _>>().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(ints(&back), [1, 2]);
+        let (schema, none) =
+            query(&a, "SELECT id FROM accounts WHERE id > 100", limits).await.unwrap_or_else(|e| panic!("{e}"));
+        let empty = encode(Format::Json, &schema, &none)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+        assert_eq!(empty.map(|v| v["rows"].clone()), Some(serde_json::json!([])));
 
         let tight = Limits { timeout: Duration::from_millis(1), ..limits };
         let e = query(&a, "SELECT count(*) FROM range(100000000) a, range(100) b", tight).await.err();
