@@ -47,6 +47,16 @@ impl std::fmt::Debug for Server {
 
 impl Server {
     pub async fn build(addr: SocketAddr, app_pool: PgPool, jwt_secret: &SecretString) -> anyhow::Result<Self> {
+        Self::build_with_lake(addr, app_pool, jwt_secret, None).await
+    }
+
+    /// As [`Server::build`], serving `POST /v1/sql` over the lake at `lake`.
+    pub async fn build_with_lake(
+        addr: SocketAddr,
+        app_pool: PgPool,
+        jwt_secret: &SecretString,
+        lake: Option<url::Url>,
+    ) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
         observe::prometheus();
         let tokens = AccessTokens::new(jwt_secret).map_err(|e| anyhow::anyhow!("access-token key: {e}"))?;
@@ -55,6 +65,7 @@ impl Server {
             tokens: Arc::new(tokens),
             throttle: LoginThrottle::default(),
             limiter: crate::ratelimit::RateLimiter::default(),
+            lake: lake.map(|root| Arc::new(orbas_warehouse::sql::Lake::new(root))),
         };
         let (api, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
             .merge(routes::auth::router())
@@ -72,6 +83,7 @@ impl Server {
             .merge(routes::users::router())
             .merge(routes::opportunities::all_routes())
             .merge(routes::recommendations::router())
+            .merge(routes::sql::router())
             .split_for_parts();
         let mut doc = doc;
         utoipa::Modify::modify(&crate::openapi::ProblemJson, &mut doc);

@@ -1,5 +1,5 @@
 //! What every handler shares: the application database handle, the access-token signer, the login
-//! throttle, the API-key rate limiter.
+//! throttle, the API-key rate limiter, the lake.
 
 use std::sync::Arc;
 
@@ -13,4 +13,6 @@ pub struct AppState {
     pub tokens: Arc<AccessTokens>,
     pub throttle: LoginThrottle,
     pub limiter: crate::ratelimit::RateLimiter,
+    /// The lake's silver tables for `POST /v1/sql`; `None` when the server has no lake configured.
+    pub lake: Option<Arc<orbas_warehouse::sql::Lake>>,
 }

@@ -43,21 +43,25 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
         Some(s) => s.clone(),
         None => SecretString::from(random_secret(48)),
     };
-    let server = Server::build(settings.http_addr, app_pool, &jwt_secret).await?;
-    let http = format!("http://{}", server.local_addr()?);
     let (stop_tx, stop_rx) = watch::channel(false);
     let capture = start_cdc(&settings, &admin, &admin_url, stop_rx.clone()).await?;
-    let kafka = capture.as_ref().map(|c| {
-        let source = if c.broker.is_some() { "tansu, in memory" } else { "kafka.brokers" };
-        format!("{} ({source}); CDC topics orbas.cdc.<schema>.<table>, orbas.cdc.transaction, orbas.events", c.brokers)
-    });
     let lake = match &capture {
         Some(c) => Some(start_sink(&admin_url, c, args.data_dir.as_deref(), stop_rx.clone())?),
         None => None,
     };
+    let lake_url = lake.as_ref().map(|l| super::pipeline::lake_url(&l.root.display().to_string())).transpose()?;
+    let server = Server::build_with_lake(settings.http_addr, app_pool, &jwt_secret, lake_url).await?;
+    let http = format!("http://{}", server.local_addr()?);
+    let kafka = capture.as_ref().map(|c| {
+        let source = if c.broker.is_some() { "tansu, in memory" } else { "kafka.brokers" };
+        format!("{} ({source}); CDC topics orbas.cdc.<schema>.<table>, orbas.cdc.transaction, orbas.events", c.brokers)
+    });
     print_banner(&admin, &http, &admin_url, cluster.is_some(), kafka.as_deref()).await?;
     if let Some(l) = &lake {
         println!("  lake           {} (bronze/ and silver/ Delta tables per CRM table)", l.root.display());
+        println!(
+            "  lake SQL       POST {http}/v1/sql {{\"sql\": \"SELECT status, count(*) FROM opportunities GROUP BY 1\"}}"
+        );
     }
 
     let mut stopped = stop_rx.clone();

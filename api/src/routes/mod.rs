@@ -11,6 +11,7 @@ pub mod employees;
 pub mod leads;
 pub mod opportunities;
 pub mod recommendations;
+pub mod sql;
 pub mod tasks;
 pub mod tickets;
 pub mod users;

@@ -17,6 +17,11 @@ pub struct TestApp {
 pub const DEMO_PASSWORD: &str = "orbas-demo-password";
 
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with_lake(None).await
+}
+
+/// As [`spawn_app`], with `POST /v1/sql` over the lake at `lake`.
+pub async fn spawn_app_with_lake(lake: Option<url::Url>) -> TestApp {
     let db = orbas_testkit::fresh_db().await;
     let report = seed::load(&db.admin, &seed::SeedConfig::new(2, 0.01, 21).expect("cfg")).await.expect("seed");
     let (tenant, tenant_slug) = report.tenants[0].clone();
@@ -29,8 +34,9 @@ pub async fn spawn_app() -> TestApp {
     .await
     .expect("admin");
     let secret = SecretString::from("a-test-signing-key-of-at-least-32-bytes");
-    let server =
-        Server::build("127.0.0.1:0".parse().expect("addr"), db.app.pool().clone(), &secret).await.expect("build");
+    let server = Server::build_with_lake("127.0.0.1:0".parse().expect("addr"), db.app.pool().clone(), &secret, lake)
+        .await
+        .expect("build");
     let base = format!("http://{}", server.local_addr().expect("addr"));
     tokio::spawn(server.run_until_stopped(std::future::pending()));
     TestApp { base, http: reqwest::Client::new(), db, tenant_slug, admin_email }

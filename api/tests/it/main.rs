@@ -15,4 +15,5 @@ mod ops;
 mod recommendations;
 mod resources;
 mod schemathesis;
+mod sql;
 mod workflows;

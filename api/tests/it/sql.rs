@@ -1,0 +1,117 @@
+//! `POST /v1/sql` over a real Delta table: the tenant sees its own rows only, in three encodings;
+//! statements other than queries, bad SQL and roles without `lake_sql` get problem+json.
+
+use std::sync::Arc;
+
+use deltalake::arrow::array::{RecordBatch, StringArray};
+use deltalake::arrow::datatypes::{DataType, Field, Schema};
+use deltalake::protocol::SaveMode;
+use serde_json::{Value, json};
+
+use crate::helpers::{DEMO_PASSWORD, TestApp, admin_token, send, spawn_app_with_lake};
+
+/// Writes every account of every tenant (id, tenant_id, name) as the silver `accounts` table.
+async fn write_accounts(app: &TestApp, root: &std::path::Path) {
+    let rows: Vec<(String, String, String)> =
+        sqlx::query_as("SELECT id::text, tenant_id::text, name FROM accounts ORDER BY id")
+            .fetch_all(&app.db.admin)
+            .await
+            .expect("accounts");
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Utf8, false),
+        Field::new("tenant_id", DataType::Utf8, false),
+        Field::new("name", DataType::Utf8, true),
+    ]));
+    let col =
+        |i: usize| Arc::new(StringArray::from_iter_values(rows.iter().map(move |r| [&r.0, &r.1, &r.2][i].clone())));
+    let batch = RecordBatch::try_new(schema, vec![col(0), col(1), col(2)]).expect("batch");
+    let dir = root.join("silver/public/accounts");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let url = url::Url::from_directory_path(&dir).expect("url");
+    let table = deltalake::DeltaTable::try_from_url(url).await.expect("table");
+    table.write(vec![batch]).with_save_mode(SaveMode::Append).await.expect("write");
+}
+
+async fn sql(app: &TestApp, token: &str, accept: &str, body: Value) -> reqwest::Response {
+    app.http
+        .post(format!("{}/v1/sql", app.base))
+        .bearer_auth(token)
+        .header("accept", accept)
+        .json(&body)
+        .send()
+        .await
+        .expect("post /v1/sql")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenants_query_their_own_rows_and_nothing_else() {
+    let lake = tempfile::tempdir().expect("lake dir");
+    let app = spawn_app_with_lake(Some(url::Url::from_directory_path(lake.path()).expect("url"))).await;
+    write_accounts(&app, lake.path()).await;
+    let (tenant, mine, all): (String, i64, i64) = sqlx::query_as(
+        "SELECT t.id::text, (SELECT count(*) FROM accounts a WHERE a.tenant_id = t.id), (SELECT count(*) FROM accounts)
+           FROM tenants t WHERE t.slug = $1",
+    )
+    .bind(&app.tenant_slug)
+    .fetch_one(&app.db.admin)
+    .await
+    .expect("counts");
+    assert!(all > mine && mine > 0, "two tenants with accounts: {mine} of {all}");
+    let token = admin_token(&app).await;
+
+    // JSON: only this tenant's rows, whatever the query tries.
+    let q =
+        json!({"sql": "SELECT count(*) AS n, count(DISTINCT tenant_id) AS tenants, min(tenant_id) AS t FROM accounts"});
+    let r = sql(&app, &token, "application/json", q).await;
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["rows"], json!([{"n": mine, "tenants": 1, "t": tenant}]), "{body}");
+    assert_eq!(body["columns"][0], json!({"name": "n", "type": "bigint"}));
+    let sneaky = json!({"sql": "SELECT count(*) AS n FROM accounts WHERE tenant_id <> (SELECT min(tenant_id) FROM accounts) OR 1 = 1"});
+    let body: Value = sql(&app, &token, "application/json", sneaky).await.json().await.expect("json");
+    assert_eq!(body["rows"][0]["n"], json!(mine));
+
+    // CSV and Arrow IPC carry the same answer.
+    let r = sql(&app, &token, "text/csv", json!({"sql": "SELECT count(*) AS n FROM accounts"})).await;
+    assert_eq!(r.headers()["content-type"], "text/csv; charset=utf-8");
+    assert_eq!(r.text().await.expect("csv"), format!("n\n{mine}\n"));
+    let r = sql(&app, &token, "application/vnd.apache.arrow.stream", json!({"sql": "SELECT name FROM accounts"})).await;
+    let bytes = r.bytes().await.expect("ipc");
+    let reader = deltalake::arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None).expect("ipc");
+    let rows: usize = reader.map(|b| b.expect("batch").num_rows()).sum();
+    assert_eq!(rows as i64, mine);
+
+    // Refusals are problems, never 500s.
+    for (sql_text, status) in [
+        ("DROP TABLE accounts", 403),
+        ("INSERT INTO accounts VALUES ('x', 'y', 'z')", 403),
+        ("SELECT nope FROM accounts", 400),
+        ("SELEC 1", 400),
+    ] {
+        let (code, body) =
+            send(app.http.post(format!("{}/v1/sql", app.base)).json(&json!({"sql": sql_text})), &token).await;
+        assert_eq!(code, status, "{sql_text}: {body}");
+        assert_eq!(body["status"], json!(status), "{sql_text}: problem+json {body}");
+    }
+    let (code, body) =
+        send(app.http.post(format!("{}/v1/sql", app.base)).json(&json!({"sql": "SELECT 1", "timeout_ms": 0})), &token)
+            .await;
+    assert_eq!((code, body["errors"][0]["field"].clone()), (422, json!("timeout_ms")));
+    let r = sql(&app, &token, "image/png", json!({"sql": "SELECT 1"})).await;
+    assert_eq!(r.status(), 406);
+
+    // A sales rep's role has no lake_sql.
+    let rep: String = sqlx::query_scalar(
+        "SELECT u.email FROM users u JOIN roles r ON r.id = u.role_id JOIN tenants t ON t.id = u.tenant_id \
+         WHERE t.slug = $1 AND r.key = 'sales_rep' AND u.status = 'active' ORDER BY u.id LIMIT 1",
+    )
+    .bind(&app.tenant_slug)
+    .fetch_one(&app.db.admin)
+    .await
+    .expect("rep");
+    let body: Value = app.login(&rep, DEMO_PASSWORD).await.json().await.expect("login");
+    let rep_token = body["access_token"].as_str().unwrap_or_default().to_owned();
+    let (code, _) =
+        send(app.http.post(format!("{}/v1/sql", app.base)).json(&json!({"sql": "SELECT 1"})), &rep_token).await;
+    assert_eq!(code, 403);
+}
