@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use deltalake::DeltaTable;
 use deltalake::arrow::datatypes::Schema;
 use deltalake::datafusion::prelude::{SessionContext, col, lit};
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel as _;
@@ -17,7 +18,6 @@ use deltalake::kernel::transaction::CommitProperties;
 use deltalake::kernel::{StructField, StructType, Transaction};
 use deltalake::operations::write::SchemaMode;
 use deltalake::protocol::SaveMode;
-use deltalake::{DeltaTable, DeltaTableError};
 use tracing::{debug, info};
 use url::Url;
 
@@ -60,13 +60,13 @@ pub async fn ensure(
             .await
             .map_err(|e| Error::Table { table: name.to_owned(), why: format!("creating {}: {e}", dir.display()) })?;
     }
-    let table = DeltaTable::try_from_url(url.clone()).await?;
+    let mut table = DeltaTable::try_from_url(url.clone()).await?;
     let wanted: StructType = schema
         .try_into_kernel()
         .map_err(|e| Error::Table { table: name.to_owned(), why: format!("schema has no Delta equivalent: {e}") })?;
     if table.version().is_none() {
         info!(table = name, %url, "creating Delta table");
-        let created = table
+        table
             .create()
             .with_table_name(name)
             .with_columns(wanted.fields().cloned())
@@ -74,11 +74,9 @@ pub async fn ensure(
             .with_configuration(properties(extra_properties))
             .with_save_mode(SaveMode::Ignore)
             .await?;
-        // Another writer may have created it first (SaveMode::Ignore): re-read it either way.
-        drop(created);
-        let mut table = DeltaTable::try_from_url(url.clone()).await?;
+        // Another writer may have created it first (SaveMode::Ignore): read what is there either way.
+        table = DeltaTable::try_from_url(url.clone()).await?;
         table.load().await?;
-        return add_missing_columns(table, name, &wanted).await;
     }
     add_missing_columns(table, name, &wanted).await
 }
@@ -100,9 +98,14 @@ async fn add_missing_columns(table: DeltaTable, name: &str, wanted: &StructType)
 /// Whether a Delta table exists at `url`.
 pub async fn exists(url: &Url) -> bool {
     if url.scheme() == "file" {
-        return url.to_file_path().is_ok_and(|p| p.join("_delta_log").is_dir());
+        return url.to_file_path().is_ok_and(|p| is_local_table(&p));
     }
     DeltaTable::try_from_url(url.clone()).await.is_ok_and(|t| t.version().is_some())
+}
+
+/// Whether the directory `dir` holds a Delta table.
+pub fn is_local_table(dir: &std::path::Path) -> bool {
+    dir.join("_delta_log").is_dir()
 }
 
 /// The last offset of `partition` this table holds, from its `txn` action.
@@ -221,11 +224,10 @@ pub async fn merge_silver(
 
 /// The number of rows of the table at `url`; `None` when there is no table there (yet).
 pub async fn row_count(url: &Url) -> Result<Option<i64>> {
-    let table = match deltalake::open_table(url.clone()).await {
-        Ok(t) => t,
-        Err(e) if is_missing(&e) => return Ok(None),
-        Err(e) => return Err(e.into()),
-    };
+    if !exists(url).await {
+        return Ok(None);
+    }
+    let table = deltalake::open_table(url.clone()).await?;
     let ctx = SessionContext::new();
     ctx.register_table("t", table.table_provider().await?)?;
     let n = ctx.table("t").await?.count().await?;
@@ -239,9 +241,4 @@ fn quoted(name: &str) -> String {
     } else {
         format!("\"{}\"", name.replace('"', "\"\""))
     }
-}
-
-/// Whether `e` means the table does not exist yet.
-pub fn is_missing(e: &DeltaTableError) -> bool {
-    matches!(e, DeltaTableError::NotATable(_))
 }

@@ -85,11 +85,16 @@ pub fn default_pii_columns() -> Vec<String> {
 
 /// Where a CRM table's lake tables live: `<lake>/bronze/<schema>/<table>` and `<lake>/silver/…`.
 pub fn table_url(lake: &Url, layer: &str, schema: &str, table: &str) -> Result<Url> {
+    schema_url(lake, layer, schema)?.join(&format!("{table}/")).map_err(|e| Error::Config(format!("lake URL: {e}")))
+}
+
+/// The directory of one layer's tables of one schema: `<lake>/<layer>/<schema>/`.
+pub fn schema_url(lake: &Url, layer: &str, schema: &str) -> Result<Url> {
     let mut base = lake.clone();
     if !base.path().ends_with('/') {
         base.set_path(&format!("{}/", base.path()));
     }
-    base.join(&format!("{layer}/{schema}/{table}/")).map_err(|e| Error::Config(format!("lake URL: {e}")))
+    base.join(&format!("{layer}/{schema}/")).map_err(|e| Error::Config(format!("lake URL: {e}")))
 }
 
 /// The `(schema, table)` of a per-table CDC topic; `None` for the transaction and heartbeat topics and
@@ -220,12 +225,12 @@ impl Sink {
     /// Finds CDC topics and partitions not yet assigned, prepares their tables and assigns them at the
     /// lake's positions.
     async fn discover(&mut self) -> Result<()> {
-        let metadata = self.topics(None).await?;
+        let metadata = self.topics().await?;
         let mut changed = false;
         for t in &metadata {
             let Some((schema, table)) = table_of_topic(&t.0) else { continue };
             if !self.tables.contains_key(&t.0) {
-                match self.open_table(&t.0, schema, table).await? {
+                match self.open_table(&t.0, schema, table, &t.1).await? {
                     Some(state) => {
                         self.tables.insert(t.0.clone(), state);
                     }
@@ -261,7 +266,14 @@ impl Sink {
         Ok(())
     }
 
-    async fn open_table(&mut self, topic: &str, schema: &str, table: &str) -> Result<Option<TableState>> {
+    /// A table's state; when its lake tables exist, with the positions they hold for `partitions`.
+    async fn open_table(
+        &mut self,
+        topic: &str,
+        schema: &str,
+        table: &str,
+        partitions: &[i32],
+    ) -> Result<Option<TableState>> {
         let Some(layout) = schema::resolve(&self.pool, schema, table).await? else {
             warn!(topic, "the topic's table is not in the database; skipping it");
             return Ok(None);
@@ -281,11 +293,29 @@ impl Sink {
             || lake::exists(&table_url(&self.cfg.lake, "silver", &l.schema, &l.table)?).await
         {
             self.ensure_tables(&mut state).await?;
+            self.load_positions(&mut state, partitions).await?;
         }
         Ok(Some(state))
     }
 
-    /// Creates or evolves both tables to the layout and loads their positions.
+    /// Reads what the existing tables hold: the last truncate silver applied and, per partition, the
+    /// last offset each table covers. Once per table at start; afterwards the commits keep them.
+    async fn load_positions(&self, state: &mut TableState, partitions: &[i32]) -> Result<()> {
+        let (Some(bronze), Some(silver)) = (&state.bronze, &state.silver) else { return Ok(()) };
+        state.truncated_at = lake::truncated_at(silver).await?;
+        for &p in partitions {
+            let app = lake::app_id(&self.cfg.group, &state.topic, p);
+            if let Some(v) = lake::position(bronze, &app).await? {
+                state.bronze_at.insert(p, v);
+            }
+            if let Some(v) = lake::position(silver, &app).await? {
+                state.silver_at.insert(p, v);
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates both tables, or evolves them to the layout.
     async fn ensure_tables(&self, state: &mut TableState) -> Result<()> {
         let l = &state.layout;
         let stats = stats_columns(l, &self.cfg.pii_columns);
@@ -318,33 +348,16 @@ impl Sink {
             &[("delta.dataSkippingStatsColumns", silver_stats.join(","))],
         )
         .await?;
-        state.truncated_at = lake::truncated_at(&silver).await?;
-        // Positions of the partitions the metadata lists now; new partitions start empty.
-        let partitions = self.partitions_of(&state.topic).await?;
-        for p in partitions {
-            let app = lake::app_id(&self.cfg.group, &state.topic, p);
-            if let Some(v) = lake::position(&bronze, &app).await? {
-                state.bronze_at.insert(p, v);
-            }
-            if let Some(v) = lake::position(&silver, &app).await? {
-                state.silver_at.insert(p, v);
-            }
-        }
         state.bronze = Some(bronze);
         state.silver = Some(silver);
         Ok(())
     }
 
-    async fn partitions_of(&self, topic: &str) -> Result<Vec<i32>> {
-        Ok(self.topics(Some(topic)).await?.into_iter().flat_map(|(_, ps)| ps).collect())
-    }
-
-    /// Topics (all, or one) with their partition ids, from the broker's metadata.
-    async fn topics(&self, topic: Option<&str>) -> Result<Vec<(String, Vec<i32>)>> {
+    /// Every topic with its partition ids, from the broker's metadata.
+    async fn topics(&self) -> Result<Vec<(String, Vec<i32>)>> {
         let consumer = self.meta.clone();
-        let topic = topic.map(str::to_owned);
         tokio::task::spawn_blocking(move || {
-            let md = consumer.fetch_metadata(topic.as_deref(), Duration::from_secs(10))?;
+            let md = consumer.fetch_metadata(None, Duration::from_secs(10))?;
             Ok(md
                 .topics()
                 .iter()

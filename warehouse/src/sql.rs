@@ -24,7 +24,7 @@ use tracing::{debug, warn};
 use url::Url;
 
 use crate::error::{Error, Result};
-use crate::sink::table_url;
+use crate::sink::{schema_url, table_url};
 use crate::tenant::TenantScoped;
 
 /// The column every tenant-owned CRM table carries.
@@ -80,14 +80,13 @@ impl Lake {
     /// Names of the silver tables of `schema` found under the lake root (local lakes are listed; the
     /// tables already known are kept for object stores).
     async fn discover(&self, schema: &str) -> Vec<String> {
-        let Ok(base) = table_url(&self.root, "silver", schema, "x") else { return Vec::new() };
-        let Ok(dir) = base.join("..").and_then(|u| u.to_file_path().map_err(|()| url::ParseError::EmptyHost)) else {
+        let Some(dir) = schema_url(&self.root, "silver", schema).ok().and_then(|u| u.to_file_path().ok()) else {
             return self.tables.lock().await.keys().cloned().collect();
         };
         let mut names = Vec::new();
         if let Ok(mut entries) = tokio::fs::read_dir(&dir).await {
             while let Ok(Some(e)) = entries.next_entry().await {
-                if e.path().join("_delta_log").is_dir()
+                if crate::lake::is_local_table(&e.path())
                     && let Some(name) = e.file_name().to_str()
                 {
                     names.push(name.to_owned());
