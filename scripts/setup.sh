@@ -40,6 +40,10 @@ have cc || need_apt+=(build-essential)
 have pkg-config || need_apt+=(pkg-config)
 have curl || need_apt+=(curl)
 have python3 || need_apt+=(python3)
+have openssl || need_apt+=(openssl)
+# The PostgreSQL JDBC driver (the one DBeaver and Metabase use) and a JRE run the SQL port's JDBC test.
+pkg_installed libpostgresql-jdbc-java || need_apt+=(libpostgresql-jdbc-java)
+have java || need_apt+=(default-jre-headless)
 if $bench; then
   have wrk || need_apt+=(wrk)
 fi

@@ -10,9 +10,12 @@
 //! - [`sink`]: `orbas pipeline sink`, the Kafka consumer that drives them, exactly once.
 //! - [`tenant`]: tenant isolation inside the engine — a table wrapper that filters every scan.
 //! - [`sql`]: a tenant's read-only DataFusion session over the silver tables, with time and memory
-//!   limits (served over HTTP and the Postgres wire protocol by the API).
+//!   limits (served over HTTP by the API).
+//! - [`wire`]: the SQL port — the same sessions over the Postgres wire protocol, SCRAM-authenticated
+//!   against an [`wire::AuthSource`] the API implements.
 //!
-//! Depends on the change-event contract of `orbas-pipeline` (topics, envelope) and nothing downstream.
+//! Depends on the change-event contract of `orbas-pipeline` (topics, envelope), the SCRAM exchange of
+//! `orbas-oltp`, and nothing downstream.
 
 pub mod convert;
 pub mod error;
@@ -21,5 +24,6 @@ pub mod schema;
 pub mod sink;
 pub mod sql;
 pub mod tenant;
+pub mod wire;
 
 pub use error::{Error, Result};

@@ -4,16 +4,17 @@
 //! DataFusion's own [`SQLOptions`] before planning. Each statement runs under a time limit and a memory
 //! limit of its own.
 //!
-//! [`Lake`] keeps one handle per silver table and refreshes it from the Delta log before each session,
-//! so a query sees every batch the sink committed before it started (and one consistent version per
-//! table for its whole run).
+//! [`Lake`] keeps one handle per silver table and refreshes them from the Delta log at most every
+//! 200 ms ([`Lake::snapshot`]); a session installs one snapshot, so a query sees every batch the sink
+//! committed before it started (and one consistent version per table for its whole run).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::TableProvider;
 use datafusion::common::ScalarValue;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
@@ -60,10 +61,58 @@ pub enum QueryError {
     Internal(#[from] Error),
 }
 
-/// The lake's silver tables, shared by every session.
+/// How long a refreshed view of the lake is served before the Delta logs are read again. Bounds the
+/// staleness a query can see (on top of the sink's micro-batch interval) and the log reads per second.
+const FRESHNESS: Duration = Duration::from_millis(200);
+
+/// The lake's silver tables, shared by every session (HTTP requests and SQL-port connections).
 pub struct Lake {
     root: Url,
-    tables: Mutex<BTreeMap<String, DeltaTable>>,
+    freshness: Duration,
+    state: Mutex<LakeState>,
+}
+
+struct LakeState {
+    handles: BTreeMap<String, DeltaTable>,
+    snapshot: Arc<Snapshot>,
+    refreshed: Option<Instant>,
+}
+
+/// The tables at one moment: a table provider per silver table, each pinned to one Delta version.
+#[derive(Default)]
+pub struct Snapshot {
+    /// Changes whenever a table's version or the set of tables changes.
+    pub generation: u64,
+    versions: BTreeMap<String, Option<u64>>,
+    providers: BTreeMap<String, Arc<dyn TableProvider>>,
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot").field("generation", &self.generation).field("versions", &self.versions).finish()
+    }
+}
+
+impl Snapshot {
+    /// Registers every table of the snapshot in `ctx`'s default schema, restricted to `tenant` (tables
+    /// without a tenant column are not exposed), replacing earlier registrations and dropping tables
+    /// that are gone.
+    pub fn install(&self, ctx: &SessionContext, tenant: &str) -> Result<()> {
+        if let Some(schema) = ctx.catalog("lake").and_then(|c| c.schema("public")) {
+            for gone in schema.table_names().into_iter().filter(|n| !self.providers.contains_key(n)) {
+                ctx.deregister_table(gone.as_str())?;
+            }
+        }
+        for (name, provider) in &self.providers {
+            match TenantScoped::new(provider.clone(), TENANT_COLUMN, ScalarValue::from(tenant)) {
+                Some(scoped) => {
+                    ctx.register_table(name.as_str(), Arc::new(scoped))?;
+                }
+                None => debug!(table = %name, "no tenant column: not exposed to tenant sessions"),
+            }
+        }
+        Ok(())
+    }
 }
 
 impl std::fmt::Debug for Lake {
@@ -74,14 +123,20 @@ impl std::fmt::Debug for Lake {
 
 impl Lake {
     pub fn new(root: Url) -> Self {
-        Lake { root, tables: Mutex::new(BTreeMap::new()) }
+        let state = LakeState { handles: BTreeMap::new(), snapshot: Arc::default(), refreshed: None };
+        Lake { root, freshness: FRESHNESS, state: Mutex::new(state) }
+    }
+
+    /// Reads the Delta logs again when the last read is older than `freshness` (default 200 ms).
+    pub fn with_freshness(self, freshness: Duration) -> Self {
+        Lake { freshness, ..self }
     }
 
     /// Names of the silver tables of `schema` found under the lake root (local lakes are listed; the
     /// tables already known are kept for object stores).
-    async fn discover(&self, schema: &str) -> Vec<String> {
+    async fn discover(&self, schema: &str, known: &BTreeMap<String, DeltaTable>) -> Vec<String> {
         let Some(dir) = schema_url(&self.root, "silver", schema).ok().and_then(|u| u.to_file_path().ok()) else {
-            return self.tables.lock().await.keys().cloned().collect();
+            return known.keys().cloned().collect();
         };
         let mut names = Vec::new();
         if let Ok(mut entries) = tokio::fs::read_dir(&dir).await {
@@ -97,19 +152,18 @@ impl Lake {
         names
     }
 
-    /// A session for `tenant` over every silver table of `public` that has a tenant column.
-    pub async fn session(&self, tenant: &str, limits: Limits) -> Result<SessionContext> {
-        let runtime =
-            RuntimeEnvBuilder::new().with_memory_pool(Arc::new(FairSpillPool::new(limits.memory_bytes))).build_arc()?;
-        let config = SessionConfig::new()
-            .with_information_schema(true)
-            .with_default_catalog_and_schema("lake", "public")
-            .with_create_default_catalog_and_schema(true);
-        let ctx = SessionContext::new_with_config_rt(config, runtime);
-        let names = self.discover("public").await;
-        let mut tables = self.tables.lock().await;
+    /// The current tables: the Delta logs are read again when the last read is older than the
+    /// freshness window, so a query sees every batch the sink committed before that.
+    pub async fn snapshot(&self) -> Result<Arc<Snapshot>> {
+        let mut state = self.state.lock().await;
+        if state.refreshed.is_some_and(|t| t.elapsed() < self.freshness) {
+            return Ok(state.snapshot.clone());
+        }
+        let names = self.discover("public", &state.handles).await;
+        let mut versions = BTreeMap::new();
+        let mut providers = BTreeMap::new();
         for name in names {
-            let table = match tables.remove(&name) {
+            let table = match state.handles.remove(&name) {
                 Some(mut t) => match t.update_state().await {
                     Ok(()) => t,
                     Err(e) => {
@@ -128,15 +182,35 @@ impl Lake {
                     }
                 }
             };
-            let provider = table.table_provider().await?;
-            tables.insert(name.clone(), table);
-            match TenantScoped::new(provider, TENANT_COLUMN, ScalarValue::from(tenant)) {
-                Some(scoped) => {
-                    ctx.register_table(name.as_str(), Arc::new(scoped))?;
-                }
-                None => debug!(table = %name, "no tenant column: not exposed to tenant sessions"),
-            }
+            versions.insert(name.clone(), table.version());
+            providers.insert(name.clone(), table.table_provider().await?);
+            state.handles.insert(name, table);
         }
+        let previous = &state.snapshot;
+        let generation = if versions == previous.versions { previous.generation } else { previous.generation + 1 };
+        if generation != previous.generation {
+            state.snapshot = Arc::new(Snapshot { generation, versions, providers });
+        }
+        state.refreshed = Some(Instant::now());
+        Ok(state.snapshot.clone())
+    }
+
+    /// A fresh session context (information_schema on, catalog `lake`, schema `public`) whose memory
+    /// pool is limited to `limits`; no tables yet.
+    pub fn context(limits: Limits) -> Result<SessionContext> {
+        let runtime =
+            RuntimeEnvBuilder::new().with_memory_pool(Arc::new(FairSpillPool::new(limits.memory_bytes))).build_arc()?;
+        let config = SessionConfig::new()
+            .with_information_schema(true)
+            .with_default_catalog_and_schema("lake", "public")
+            .with_create_default_catalog_and_schema(true);
+        Ok(SessionContext::new_with_config_rt(config, runtime))
+    }
+
+    /// A session for `tenant` over every silver table of `public` that has a tenant column.
+    pub async fn session(&self, tenant: &str, limits: Limits) -> Result<SessionContext> {
+        let ctx = Self::context(limits)?;
+        self.snapshot().await?.install(&ctx, tenant)?;
         Ok(ctx)
     }
 }
@@ -306,7 +380,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let root = Url::from_directory_path(dir.path()).unwrap_or_else(|()| panic!("url"));
         write(&root, "accounts", vec![1, 2, 3], vec!["A", "A", "B"]).await;
-        let lake = Lake::new(root.clone());
+        let lake = Lake::new(root.clone()).with_freshness(Duration::ZERO);
         let limits = Limits::default();
         let a = lake.session("A", limits).await.unwrap_or_else(|e| panic!("{e}"));
         let (_, rows) =

@@ -416,6 +416,8 @@ pub struct KeyLogin {
     pub id: Uuid,
     pub user_id: UserId,
     pub key_hash: String,
+    /// SCRAM-SHA-256 verifier of the whole key, for the SQL port (keys created before it have none).
+    pub scram_verifier: Option<String>,
     pub scopes: Vec<String>,
     pub rate_limit_per_minute: i32,
     pub expires_at: Option<DateTime<Utc>>,
@@ -426,7 +428,7 @@ pub struct KeyLogin {
 
 pub async fn key_login(conn: &mut PgConnection, prefix: &str) -> Result<Option<KeyLogin>> {
     Ok(sqlx::query_as(
-        "SELECT k.id, k.user_id, k.key_hash, k.scopes, k.rate_limit_per_minute, k.expires_at, k.revoked_at, \
+        "SELECT k.id, k.user_id, k.key_hash, k.scram_verifier, k.scopes, k.rate_limit_per_minute, k.expires_at, k.revoked_at, \
                 r.key AS role, u.status AS user_status \
          FROM api_keys k JOIN users u ON u.id = k.user_id JOIN roles r ON r.id = u.role_id WHERE k.prefix = $1",
     )

@@ -56,6 +56,30 @@ pub async fn login_user_by_email(conn: &mut PgConnection, email: &str) -> Result
     .await?)
 }
 
+/// What the SQL port needs to authenticate a user with SCRAM: the verifier and the refusal state.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ScramLogin {
+    pub id: UserId,
+    pub role: RoleKey,
+    pub status: String,
+    pub scram_verifier: Option<String>,
+    pub failed_attempts: i32,
+    pub locked_until: Option<DateTime<Utc>>,
+}
+
+pub async fn scram_login_by_email(conn: &mut PgConnection, email: &str) -> Result<Option<ScramLogin>> {
+    Ok(sqlx::query_as(
+        "SELECT u.id, r.key AS role, u.status, c.scram_verifier, coalesce(c.failed_attempts, 0) AS failed_attempts, \
+                c.locked_until \
+         FROM users u JOIN roles r ON r.tenant_id = u.tenant_id AND r.id = u.role_id \
+         LEFT JOIN user_credentials c ON c.tenant_id = u.tenant_id AND c.id = u.id \
+         WHERE lower(u.email) = lower($1)",
+    )
+    .bind(email.trim())
+    .fetch_optional(conn)
+    .await?)
+}
+
 /// Stores the lockout counters after a login attempt (no-op for users without credentials).
 pub async fn set_login_failures(
     conn: &mut PgConnection,
@@ -99,6 +123,10 @@ pub enum LoginMethod {
     Password,
     Refresh,
     ApiKey,
+    /// A password login on the SQL port (SCRAM).
+    SqlPassword,
+    /// An API key used as the password on the SQL port (SCRAM).
+    SqlApiKey,
 }
 
 /// One login attempt for `login_history`. `failure` is `None` for a success.
@@ -116,6 +144,8 @@ pub async fn record_login(conn: &mut PgConnection, tenant: TenantId, a: &LoginAt
         LoginMethod::Password => "password",
         LoginMethod::Refresh => "refresh",
         LoginMethod::ApiKey => "api_key",
+        LoginMethod::SqlPassword => "sql_password",
+        LoginMethod::SqlApiKey => "sql_api_key",
     };
     sqlx::query(
         "INSERT INTO login_history (tenant_id, id, user_id, method, succeeded, failure_reason, ip, user_agent, occurred_at) \
