@@ -33,6 +33,9 @@ pub enum Command {
     /// The data pipeline's services.
     #[command(subcommand)]
     Pipeline(Box<PipelineCommand>),
+    /// The SQL port: the lake's tables over the PostgreSQL wire protocol (psql, psycopg, JDBC, DBeaver,
+    /// Metabase), SCRAM-authenticated as CRM users (e-mail) or API keys (prefix), database = tenant slug.
+    Sql(SqlArgs),
     /// Benchmarks that compare Orbas with a named peer in the same run.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -75,6 +78,33 @@ pub struct SinkArgs {
     /// Address of the Prometheus `/metrics` endpoint.
     #[arg(long, default_value = "127.0.0.1:9465")]
     pub metrics_addr: std::net::SocketAddr,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct SqlArgs {
+    /// Root of the lake: a directory or a `file://` URL.
+    #[arg(long, env = "ORBAS_LAKE", default_value = "./lake")]
+    pub lake: String,
+    /// Listen address (default: sql.addr from the settings / ORBAS_SQL_ADDR, else 127.0.0.1:5433).
+    #[arg(long)]
+    pub listen: Option<std::net::SocketAddr>,
+    /// TLS certificate chain (PEM); with --tls-key, clients may use sslmode=require.
+    #[arg(long, env = "ORBAS_SQL_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// TLS private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "ORBAS_SQL_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+    /// Refuse connections that do not use TLS.
+    #[arg(long, requires = "tls_cert")]
+    pub require_tls: bool,
+    /// The longest a statement may run, in milliseconds (clients may set a lower statement_timeout).
+    #[arg(long, default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub statement_timeout_ms: u64,
+    /// Memory each connection's queries may use, in MiB (beyond it sorts and joins spill or fail).
+    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u64).range(16..=1_048_576))]
+    pub memory_mb: u64,
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub max_connections: u64,
 }
 
 #[derive(Debug, Clone, clap::Args)]

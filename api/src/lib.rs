@@ -15,5 +15,6 @@ pub mod resource;
 pub mod routes;
 pub mod server;
 pub mod settings;
+pub mod sql_port;
 pub mod state;
 pub mod telemetry;

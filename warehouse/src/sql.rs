@@ -106,6 +106,7 @@ impl Snapshot {
         for (name, provider) in &self.providers {
             match TenantScoped::new(provider.clone(), TENANT_COLUMN, ScalarValue::from(tenant)) {
                 Some(scoped) => {
+                    ctx.deregister_table(name.as_str())?;
                     ctx.register_table(name.as_str(), Arc::new(scoped))?;
                 }
                 None => debug!(table = %name, "no tenant column: not exposed to tenant sessions"),

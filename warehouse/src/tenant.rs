@@ -45,8 +45,10 @@ impl TableProvider for TenantScoped {
         self.inner.schema()
     }
 
+    /// The wrapped table's type: clients list these as the tables they are (psql's `\dt`, JDBC's
+    /// `getTables`), even though every scan is restricted.
     fn table_type(&self) -> TableType {
-        TableType::View
+        self.inner.table_type()
     }
 
     /// The user's filters may be pushed into the scan for pruning; they are re-applied above it, and so

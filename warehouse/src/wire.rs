@@ -32,6 +32,7 @@ use datafusion::error::DataFusionError;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::{Set, Statement};
+use datafusion::sql::sqlparser::parser::ParserError;
 use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use datafusion_postgres::datafusion_pg_catalog::setup_pg_catalog;
 use datafusion_postgres::hooks::cursor::CursorStatementHook;
@@ -276,7 +277,7 @@ enum Phase<T> {
     /// `server-first` sent.
     Challenged {
         login: Option<Login<T>>,
-        scram: ScramServerFirst,
+        scram: Box<ScramServerFirst>,
     },
     Done,
 }
@@ -318,6 +319,9 @@ fn fatal(code: &str, message: impl Into<String>) -> PgWireError {
 /// Engine errors as Postgres SQLSTATEs, so clients can tell a typo from an outage.
 fn pg_error(e: PgWireError) -> PgWireError {
     let PgWireError::ApiError(inner) = e else { return e };
+    if inner.downcast_ref::<ParserError>().is_some() {
+        return user_error("42601", inner.to_string());
+    }
     let Some(df) = inner.downcast_ref::<DataFusionError>() else {
         return user_error("XX000", inner.to_string());
     };
@@ -636,7 +640,7 @@ impl<A: AuthSource> StartupHandler for Startup<A> {
                         first.message().as_bytes().to_vec().into(),
                     )))
                     .await?;
-                *phase = Phase::Challenged { login, scram: first };
+                *phase = Phase::Challenged { login, scram: Box::new(first) };
                 Ok(())
             }
             (Phase::Challenged { login, scram }, PgWireFrontendMessage::PasswordMessageFamily(msg)) => {

@@ -8,6 +8,7 @@ mod migrate;
 mod pipeline;
 mod seed;
 mod serve;
+mod sql;
 
 use crate::cli::{BenchCommand, Cli, Command, PipelineCommand};
 use crate::settings::Settings;
@@ -20,6 +21,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Seed(args) => seed::run(&settings, &args).await,
         Command::Serve => serve::run(&settings).await,
         Command::Doctor => doctor::run(&settings).await,
+        Command::Sql(args) => sql::run(&settings, &args).await,
         Command::Pipeline(p) => match *p {
             PipelineCommand::Cdc(args) => pipeline::cdc(&settings, *args).await,
             PipelineCommand::Resnapshot(args) => pipeline::resnapshot(&settings, &args).await,

@@ -16,4 +16,5 @@ mod recommendations;
 mod resources;
 mod schemathesis;
 mod sql;
+mod sql_port;
 mod workflows;

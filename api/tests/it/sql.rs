@@ -1,36 +1,9 @@
 //! `POST /v1/sql` over a real Delta table: the tenant sees its own rows only, in three encodings;
 //! statements other than queries, bad SQL and roles without `lake_sql` get problem+json.
 
-use std::sync::Arc;
-
-use deltalake::arrow::array::{RecordBatch, StringArray};
-use deltalake::arrow::datatypes::{DataType, Field, Schema};
-use deltalake::protocol::SaveMode;
 use serde_json::{Value, json};
 
-use crate::helpers::{DEMO_PASSWORD, TestApp, admin_token, send, spawn_app_with_lake};
-
-/// Writes every account of every tenant (id, tenant_id, name) as the silver `accounts` table.
-async fn write_accounts(app: &TestApp, root: &std::path::Path) {
-    let rows: Vec<(String, String, String)> =
-        sqlx::query_as("SELECT id::text, tenant_id::text, name FROM accounts ORDER BY id")
-            .fetch_all(&app.db.admin)
-            .await
-            .expect("accounts");
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("id", DataType::Utf8, false),
-        Field::new("tenant_id", DataType::Utf8, false),
-        Field::new("name", DataType::Utf8, true),
-    ]));
-    let col =
-        |i: usize| Arc::new(StringArray::from_iter_values(rows.iter().map(move |r| [&r.0, &r.1, &r.2][i].clone())));
-    let batch = RecordBatch::try_new(schema, vec![col(0), col(1), col(2)]).expect("batch");
-    let dir = root.join("silver/public/accounts");
-    std::fs::create_dir_all(&dir).expect("dir");
-    let url = url::Url::from_directory_path(&dir).expect("url");
-    let table = deltalake::DeltaTable::try_from_url(url).await.expect("table");
-    table.write(vec![batch]).with_save_mode(SaveMode::Append).await.expect("write");
-}
+use crate::helpers::{DEMO_PASSWORD, TestApp, admin_token, send, spawn_app_with_lake, write_accounts};
 
 async fn sql(app: &TestApp, token: &str, accept: &str, body: Value) -> reqwest::Response {
     app.http

@@ -1,7 +1,7 @@
 //! Rows of the organisation tables: roles and their permissions (the default matrix), departments,
 //! territories, users, credentials, API keys, sessions, the tenant-level audit trail and employees.
 
-use rand::Rng;
+use rand::{Rng, RngCore};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -134,6 +134,10 @@ fn users(em: &mut Emitter<'_>, c: &TenantCtx) -> Result<()> {
 
 fn credentials(em: &mut Emitter<'_>, c: &TenantCtx) -> Result<()> {
     let mut rng = c.t.rng("user_credentials");
+    // The demo password's SCRAM verifier (for the SQL port), one per tenant with a seed-derived salt.
+    let mut salt = [0u8; 16];
+    c.t.rng("scram-salt").fill_bytes(&mut salt);
+    let scram = crate::auth::scram::ScramVerifier::derive(super::generate::DEMO_PASSWORD, &salt, 4096).encode();
     em.begin(USER_CREDENTIALS);
     for u in c.org.users.iter().filter(|u| u.status != UserStatus::Invited) {
         let set_at = u.created + between(&mut rng, MINUTE, 2 * HOUR);
@@ -143,7 +147,7 @@ fn credentials(em: &mut Emitter<'_>, c: &TenantCtx) -> Result<()> {
             .uuid(c.t.id)
             .uuid(u.id)
             .text(&c.password_hash)
-            .null()
+            .text(&scram)
             .int(failed)
             .opt_ts(locked)
             .ts(set_at)
