@@ -3,7 +3,7 @@
 #   - Postgres 15 server and client (the embedded cluster runs from these binaries)
 #   - a C toolchain and pkg-config for crates that build C
 #   - cargo-nextest (the test runner)
-#   - tansu 0.6.0, the Kafka-protocol broker the demo and the CDC tests start, built once into
+#   - tansu 0.6.0 (features dynostore,libsql), the Kafka-protocol broker the demo and the CDC tests start, built once into
 #     ${ORBAS_TOOLS:-~/.cache/orbas/tools}/bin (about 15 minutes on 2 cores; reused afterwards)
 #   - a Python virtualenv at ${ORBAS_VENV:-~/.cache/orbas/venv} with the pinned test tools
 #     (bench/api/requirements-test.txt: schemathesis)
@@ -72,10 +72,15 @@ if $rust; then
   fi
   tools="${ORBAS_TOOLS:-$HOME/.cache/orbas/tools}"
   tansu_version="0.6.0"
-  if [ -z "${ORBAS_TANSU:-}" ] && ! "$tools/bin/tansu" --version 2>/dev/null | grep -qx "tansu $tansu_version"; then
-    echo "setup: building the tansu $tansu_version broker into $tools (once; about 15 minutes on 2 cores)"
+  # dynostore: the in-memory engine (tests); libsql: the SQLite engine (durable log for the demo and
+  # the benchmarks). A binary built with other features is rebuilt.
+  tansu_features="dynostore,libsql"
+  if [ -z "${ORBAS_TANSU:-}" ] && { ! "$tools/bin/tansu" --version 2>/dev/null | grep -qx "tansu $tansu_version" \
+      || [ "$(cat "$tools/tansu.features" 2>/dev/null)" != "$tansu_features" ]; }; then
+    echo "setup: building the tansu $tansu_version broker ($tansu_features) into $tools (once; about 15 minutes on 2 cores)"
     CARGO_TARGET_DIR="$(dirname "$tools")/tansu-target" \
-      cargo install tansu --version "$tansu_version" --features dynostore --locked --quiet --root "$tools"
+      cargo install tansu --version "$tansu_version" --features "$tansu_features" --locked --quiet --force --root "$tools"
+    echo "$tansu_features" >"$tools/tansu.features"
   fi
 fi
 

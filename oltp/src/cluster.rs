@@ -255,8 +255,19 @@ impl PgCluster {
 
     /// A detached shell that waits for this process to exit and then stops the server (and removes a
     /// temporary directory). It is what makes teardown reliable in tests, where statics never drop.
+    /// It stops only the postmaster this process started: a server started on the same data directory
+    /// after this process stopped its own (a quick demo restart) is left alone.
     fn spawn_watchdog(&self) {
-        let stop = self.shell_stop_command();
+        let pid_file = self.data_dir().join("postmaster.pid");
+        let postmaster = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|s| s.lines().next().map(str::trim).map(str::to_owned))
+            .unwrap_or_default();
+        let stop = format!(
+            "if [ \"$(head -n1 '{}' 2>/dev/null)\" = '{postmaster}' ]; then {}; fi",
+            pid_file.display(),
+            self.shell_stop_command()
+        );
         let script = format!(
             "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {stop} >/dev/null 2>&1; {cleanup}",
             pid = std::process::id(),

@@ -1,7 +1,8 @@
 //! `orbas demo`: Postgres up (embedded unless DATABASE_URL is set), migrated, seeded once, a Kafka
-//! broker (tansu, in memory, unless `kafka.brokers` is set) with change data capture streaming every
-//! table into it, the lake sink keeping bronze/silver Delta tables from those topics, the server
-//! listening, URLs printed. Later stages (models, search) join as they arrive.
+//! broker (tansu unless `kafka.brokers` is set: its log kept in SQLite under `--data-dir`, else in
+//! memory) with change data capture streaming every table into it, the lake sink keeping bronze/silver
+//! Delta tables from those topics, the HTTP server and the SQL port listening, URLs printed. Later
+//! stages (models, search) join as they arrive.
 
 use anyhow::Context;
 use orbas_oltp::cluster::{ClusterOptions, PgCluster};
@@ -11,7 +12,7 @@ use rand::distr::Alphanumeric;
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::PgPool;
 
-use orbas_pipeline::broker::{Broker, BrokerOptions};
+use orbas_pipeline::broker::{Broker, BrokerOptions, DURABLE_LOG};
 use orbas_pipeline::cdc::{self, CdcConfig};
 use orbas_pipeline::resnapshot;
 use orbas_warehouse::sink::{Sink, SinkConfig};
@@ -44,16 +45,24 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
         None => SecretString::from(random_secret(48)),
     };
     let (stop_tx, stop_rx) = watch::channel(false);
-    let capture = start_cdc(&settings, &admin, &admin_url, stop_rx.clone()).await?;
+    let capture = start_cdc(&settings, &admin, &admin_url, args.data_dir.as_deref(), stop_rx.clone()).await?;
     let lake = match &capture {
         Some(c) => Some(start_sink(&admin_url, c, args.data_dir.as_deref(), stop_rx.clone())?),
         None => None,
     };
     let lake_url = lake.as_ref().map(|l| super::pipeline::lake_url(&l.root.display().to_string())).transpose()?;
+    let sql_port = match &lake_url {
+        Some(url) => Some(start_sql_port(&settings, app_pool.clone(), url.clone(), &jwt_secret).await?),
+        None => None,
+    };
     let server = Server::build_with_lake(settings.http_addr, app_pool, &jwt_secret, lake_url).await?;
     let http = format!("http://{}", server.local_addr()?);
     let kafka = capture.as_ref().map(|c| {
-        let source = if c.broker.is_some() { "tansu, in memory" } else { "kafka.brokers" };
+        let source = match (&c.broker, args.data_dir.is_some()) {
+            (Some(_), true) => "tansu, log kept under --data-dir",
+            (Some(_), false) => "tansu, in memory",
+            (None, _) => "kafka.brokers",
+        };
         format!("{} ({source}); CDC topics orbas.cdc.<schema>.<table>, orbas.cdc.transaction, orbas.events", c.brokers)
     });
     print_banner(&admin, &http, &admin_url, cluster.is_some(), kafka.as_deref()).await?;
@@ -61,6 +70,13 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
         println!("  lake           {} (bronze/ and silver/ Delta tables per CRM table)", l.root.display());
         println!(
             "  lake SQL       POST {http}/v1/sql {{\"sql\": \"SELECT status, count(*) FROM opportunities GROUP BY 1\"}}"
+        );
+    }
+    if let Some((addr, _)) = &sql_port {
+        println!(
+            "  SQL port       psql \"host={} port={} dbname=<tenant slug> user=<admin e-mail>\" (password orbas-demo-password)",
+            addr.ip(),
+            addr.port()
         );
     }
 
@@ -83,6 +99,9 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
     };
     let _ = stop_tx.send(true);
     serving.await??;
+    if let Some((_, task)) = sql_port {
+        task.abort();
+    }
     if let Some(l) = lake {
         l.task.await?.context("lake sink stopped")?;
     }
@@ -101,31 +120,45 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
 struct Capture {
     brokers: String,
     broker: Option<Broker>,
+    /// The demo's broker started with an empty log: topics (and so the lake) are rebuilt.
+    fresh_topics: bool,
     task: tokio::task::JoinHandle<orbas_pipeline::Result<()>>,
 }
 
-/// Starts CDC into the configured brokers, or into a tansu broker of its own. That broker keeps
-/// topics in memory, so the slot from an earlier demo run is reset first and the snapshot redone —
+/// Starts CDC into the configured brokers, or into a tansu broker of its own: durable under
+/// `data_dir/broker` (so a restarted demo continues where it stopped), else in memory. When the demo's
+/// broker starts with an empty log, the slot from an earlier run is reset and the snapshot redone —
 /// otherwise the new, empty topics would miss everything before the slot's position. Without tansu
 /// (not installed) the demo runs without CDC and says so.
 async fn start_cdc(
     settings: &Settings,
     admin: &PgPool,
     admin_url: &str,
+    data_dir: Option<&std::path::Path>,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Option<Capture>> {
-    let (brokers, broker) = match &settings.kafka_brokers {
-        Some(b) => (b.clone(), None),
-        None => match Broker::start(BrokerOptions::default()) {
-            Ok(b) => (b.bootstrap(), Some(b)),
-            Err(e) => {
-                println!("change data capture not started: {e}");
-                return Ok(None);
+    let (brokers, broker, fresh_topics) = match &settings.kafka_brokers {
+        Some(b) => (b.clone(), None, false),
+        None => {
+            let (opts, fresh) = match data_dir {
+                Some(d) => {
+                    let dir = d.join("broker");
+                    let fresh = !dir.join(DURABLE_LOG).exists();
+                    (BrokerOptions::durable(dir), fresh)
+                }
+                None => (BrokerOptions::default(), true),
+            };
+            match Broker::start(opts) {
+                Ok(b) => (b.bootstrap(), Some(b), fresh),
+                Err(e) => {
+                    println!("change data capture not started: {e}");
+                    return Ok(None);
+                }
             }
-        },
+        }
     };
     let cfg = CdcConfig::new(admin_url, &brokers)?;
-    if broker.is_some() {
+    if fresh_topics {
         resnapshot::reset_all(admin, &cfg.slot).await.context("resetting the demo's CDC slot")?;
     }
     let mut stop = stop;
@@ -136,7 +169,7 @@ async fn start_cdc(
         }
         result
     });
-    Ok(Some(Capture { brokers, broker, task }))
+    Ok(Some(Capture { brokers, broker, fresh_topics, task }))
 }
 
 /// The demo's lake sink: its root directory and the service's task.
@@ -146,9 +179,10 @@ struct Lake {
     task: tokio::task::JoinHandle<orbas_warehouse::Result<orbas_warehouse::sink::SinkStats>>,
 }
 
-/// Starts the lake sink on the demo's topics. With the demo's in-memory broker the topics start empty
-/// each run (and CDC re-snapshots), so the lake is rebuilt from scratch: positions from an earlier
-/// broker would (rightly) stop the sink as offsets that went backwards.
+/// Starts the lake sink on the demo's topics. When the demo's broker starts empty (in memory, or a
+/// first run) CDC re-snapshots and the lake is rebuilt from scratch: positions from an earlier broker
+/// would (rightly) stop the sink as offsets that went backwards. With a durable broker the lake
+/// continues from the positions it holds.
 fn start_sink(
     admin_url: &str,
     capture: &Capture,
@@ -162,7 +196,7 @@ fn start_sink(
             (t.path().to_path_buf(), Some(t))
         }
     };
-    if capture.broker.is_some() && root.exists() {
+    if capture.fresh_topics && root.exists() {
         std::fs::remove_dir_all(&root).with_context(|| format!("clearing the demo lake {}", root.display()))?;
     }
     let url = super::pipeline::lake_url(&root.display().to_string())?;
@@ -175,6 +209,27 @@ fn start_sink(
         result
     });
     Ok(Lake { root, _temp: temp, task })
+}
+
+/// The SQL port over the demo's lake (plaintext on loopback), authenticated against the demo's users.
+async fn start_sql_port(
+    settings: &Settings,
+    app_pool: PgPool,
+    lake: url::Url,
+    jwt_secret: &SecretString,
+) -> anyhow::Result<(std::net::SocketAddr, tokio::task::JoinHandle<orbas_warehouse::Result<()>>)> {
+    use orbas_warehouse::wire::{self, WireConfig};
+    let listener = tokio::net::TcpListener::bind(settings.sql_addr)
+        .await
+        .with_context(|| format!("bind the SQL port {} (ORBAS_SQL_ADDR)", settings.sql_addr))?;
+    let addr = listener.local_addr()?;
+    let config = WireConfig {
+        mock_secret: format!("sql-port-mock:{}", jwt_secret.expose_secret()).into_bytes(),
+        ..WireConfig::default()
+    };
+    let lake = std::sync::Arc::new(orbas_warehouse::sql::Lake::new(lake));
+    let auth = std::sync::Arc::new(crate::sql_port::CrmLogins::new(db::Db::new(app_pool)));
+    Ok((addr, tokio::spawn(wire::serve(listener, lake, auth, config))))
 }
 
 /// Waits until silver holds as many accounts as Postgres, then reports it.

@@ -89,23 +89,43 @@ async fn serve_answers_health_readiness_and_problem_json() {
 }
 
 #[tokio::test]
-async fn demo_brings_everything_up_on_an_embedded_postgres() {
-    let (ok, out) = run(orbas()
-        .args(["demo", "--exit-when-ready", "--tenants", "2", "--scale", "0.01", "--seed", "5"])
-        .env("ORBAS_HTTP_ADDR", "127.0.0.1:0"))
-    .await;
+async fn demo_brings_everything_up_on_an_embedded_postgres_and_resumes_from_its_data_dir() {
+    let data = tempfile::tempdir().expect("data dir");
+    let demo = || {
+        let mut c = orbas();
+        c.args(["demo", "--exit-when-ready", "--tenants", "2", "--scale", "0.01", "--seed", "5", "--data-dir"])
+            .arg(data.path())
+            .env("ORBAS_HTTP_ADDR", "127.0.0.1:0")
+            .env("ORBAS_SQL_ADDR", "127.0.0.1:0");
+        c
+    };
+    let silver_accounts = |out: &str| -> u64 {
+        let lake = out.lines().find(|l| l.starts_with("lake: silver accounts = ")).unwrap_or_default();
+        lake.trim_start_matches("lake: silver accounts = ").split(' ').next().and_then(|n| n.parse().ok()).unwrap_or(0)
+    };
+    let (ok, out) = run(&mut demo()).await;
     assert!(ok, "{out}");
     assert!(out.contains("Orbas demo is up"), "{out}");
     assert_eq!(out.matches("  tenant ").count(), 2, "{out}");
     assert!(out.contains("demo is ready"), "{out}");
+    assert!(out.contains("tansu, log kept under --data-dir") && out.contains("  SQL port       psql"), "{out}");
     let snapshot = out.lines().find(|l| l.starts_with("change data capture: initial snapshot of")).unwrap_or_default();
     let rows: u64 =
         snapshot.split(" (").nth(1).and_then(|r| r.split(' ').next()).and_then(|n| n.parse().ok()).unwrap_or(0);
     assert!(rows > 1000, "the seeded CRM went through CDC into Kafka: {out}");
-    let lake = out.lines().find(|l| l.starts_with("lake: silver accounts = ")).unwrap_or_default();
-    let accounts: u64 =
-        lake.trim_start_matches("lake: silver accounts = ").split(' ').next().and_then(|n| n.parse().ok()).unwrap_or(0);
+    let accounts = silver_accounts(&out);
     assert!(accounts > 0, "the accounts reached silver in the lake: {out}");
+    let created = data.path().join("lake/silver/public/accounts/_delta_log/00000000000000000000.json");
+    let modified = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let first = modified(&created);
+    assert!(first.is_some(), "silver accounts has a Delta log");
+
+    // A second run on the same data directory, right after the first: the broker's log, the slot and
+    // the lake's positions survived, so the lake is not rebuilt and holds the same rows.
+    let (ok, again) = run(&mut demo()).await;
+    assert!(ok, "{again}");
+    assert_eq!(silver_accounts(&again), accounts, "{again}");
+    assert_eq!(modified(&created), first, "the first run's lake was kept, not rebuilt");
 }
 
 #[tokio::test]
