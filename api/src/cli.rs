@@ -33,6 +33,9 @@ pub enum Command {
     /// The data pipeline's services.
     #[command(subcommand)]
     Pipeline(Box<PipelineCommand>),
+    /// Lake maintenance: compaction sorted by tenant, vacuum, erasure of a person (GDPR).
+    #[command(subcommand)]
+    Lake(LakeCommand),
     /// The SQL port: the lake's tables over the PostgreSQL wire protocol (psql, psycopg, JDBC, DBeaver,
     /// Metabase), SCRAM-authenticated as CRM users (e-mail) or API keys (prefix), database = tenant slug.
     Sql(SqlArgs),
@@ -78,6 +81,41 @@ pub struct SinkArgs {
     /// Address of the Prometheus `/metrics` endpoint.
     #[arg(long, default_value = "127.0.0.1:9465")]
     pub metrics_addr: std::net::SocketAddr,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LakeCommand {
+    /// Rewrite every table's small files into large ones, sorted (Z-ordered) by tenant, and checkpoint.
+    Optimize {
+        #[arg(long, env = "ORBAS_LAKE", default_value = "./lake")]
+        lake: String,
+        /// Target file size in MiB.
+        #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..=4096))]
+        target_mb: u64,
+    },
+    /// Delete the files no table version younger than the retention references (time travel reaches
+    /// back as far as the retention).
+    Vacuum {
+        #[arg(long, env = "ORBAS_LAKE", default_value = "./lake")]
+        lake: String,
+        #[arg(long, default_value_t = 168)]
+        retention_hours: u64,
+    },
+    /// Erase a person (their rows, and rows referencing them through contact_id/lead_id) of one tenant
+    /// from every bronze and silver table, with the files and log versions that held them; prints a
+    /// report (JSON with --json). Erase them in the CRM first.
+    Erase {
+        #[arg(long, env = "ORBAS_LAKE", default_value = "./lake")]
+        lake: String,
+        /// The tenant: its id, or its slug (looked up in DATABASE_URL).
+        #[arg(long)]
+        tenant: String,
+        /// The person's id (a contact, lead or user id).
+        #[arg(long)]
+        subject: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Clone, clap::Args)]

@@ -7,6 +7,7 @@
 //! - [`convert`]: Debezium change events → Arrow record batches.
 //! - [`lake`]: the Delta tables of one CRM table — bronze appends, silver merges, truncates, each
 //!   commit carrying the Kafka positions it covers (`txn` actions) so replays are no-ops.
+//! - [`maintain`]: `orbas lake …` — optimize (sorted by tenant), vacuum, checkpoints, GDPR erasure.
 //! - [`sink`]: `orbas pipeline sink`, the Kafka consumer that drives them, exactly once.
 //! - [`tenant`]: tenant isolation inside the engine — a table wrapper that filters every scan.
 //! - [`sql`]: a tenant's read-only DataFusion session over the silver tables, with time and memory
@@ -20,6 +21,7 @@
 pub mod convert;
 pub mod error;
 pub mod lake;
+pub mod maintain;
 pub mod schema;
 pub mod sink;
 pub mod sql;

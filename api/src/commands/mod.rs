@@ -4,6 +4,7 @@ mod bench_cdc;
 mod bench_seed;
 mod demo;
 mod doctor;
+mod lake;
 mod migrate;
 mod pipeline;
 mod seed;
@@ -22,6 +23,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve => serve::run(&settings).await,
         Command::Doctor => doctor::run(&settings).await,
         Command::Sql(args) => sql::run(&settings, &args).await,
+        Command::Lake(cmd) => lake::run(&settings, cmd).await,
         Command::Pipeline(p) => match *p {
             PipelineCommand::Cdc(args) => pipeline::cdc(&settings, *args).await,
             PipelineCommand::Resnapshot(args) => pipeline::resnapshot(&settings, &args).await,

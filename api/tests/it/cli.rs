@@ -174,3 +174,65 @@ async fn pipeline_resnapshot_requests_refuses_and_resets() {
     .expect("state");
     assert_eq!(left, (0, 0, 0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lake_erase_optimize_and_vacuum_from_the_command_line() {
+    let lake = tempfile::tempdir().expect("lake dir");
+    let app = crate::helpers::spawn_app_with_lake(None).await;
+    // Two commits of every account, so the erased one is in several files and log versions.
+    crate::helpers::write_accounts(&app, lake.path()).await;
+    crate::helpers::write_accounts(&app, lake.path()).await;
+    let (subject, total): (String, i64) = sqlx::query_as(
+        "SELECT a.id::text, (SELECT count(*) FROM accounts) FROM accounts a JOIN tenants t ON t.id = a.tenant_id \
+         WHERE t.slug = $1 ORDER BY a.id LIMIT 1",
+    )
+    .bind(&app.tenant_slug)
+    .fetch_one(&app.db.admin)
+    .await
+    .expect("an account");
+    let lake_arg = lake.path().display().to_string();
+    let (ok, out) = run(orbas()
+        .args(["lake", "erase", "--lake", &lake_arg, "--tenant", &app.tenant_slug, "--subject", &subject, "--json"])
+        .env("DATABASE_URL", &app.db.admin_url))
+    .await;
+    assert!(ok, "{out}");
+    let report: serde_json::Value = serde_json::from_str(out.trim()).expect("report json");
+    assert_eq!(report["rows_deleted"], 2, "{report}");
+    assert_eq!(report["tables"][0]["table"], "accounts", "{report}");
+    let table =
+        deltalake::open_table(url::Url::from_directory_path(lake.path().join("silver/public/accounts")).expect("url"))
+            .await
+            .expect("open");
+    let ctx = deltalake::datafusion::prelude::SessionContext::new();
+    ctx.register_table("a", table.table_provider().await.expect("provider")).expect("register");
+    let left = ctx.sql("SELECT count(*) AS n FROM a").await.expect("sql").collect().await.expect("collect");
+    let n = deltalake::arrow::compute::cast(left[0].column(0), &deltalake::arrow::datatypes::DataType::Int64)
+        .ok()
+        .and_then(|a| {
+            deltalake::arrow::array::AsArray::as_primitive_opt::<deltalake::arrow::datatypes::Int64Type>(&a)
+                .map(|a| a.value(0))
+        });
+    assert_eq!(n, Some(2 * total - 2));
+    // Nothing under the lake names the account any more (names are in Parquet, read as text here).
+    let mut files = vec![lake.path().to_path_buf()];
+    while let Some(d) = files.pop() {
+        for e in std::fs::read_dir(&d).expect("dir").flatten() {
+            if e.path().is_dir() {
+                files.push(e.path());
+            } else if e.path().extension().is_some_and(|x| x == "json") {
+                let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+                assert!(!text.contains(&subject), "{} still names the subject", e.path().display());
+            }
+        }
+    }
+
+    let (ok, out) = run(orbas().args(["lake", "optimize", "--lake", &lake_arg])).await;
+    assert!(ok && out.contains("silver/accounts: ") && out.contains("(sorted by tenant)"), "{out}");
+    let (ok, out) = run(orbas().args(["lake", "vacuum", "--lake", &lake_arg, "--retention-hours", "0"])).await;
+    assert!(ok && out.contains("vacuum: "), "{out}");
+    let (ok, out) = run(orbas()
+        .args(["lake", "erase", "--lake", &lake_arg, "--tenant", "no-such-slug", "--subject", "x"])
+        .env("DATABASE_URL", &app.db.admin_url))
+    .await;
+    assert!(!ok && out.contains("no active tenant with slug"), "{out}");
+}
