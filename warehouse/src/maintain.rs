@@ -207,8 +207,11 @@ mod tests {
         Arc::new(Schema::new(fields))
     }
 
-    fn batch(refs: bool, rows: &[(&str, &str, &str, Option<&str>)]) -> RecordBatch {
-        let s = |f: fn(&(&str, &str, &str, Option<&str>)) -> Option<String>| -> Arc<dyn Array> {
+    /// (id, tenant, email, contact_id)
+    type Row<'a> = (&'a str, &'a str, &'a str, Option<&'a str>);
+
+    fn batch(refs: bool, rows: &[Row<'_>]) -> RecordBatch {
+        let s = |f: fn(&Row<'_>) -> Option<String>| -> Arc<dyn Array> {
             Arc::new(StringArray::from(rows.iter().map(f).collect::<Vec<_>>()))
         };
         let mut cols = vec![s(|r| Some(r.0.to_owned())), s(|r| Some(r.1.to_owned())), s(|r| Some(r.2.to_owned()))];
@@ -218,7 +221,7 @@ mod tests {
         RecordBatch::try_new(schema(refs), cols).unwrap_or_else(|e| panic!("{e}"))
     }
 
-    async fn append(root: &Url, layer: &str, table: &str, refs: bool, rows: &[(&str, &str, &str, Option<&str>)]) {
+    async fn append(root: &Url, layer: &str, table: &str, refs: bool, rows: &[Row<'_>]) {
         let url = table_url(root, layer, "public", table).unwrap_or_else(|e| panic!("{e}"));
         std::fs::create_dir_all(url.to_file_path().unwrap_or_default()).unwrap_or_else(|e| panic!("{e}"));
         let t = DeltaTable::try_from_url(url).await.unwrap_or_else(|e| panic!("{e}"));
