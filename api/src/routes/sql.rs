@@ -31,6 +31,10 @@ pub struct SqlRequest {
     /// Cancel the statement after this many milliseconds (1..=60000, default 30000).
     #[schema(minimum = 1, maximum = 60000)]
     pub timeout_ms: Option<u64>,
+    /// Time travel: query the tables as they were at this instant (RFC 3339). Each table is read at
+    /// its last version committed at or before it; tables created later do not exist for the query.
+    /// Reaches back as far as vacuum and log retention keep versions.
+    pub as_of: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 fn format_of(headers: &HeaderMap) -> Result<Format, Problem> {
@@ -82,7 +86,16 @@ async fn run(
         return Err(Problem::new(StatusCode::SERVICE_UNAVAILABLE, "this server has no lake configured (ORBAS_LAKE)"));
     };
     let limits = Limits { timeout: std::time::Duration::from_millis(timeout_ms), ..Limits::default() };
-    let ctx = lake.session(&p.tenant.to_string(), limits).await.map_err(|e| {
+    if req.as_of.is_some_and(|t| t > chrono::Utc::now() + chrono::Duration::minutes(5)) {
+        return Err(Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "as_of is in the future")
+            .with_field("as_of", "must not be later than now"));
+    }
+    let tenant = p.tenant.to_string();
+    let session = match req.as_of {
+        Some(at) => lake.session_at(&tenant, limits, at).await,
+        None => lake.session(&tenant, limits).await,
+    };
+    let ctx = session.map_err(|e| {
         tracing::error!(error = %e, "opening a lake session");
         Problem::new(StatusCode::SERVICE_UNAVAILABLE, "the lake cannot be read right now")
     })?;
