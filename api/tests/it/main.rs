@@ -15,6 +15,7 @@ mod ops;
 mod recommendations;
 mod resources;
 mod schemathesis;
+mod sink_crash;
 mod sql;
 mod sql_port;
 mod workflows;
