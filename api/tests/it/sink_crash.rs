@@ -120,9 +120,26 @@ async fn sigkilled_sink_loses_and_repeats_nothing() {
     cfg.status_interval = Duration::from_millis(50);
     cfg.heartbeat_interval = Duration::ZERO;
     let (stop_cdc, stopped) = tokio::sync::oneshot::channel::<()>();
+    let slot = cfg.slot.clone();
     let cdc = tokio::spawn(orbas_pipeline::cdc::run(cfg, async move {
         let _ = stopped.await;
     }));
+    // Every change of the burst must be streamed (not folded into the initial snapshot).
+    orbas_testkit::eventually("the CDC snapshot is done", Duration::from_secs(60), || {
+        let (pool, slot) = (db.admin.clone(), slot.clone());
+        async move {
+            sqlx::query_scalar::<_, bool>(
+                "SELECT completed_at IS NOT NULL FROM orbas.cdc_snapshots WHERE slot_name = $1",
+            )
+            .bind(slot)
+            .fetch_optional(&pool)
+            .await
+            .ok()
+            .flatten()
+                == Some(true)
+        }
+    })
+    .await;
     let lake = tempfile::tempdir().expect("lake");
 
     let writer = tokio::spawn(burst(db.admin.clone(), 150));
@@ -170,7 +187,21 @@ async fn sigkilled_sink_loses_and_repeats_nothing() {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert_eq!(seen, [bronze], "bronze holds each of the {changes} changes once");
+    if seen != [bronze.clone()] {
+        let offsets: Vec<i64> = lake_strings(lake.path(), "bronze", "SELECT _kafka_offset FROM t ORDER BY 1")
+            .await
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|o| o.parse().ok())
+            .collect();
+        let gaps: Vec<(i64, i64)> =
+            offsets.windows(2).filter(|w| w[1] != w[0] + 1).map(|w| (w[0] + 1, w[1] - 1)).collect();
+        panic!(
+            "bronze holds {seen:?} of {changes} changes; offsets {:?}..{:?}, missing {gaps:?}",
+            offsets.first(),
+            offsets.last()
+        );
+    }
     last.start_kill().expect("kill");
     let _ = last.wait().await;
     for layer in ["bronze", "silver"] {
