@@ -254,6 +254,19 @@ pub enum BenchCommand {
     Seed(BenchSeedArgs),
     /// CDC events/s vs Postgres' own decoding of the same WAL, and commit → consumer latency.
     Cdc(BenchCdcArgs),
+    /// Lake sink rows/s (Kafka → bronze + silver, committed) vs the arrow-rs Parquet writer alone on
+    /// the same rows.
+    Sink(BenchSinkArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchSinkArgs {
+    /// Changes in the topic.
+    #[arg(long, default_value_t = 500_000)]
+    pub rows: u64,
+    /// Runs measured (medians are reported).
+    #[arg(long, default_value_t = 3)]
+    pub rounds: u64,
 }
 
 #[derive(Debug, Clone, clap::Args)]

@@ -151,7 +151,7 @@ async fn measure_round(
     Ok(Round { write, wal_bytes, peer, peer_messages, peer_bytes, recv, drain, ours })
 }
 
-fn config(url: &str, brokers: &str) -> anyhow::Result<CdcConfig> {
+pub(super) fn config(url: &str, brokers: &str) -> anyhow::Result<CdcConfig> {
     let mut cfg = CdcConfig::new(url, brokers)?;
     cfg.slot = OUR_SLOT.into();
     cfg.selection = Selection { include: vec![TABLE.into()], ..Selection::default() };
@@ -160,7 +160,7 @@ fn config(url: &str, brokers: &str) -> anyhow::Result<CdcConfig> {
     Ok(cfg)
 }
 
-async fn create_table(pool: &PgPool) -> anyhow::Result<()> {
+pub(super) async fn create_table(pool: &PgPool) -> anyhow::Result<()> {
     sqlx::raw_sql(
         "CREATE TABLE public.bench_changes (
              id bigint PRIMARY KEY,
@@ -188,7 +188,7 @@ const INSERT: &str = "INSERT INTO public.bench_changes \
             ARRAY['t' || (g % 7), 'r' || (g % 11)], repeat('n', (g % 64)::int) \
      FROM generate_series($1::bigint, $1::bigint + $2::bigint - 1) g";
 
-async fn write_burst(pool: &PgPool, first: u64, rows: u64, tx_rows: u64) -> anyhow::Result<()> {
+pub(super) async fn write_burst(pool: &PgPool, first: u64, rows: u64, tx_rows: u64) -> anyhow::Result<()> {
     let mut done = 0u64;
     while done < rows {
         let n = tx_rows.min(rows - done);
@@ -256,7 +256,7 @@ fn consume_latencies(brokers: &str, start_ms: i64, expected: u64) -> anyhow::Res
     Ok(samples)
 }
 
-fn topic_high_watermark(brokers: &str) -> anyhow::Result<i64> {
+pub(super) fn topic_high_watermark(brokers: &str) -> anyhow::Result<i64> {
     let consumer: BaseConsumer = ClientConfig::new().set("bootstrap.servers", brokers).create()?;
     let (_, high) = consumer.fetch_watermarks(TOPIC, 0, Duration::from_secs(10))?;
     Ok(high)
@@ -316,7 +316,7 @@ async fn drop_slot(pool: &PgPool, slot: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn wait_sql(pool: &PgPool, sql: &str, timeout: Duration) -> anyhow::Result<()> {
+pub(super) async fn wait_sql(pool: &PgPool, sql: &str, timeout: Duration) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
     loop {
         let ok: Option<bool> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned())).fetch_optional(pool).await?;
@@ -331,13 +331,13 @@ async fn wait_sql(pool: &PgPool, sql: &str, timeout: Duration) -> anyhow::Result
 }
 
 /// The CDC service running in this process.
-struct Service {
+pub(super) struct Service {
     stop: oneshot::Sender<()>,
     task: JoinHandle<orbas_pipeline::Result<()>>,
 }
 
 impl Service {
-    fn start(cfg: CdcConfig) -> Self {
+    pub(super) fn start(cfg: CdcConfig) -> Self {
         let (stop, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(cdc::run(cfg, async move {
             let _ = rx.await;
@@ -345,14 +345,14 @@ impl Service {
         Service { stop, task }
     }
 
-    async fn stop(self) -> anyhow::Result<()> {
+    pub(super) async fn stop(self) -> anyhow::Result<()> {
         let _ = self.stop.send(());
         self.task.await?.context("the CDC service failed")
     }
 }
 
 /// This process's peak resident set (VmHWM) in KiB.
-fn peak_rss_kib() -> Option<u64> {
+pub(super) fn peak_rss_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()

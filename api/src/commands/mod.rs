@@ -2,6 +2,7 @@
 
 mod bench_cdc;
 mod bench_seed;
+mod bench_sink;
 mod demo;
 mod doctor;
 mod lake;
@@ -31,6 +32,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         },
         Command::Bench(BenchCommand::Seed(args)) => bench_seed::run(&settings, &args).await,
         Command::Bench(BenchCommand::Cdc(args)) => bench_cdc::run(&settings, &args).await,
+        Command::Bench(BenchCommand::Sink(args)) => bench_sink::run(&settings, &args).await,
     }
 }
 
