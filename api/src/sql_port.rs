@@ -96,7 +96,7 @@ impl AuthSource for CrmLogins {
                 }
             }
         } else {
-            match identity::scram_login_by_email(tx.conn(), user).await? {
+            match identity::login_user_by_email(tx.conn(), user).await? {
                 None => unknown,
                 Some(u) => {
                     let refusal = if LoginThrottle::is_locked(u.locked_until, now) {

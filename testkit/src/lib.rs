@@ -120,3 +120,45 @@ fn expect<T, E: std::fmt::Display>(r: Result<T, E>, what: &str) -> T {
         Err(e) => panic!("testkit: {what}: {e}"),
     }
 }
+
+/// Waits until the CDC service of `slot` has finished its initial snapshot, so every later write is
+/// streamed as a change (not folded into the snapshot).
+pub async fn cdc_snapshot_done(pool: &PgPool, slot: &str) {
+    eventually("the CDC snapshot is done", std::time::Duration::from_secs(60), || {
+        let (pool, slot) = (pool.clone(), slot.to_owned());
+        async move {
+            sqlx::query_scalar::<_, bool>(
+                "SELECT completed_at IS NOT NULL FROM orbas.cdc_snapshots WHERE slot_name = $1",
+            )
+            .bind(slot)
+            .fetch_optional(&pool)
+            .await
+            .ok()
+            .flatten()
+                == Some(true)
+        }
+    })
+    .await;
+}
+
+/// Every `txn` version the commits of the Delta table at `table_dir` recorded, per app id, in commit
+/// order — to check that no commit covers Kafka offsets another already covered.
+pub fn delta_txn_versions(table_dir: &std::path::Path) -> std::collections::BTreeMap<String, Vec<i64>> {
+    let log = table_dir.join("_delta_log");
+    let mut files: Vec<_> = expect(std::fs::read_dir(&log), "read the Delta log")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    let mut out: std::collections::BTreeMap<String, Vec<i64>> = std::collections::BTreeMap::new();
+    for f in files {
+        for line in expect(std::fs::read_to_string(&f), "read a Delta commit").lines() {
+            let v: serde_json::Value = expect(serde_json::from_str(line), "parse a Delta action");
+            if let Some(txn) = v.get("txn") {
+                let app = txn["appId"].as_str().unwrap_or_default().to_owned();
+                out.entry(app).or_default().push(txn["version"].as_i64().unwrap_or(-1));
+            }
+        }
+    }
+    out
+}

@@ -452,9 +452,17 @@ impl ReadOnly {
         Some(Ok(if asked.is_zero() { self.max_timeout } else { asked.min(self.max_timeout) }))
     }
 
-    fn set_timeout(&self, client: &mut dyn HookClient, timeout: Duration) -> PgWireResult<Response> {
-        client.metadata_mut().insert(METADATA_STATEMENT_TIMEOUT.into(), timeout.as_millis().to_string());
-        Ok(Response::Execution(Tag::new("SET")))
+    /// Refuses what may not run, answers `SET statement_timeout` itself, and lets the rest through.
+    fn respond(&self, statement: &Statement, client: &mut dyn HookClient) -> Option<PgWireResult<Response>> {
+        if let Err(e) = allowed(statement) {
+            return Some(Err(e));
+        }
+        self.statement_timeout(statement).map(|t| {
+            t.map(|t| {
+                client.metadata_mut().insert(METADATA_STATEMENT_TIMEOUT.into(), t.as_millis().to_string());
+                Response::Execution(Tag::new("SET"))
+            })
+        })
     }
 }
 
@@ -466,10 +474,7 @@ impl QueryHook for ReadOnly {
         _ctx: &SessionContext,
         client: &mut dyn HookClient,
     ) -> Option<PgWireResult<Response>> {
-        if let Err(e) = allowed(statement) {
-            return Some(Err(e));
-        }
-        self.statement_timeout(statement).map(|t| t.and_then(|t| self.set_timeout(client, t)))
+        self.respond(statement, client)
     }
 
     async fn handle_extended_parse_query(
@@ -489,10 +494,7 @@ impl QueryHook for ReadOnly {
         _ctx: &SessionContext,
         client: &mut dyn HookClient,
     ) -> Option<PgWireResult<Response>> {
-        if let Err(e) = allowed(statement) {
-            return Some(Err(e));
-        }
-        self.statement_timeout(statement).map(|t| t.and_then(|t| self.set_timeout(client, t)))
+        self.respond(statement, client)
     }
 }
 

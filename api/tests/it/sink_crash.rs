@@ -3,7 +3,7 @@
 //! silver reconciles with Postgres (row count and a checksum over every column, independent of row
 //! order), bronze holds every change once, and no Delta commit covers offsets another commit covered.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -80,28 +80,6 @@ async fn lake_strings(lake: &std::path::Path, layer: &str, sql: &str) -> Option<
     Some(out)
 }
 
-/// Per app id, the `txn` versions the Delta commits of a layer recorded, in commit order.
-fn txn_versions(lake: &std::path::Path, layer: &str) -> BTreeMap<String, Vec<i64>> {
-    let log = lake.join(layer).join("public/crash_items/_delta_log");
-    let mut files: Vec<_> = std::fs::read_dir(&log)
-        .expect("delta log")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    files.sort();
-    let mut out: BTreeMap<String, Vec<i64>> = BTreeMap::new();
-    for f in files {
-        for line in std::fs::read_to_string(&f).expect("commit").lines() {
-            let v: serde_json::Value = serde_json::from_str(line).expect("action");
-            if let Some(txn) = v.get("txn") {
-                let app = txn["appId"].as_str().unwrap_or_default().to_owned();
-                out.entry(app).or_default().push(txn["version"].as_i64().unwrap_or(-1));
-            }
-        }
-    }
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkilled_sink_loses_and_repeats_nothing() {
     let db = orbas_testkit::fresh_db().await;
@@ -125,21 +103,7 @@ async fn sigkilled_sink_loses_and_repeats_nothing() {
         let _ = stopped.await;
     }));
     // Every change of the burst must be streamed (not folded into the initial snapshot).
-    orbas_testkit::eventually("the CDC snapshot is done", Duration::from_secs(60), || {
-        let (pool, slot) = (db.admin.clone(), slot.clone());
-        async move {
-            sqlx::query_scalar::<_, bool>(
-                "SELECT completed_at IS NOT NULL FROM orbas.cdc_snapshots WHERE slot_name = $1",
-            )
-            .bind(slot)
-            .fetch_optional(&pool)
-            .await
-            .ok()
-            .flatten()
-                == Some(true)
-        }
-    })
-    .await;
+    orbas_testkit::cdc_snapshot_done(&db.admin, &slot).await;
     let lake = tempfile::tempdir().expect("lake");
 
     let writer = tokio::spawn(burst(db.admin.clone(), 150));
@@ -205,7 +169,7 @@ async fn sigkilled_sink_loses_and_repeats_nothing() {
     last.start_kill().expect("kill");
     let _ = last.wait().await;
     for layer in ["bronze", "silver"] {
-        for (app, versions) in txn_versions(lake.path(), layer) {
+        for (app, versions) in orbas_testkit::delta_txn_versions(&lake.path().join(layer).join("public/crash_items")) {
             if app.starts_with("orbas.truncate") {
                 continue;
             }

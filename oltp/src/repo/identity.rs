@@ -39,37 +39,16 @@ pub struct LoginUser {
     pub role: RoleKey,
     pub status: String,
     pub password_hash: Option<String>,
+    /// SCRAM-SHA-256 verifier of the same password, for the SQL port.
+    pub scram_verifier: Option<String>,
     pub failed_attempts: i32,
     pub locked_until: Option<DateTime<Utc>>,
 }
 
 pub async fn login_user_by_email(conn: &mut PgConnection, email: &str) -> Result<Option<LoginUser>> {
     Ok(sqlx::query_as(
-        "SELECT u.id, u.email, r.key AS role, u.status, c.password_hash, coalesce(c.failed_attempts, 0) AS failed_attempts, \
-                c.locked_until \
-         FROM users u JOIN roles r ON r.tenant_id = u.tenant_id AND r.id = u.role_id \
-         LEFT JOIN user_credentials c ON c.tenant_id = u.tenant_id AND c.id = u.id \
-         WHERE lower(u.email) = lower($1)",
-    )
-    .bind(email.trim())
-    .fetch_optional(conn)
-    .await?)
-}
-
-/// What the SQL port needs to authenticate a user with SCRAM: the verifier and the refusal state.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct ScramLogin {
-    pub id: UserId,
-    pub role: RoleKey,
-    pub status: String,
-    pub scram_verifier: Option<String>,
-    pub failed_attempts: i32,
-    pub locked_until: Option<DateTime<Utc>>,
-}
-
-pub async fn scram_login_by_email(conn: &mut PgConnection, email: &str) -> Result<Option<ScramLogin>> {
-    Ok(sqlx::query_as(
-        "SELECT u.id, r.key AS role, u.status, c.scram_verifier, coalesce(c.failed_attempts, 0) AS failed_attempts, \
+        "SELECT u.id, u.email, r.key AS role, u.status, c.password_hash, c.scram_verifier, \
+                coalesce(c.failed_attempts, 0) AS failed_attempts, \
                 c.locked_until \
          FROM users u JOIN roles r ON r.tenant_id = u.tenant_id AND r.id = u.role_id \
          LEFT JOIN user_credentials c ON c.tenant_id = u.tenant_id AND c.id = u.id \

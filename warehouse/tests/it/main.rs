@@ -38,21 +38,7 @@ pub async fn start_cdc(db: &TestDb, broker: &Broker) -> Cdc {
     let task = tokio::spawn(orbas_pipeline::cdc::run(cfg, async move {
         let _ = rx.await;
     }));
-    eventually("the CDC snapshot is done", Duration::from_secs(60), || {
-        let (pool, slot) = (db.admin.clone(), slot.clone());
-        async move {
-            sqlx::query_scalar::<_, bool>(
-                "SELECT completed_at IS NOT NULL FROM orbas.cdc_snapshots WHERE slot_name = $1",
-            )
-            .bind(slot)
-            .fetch_optional(&pool)
-            .await
-            .ok()
-            .flatten()
-                == Some(true)
-        }
-    })
-    .await;
+    orbas_testkit::cdc_snapshot_done(&db.admin, &slot).await;
     Cdc { stop, task }
 }
 

@@ -99,27 +99,9 @@ async fn burst(pool: &sqlx::PgPool, seed: u64, txs: usize) -> u64 {
     changes
 }
 
-/// Every `txn` version each commit of a Delta table recorded, per app id, in commit order.
+/// Every `txn` version each commit of a layer's Delta table recorded, per app id, in commit order.
 fn txn_versions(lake_dir: &std::path::Path, layer: &str) -> BTreeMap<String, Vec<i64>> {
-    let log = lake_dir.join(layer).join("public").join(TABLE).join("_delta_log");
-    let mut files: Vec<_> = std::fs::read_dir(&log)
-        .expect("delta log")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    files.sort();
-    let mut out: BTreeMap<String, Vec<i64>> = BTreeMap::new();
-    for f in files {
-        let text = std::fs::read_to_string(&f).expect("commit file");
-        for line in text.lines() {
-            let v: serde_json::Value = serde_json::from_str(line).expect("action");
-            if let Some(txn) = v.get("txn") {
-                let app = txn["appId"].as_str().unwrap_or_default().to_owned();
-                out.entry(app).or_default().push(txn["version"].as_i64().unwrap_or(-1));
-            }
-        }
-    }
-    out
+    orbas_testkit::delta_txn_versions(&lake_dir.join(layer).join("public").join(TABLE))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
