@@ -67,7 +67,7 @@ async fn with_api_key(state: &AppState, key: &ApiKey, now: chrono::DateTime<Utc>
         .ok_or_else(refused)?;
     let mut tx = state.db.begin(tenant).await?;
     let row = access::key_login(tx.conn(), key.prefix()).await?.ok_or_else(refused)?;
-    let live = row.revoked_at.is_none() && row.expires_at.is_none_or(|e| e > now) && row.user_status == "active";
+    let live = row.refusal(now).is_none();
     if !(key.verify(&row.key_hash) && live) {
         return Err(refused());
     }

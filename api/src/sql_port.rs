@@ -5,10 +5,11 @@
 
 use async_trait::async_trait;
 use chrono::Utc;
+use orbas_oltp::auth::Principal;
 use orbas_oltp::auth::lockout::LoginThrottle;
 use orbas_oltp::auth::tokens::API_KEY_PREFIX_LEN;
 use orbas_oltp::db::Db;
-use orbas_oltp::model::{Action, RoleKey, TenantId, UserId, default_scope};
+use orbas_oltp::model::{Action, TenantId, UserId};
 use orbas_oltp::repo::access;
 use orbas_oltp::repo::identity::{self, LoginAttempt, LoginMethod, Lookup};
 use orbas_warehouse::wire::{Attempt, AuthSource, Login, Outcome};
@@ -43,15 +44,9 @@ fn is_key_prefix(user: &str) -> bool {
     user.len() == API_KEY_PREFIX_LEN && user.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
-/// Whether `role` (narrowed by an API key's scopes) may query the lake.
-fn may_query(role: RoleKey, scopes: Option<&[String]>) -> bool {
-    let key_allows = |scopes: &[String]| {
-        scopes.iter().any(|s| {
-            s == "*"
-                || s.split_once(':').is_some_and(|(r, a)| r == RESOURCE && (a == "*" || a == Action::Read.as_str()))
-        })
-    };
-    default_scope(role, RESOURCE, Action::Read).is_some() && scopes.is_none_or(key_allows)
+/// Whether the login may query the lake: the same permission check `POST /v1/sql` makes.
+fn may_query(p: &Principal) -> bool {
+    p.scope_for(RESOURCE, Action::Read).is_some()
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -77,20 +72,17 @@ impl AuthSource for CrmLogins {
             match access::key_login(tx.conn(), user).await? {
                 None => unknown,
                 Some(k) => {
-                    let refusal = if k.revoked_at.is_some() {
-                        Some("revoked")
-                    } else if k.expires_at.is_some_and(|e| e <= now) {
-                        Some("expired")
-                    } else if k.user_status != "active" {
-                        Some("disabled")
-                    } else {
-                        None
+                    let refusal = k.refusal(now);
+                    let principal = Principal {
+                        api_key: Some(k.id),
+                        scopes: k.scopes,
+                        ..Principal::interactive(tenant, k.user_id, k.role)
                     };
                     Login {
                         tenant: tenant.to_string(),
                         verifier: k.scram_verifier,
                         refusal,
-                        may_query: may_query(k.role, Some(&k.scopes)),
+                        may_query: may_query(&principal),
                         detail: Detail { tenant, user: Some(k.user_id), api_key: Some(k.id), failed_attempts: 0 },
                     }
                 }
@@ -99,18 +91,12 @@ impl AuthSource for CrmLogins {
             match identity::login_user_by_email(tx.conn(), user).await? {
                 None => unknown,
                 Some(u) => {
-                    let refusal = if LoginThrottle::is_locked(u.locked_until, now) {
-                        Some("locked")
-                    } else if u.status != "active" {
-                        Some("disabled")
-                    } else {
-                        None
-                    };
+                    let refusal = u.refusal(now);
                     Login {
                         tenant: tenant.to_string(),
+                        may_query: may_query(&Principal::interactive(tenant, u.id, u.role)),
                         verifier: u.scram_verifier,
                         refusal,
-                        may_query: may_query(u.role, None),
                         detail: Detail { tenant, user: Some(u.id), api_key: None, failed_attempts: u.failed_attempts },
                     }
                 }
@@ -172,6 +158,8 @@ impl CrmLogins {
 
 #[cfg(test)]
 mod tests {
+    use orbas_oltp::model::RoleKey;
+
     use super::*;
 
     #[test]
@@ -179,11 +167,14 @@ mod tests {
         assert!(is_key_prefix("Ab3dE6gH"));
         assert!(!is_key_prefix("ana@example.com"));
         assert!(!is_key_prefix("Ab3dE6g"));
-        assert!(may_query(RoleKey::Analyst, None));
-        assert!(!may_query(RoleKey::SalesRep, None));
-        assert!(may_query(RoleKey::Admin, Some(&["lake_sql:read".into()])));
-        assert!(may_query(RoleKey::Admin, Some(&["*".into()])));
-        assert!(!may_query(RoleKey::Admin, Some(&["accounts:read".into()])));
-        assert!(!may_query(RoleKey::SalesRep, Some(&["*".into()])));
+        let user = |role| Principal::interactive(TenantId(Uuid::nil()), UserId(Uuid::nil()), role);
+        let key =
+            |role, scope: &str| Principal { api_key: Some(Uuid::nil()), scopes: vec![scope.into()], ..user(role) };
+        assert!(may_query(&user(RoleKey::Analyst)));
+        assert!(!may_query(&user(RoleKey::SalesRep)));
+        assert!(may_query(&key(RoleKey::Admin, "lake_sql:read")));
+        assert!(may_query(&key(RoleKey::Admin, "*")));
+        assert!(!may_query(&key(RoleKey::Admin, "accounts:read")));
+        assert!(!may_query(&key(RoleKey::SalesRep, "*")));
     }
 }

@@ -22,7 +22,7 @@
 use std::fmt::Debug;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -199,14 +199,8 @@ pub async fn serve<A: AuthSource>(
     auth: Arc<A>,
     config: WireConfig,
 ) -> Result<()> {
-    let shared = Arc::new(Shared {
-        lake,
-        auth,
-        config,
-        pids: RandomPidSecretKeyGenerator::default(),
-        open: AtomicUsize::new(0),
-        slots: Semaphore::new(0),
-    });
+    let shared =
+        Arc::new(Shared { lake, auth, config, pids: RandomPidSecretKeyGenerator::default(), slots: Semaphore::new(0) });
     shared.slots.add_permits(shared.config.max_connections.max(1));
     info!(addr = %listener.local_addr().map_err(|e| Error::Config(e.to_string()))?, tls = shared.config.tls.is_some(),
           "SQL port listening");
@@ -230,14 +224,12 @@ pub async fn serve<A: AuthSource>(
                 auth: Mutex::new(Phase::Start),
                 session: OnceLock::new(),
             });
-            shared.open.fetch_add(1, Ordering::Relaxed);
             metrics::gauge!("orbas_sql_port_connections").increment(1.0);
             let tls = shared.config.tls.clone();
             if let Err(e) = pgwire::tokio::process_socket(socket, tls, Handlers::new(conn)).await {
                 debug!(%peer, error = %e, "SQL connection ended with an error");
             }
             drop(permit);
-            shared.open.fetch_sub(1, Ordering::Relaxed);
             metrics::gauge!("orbas_sql_port_connections").decrement(1.0);
         });
     }
@@ -248,7 +240,6 @@ struct Shared<A: AuthSource> {
     auth: Arc<A>,
     config: WireConfig,
     pids: RandomPidSecretKeyGenerator,
-    open: AtomicUsize,
     slots: Semaphore,
 }
 

@@ -223,10 +223,7 @@ async fn start_sql_port(
         .await
         .with_context(|| format!("bind the SQL port {} (ORBAS_SQL_ADDR)", settings.sql_addr))?;
     let addr = listener.local_addr()?;
-    let config = WireConfig {
-        mock_secret: format!("sql-port-mock:{}", jwt_secret.expose_secret()).into_bytes(),
-        ..WireConfig::default()
-    };
+    let config = WireConfig { mock_secret: super::sql::mock_secret(Some(jwt_secret)), ..WireConfig::default() };
     let lake = std::sync::Arc::new(orbas_warehouse::sql::Lake::new(lake));
     let auth = std::sync::Arc::new(crate::sql_port::CrmLogins::new(db::Db::new(app_pool)));
     Ok((addr, tokio::spawn(wire::serve(listener, lake, auth, config))))

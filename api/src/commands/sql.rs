@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use orbas_oltp::db::{self, Db};
 use orbas_warehouse::sql::{Lake, Limits};
 use orbas_warehouse::wire::{self, WireConfig};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::cli::SqlArgs;
 use crate::settings::Settings;
@@ -38,10 +38,6 @@ pub(super) fn config(settings: &Settings, args: &SqlArgs) -> anyhow::Result<Wire
         (Some(cert), Some(key)) => Some(wire::tls_from_pem(cert, key)?),
         _ => None,
     };
-    let mock_secret = match &settings.jwt_secret {
-        Some(s) => format!("sql-port-mock:{}", s.expose_secret()).into_bytes(),
-        None => uuid::Uuid::new_v4().as_bytes().to_vec(),
-    };
     Ok(WireConfig {
         limits: Limits {
             timeout: Duration::from_millis(args.statement_timeout_ms),
@@ -50,6 +46,15 @@ pub(super) fn config(settings: &Settings, args: &SqlArgs) -> anyhow::Result<Wire
         tls,
         require_tls: args.require_tls,
         max_connections: usize::try_from(args.max_connections).unwrap_or(64),
-        mock_secret,
+        mock_secret: mock_secret(settings.jwt_secret.as_ref()),
     })
+}
+
+/// The secret of the mock verifiers for unknown users: derived from the access-token key when there
+/// is one (stable across restarts, so one unknown name always sees the same salt), else random.
+pub(super) fn mock_secret(jwt_secret: Option<&SecretString>) -> Vec<u8> {
+    match jwt_secret {
+        Some(s) => format!("sql-port-mock:{}", s.expose_secret()).into_bytes(),
+        None => uuid::Uuid::new_v4().as_bytes().to_vec(),
+    }
 }

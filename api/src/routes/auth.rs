@@ -12,7 +12,6 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use chrono::{Duration, Utc};
 use orbas_oltp::auth::jwt::Claims;
-use orbas_oltp::auth::lockout::LoginThrottle;
 use orbas_oltp::auth::password::{check_password_policy, hash_password, verify_password};
 use orbas_oltp::auth::scram::scram_sha256_verifier;
 use orbas_oltp::auth::tokens::{RefreshToken, TokenPurpose};
@@ -140,12 +139,13 @@ async fn login(
 
 /// A refusal before the password is even checked: locked or not an active user.
 fn refuse(user: &LoginUser, now: chrono::DateTime<Utc>) -> Option<(&'static str, Problem)> {
-    if LoginThrottle::is_locked(user.locked_until, now) {
-        let mut p = Problem::new(StatusCode::TOO_MANY_REQUESTS, "too many failed logins; try again later");
-        p.retry_after_secs = user.locked_until.map(|t| (t - now).num_seconds().max(1).unsigned_abs());
-        return Some(("locked", p));
+    let why = user.refusal(now)?;
+    if why != "locked" {
+        return Some((why, bad_credentials()));
     }
-    (user.status != "active").then(|| ("disabled", bad_credentials()))
+    let mut p = Problem::new(StatusCode::TOO_MANY_REQUESTS, "too many failed logins; try again later");
+    p.retry_after_secs = user.locked_until.map(|t| (t - now).num_seconds().max(1).unsigned_abs());
+    Some((why, p))
 }
 
 async fn check_password(hash: String, candidate: String) -> bool {

@@ -426,6 +426,22 @@ pub struct KeyLogin {
     pub user_status: String,
 }
 
+impl KeyLogin {
+    /// Why the key cannot be used at `now` — `"revoked"`, `"expired"`, or `"disabled"` (its user is not
+    /// active); `None` when it is live.
+    pub fn refusal(&self, now: DateTime<Utc>) -> Option<&'static str> {
+        if self.revoked_at.is_some() {
+            Some("revoked")
+        } else if self.expires_at.is_some_and(|e| e <= now) {
+            Some("expired")
+        } else if self.user_status != "active" {
+            Some("disabled")
+        } else {
+            None
+        }
+    }
+}
+
 pub async fn key_login(conn: &mut PgConnection, prefix: &str) -> Result<Option<KeyLogin>> {
     Ok(sqlx::query_as(
         "SELECT k.id, k.user_id, k.key_hash, k.scram_verifier, k.scopes, k.rate_limit_per_minute, k.expires_at, k.revoked_at, \

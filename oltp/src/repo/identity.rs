@@ -45,6 +45,20 @@ pub struct LoginUser {
     pub locked_until: Option<DateTime<Utc>>,
 }
 
+impl LoginUser {
+    /// Why the user cannot log in at `now` whatever the password — `"locked"` (too many failures) or
+    /// `"disabled"` (not an active user); `None` otherwise.
+    pub fn refusal(&self, now: DateTime<Utc>) -> Option<&'static str> {
+        if crate::auth::lockout::LoginThrottle::is_locked(self.locked_until, now) {
+            Some("locked")
+        } else if self.status != "active" {
+            Some("disabled")
+        } else {
+            None
+        }
+    }
+}
+
 pub async fn login_user_by_email(conn: &mut PgConnection, email: &str) -> Result<Option<LoginUser>> {
     Ok(sqlx::query_as(
         "SELECT u.id, u.email, r.key AS role, u.status, c.password_hash, c.scram_verifier, \
