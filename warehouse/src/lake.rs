@@ -104,6 +104,22 @@ pub async fn exists(url: &Url) -> bool {
 }
 
 /// Whether the directory `dir` holds a Delta table.
+/// Names of the Delta tables directly under the local directory `dir`, sorted (none when it is missing).
+pub async fn local_tables(dir: &std::path::Path) -> Vec<String> {
+    let mut names = Vec::new();
+    if let Ok(mut entries) = tokio::fs::read_dir(dir).await {
+        while let Ok(Some(e)) = entries.next_entry().await {
+            if is_local_table(&e.path())
+                && let Some(name) = e.file_name().to_str()
+            {
+                names.push(name.to_owned());
+            }
+        }
+    }
+    names.sort();
+    names
+}
+
 pub fn is_local_table(dir: &std::path::Path) -> bool {
     dir.join("_delta_log").is_dir()
 }

@@ -52,17 +52,11 @@ pub async fn tables(lake: &Url) -> Result<Vec<LakeTable>> {
         let Ok(dir) = base.to_file_path() else {
             return Err(Error::Config(format!("lake maintenance needs a local lake, not {lake}")));
         };
-        let Ok(mut entries) = tokio::fs::read_dir(&dir).await else { continue };
-        while let Ok(Some(e)) = entries.next_entry().await {
-            if crate::lake::is_local_table(&e.path())
-                && let Some(name) = e.file_name().to_str()
-            {
-                let url = base.join(&format!("{name}/")).map_err(|e| Error::Config(format!("lake URL: {e}")))?;
-                out.push(LakeTable { layer: layer.to_owned(), name: name.to_owned(), url });
-            }
+        for name in crate::lake::local_tables(&dir).await {
+            let url = base.join(&format!("{name}/")).map_err(|e| Error::Config(format!("lake URL: {e}")))?;
+            out.push(LakeTable { layer: layer.to_owned(), name, url });
         }
     }
-    out.sort_by(|a, b| (&a.layer, &a.name).cmp(&(&b.layer, &b.name)));
     Ok(out)
 }
 

@@ -139,18 +139,7 @@ impl Lake {
         let Some(dir) = schema_url(&self.root, "silver", schema).ok().and_then(|u| u.to_file_path().ok()) else {
             return known.keys().cloned().collect();
         };
-        let mut names = Vec::new();
-        if let Ok(mut entries) = tokio::fs::read_dir(&dir).await {
-            while let Ok(Some(e)) = entries.next_entry().await {
-                if crate::lake::is_local_table(&e.path())
-                    && let Some(name) = e.file_name().to_str()
-                {
-                    names.push(name.to_owned());
-                }
-            }
-        }
-        names.sort();
-        names
+        crate::lake::local_tables(&dir).await
     }
 
     /// The current tables: the Delta logs are read again when the last read is older than the
