@@ -44,11 +44,11 @@ pub struct LakeTable {
     pub url: Url,
 }
 
-/// The tables of both layers of schema `public` (local lakes).
+/// The bronze, silver and gold tables of a local lake.
 pub async fn tables(lake: &Url) -> Result<Vec<LakeTable>> {
     let mut out = Vec::new();
-    for layer in ["bronze", "silver"] {
-        let base = schema_url(lake, layer, "public")?;
+    for (layer, dir) in [("bronze", "public"), ("silver", "public"), ("gold", crate::gold::DIR)] {
+        let base = schema_url(lake, layer, dir)?;
         let Ok(dir) = base.to_file_path() else {
             return Err(Error::Config(format!("lake maintenance needs a local lake, not {lake}")));
         };

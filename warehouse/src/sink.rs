@@ -32,6 +32,7 @@ use url::Url;
 
 use crate::convert::{self, Change};
 use crate::error::{Error, Result};
+use crate::gold;
 use crate::lake;
 use crate::schema::{self, LakeColumn, LakeType, TableLayout, meta};
 
@@ -57,6 +58,9 @@ pub struct SinkConfig {
     /// Columns whose values never enter Delta file statistics (`delta.dataSkippingStatsColumns` lists
     /// every other column), as `table.column` or `column` for every table.
     pub pii_columns: Vec<String>,
+    /// Keeps the gold KPI tables current (recomputing the tenants each batch touched); `None` leaves
+    /// them alone.
+    pub gold: Option<gold::RefreshConfig>,
 }
 
 impl SinkConfig {
@@ -72,6 +76,7 @@ impl SinkConfig {
             discovery_interval: Duration::from_secs(5),
             kafka_extra: Vec::new(),
             pii_columns: default_pii_columns(),
+            gold: Some(gold::RefreshConfig::default()),
         }
     }
 }
@@ -206,6 +211,7 @@ impl Sink {
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) -> Result<SinkStats> {
         let mut last_discovery: Option<Instant> = None;
         info!(group = %self.cfg.group, lake = %self.cfg.lake, "lake sink starting");
+        let gold = self.cfg.gold.clone().map(|g| gold::Refresher::spawn(self.cfg.lake.clone(), g, stop.clone()));
         loop {
             if last_discovery.is_none_or(|t| t.elapsed() >= self.cfg.discovery_interval) {
                 self.discover().await?;
@@ -213,9 +219,16 @@ impl Sink {
             }
             let batch = self.collect(&mut stop).await?;
             if !batch.is_empty() {
-                self.flush(batch).await?;
+                let touched = self.flush(batch).await?;
+                if let (Some((refresher, _)), Some(scope)) = (&gold, touched) {
+                    refresher.touch(scope);
+                }
             }
             if *stop.borrow() {
+                if let Some((refresher, task)) = gold {
+                    drop(refresher);
+                    let _ = task.await;
+                }
                 info!(batches = self.stats.batches, messages = self.stats.messages, "lake sink stopped");
                 return Ok(self.stats);
             }
@@ -488,7 +501,9 @@ impl Sink {
     }
 
     /// Applies one batch: per table, bronze then silver, then the group's offsets (monitoring only).
-    async fn flush(&mut self, batch: Vec<Received>) -> Result<()> {
+    /// Returns the tenants whose KPIs the batch may have changed.
+    async fn flush(&mut self, batch: Vec<Received>) -> Result<Option<gold::Scope>> {
+        let mut touched: Option<gold::Scope> = None;
         let mut by_topic: BTreeMap<String, Vec<Received>> = BTreeMap::new();
         for m in batch {
             by_topic.entry(m.topic.clone()).or_default().push(m);
@@ -507,6 +522,14 @@ impl Sink {
                 *l = (*l).max(m.offset);
             }
             self.apply(&topic, &changes, &last).await?;
+            if let Some((_, table)) = table_of_topic(&topic)
+                && let Some(scope) = gold::dirty(table, changes.iter().map(|c| c.row.as_ref()))
+            {
+                touched = Some(match touched.take() {
+                    Some(t) => t.merge(scope),
+                    None => scope,
+                });
+            }
             for (p, o) in &last {
                 self.assigned.insert((topic.clone(), *p), o + 1);
                 commit.add_partition_offset(&topic, *p, Offset::Offset(o + 1))?;
@@ -519,7 +542,7 @@ impl Sink {
         {
             warn!(error = %e, "committing the group's offsets failed (monitoring only; the lake holds the positions)");
         }
-        Ok(())
+        Ok(touched)
     }
 
     /// One table's part of a batch. `last` is the last offset read per partition (tombstones included).

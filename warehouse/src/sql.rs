@@ -1,4 +1,5 @@
-//! SQL over the lake for one tenant: a DataFusion session whose catalog holds the silver tables, each
+//! SQL over the lake for one tenant: a DataFusion session whose catalog holds the silver tables (schema
+//! `public`, the default) and the KPI tables (schema `gold`, see [`crate::gold`]), each
 //! wrapped in [`TenantScoped`] so the engine returns only the session tenant's rows. Only queries run
 //! (`SELECT`, `EXPLAIN`, `SHOW`, `information_schema`): DDL, DML and session statements are refused by
 //! DataFusion's own [`SQLOptions`] before planning. Each statement runs under a time limit and a memory
@@ -14,8 +15,9 @@ use std::time::{Duration, Instant};
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::MemorySchemaProvider;
 use datafusion::catalog::TableProvider;
-use datafusion::common::ScalarValue;
+use datafusion::common::{ScalarValue, TableReference};
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
@@ -25,11 +27,14 @@ use tracing::{debug, warn};
 use url::Url;
 
 use crate::error::{Error, Result};
+use crate::gold;
 use crate::sink::{schema_url, table_url};
 use crate::tenant::TenantScoped;
 
 /// The column every tenant-owned CRM table carries.
 pub const TENANT_COLUMN: &str = "tenant_id";
+/// The SQL schema of the silver tables (the CRM's own schema name; the session's default).
+pub const SILVER_SCHEMA: &str = "public";
 
 /// Per-statement limits.
 #[derive(Debug, Clone, Copy)]
@@ -98,18 +103,24 @@ impl Snapshot {
     /// without a tenant column are not exposed), replacing earlier registrations and dropping tables
     /// that are gone.
     pub fn install(&self, ctx: &SessionContext, tenant: &str) -> Result<()> {
-        if let Some(schema) = ctx.catalog("lake").and_then(|c| c.schema("public")) {
-            for gone in schema.table_names().into_iter().filter(|n| !self.providers.contains_key(n)) {
-                ctx.deregister_table(gone.as_str())?;
+        for schema_name in [SILVER_SCHEMA, gold::SQL_SCHEMA] {
+            if let Some(schema) = ctx.catalog("lake").and_then(|c| c.schema(schema_name)) {
+                for gone in schema.table_names() {
+                    if !self.providers.contains_key(&format!("{schema_name}.{gone}")) {
+                        ctx.deregister_table(TableReference::partial(schema_name, gone.as_str()))?;
+                    }
+                }
             }
         }
-        for (name, provider) in &self.providers {
+        for (key, provider) in &self.providers {
+            let Some((schema, name)) = key.split_once('.') else { continue };
             match TenantScoped::new(provider.clone(), TENANT_COLUMN, ScalarValue::from(tenant)) {
                 Some(scoped) => {
-                    ctx.deregister_table(name.as_str())?;
-                    ctx.register_table(name.as_str(), Arc::new(scoped))?;
+                    let reference = TableReference::partial(schema, name);
+                    ctx.deregister_table(reference.clone())?;
+                    ctx.register_table(reference, Arc::new(scoped))?;
                 }
-                None => debug!(table = %name, "no tenant column: not exposed to tenant sessions"),
+                None => debug!(table = %key, "no tenant column: not exposed to tenant sessions"),
             }
         }
         Ok(())
@@ -133,13 +144,25 @@ impl Lake {
         Lake { freshness, ..self }
     }
 
-    /// Names of the silver tables of `schema` found under the lake root (local lakes are listed; the
-    /// tables already known are kept for object stores).
-    async fn discover(&self, schema: &str, known: &BTreeMap<String, DeltaTable>) -> Vec<String> {
-        let Some(dir) = schema_url(&self.root, "silver", schema).ok().and_then(|u| u.to_file_path().ok()) else {
-            return known.keys().cloned().collect();
-        };
-        crate::lake::local_tables(&dir).await
+    /// The tables found under the lake root as `(key, url)`, key = `schema.table` as SQL names it: the
+    /// silver tables of the CRM's `public` schema and the gold KPI tables. Local lakes are listed; for
+    /// object stores the tables already known are kept.
+    async fn discover(&self, known: &BTreeMap<String, DeltaTable>) -> Result<Vec<(String, Url)>> {
+        let layers = [("silver", "public", SILVER_SCHEMA), ("gold", gold::DIR, gold::SQL_SCHEMA)];
+        let mut out = Vec::new();
+        for (layer, dir, schema) in layers {
+            let base = schema_url(&self.root, layer, dir)?;
+            let names = match base.to_file_path() {
+                Ok(path) => crate::lake::local_tables(&path).await,
+                Err(()) => {
+                    known.keys().filter_map(|k| k.strip_prefix(&format!("{schema}.")).map(str::to_owned)).collect()
+                }
+            };
+            for name in names {
+                out.push((format!("{schema}.{name}"), table_url(&self.root, layer, dir, &name)?));
+            }
+        }
+        Ok(out)
     }
 
     /// The current tables: the Delta logs are read again when the last read is older than the
@@ -149,10 +172,10 @@ impl Lake {
         if state.refreshed.is_some_and(|t| t.elapsed() < self.freshness) {
             return Ok(state.snapshot.clone());
         }
-        let names = self.discover("public", &state.handles).await;
+        let tables = self.discover(&state.handles).await?;
         let mut versions = BTreeMap::new();
         let mut providers = BTreeMap::new();
-        for name in names {
+        for (name, url) in tables {
             let table = match state.handles.remove(&name) {
                 Some(mut t) => match t.update_state().await {
                     Ok(()) => t,
@@ -161,16 +184,13 @@ impl Lake {
                         t
                     }
                 },
-                None => {
-                    let url = table_url(&self.root, "silver", "public", &name)?;
-                    match deltalake::open_table(url).await {
-                        Ok(t) => t,
-                        Err(e) => {
-                            warn!(table = %name, error = %e, "a lake table cannot be opened; leaving it out");
-                            continue;
-                        }
+                None => match deltalake::open_table(url).await {
+                    Ok(t) => t,
+                    Err(e) => {
+                        warn!(table = %name, error = %e, "a lake table cannot be opened; leaving it out");
+                        continue;
                     }
-                }
+                },
             };
             versions.insert(name.clone(), table.version());
             providers.insert(name.clone(), table.table_provider().await?);
@@ -194,21 +214,24 @@ impl Lake {
             .with_information_schema(true)
             .with_default_catalog_and_schema("lake", "public")
             .with_create_default_catalog_and_schema(true);
-        Ok(SessionContext::new_with_config_rt(config, runtime))
+        let ctx = SessionContext::new_with_config_rt(config, runtime);
+        if let Some(catalog) = ctx.catalog("lake") {
+            catalog.register_schema(gold::SQL_SCHEMA, Arc::new(MemorySchemaProvider::new()))?;
+        }
+        Ok(ctx)
     }
 
     /// The silver tables as they were at `at` (Delta time travel: each table at its latest version
     /// committed at or before `at`; tables created later are left out). Reaches back as far as vacuum
     /// and log retention allow; an erasure cuts it at the erasure for the tables it touched.
     pub async fn snapshot_at(&self, at: chrono::DateTime<chrono::Utc>) -> Result<Snapshot> {
-        let names = {
+        let tables = {
             let state = self.state.lock().await;
-            self.discover("public", &state.handles).await
+            self.discover(&state.handles).await?
         };
         let mut versions = BTreeMap::new();
         let mut providers = BTreeMap::new();
-        for name in names {
-            let url = table_url(&self.root, "silver", "public", &name)?;
+        for (name, url) in tables {
             let mut table = match DeltaTable::try_from_url(url).await {
                 Ok(t) => t,
                 Err(e) => {
@@ -243,7 +266,7 @@ impl Lake {
         Ok(ctx)
     }
 
-    /// A session for `tenant` over every silver table of `public` that has a tenant column.
+    /// A session for `tenant` over every silver and gold table that has a tenant column.
     pub async fn session(&self, tenant: &str, limits: Limits) -> Result<SessionContext> {
         let ctx = Self::context(limits)?;
         self.snapshot().await?.install(&ctx, tenant)?;

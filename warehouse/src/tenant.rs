@@ -23,19 +23,29 @@ use datafusion::physical_plan::projection::ProjectionExec;
 pub struct TenantScoped {
     inner: Arc<dyn TableProvider>,
     column: String,
-    tenant: ScalarValue,
+    /// The tenant a session sees; several for the gold refresh, which recomputes a set of tenants.
+    tenants: Vec<ScalarValue>,
 }
 
 impl TenantScoped {
     /// Restricts `inner` to the rows whose `column` equals `tenant`. `None` when the table has no
     /// such column (the caller must then not expose the table at all).
     pub fn new(inner: Arc<dyn TableProvider>, column: &str, tenant: ScalarValue) -> Option<Self> {
+        Self::any_of(inner, column, vec![tenant])
+    }
+
+    /// Restricts `inner` to the rows whose `column` is one of `tenants`.
+    pub fn any_of(inner: Arc<dyn TableProvider>, column: &str, tenants: Vec<ScalarValue>) -> Option<Self> {
         inner.schema().index_of(column).ok()?;
-        Some(TenantScoped { inner, column: column.to_owned(), tenant })
+        Some(TenantScoped { inner, column: column.to_owned(), tenants })
     }
 
     fn predicate(&self) -> Expr {
-        col(self.column.as_str()).eq(lit(self.tenant.clone()))
+        match self.tenants.as_slice() {
+            [] => lit(false),
+            [one] => col(self.column.as_str()).eq(lit(one.clone())),
+            many => col(self.column.as_str()).in_list(many.iter().cloned().map(lit).collect(), false),
+        }
     }
 }
 
@@ -171,6 +181,30 @@ mod tests {
             query("A", "SELECT max(id) FROM (SELECT id FROM accounts UNION ALL SELECT id FROM deals)").await,
             ["2"]
         );
+    }
+
+    async fn scalar(tenants: &[&str], sql: &str) -> String {
+        let ctx = SessionContext::new();
+        let tenants = tenants.iter().map(|t| ScalarValue::from(*t)).collect();
+        let scoped = TenantScoped::any_of(table("name"), "tenant_id", tenants);
+        assert!(scoped.is_some_and(|s| ctx.register_table("accounts", Arc::new(s)).is_ok()));
+        let batches = match ctx.sql(sql).await {
+            Ok(df) => df.collect().await.unwrap_or_else(|e| panic!("{sql}: {e}")),
+            Err(e) => panic!("{sql}: {e}"),
+        };
+        let value = batches.first().map(|b| ScalarValue::try_from_array(b.column(0), 0));
+        match value {
+            Some(Ok(v)) => v.to_string(),
+            other => panic!("{sql}: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_set_of_tenants_sees_exactly_their_rows() {
+        let sql = "SELECT string_agg(name, ',' ORDER BY name) FROM accounts";
+        assert_eq!(scalar(&["A", "C"], sql).await, "a1,a2");
+        assert_eq!(scalar(&["A", "B"], sql).await, "a1,a2,b1,b2,b3");
+        assert_eq!(scalar(&[], "SELECT count(*) FROM accounts").await, "0", "an empty set sees nothing");
     }
 
     #[test]
