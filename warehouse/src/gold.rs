@@ -183,7 +183,7 @@ pub fn kpis() -> Vec<Kpi> {
             name: "pipeline_by_stage_owner",
             sources: &["opportunities", "pipeline_stages"],
             sql: format!(
-                "WITH open AS ( \
+                "WITH pipe AS ( \
                    SELECT o.tenant_id, s.pipeline, o.stage_id, s.name AS stage_name, s.position AS stage_position, \
                           o.owner_id, {close}, o.forecast_category, c.currency, o.probability, \
                           {amount} AS amount \
@@ -193,7 +193,7 @@ pub fn kpis() -> Vec<Kpi> {
                  SELECT tenant_id, pipeline, stage_id, stage_name, stage_position, owner_id, fiscal_year, \
                         fiscal_quarter, forecast_category, currency, COUNT(*) AS open_deals, {sum} AS amount, \
                         {weighted} AS weighted_amount, COUNT(*) - COUNT(amount) AS unconverted_deals \
-                 FROM open GROUP BY tenant_id, pipeline, stage_id, stage_name, stage_position, owner_id, \
+                 FROM pipe GROUP BY tenant_id, pipeline, stage_id, stage_name, stage_position, owner_id, \
                           fiscal_year, fiscal_quarter, forecast_category, currency \
                  ORDER BY tenant_id, pipeline, stage_position, owner_id, fiscal_year, fiscal_quarter, forecast_category",
                 amount = converted("o.amount", "o.currency", "r"),
@@ -258,47 +258,46 @@ pub fn kpis() -> Vec<Kpi> {
                    FROM span), \
                  m AS (SELECT tenant_id, month, CAST(month + INTERVAL '1 month' AS DATE) AS next FROM months), \
                  active AS ( \
-                   SELECT m.tenant_id, m.month, m.next, c.currency, s.started, s.ended, {amount} AS mrr, \
+                   SELECT m.tenant_id, m.month, m.next, {period}, c.currency, s.started, s.ended, {amount} AS mrr, \
                           s.tenant_id IS NOT NULL AS present \
                    FROM m JOIN cal c ON c.tenant_id = m.tenant_id \
                    LEFT JOIN subs s ON s.tenant_id = m.tenant_id AND s.started < m.next \
                         AND (s.ended IS NULL OR s.ended >= m.month) {fx}), \
                  flows AS ( \
-                   SELECT tenant_id, month, currency, mrr, present, \
-                          present AND started < month AND (ended IS NULL OR ended >= month) AS opening, \
-                          present AND started >= month AS new, \
-                          present AND ended IS NOT NULL AND ended < next AS churned, \
-                          present AND (ended IS NULL OR ended >= next) AS closing \
+                   SELECT tenant_id, month, fiscal_year, fiscal_quarter, currency, mrr, present, \
+                          present AND started < month AND (ended IS NULL OR ended >= month) AS is_opening, \
+                          present AND started >= month AS is_new, \
+                          present AND ended IS NOT NULL AND ended < next AS is_churned, \
+                          present AND (ended IS NULL OR ended >= next) AS is_closing \
                    FROM active) \
-                 SELECT f.tenant_id, f.month, {period}, f.currency, \
+                 SELECT tenant_id, month, fiscal_year, fiscal_quarter, currency, \
                         {opening} AS opening_mrr, {new} AS new_mrr, {churned} AS churned_mrr, \
                         {closing} AS closing_mrr, \
-                        SUM(CASE WHEN f.opening THEN 1 ELSE 0 END) AS opening_subscriptions, \
-                        SUM(CASE WHEN f.new THEN 1 ELSE 0 END) AS new_subscriptions, \
-                        SUM(CASE WHEN f.churned THEN 1 ELSE 0 END) AS churned_subscriptions, \
-                        SUM(CASE WHEN f.closing THEN 1 ELSE 0 END) AS closing_subscriptions, \
-                        CAST(SUM(CASE WHEN f.churned THEN f.mrr END) AS DOUBLE) \
-                          / NULLIF(CAST(SUM(CASE WHEN f.opening THEN f.mrr END) AS DOUBLE), 0) AS revenue_churn_rate, \
-                        CAST(SUM(CASE WHEN f.churned THEN 1 ELSE 0 END) AS DOUBLE) \
-                          / NULLIF(SUM(CASE WHEN f.opening THEN 1 ELSE 0 END), 0) AS logo_churn_rate, \
-                        SUM(CASE WHEN f.present AND f.mrr IS NULL THEN 1 ELSE 0 END) AS unconverted_subscriptions \
-                 FROM flows f JOIN cal c ON c.tenant_id = f.tenant_id \
-                 GROUP BY f.tenant_id, f.month, fiscal_year, fiscal_quarter, f.currency \
-                 ORDER BY f.tenant_id, f.month",
+                        SUM(CASE WHEN is_opening THEN 1 ELSE 0 END) AS opening_subscriptions, \
+                        SUM(CASE WHEN is_new THEN 1 ELSE 0 END) AS new_subscriptions, \
+                        SUM(CASE WHEN is_churned THEN 1 ELSE 0 END) AS churned_subscriptions, \
+                        SUM(CASE WHEN is_closing THEN 1 ELSE 0 END) AS closing_subscriptions, \
+                        CAST(SUM(CASE WHEN is_churned THEN mrr END) AS DOUBLE) \
+                          / NULLIF(CAST(SUM(CASE WHEN is_opening THEN mrr END) AS DOUBLE), 0) AS revenue_churn_rate, \
+                        CAST(SUM(CASE WHEN is_churned THEN 1 ELSE 0 END) AS DOUBLE) \
+                          / NULLIF(SUM(CASE WHEN is_opening THEN 1 ELSE 0 END), 0) AS logo_churn_rate, \
+                        SUM(CASE WHEN present AND mrr IS NULL THEN 1 ELSE 0 END) AS unconverted_subscriptions \
+                 FROM flows GROUP BY tenant_id, month, fiscal_year, fiscal_quarter, currency \
+                 ORDER BY tenant_id, month",
                 amount = converted("s.mrr", "s.currency", "r"),
                 fx = fx_join("r", "s.tenant_id", "s.currency", "m.month"),
-                period = fiscal("f.month"),
-                opening = money("SUM(CASE WHEN f.opening THEN f.mrr END)"),
-                new = money("SUM(CASE WHEN f.new THEN f.mrr END)"),
-                churned = money("SUM(CASE WHEN f.churned THEN f.mrr END)"),
-                closing = money("SUM(CASE WHEN f.closing THEN f.mrr END)"),
+                period = fiscal("m.month"),
+                opening = money("SUM(CASE WHEN is_opening THEN mrr END)"),
+                new = money("SUM(CASE WHEN is_new THEN mrr END)"),
+                churned = money("SUM(CASE WHEN is_churned THEN mrr END)"),
+                closing = money("SUM(CASE WHEN is_closing THEN mrr END)"),
             ),
         },
         Kpi {
             name: "ticket_sla",
             sources: &["tickets"],
             sql: format!(
-                "WITH t AS ( \
+                "WITH tk AS ( \
                    SELECT t.tenant_id, CAST(t.created_at AS DATE) AS day, {period}, t.priority, t.csat, \
                           t.first_response_due_at IS NOT NULL \
                             AND (t.first_responded_at IS NOT NULL OR t.first_response_due_at < now()) AS fr_measured, \
@@ -318,7 +317,7 @@ pub fn kpis() -> Vec<Kpi> {
                         CAST(SUM(CASE WHEN res_measured AND res_met THEN 1 ELSE 0 END) AS DOUBLE) \
                           / NULLIF(SUM(CASE WHEN res_measured THEN 1 ELSE 0 END), 0) AS resolution_attainment, \
                         AVG(CAST(csat AS DOUBLE)) AS avg_csat, COUNT(csat) AS csat_responses \
-                 FROM t GROUP BY tenant_id, day, fiscal_year, fiscal_quarter, priority \
+                 FROM tk GROUP BY tenant_id, day, fiscal_year, fiscal_quarter, priority \
                  ORDER BY tenant_id, day, priority",
                 period = fiscal("CAST(t.created_at AS DATE)"),
             ),

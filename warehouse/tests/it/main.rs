@@ -2,6 +2,7 @@
 //! tables in a temporary directory: the CDC service and the sink run in-process; what the lake holds is
 //! read back through deltalake + DataFusion and compared with Postgres value by value.
 
+mod gold;
 mod sink;
 
 use std::time::{Duration, Instant};
