@@ -257,6 +257,21 @@ pub enum BenchCommand {
     /// Lake sink rows/s (Kafka → bronze + silver, committed) vs the arrow-rs Parquet writer alone on
     /// the same rows.
     Sink(BenchSinkArgs),
+    /// Commit → visible in SQL over the lake at a steady write rate, vs commit → Kafka consumer.
+    Freshness(BenchFreshnessArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchFreshnessArgs {
+    /// Changes per second committed (100 transactions a second).
+    #[arg(long, default_value_t = 5_000)]
+    pub rate: u64,
+    /// Length of the measured run in seconds.
+    #[arg(long, default_value_t = 30)]
+    pub seconds: u64,
+    /// How often the SQL reader asks (bounds the measurement error).
+    #[arg(long, default_value_t = 20)]
+    pub poll_ms: u64,
 }
 
 #[derive(Debug, Clone, clap::Args)]
