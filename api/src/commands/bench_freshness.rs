@@ -193,6 +193,9 @@ async fn visible_max(lake: &Lake) -> Option<i64> {
 
 /// Takes the transactions whose last id is ≤ `upto` and not yet seen: their latencies in ms.
 fn settle(commits: &Commits, seen: &mut i64, upto: i64, at: Instant) -> Vec<u64> {
+    if upto <= *seen {
+        return Vec::new();
+    }
     let Ok(log) = commits.lock() else { return Vec::new() };
     let out = log
         .range(*seen + 1..=upto)
@@ -277,6 +280,7 @@ mod tests {
         let later = t0 + Duration::from_millis(250);
         assert_eq!(settle(&commits, &mut seen, 15, later), vec![250], "only the transaction ending at 9");
         assert_eq!(settle(&commits, &mut seen, 15, later), Vec::<u64>::new(), "never twice");
+        assert_eq!(settle(&commits, &mut seen, 3, later), Vec::<u64>::new(), "an older answer");
         assert_eq!(settle(&commits, &mut seen, 40, later).len(), 2);
         assert_eq!(seen, 29);
     }
