@@ -16,6 +16,8 @@
 //!   clients send on their own are run; DDL/DML answer `25006` (read-only transaction), engine
 //!   settings (`SET datafusion.…`) `42501`. `statement_timeout` is honoured but never above the
 //!   server's limit; each connection has its own memory pool.
+//! - **Time travel**: `SET orbas.as_of = '2026-11-23T10:00:00Z'` reads every table as it was at that
+//!   moment (each at its last Delta version committed by then) until `SET orbas.as_of = DEFAULT`.
 //! - **Errors as Postgres SQLSTATEs**: syntax `42601`, unknown table `42P01`, unknown column `42703`,
 //!   out of memory `53200`, cancelled by timeout `57014`, not supported `0A000`.
 
@@ -27,6 +29,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use datafusion::common::ParamValues;
 use datafusion::error::DataFusionError;
 use datafusion::logical_expr::LogicalPlan;
@@ -278,17 +281,51 @@ struct Session {
     tenant: String,
     ctx: Arc<SessionContext>,
     service: Arc<DfSessionService>,
-    /// The lake snapshot generation installed in `ctx`.
+    /// The lake snapshot generation installed in `ctx` (`u64::MAX`: none, or a past one).
     generation: AtomicU64,
+    /// Time travel: `SET orbas.as_of = '<RFC 3339 time>'` pins the session's tables to that moment.
+    as_of: Arc<std::sync::Mutex<AsOf>>,
 }
 
+/// The moment a session reads the lake at, as asked and as installed; `None`: the latest commit.
+#[derive(Debug, Default)]
+struct AsOf {
+    wanted: Option<DateTime<Utc>>,
+    installed: Option<DateTime<Utc>>,
+}
+
+/// The session setting for time travel.
+const AS_OF_SETTING: &str = "orbas.as_of";
+
 impl Session {
-    /// Brings the session's tables up to the lake's latest snapshot.
+    /// Brings the session's tables up to the lake's latest snapshot, or to the moment `orbas.as_of`
+    /// names (installed once per moment: the past does not change).
     async fn refresh(&self, lake: &Lake) -> PgWireResult<()> {
-        let snapshot = lake.snapshot().await.map_err(|e| {
+        let unreadable = |e: &dyn std::fmt::Display| {
             warn!(error = %e, "reading the lake for a SQL session");
             user_error("58030", "the lake cannot be read right now")
-        })?;
+        };
+        let (wanted, installed) = match self.as_of.lock() {
+            Ok(a) => (a.wanted, a.installed),
+            Err(_) => return Err(user_error("58030", "the session's state is unusable; reconnect")),
+        };
+        if let Some(at) = wanted {
+            if installed != Some(at) {
+                let snapshot = lake.snapshot_at(at).await.map_err(|e| unreadable(&e))?;
+                snapshot.install(&self.ctx, &self.tenant).map_err(|e| unreadable(&e))?;
+                self.generation.store(u64::MAX, Ordering::Release);
+                if let Ok(mut a) = self.as_of.lock() {
+                    a.installed = Some(at);
+                }
+            }
+            return Ok(());
+        }
+        if installed.is_some()
+            && let Ok(mut a) = self.as_of.lock()
+        {
+            a.installed = None;
+        }
+        let snapshot = lake.snapshot().await.map_err(|e| unreadable(&e))?;
         if self.generation.swap(snapshot.generation, Ordering::AcqRel) != snapshot.generation {
             snapshot.install(&self.ctx, &self.tenant).map_err(|e| {
                 warn!(error = %e, "installing lake tables");
@@ -413,9 +450,34 @@ fn allowed(statement: &Statement) -> PgWireResult<()> {
     }
 }
 
-/// Refuses what may not run, and caps `statement_timeout` at the server's limit.
+/// Refuses what may not run, caps `statement_timeout` at the server's limit, and takes the session's
+/// time-travel setting.
 struct ReadOnly {
     max_timeout: Duration,
+    as_of: Arc<std::sync::Mutex<AsOf>>,
+}
+
+/// The moment `SET orbas.as_of = …` names: an RFC 3339 time (a space may separate date and time),
+/// `DEFAULT`/`latest` for the latest commit. A future moment is refused.
+fn parse_as_of(raw: &str, now: DateTime<Utc>) -> PgWireResult<Option<DateTime<Utc>>> {
+    let value = raw.trim().trim_matches(|c| c == '\'' || c == '"').trim();
+    if value.eq_ignore_ascii_case("default") || value.eq_ignore_ascii_case("latest") || value.is_empty() {
+        return Ok(None);
+    }
+    let invalid = || {
+        user_error(
+            "22023",
+            format!("invalid value for {AS_OF_SETTING}: {value} (an RFC 3339 time such as 2026-11-23T10:00:00Z, or DEFAULT)"),
+        )
+    };
+    let at = DateTime::parse_from_rfc3339(value)
+        .or_else(|_| DateTime::parse_from_rfc3339(&value.replacen(' ', "T", 1)))
+        .map_err(|_| invalid())?
+        .with_timezone(&Utc);
+    if at > now {
+        return Err(user_error("22023", format!("{AS_OF_SETTING} is in the future: {value}")));
+    }
+    Ok(Some(at))
 }
 
 impl ReadOnly {
@@ -443,10 +505,28 @@ impl ReadOnly {
         Some(Ok(if asked.is_zero() { self.max_timeout } else { asked.min(self.max_timeout) }))
     }
 
-    /// Refuses what may not run, answers `SET statement_timeout` itself, and lets the rest through.
+    /// `SET orbas.as_of = …`; `None`: another statement.
+    fn as_of(&self, statement: &Statement) -> Option<PgWireResult<Response>> {
+        let Statement::Set(Set::SingleAssignment { variable, values, .. }) = statement else { return None };
+        if !variable.to_string().eq_ignore_ascii_case(AS_OF_SETTING) {
+            return None;
+        }
+        let raw = values.first().map(|v| v.to_string()).unwrap_or_default();
+        Some(parse_as_of(&raw, Utc::now()).and_then(|at| {
+            let mut state = self.as_of.lock().map_err(|_| user_error("58030", "the session's state is unusable"))?;
+            state.wanted = at;
+            Ok(Response::Execution(Tag::new("SET")))
+        }))
+    }
+
+    /// Refuses what may not run, answers `SET statement_timeout` and `SET orbas.as_of` itself, and lets
+    /// the rest through.
     fn respond(&self, statement: &Statement, client: &mut dyn HookClient) -> Option<PgWireResult<Response>> {
         if let Err(e) = allowed(statement) {
             return Some(Err(e));
+        }
+        if let Some(r) = self.as_of(statement) {
+            return Some(r);
         }
         self.statement_timeout(statement).map(|t| {
             t.map(|t| {
@@ -564,14 +644,15 @@ impl<A: AuthSource> Startup<A> {
         let ctx = Lake::context(shared.config.limits).map_err(|e| unavailable(&e))?;
         setup_pg_catalog(&ctx, CATALOG, EmptyContextProvider).map_err(|e| unavailable(&e))?;
         let ctx = Arc::new(ctx);
+        let as_of = Arc::new(std::sync::Mutex::new(AsOf::default()));
         let hooks: Vec<Arc<dyn QueryHook>> = vec![
-            Arc::new(ReadOnly { max_timeout: shared.config.limits.timeout }),
+            Arc::new(ReadOnly { max_timeout: shared.config.limits.timeout, as_of: as_of.clone() }),
             Arc::new(CursorStatementHook),
             Arc::new(SetShowHook),
             Arc::new(TransactionStatementHook),
         ];
         let service = Arc::new(DfSessionService::new_with_hooks(ctx.clone(), hooks));
-        Ok(Session { tenant: tenant.to_owned(), ctx, service, generation: AtomicU64::new(u64::MAX) })
+        Ok(Session { tenant: tenant.to_owned(), ctx, service, generation: AtomicU64::new(u64::MAX), as_of })
     }
 }
 
@@ -833,8 +914,21 @@ mod tests {
     }
 
     #[test]
+    fn as_of_takes_rfc3339_times_and_default() {
+        let now = DateTime::parse_from_rfc3339("2026-11-23T12:00:00Z").map(|t| t.with_timezone(&Utc));
+        let Ok(now) = now else { panic!("now") };
+        let at = |raw: &str| parse_as_of(raw, now).map(|t| t.map(|t| t.to_rfc3339())).map_err(|e| e.to_string());
+        assert_eq!(at("'2026-11-23T10:00:00Z'"), Ok(Some("2026-11-23T10:00:00+00:00".into())));
+        assert_eq!(at("'2026-11-23 11:30:00+01:00'"), Ok(Some("2026-11-23T10:30:00+00:00".into())));
+        assert_eq!(at("DEFAULT"), Ok(None));
+        assert_eq!(at("'latest'"), Ok(None));
+        assert!(at("'yesterday'").is_err_and(|e| e.contains("22023") || e.contains("RFC 3339")));
+        assert!(at("'2026-11-24T00:00:00Z'").is_err_and(|e| e.contains("future")));
+    }
+
+    #[test]
     fn statement_timeout_is_capped_at_the_servers_limit() {
-        let hook = ReadOnly { max_timeout: Duration::from_secs(30) };
+        let hook = ReadOnly { max_timeout: Duration::from_secs(30), as_of: Arc::default() };
         let timeout = |sql: &str| {
             let statements = SqlParser::parse_sql(&PostgreSqlDialect {}, sql).unwrap_or_else(|e| panic!("{e}"));
             hook.statement_timeout(&statements[0]).map(|r| r.map_err(|e| e.to_string()))

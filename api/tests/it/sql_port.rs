@@ -285,7 +285,7 @@ public class Probe {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn require_tls_refuses_plaintext_and_new_commits_become_visible() {
+async fn require_tls_refuses_plaintext_and_new_commits_become_visible_and_the_past_stays_readable() {
     let lake = tempfile::tempdir().expect("lake dir");
     let app = spawn_app_with_lake(Some(url::Url::from_directory_path(lake.path()).expect("url"))).await;
     write_accounts(&app, lake.path()).await;
@@ -297,21 +297,36 @@ async fn require_tls_refuses_plaintext_and_new_commits_become_visible() {
     assert!(!ok && out.contains("only TLS connections"), "plaintext: {out}");
 
     // On one open connection, a commit made to the lake after it opened (here by delta-rs' Python
-    // writer) is seen by the next statement.
+    // writer) is seen by the next statement; `SET orbas.as_of` reads the lake as it was before it.
     let script = r#"
-import json, sys, time, psycopg, pyarrow as pa
+import datetime, json, sys, time, psycopg, pyarrow as pa
 from deltalake import write_deltalake
 port, db, user, password, table, tenant = sys.argv[1:7]
+out = {}
 with psycopg.connect(host="127.0.0.1", port=port, dbname=db, user=user, password=password,
                      sslmode="require", channel_binding="disable", autocommit=True) as conn:
-    before = conn.execute("SELECT count(*) FROM accounts").fetchone()[0]
+    out["before"] = conn.execute("SELECT count(*) FROM accounts").fetchone()[0]
+    time.sleep(0.05)
+    moment = datetime.datetime.now(datetime.timezone.utc).isoformat()
+    time.sleep(0.05)
     schema = pa.schema([pa.field("id", pa.string(), False), pa.field("tenant_id", pa.string(), False),
                         pa.field("name", pa.string(), True)])
     write_deltalake(table, pa.Table.from_pylist([{"id": "new-1", "tenant_id": tenant, "name": "New"}], schema=schema),
                     mode="append")
     time.sleep(0.3)
-    after = conn.execute("SELECT count(*) FROM accounts").fetchone()[0]
-print(json.dumps({"before": before, "after": after}))
+    out["after"] = conn.execute("SELECT count(*) FROM accounts").fetchone()[0]
+    conn.execute(f"SET orbas.as_of = '{moment}'")
+    out["as_of"] = conn.execute("SELECT count(*) FROM accounts").fetchone()[0]
+    out["as_of_named"] = conn.execute("SELECT count(*) FROM accounts WHERE id = 'new-1'").fetchone()[0]
+    conn.execute("SET orbas.as_of = DEFAULT")
+    out["back"] = conn.execute("SELECT count(*) FROM accounts").fetchone()[0]
+    for bad in ["'yesterday'", "'2999-01-01T00:00:00Z'"]:
+        try:
+            conn.execute(f"SET orbas.as_of = {bad}")
+            out.setdefault("bad", []).append("accepted")
+        except psycopg.Error as e:
+            out.setdefault("bad", []).append(e.sqlstate)
+print(json.dumps(out))
 "#;
     let tenant: String = sqlx::query_scalar("SELECT id::text FROM tenants WHERE slug = $1")
         .bind(&app.tenant_slug)
@@ -331,4 +346,8 @@ print(json.dumps({"before": before, "after": after}))
     let before = got["before"].as_i64().expect("before");
     assert!(before > 0);
     assert_eq!(got["after"].as_i64(), Some(before + 1), "{got}");
+    assert_eq!(got["as_of"].as_i64(), Some(before), "as of a moment before the commit: {got}");
+    assert_eq!(got["as_of_named"].as_i64(), Some(0), "{got}");
+    assert_eq!(got["back"].as_i64(), Some(before + 1), "back to the latest: {got}");
+    assert_eq!(got["bad"], serde_json::json!(["22023", "22023"]), "{got}");
 }
