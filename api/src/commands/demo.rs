@@ -238,11 +238,40 @@ async fn wait_lake(admin: &PgPool, root: &std::path::Path) -> anyhow::Result<()>
             && got == want
         {
             println!("lake: silver accounts = {got} rows, as in Postgres (bronze and silver kept from the CDC topics)");
-            return Ok(());
+            return wait_gold(admin, root).await;
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     anyhow::bail!("the lake did not catch up with Postgres (accounts) in two minutes")
+}
+
+/// Waits until the gold bookings count every won deal Postgres has, then reports it.
+async fn wait_gold(admin: &PgPool, root: &std::path::Path) -> anyhow::Result<()> {
+    let want: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM opportunities WHERE status = 'won'").fetch_one(admin).await?;
+    let url = super::pipeline::lake_url(&root.join("gold/kpi/daily_bookings").display().to_string())?;
+    for _ in 0..600 {
+        if gold_won_deals(&url).await == Some(want) {
+            println!(
+                "lake: gold daily_bookings counts {want} won deals, as in Postgres (KPI tables refreshed from silver)"
+            );
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    anyhow::bail!("the gold KPI tables did not catch up with Postgres (won deals) in two minutes")
+}
+
+async fn gold_won_deals(url: &url::Url) -> Option<i64> {
+    use deltalake::datafusion::common::ScalarValue;
+    let table = deltalake::open_table(url.clone()).await.ok()?;
+    let ctx = deltalake::datafusion::prelude::SessionContext::new();
+    ctx.register_table("t", table.table_provider().await.ok()?).ok()?;
+    let batches = ctx.sql("SELECT CAST(sum(deals_won) AS BIGINT) FROM t").await.ok()?.collect().await.ok()?;
+    match ScalarValue::try_from_array(batches.first()?.column(0), 0).ok()? {
+        ScalarValue::Int64(v) => v,
+        _ => None,
+    }
 }
 
 /// Waits for the initial snapshot to be acknowledged, then reports it.

@@ -115,6 +115,12 @@ async fn demo_brings_everything_up_on_an_embedded_postgres_and_resumes_from_its_
     assert!(rows > 1000, "the seeded CRM went through CDC into Kafka: {out}");
     let accounts = silver_accounts(&out);
     assert!(accounts > 0, "the accounts reached silver in the lake: {out}");
+    let won: u64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("lake: gold daily_bookings counts "))
+        .and_then(|l| l.split(' ').next()?.parse().ok())
+        .unwrap_or(0);
+    assert!(won > 0, "the gold KPI tables count the won deals: {out}");
     let created = data.path().join("lake/silver/public/accounts/_delta_log/00000000000000000000.json");
     let modified = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     let first = modified(&created);
