@@ -467,7 +467,9 @@ fn parse_as_of(raw: &str, now: DateTime<Utc>) -> PgWireResult<Option<DateTime<Ut
     let invalid = || {
         user_error(
             "22023",
-            format!("invalid value for {AS_OF_SETTING}: {value} (an RFC 3339 time such as 2026-11-23T10:00:00Z, or DEFAULT)"),
+            format!(
+                "invalid value for {AS_OF_SETTING}: {value} (an RFC 3339 time such as 2026-11-23T10:00:00Z, or DEFAULT)"
+            ),
         )
     };
     let at = DateTime::parse_from_rfc3339(value)
