@@ -259,6 +259,22 @@ pub enum BenchCommand {
     Sink(BenchSinkArgs),
     /// Commit → visible in SQL over the lake at a steady write rate, vs commit → Kafka consumer.
     Freshness(BenchFreshnessArgs),
+    /// The gold KPI queries on our engine vs DuckDB over the same silver Parquet files.
+    Kpi(BenchKpiArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchKpiArgs {
+    #[arg(long, default_value_t = 3)]
+    pub tenants: u32,
+    /// Seed scale (1 ≈ 1M rows in total).
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f64,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Timed runs per query and engine.
+    #[arg(long, default_value_t = 5)]
+    pub runs: u64,
 }
 
 #[derive(Debug, Clone, clap::Args)]

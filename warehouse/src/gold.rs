@@ -99,7 +99,8 @@ fn fiscal(d: &str) -> String {
     format!(
         "CAST(CAST(date_part('year', {d}) AS INT) - CASE WHEN {month} >= c.fy_start THEN 0 ELSE 1 END \
          + CASE WHEN c.fy_named_by = 'end' AND c.fy_start <> 1 THEN 1 ELSE 0 END AS INT) AS fiscal_year, \
-         CAST(({month} - c.fy_start + 12) % 12 / 3 + 1 AS INT) AS fiscal_quarter"
+         CAST(CASE WHEN ({month} - c.fy_start + 12) % 12 < 3 THEN 1 WHEN ({month} - c.fy_start + 12) % 12 < 6 THEN 2 \
+              WHEN ({month} - c.fy_start + 12) % 12 < 9 THEN 3 ELSE 4 END AS INT) AS fiscal_quarter"
     )
 }
 
@@ -136,12 +137,12 @@ fn money(sum: &str) -> String {
 }
 
 /// The tenants' calendars and currencies.
-const CAL_VIEW: &str = "SELECT id AS tenant_id, corporate_currency AS currency, \
+pub const CAL_VIEW: &str = "SELECT id AS tenant_id, corporate_currency AS currency, \
      CAST(fiscal_year_start_month AS INT) AS fy_start, fiscal_year_named_by AS fy_named_by FROM tenants";
 
 /// Every rate with the days it is valid on: `[valid_from, valid_until)`. Pairs entered only the other
 /// way round are inverted; the first rate of a pair also covers the time before it.
-const FX_VIEW: &str = "WITH inverse AS ( \
+pub const FX_VIEW: &str = "WITH inverse AS ( \
        SELECT r.tenant_id, r.to_currency AS from_currency, r.from_currency AS to_currency, \
               CAST(1.0 / CAST(r.rate AS DOUBLE) AS DECIMAL(20, 10)) AS rate, r.valid_on \
        FROM currency_rates r \
@@ -256,7 +257,8 @@ pub fn kpis() -> Vec<Kpi> {
                    SELECT tenant_id, unnest(generate_series(first_month, \
                           CAST(date_trunc('month', CURRENT_DATE) AS DATE), INTERVAL '1 month')) AS month \
                    FROM span), \
-                 m AS (SELECT tenant_id, month, CAST(month + INTERVAL '1 month' AS DATE) AS next FROM months), \
+                 m AS (SELECT tenant_id, CAST(month AS DATE) AS month, CAST(month + INTERVAL '1 month' AS DATE) AS next \
+                       FROM months), \
                  active AS ( \
                    SELECT m.tenant_id, m.month, m.next, {period}, c.currency, s.started, s.ended, {amount} AS mrr, \
                           s.tenant_id IS NOT NULL AS present \
@@ -418,6 +420,23 @@ impl Gold {
             ctx.register_table("fx", ctx.sql(FX_VIEW).await?.into_view())?;
         }
         Ok(ctx)
+    }
+
+    /// A context over every tenant's silver sources at their latest versions, with the `cal` and `fx`
+    /// views: where a full refresh runs the KPI queries (and benchmarks run them too).
+    pub async fn full_context(&mut self) -> Result<SessionContext> {
+        self.load_sources().await?;
+        self.context(&Scope::All).await
+    }
+
+    /// The Parquet files of the current version of each silver source, for engines that read files
+    /// rather than Delta tables. Call after [`Gold::full_context`].
+    pub fn source_files(&self) -> Result<BTreeMap<&'static str, Vec<String>>> {
+        let mut out = BTreeMap::new();
+        for (name, table) in &self.silver {
+            out.insert(*name, table.get_file_uris()?.collect());
+        }
+        Ok(out)
     }
 
     /// Recomputes every KPI table for `scope`, one commit per table.

@@ -2,6 +2,7 @@
 
 mod bench_cdc;
 mod bench_freshness;
+mod bench_kpi;
 mod bench_seed;
 mod bench_sink;
 mod demo;
@@ -35,6 +36,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Cdc(args)) => bench_cdc::run(&settings, &args).await,
         Command::Bench(BenchCommand::Sink(args)) => bench_sink::run(&settings, &args).await,
         Command::Bench(BenchCommand::Freshness(args)) => bench_freshness::run(&settings, &args).await,
+        Command::Bench(BenchCommand::Kpi(args)) => bench_kpi::run(&settings, &args).await,
     }
 }
 
