@@ -261,6 +261,27 @@ pub enum BenchCommand {
     Freshness(BenchFreshnessArgs),
     /// The gold KPI queries on our engine vs DuckDB over the same silver Parquet files.
     Kpi(BenchKpiArgs),
+    /// TPC-H (tpchgen data) on our engine vs DuckDB over the same Parquet files.
+    Tpch(BenchTpchArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchTpchArgs {
+    /// Scale factor (1 ≈ 1 GB of raw data).
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f64,
+    /// Where the generated Parquet files are kept (default `~/.cache/orbas/tpch/sf<scale>`).
+    #[arg(long)]
+    pub data_dir: Option<std::path::PathBuf>,
+    /// Timed runs per query and engine.
+    #[arg(long, default_value_t = 3)]
+    pub runs: u64,
+    /// A subset of the queries, e.g. `1,6,14`.
+    #[arg(long)]
+    pub queries: Option<String>,
+    /// Our engine's memory pool.
+    #[arg(long, default_value_t = 8192)]
+    pub memory_mib: usize,
 }
 
 #[derive(Debug, Clone, clap::Args)]

@@ -140,7 +140,7 @@ pub async fn run(settings: &Settings, args: &BenchKpiArgs) -> anyhow::Result<()>
 }
 
 /// Every row of `batches` as text cells (NULL as `None`).
-fn texts(batches: &[RecordBatch]) -> anyhow::Result<Vec<Vec<Option<String>>>> {
+pub(super) fn texts(batches: &[RecordBatch]) -> anyhow::Result<Vec<Vec<Option<String>>>> {
     let mut out = Vec::new();
     for b in batches {
         let columns = b
@@ -175,7 +175,7 @@ fn normal(cell: &Option<String>) -> String {
 }
 
 /// Whether two answers hold the same rows (in any order), numbers to 1e-6 relative.
-fn same_answers(a: &[Vec<Option<String>>], b: &[Vec<Option<String>>]) -> Result<(), String> {
+pub(super) fn same_answers(a: &[Vec<Option<String>>], b: &[Vec<Option<String>>]) -> Result<(), String> {
     if a.len() != b.len() {
         return Err(format!("{} rows vs {}", a.len(), b.len()));
     }
@@ -206,17 +206,17 @@ fn same_answers(a: &[Vec<Option<String>>], b: &[Vec<Option<String>>]) -> Result<
     Ok(())
 }
 
-fn best(times: &[f64]) -> f64 {
+pub(super) fn best(times: &[f64]) -> f64 {
     times.iter().copied().fold(f64::INFINITY, f64::min)
 }
 
-fn median(times: &[f64]) -> f64 {
+pub(super) fn median(times: &[f64]) -> f64 {
     let mut t = times.to_vec();
     t.sort_by(f64::total_cmp);
     t.get(t.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
-fn geometric_mean(ratios: &[f64]) -> f64 {
+pub(super) fn geometric_mean(ratios: &[f64]) -> f64 {
     if ratios.is_empty() {
         return f64::NAN;
     }
@@ -224,7 +224,7 @@ fn geometric_mean(ratios: &[f64]) -> f64 {
 }
 
 /// Runs `scripts/bench/duckdb_queries.py` with the benchmark virtualenv's Python.
-async fn duckdb(spec: &serde_json::Value) -> anyhow::Result<serde_json::Value> {
+pub(super) async fn duckdb(spec: &serde_json::Value) -> anyhow::Result<serde_json::Value> {
     use tokio::io::AsyncWriteExt as _;
     let venv = std::env::var_os("ORBAS_VENV").map(std::path::PathBuf::from).unwrap_or_else(|| {
         std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/orbas/venv")

@@ -5,6 +5,7 @@ mod bench_freshness;
 mod bench_kpi;
 mod bench_seed;
 mod bench_sink;
+mod bench_tpch;
 mod demo;
 mod doctor;
 mod lake;
@@ -37,6 +38,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Sink(args)) => bench_sink::run(&settings, &args).await,
         Command::Bench(BenchCommand::Freshness(args)) => bench_freshness::run(&settings, &args).await,
         Command::Bench(BenchCommand::Kpi(args)) => bench_kpi::run(&settings, &args).await,
+        Command::Bench(BenchCommand::Tpch(args)) => bench_tpch::run(&args).await,
     }
 }
 
