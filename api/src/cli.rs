@@ -282,6 +282,9 @@ pub struct BenchTpchArgs {
     /// Our engine's memory pool.
     #[arg(long, default_value_t = 8192)]
     pub memory_mib: usize,
+    /// A DataFusion option for our engine, `key=value` (repeatable), to compare settings side by side.
+    #[arg(long = "datafusion-option")]
+    pub datafusion_option: Vec<String>,
 }
 
 #[derive(Debug, Clone, clap::Args)]

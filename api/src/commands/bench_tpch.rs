@@ -63,6 +63,15 @@ pub async fn run(args: &BenchTpchArgs) -> anyhow::Result<()> {
         let file = dir.join(format!("{t}.parquet"));
         ctx.register_parquet(t, &file.display().to_string(), Default::default()).await?;
     }
+    for option in &args.datafusion_option {
+        let (key, value) = option.split_once('=').context("--datafusion-option takes key=value")?;
+        let key = key.trim();
+        if !key.starts_with("datafusion.") || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.') {
+            bail!("--datafusion-option: {key} is not a DataFusion option");
+        }
+        let value = value.trim().replace('\'', "''");
+        ctx.sql(&format!("SET {key} = '{value}'")).await?.collect().await?;
+    }
     let threads = ctx.state().config().target_partitions();
 
     let mut ours = Vec::new();
@@ -100,7 +109,11 @@ pub async fn run(args: &BenchTpchArgs) -> anyhow::Result<()> {
     let peer = duckdb(&spec).await?;
 
     println!("## TPC-H SF{}: our engine vs DuckDB {}\n", args.scale, peer["version"].as_str().unwrap_or("?"));
-    println!("{} runs each, best and median; {threads} threads for both engines; data: {}\n", args.runs, dir.display());
+    println!("{} runs each, best and median; {threads} threads for both engines; data: {}", args.runs, dir.display());
+    println!(
+        "our DataFusion options: {}\n",
+        if args.datafusion_option.is_empty() { "defaults".to_owned() } else { args.datafusion_option.join(", ") }
+    );
     println!(
         "| query | rows | ours best ms | ours median ms | DuckDB best ms | DuckDB median ms | ours / DuckDB | answers |"
     );
