@@ -161,24 +161,40 @@ pub(super) fn config(url: &str, brokers: &str) -> anyhow::Result<CdcConfig> {
 }
 
 pub(super) async fn create_table(pool: &PgPool) -> anyhow::Result<()> {
-    sqlx::raw_sql(
-        "CREATE TABLE public.bench_changes (
-             id bigint PRIMARY KEY,
-             account_id uuid NOT NULL,
-             stage text NOT NULL,
-             amount numeric(14,2) NOT NULL,
-             probability real,
-             close_date date,
-             updated_at timestamptz NOT NULL DEFAULT now(),
-             tags text[],
-             note text
-         );
-         ALTER TABLE public.bench_changes REPLICA IDENTITY FULL;
-         ALTER PUBLICATION orbas_cdc ADD TABLE public.bench_changes;",
+    create_published(
+        pool,
+        "bench_changes",
+        "id bigint PRIMARY KEY, account_id uuid NOT NULL, stage text NOT NULL, amount numeric(14,2) NOT NULL,
+         probability real, close_date date, updated_at timestamptz NOT NULL DEFAULT now(), tags text[], note text",
     )
+    .await
+}
+
+/// Creates `public.<table>` with `columns`, full replica identity, in the CDC publication.
+pub(super) async fn create_published(pool: &PgPool, table: &str, columns: &str) -> anyhow::Result<()> {
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE TABLE public.{table} ({columns});
+         ALTER TABLE public.{table} REPLICA IDENTITY FULL;
+         ALTER PUBLICATION orbas_cdc ADD TABLE public.{table};"
+    )))
     .execute(pool)
     .await?;
     Ok(())
+}
+
+/// A tansu broker on its durable SQLite engine in a temporary directory, as the demo runs it.
+pub(super) fn durable_broker() -> anyhow::Result<(tempfile::TempDir, Broker)> {
+    let dir = tempfile::Builder::new().prefix("orbas-bench-broker-").tempdir()?;
+    let broker =
+        Broker::start(BrokerOptions::durable(dir.path())).context("starting the tansu broker (./scripts/setup.sh)")?;
+    Ok((dir, broker))
+}
+
+/// An empty lake in a temporary directory, and its URL.
+pub(super) fn temp_lake() -> anyhow::Result<(tempfile::TempDir, url::Url)> {
+    let dir = tempfile::Builder::new().prefix("orbas-bench-lake-").tempdir()?;
+    let url = url::Url::from_directory_path(dir.path()).map_err(|()| anyhow::anyhow!("lake path"))?;
+    Ok((dir, url))
 }
 
 /// Inserts rows `[first, first + n)` in one statement (the caller owns the transaction).

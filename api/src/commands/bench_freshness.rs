@@ -18,9 +18,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, bail};
+use anyhow::bail;
 use orbas_oltp::db;
-use orbas_pipeline::broker::{Broker, BrokerOptions};
 use orbas_pipeline::catalog::Selection;
 use orbas_pipeline::cdc::CdcConfig;
 use orbas_warehouse::sink::{Sink, SinkConfig};
@@ -31,7 +30,7 @@ use rdkafka::message::Message as _;
 use rdkafka::{Offset, TopicPartitionList};
 use sqlx::PgPool;
 
-use super::bench_cdc::{Service, wait_sql};
+use super::bench_cdc::{Service, create_published, durable_broker, temp_lake, wait_sql};
 use super::bench_seed::{bench_server, fresh_database};
 use crate::cli::BenchFreshnessArgs;
 use crate::settings::Settings;
@@ -52,13 +51,16 @@ pub async fn run(settings: &Settings, args: &BenchFreshnessArgs) -> anyhow::Resu
     let (cluster, base_url) = bench_server(settings, false).await?;
     let url = fresh_database(&base_url, DATABASE).await?;
     let pool = db::connect(&url, 4).await?;
-    create_table(&pool).await?;
-    let broker_dir = tempfile::Builder::new().prefix("orbas-bench-broker-").tempdir()?;
-    let broker = Broker::start(BrokerOptions::durable(broker_dir.path()))
-        .context("starting the tansu broker (./scripts/setup.sh)")?;
+    create_published(
+        &pool,
+        TABLE,
+        "id bigint PRIMARY KEY, tenant_id uuid NOT NULL, stage text NOT NULL, amount numeric(14,2) NOT NULL,
+         updated_at timestamptz NOT NULL DEFAULT now(), note text",
+    )
+    .await?;
+    let (_broker_dir, broker) = durable_broker()?;
     let brokers = broker.bootstrap();
-    let lake_dir = tempfile::Builder::new().prefix("orbas-bench-lake-").tempdir()?;
-    let root = url::Url::from_directory_path(lake_dir.path()).map_err(|()| anyhow::anyhow!("lake path"))?;
+    let (_lake_dir, root) = temp_lake()?;
 
     let mut cdc_cfg = CdcConfig::new(&url, &brokers)?;
     cdc_cfg.slot = "orbas_bench_freshness".into();
@@ -143,24 +145,6 @@ pub async fn run(settings: &Settings, args: &BenchFreshnessArgs) -> anyhow::Resu
     }
     let p95 = pct(&ours, 0.95);
     println!("\ntarget p95 ≤ 2000 ms: {}", if p95 <= 2000 { "met" } else { "NOT met" });
-    Ok(())
-}
-
-async fn create_table(pool: &PgPool) -> anyhow::Result<()> {
-    sqlx::raw_sql(
-        "CREATE TABLE public.bench_fresh (
-             id bigint PRIMARY KEY,
-             tenant_id uuid NOT NULL,
-             stage text NOT NULL,
-             amount numeric(14,2) NOT NULL,
-             updated_at timestamptz NOT NULL DEFAULT now(),
-             note text
-         );
-         ALTER TABLE public.bench_fresh REPLICA IDENTITY FULL;
-         ALTER PUBLICATION orbas_cdc ADD TABLE public.bench_fresh;",
-    )
-    .execute(pool)
-    .await?;
     Ok(())
 }
 

@@ -17,12 +17,11 @@ use std::time::Instant;
 use anyhow::{Context as _, bail};
 use deltalake::arrow::array::{Array as _, RecordBatch};
 use orbas_oltp::{db, seed};
-use orbas_pipeline::broker::{Broker, BrokerOptions};
 use orbas_pipeline::cdc::CdcConfig;
 use orbas_warehouse::gold::{self, Gold};
 use orbas_warehouse::sink::{Sink, SinkConfig, table_url};
 
-use super::bench_cdc::Service;
+use super::bench_cdc::{Service, durable_broker, temp_lake};
 use super::bench_seed::{bench_server, fresh_database};
 use crate::cli::BenchKpiArgs;
 use crate::settings::Settings;
@@ -36,11 +35,8 @@ pub async fn run(settings: &Settings, args: &BenchKpiArgs) -> anyhow::Result<()>
     let report = seed::load(&pool, &seed::SeedConfig::new(args.tenants, args.scale, args.seed)?).await?;
     eprintln!("seeded {} tenants, {} rows", report.tenants.len(), report.total_rows);
 
-    let broker_dir = tempfile::Builder::new().prefix("orbas-bench-broker-").tempdir()?;
-    let broker = Broker::start(BrokerOptions::durable(broker_dir.path()))
-        .context("starting the tansu broker (./scripts/setup.sh)")?;
-    let lake_dir = tempfile::Builder::new().prefix("orbas-bench-lake-").tempdir()?;
-    let root = url::Url::from_directory_path(lake_dir.path()).map_err(|()| anyhow::anyhow!("lake path"))?;
+    let (_broker_dir, broker) = durable_broker()?;
+    let (_lake_dir, root) = temp_lake()?;
     let mut cdc_cfg = CdcConfig::new(&url, &broker.bootstrap())?;
     cdc_cfg.slot = "orbas_bench_kpi".into();
     let cdc = Service::start(cdc_cfg);

@@ -20,7 +20,6 @@ use deltalake::parquet::arrow::ArrowWriter;
 use deltalake::parquet::basic::Compression;
 use deltalake::parquet::file::properties::WriterProperties;
 use orbas_oltp::db;
-use orbas_pipeline::broker::{Broker, BrokerOptions};
 use orbas_warehouse::convert;
 use orbas_warehouse::sink::{Sink, SinkConfig, table_url};
 use rdkafka::config::ClientConfig;
@@ -28,7 +27,9 @@ use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::message::Message as _;
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::bench_cdc::{Service, config, create_table, peak_rss_kib, topic_high_watermark, wait_sql, write_burst};
+use super::bench_cdc::{
+    Service, config, create_table, durable_broker, peak_rss_kib, temp_lake, topic_high_watermark, wait_sql, write_burst,
+};
 use super::bench_seed::{bench_server, fresh_database};
 use crate::cli::BenchSinkArgs;
 use crate::settings::Settings;
@@ -44,9 +45,7 @@ pub async fn run(settings: &Settings, args: &BenchSinkArgs) -> anyhow::Result<()
     let url = fresh_database(&base_url, DATABASE).await?;
     let pool = db::connect(&url, 4).await?;
     create_table(&pool).await?;
-    let broker_dir = tempfile::Builder::new().prefix("orbas-bench-broker-").tempdir()?;
-    let broker = Broker::start(BrokerOptions::durable(broker_dir.path()))
-        .context("starting the tansu broker (./scripts/setup.sh)")?;
+    let (_broker_dir, broker) = durable_broker()?;
     let brokers = broker.bootstrap();
 
     // Fill the topic through CDC.
@@ -66,8 +65,7 @@ pub async fn run(settings: &Settings, args: &BenchSinkArgs) -> anyhow::Result<()
 
     let mut ours = Vec::new();
     for round in 0..args.rounds.max(1) {
-        let lake = tempfile::Builder::new().prefix("orbas-bench-lake-").tempdir()?;
-        let root = url::Url::from_directory_path(lake.path()).map_err(|()| anyhow::anyhow!("lake path"))?;
+        let (_lake, root) = temp_lake()?;
         let mut cfg = SinkConfig::new(&url, &brokers, root.clone());
         cfg.group = format!("orbas-bench-sink-{round}");
         let silver = table_url(&root, "silver", "public", "bench_changes")?;
