@@ -243,16 +243,7 @@ async fn steady_latency(pool: &PgPool, brokers: &str, args: &BenchCdcArgs) -> an
 
 /// Reads the topic from its end; for each event committed after `start_ms`, receive time − commit time.
 fn consume_latencies(brokers: &str, start_ms: i64, expected: u64) -> anyhow::Result<Vec<i64>> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", "orbas-bench-latency")
-        .set("enable.auto.commit", "false")
-        .set("fetch.wait.max.ms", "5")
-        .set("fetch.min.bytes", "1")
-        .create()?;
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(TOPIC, 0, Offset::End)?;
-    consumer.assign(&tpl)?;
+    let consumer = reader(brokers, "orbas-bench-latency", TOPIC, Offset::End, true)?;
     let mut samples = Vec::with_capacity(usize::try_from(expected)?);
     let deadline = Instant::now() + Duration::from_secs(600);
     while (samples.len() as u64) < expected {
@@ -270,6 +261,31 @@ fn consume_latencies(brokers: &str, start_ms: i64, expected: u64) -> anyhow::Res
         }
     }
     Ok(samples)
+}
+
+/// A read_committed consumer of partition 0 of `topic` from `from`, outside any group's offsets;
+/// `low_latency` asks the broker to answer fetches at once.
+pub(super) fn reader(
+    brokers: &str,
+    group: &str,
+    topic: &str,
+    from: Offset,
+    low_latency: bool,
+) -> anyhow::Result<BaseConsumer> {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed");
+    if low_latency {
+        config.set("fetch.wait.max.ms", "5").set("fetch.min.bytes", "1");
+    }
+    let consumer: BaseConsumer = config.create()?;
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, from)?;
+    consumer.assign(&tpl)?;
+    Ok(consumer)
 }
 
 pub(super) fn topic_high_watermark(brokers: &str) -> anyhow::Result<i64> {

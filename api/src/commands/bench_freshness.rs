@@ -24,13 +24,11 @@ use orbas_pipeline::catalog::Selection;
 use orbas_pipeline::cdc::CdcConfig;
 use orbas_warehouse::sink::{Sink, SinkConfig};
 use orbas_warehouse::sql::{Lake, Limits};
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer as _};
+use rdkafka::Offset;
 use rdkafka::message::Message as _;
-use rdkafka::{Offset, TopicPartitionList};
 use sqlx::PgPool;
 
-use super::bench_cdc::{Service, create_published, durable_broker, temp_lake, wait_sql};
+use super::bench_cdc::{Service, create_published, durable_broker, reader, temp_lake, wait_sql};
 use super::bench_seed::{bench_server, fresh_database};
 use crate::cli::BenchFreshnessArgs;
 use crate::settings::Settings;
@@ -207,17 +205,7 @@ async fn sql_arrivals(lake: &Lake, commits: &Commits, last_id: i64, poll: Durati
 }
 
 fn kafka_arrivals(brokers: &str, commits: &Commits, last_id: i64) -> anyhow::Result<Vec<u64>> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", "orbas-bench-freshness")
-        .set("enable.auto.commit", "false")
-        .set("isolation.level", "read_committed")
-        .set("fetch.wait.max.ms", "5")
-        .set("fetch.min.bytes", "1")
-        .create()?;
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(TOPIC, 0, Offset::End)?;
-    consumer.assign(&tpl)?;
+    let consumer = reader(brokers, "orbas-bench-freshness", TOPIC, Offset::End, true)?;
     let mut samples = Vec::new();
     let mut seen = 0i64;
     let deadline = Instant::now() + Duration::from_secs(900);

@@ -22,13 +22,12 @@ use deltalake::parquet::file::properties::WriterProperties;
 use orbas_oltp::db;
 use orbas_warehouse::convert;
 use orbas_warehouse::sink::{Sink, SinkConfig, table_url};
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer as _};
+use rdkafka::Offset;
 use rdkafka::message::Message as _;
-use rdkafka::{Offset, TopicPartitionList};
 
 use super::bench_cdc::{
-    Service, config, create_table, durable_broker, peak_rss_kib, temp_lake, topic_high_watermark, wait_sql, write_burst,
+    Service, config, create_table, durable_broker, peak_rss_kib, reader, temp_lake, topic_high_watermark, wait_sql,
+    write_burst,
 };
 use super::bench_seed::{bench_server, fresh_database};
 use crate::cli::BenchSinkArgs;
@@ -157,14 +156,7 @@ pub async fn run(settings: &Settings, args: &BenchSinkArgs) -> anyhow::Result<()
 
 /// Every change of the topic, decoded.
 fn read_topic(brokers: &str, rows: i64) -> anyhow::Result<Vec<convert::Change>> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", "orbas-bench-peer")
-        .set("enable.auto.commit", "false")
-        .create()?;
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(TOPIC, 0, Offset::Beginning)?;
-    consumer.assign(&tpl)?;
+    let consumer = reader(brokers, "orbas-bench-peer", TOPIC, Offset::Beginning, false)?;
     let mut out = Vec::with_capacity(usize::try_from(rows)?);
     let deadline = Instant::now() + Duration::from_secs(600);
     while i64::try_from(out.len())? < rows && Instant::now() < deadline {
