@@ -60,7 +60,13 @@ pub async fn ensure(
             .await
             .map_err(|e| Error::Table { table: name.to_owned(), why: format!("creating {}: {e}", dir.display()) })?;
     }
-    let mut table = DeltaTable::try_from_url(url.clone()).await?;
+    // A local table known to be absent is not loaded first: the kernel logs a failed load as an error.
+    let absent = url.scheme() == "file" && url.to_file_path().is_ok_and(|p| !is_local_table(&p));
+    let mut table = if absent {
+        deltalake::DeltaTableBuilder::from_url(url.clone())?.build()?
+    } else {
+        DeltaTable::try_from_url(url.clone()).await?
+    };
     let wanted: StructType = schema
         .try_into_kernel()
         .map_err(|e| Error::Table { table: name.to_owned(), why: format!("schema has no Delta equivalent: {e}") })?;
