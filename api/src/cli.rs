@@ -285,6 +285,9 @@ pub struct BenchTpchArgs {
     /// A DataFusion option for our engine, `key=value` (repeatable), to compare settings side by side.
     #[arg(long = "datafusion-option")]
     pub datafusion_option: Vec<String>,
+    /// Print the results as one JSON document instead of a markdown table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, clap::Args)]
