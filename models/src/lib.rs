@@ -1,5 +1,11 @@
 //! # orbas-models — intelligence
 //!
-//! Will own (issue #6): feature extraction over the lake, lead/deal/churn scoring with explanations,
-//! sales forecasting per fiscal period, next-best-action generation written back through `orbas-oltp`,
-//! local embeddings and the LLM client used by search.
+//! Owns (issue #6) everything learned from the lake: point-in-time [`features`] of leads,
+//! opportunities and accounts; scoring models with per-record explanations; forecasting; and the
+//! next-best-actions written back through `orbas-oltp`. Reads the lake through `orbas-warehouse`'s
+//! tenant-scoped sessions only, so a model of one tenant never sees another tenant's rows.
+
+pub mod error;
+pub mod features;
+
+pub use error::{Error, Result};

@@ -1,0 +1,16 @@
+//! The intelligence stage's errors.
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("DataFusion: {0}")]
+    DataFusion(#[from] datafusion::error::DataFusionError),
+    #[error("Arrow: {0}")]
+    Arrow(#[from] datafusion::arrow::error::ArrowError),
+    #[error("lake: {0}")]
+    Lake(#[from] orbas_warehouse::Error),
+    /// Input the caller can fix (an unknown entity, an empty training set, …).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
