@@ -65,7 +65,7 @@ impl Entity {
         let horizon = timestamp_literal(horizon);
         match self {
             Entity::Lead => lead_sql(&horizon),
-            Entity::Opportunity => opportunity_sql(),
+            Entity::Opportunity => opportunity_sql(&horizon),
             Entity::Account => account_sql(&horizon),
         }
     }
@@ -232,14 +232,14 @@ pub const OPPORTUNITY_FEATURES: &[&str] = &[
 ];
 
 /// An opportunity is a row at a cut-off when it was created before it and not yet closed; its label
-/// is whether it was won (NULL while open).
-fn opportunity_sql() -> String {
+/// is whether it was won, known once it closed before `horizon`.
+fn opportunity_sql(horizon: &str) -> String {
     format!(
         "
 WITH c AS (SELECT cutoff FROM {CUTOFFS}),
 opp AS (
   SELECT o.id, o.account_id, o.owner_id, o.kind, o.currency, o.created_at, c.cutoff,
-         CASE WHEN o.status = 'won' THEN true WHEN o.status = 'lost' THEN false END AS label
+         CASE WHEN o.closed_at < {horizon} THEN o.status = 'won' END AS label
   FROM opportunities o CROSS JOIN c
   WHERE o.created_at < c.cutoff AND (o.closed_at IS NULL OR o.closed_at >= c.cutoff)
 ),
@@ -703,6 +703,9 @@ mod tests {
         let ids: Vec<_> = set.rows.iter().map(|r| (r.id.as_str(), r.label)).collect();
         // o3/o4 closed before, o6 created after, o7 created at the cut-off (not before it).
         assert_eq!(ids, [("o1", Some(true)), ("o2", Some(false)), ("o5", None)]);
+        let early = compute(&context(true).await, Entity::Opportunity, &[at(CUT)], at("2026-07-01T00:00:00Z")).await;
+        let labels: Vec<_> = early.expect("features").rows.iter().map(|r| r.label).collect();
+        assert_eq!(labels, [None, Some(false), None], "o1 closes after that horizon");
         let c = at(CUT);
         let v = |id, name| value(&set, id, c, name);
         assert_eq!(v("o1", "deal_age_days"), 92.0);

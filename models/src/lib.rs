@@ -5,6 +5,7 @@
 //! next-best-actions written back through `orbas-oltp`. Reads the lake through `orbas-warehouse`'s
 //! tenant-scoped sessions only, so a model of one tenant never sees another tenant's rows.
 
+pub mod dataset;
 pub mod error;
 pub mod features;
 
