@@ -8,5 +8,7 @@
 pub mod dataset;
 pub mod error;
 pub mod features;
+pub mod logistic;
+pub mod metrics;
 
 pub use error::{Error, Result};
