@@ -10,8 +10,9 @@
 # Safe to run repeatedly; the demo and test scripts call it first.
 #
 # Flags:
-#   --bench    also what scripts/bench-api.sh needs: wrk, and the peer service's Python packages
-#              (bench/api/peer/requirements.txt) in the same virtualenv
+#   --bench    also what the benchmarks need: wrk, the API peer service's Python packages
+#              (bench/api/peer/requirements.txt) and the model peers (bench/models/requirements.txt:
+#              scikit-learn) in the same virtualenv
 #   --no-rust  skip the Rust toolchain checks (benchmarking a prebuilt binary)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -89,7 +90,7 @@ fi
 venv="${ORBAS_VENV:-$HOME/.cache/orbas/venv}"
 requirements=("$root/bench/api/requirements-test.txt")
 if $bench; then
-  requirements+=("$root/bench/api/peer/requirements.txt")
+  requirements+=("$root/bench/api/peer/requirements.txt" "$root/bench/models/requirements.txt")
 fi
 if ! "$venv/bin/python" -c '' 2>/dev/null; then
   echo "setup: creating the Python virtualenv $venv"

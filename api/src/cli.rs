@@ -39,9 +39,66 @@ pub enum Command {
     /// The SQL port: the lake's tables over the PostgreSQL wire protocol (psql, psycopg, JDBC, DBeaver,
     /// Metabase), SCRAM-authenticated as CRM users (e-mail) or API keys (prefix), database = tenant slug.
     Sql(SqlArgs),
+    /// Intelligence: features, scoring models, forecasts, next-best-actions.
+    #[command(subcommand)]
+    Models(ModelsCommand),
     /// Benchmarks that compare Orbas with a named peer in the same run.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// Export one tenant's point-in-time feature rows as CSV (`train.csv`: monthly cut-offs from
+    /// --from until --split, labelled as known at the split; `test.csv`: cut-offs from the split on,
+    /// labelled as known now), for training elsewhere or inspection.
+    Features(ModelsFeaturesArgs),
+    /// Evaluate the lead, deal and churn scorers of one tenant on a time split, side by side with
+    /// scikit-learn (LogisticRegression, HistGradientBoosting) trained on the exact same rows
+    /// (`scripts/setup.sh --bench` installs it).
+    Eval(ModelsEvalArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ModelsEvalArgs {
+    #[arg(long, env = "ORBAS_LAKE", default_value = "./lake")]
+    pub lake: String,
+    /// Tenant id or slug (a slug is looked up in the database).
+    #[arg(long)]
+    pub tenant: String,
+    /// lead, opportunity or account (default: all three).
+    #[arg(long)]
+    pub entity: Option<String>,
+    /// First cut-off month (RFC 3339; default: two years before now).
+    #[arg(long)]
+    pub from: Option<chrono::DateTime<chrono::Utc>>,
+    /// The time split (RFC 3339; default: 180 days before now).
+    #[arg(long)]
+    pub split: Option<chrono::DateTime<chrono::Utc>>,
+    /// Print the results as one JSON document.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ModelsFeaturesArgs {
+    #[arg(long, env = "ORBAS_LAKE", default_value = "./lake")]
+    pub lake: String,
+    /// Tenant id or slug (a slug is looked up in the database).
+    #[arg(long)]
+    pub tenant: String,
+    /// lead, opportunity or account.
+    #[arg(long)]
+    pub entity: String,
+    /// First cut-off month (RFC 3339; default: two years before now).
+    #[arg(long)]
+    pub from: Option<chrono::DateTime<chrono::Utc>>,
+    /// The time split (RFC 3339; default: 180 days before now).
+    #[arg(long)]
+    pub split: Option<chrono::DateTime<chrono::Utc>>,
+    /// Directory for train.csv and test.csv.
+    #[arg(long)]
+    pub out: std::path::PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
@@ -322,6 +379,10 @@ pub struct BenchSinkArgs {
     /// Changes in the topic.
     #[arg(long, default_value_t = 500_000)]
     pub rows: u64,
+    /// Run tansu on its in-memory engine instead of the durable SQLite one (the demo's), to see the
+    /// sink's own ceiling without the durable broker's read path.
+    #[arg(long)]
+    pub memory_broker: bool,
     /// Runs measured (medians are reported).
     #[arg(long, default_value_t = 3)]
     pub rounds: u64,

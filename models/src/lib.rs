@@ -10,5 +10,6 @@ pub mod error;
 pub mod features;
 pub mod logistic;
 pub mod metrics;
+pub mod scoring;
 
 pub use error::{Error, Result};

@@ -73,7 +73,7 @@ pub async fn run(settings: &Settings, cmd: LakeCommand) -> anyhow::Result<()> {
 }
 
 /// A tenant id as given, or the id of a tenant slug (looked up in the database).
-async fn tenant_id(settings: &Settings, tenant: &str) -> anyhow::Result<String> {
+pub(super) async fn tenant_id(settings: &Settings, tenant: &str) -> anyhow::Result<String> {
     if let Ok(id) = uuid::Uuid::parse_str(tenant.trim()) {
         return Ok(id.to_string());
     }

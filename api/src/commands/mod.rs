@@ -10,6 +10,7 @@ mod demo;
 mod doctor;
 mod lake;
 mod migrate;
+mod models;
 mod pipeline;
 mod seed;
 mod serve;
@@ -28,6 +29,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Doctor => doctor::run(&settings).await,
         Command::Sql(args) => sql::run(&settings, &args).await,
         Command::Lake(cmd) => lake::run(&settings, cmd).await,
+        Command::Models(cmd) => models::run(&settings, cmd).await,
         Command::Pipeline(p) => match *p {
             PipelineCommand::Cdc(args) => pipeline::cdc(&settings, *args).await,
             PipelineCommand::Resnapshot(args) => pipeline::resnapshot(&settings, &args).await,

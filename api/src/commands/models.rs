@@ -1,0 +1,178 @@
+//! `orbas models …`: the intelligence stage's offline commands (see `orbas_models`).
+
+use std::io::BufWriter;
+use std::path::Path;
+
+use anyhow::{Context as _, bail};
+use chrono::{DateTime, Duration, Utc};
+use orbas_models::dataset::{self, Split};
+use orbas_models::features::{Entity, FeatureSet};
+use orbas_models::scoring::{self, Scorer};
+use orbas_warehouse::sql::{Lake, Limits};
+use serde_json::json;
+
+use crate::cli::{ModelsCommand, ModelsEvalArgs, ModelsFeaturesArgs};
+use crate::settings::Settings;
+
+pub async fn run(settings: &Settings, cmd: ModelsCommand) -> anyhow::Result<()> {
+    match cmd {
+        ModelsCommand::Features(args) => features(settings, &args).await,
+        ModelsCommand::Eval(args) => eval(settings, &args).await,
+    }
+}
+
+/// The default window: cut-offs from two years ago, split 180 days ago.
+fn window(from: Option<DateTime<Utc>>, split: Option<DateTime<Utc>>) -> (DateTime<Utc>, DateTime<Utc>, DateTime<Utc>) {
+    let now = Utc::now();
+    (from.unwrap_or(now - Duration::days(730)), split.unwrap_or(now - Duration::days(180)), now)
+}
+
+async fn features(settings: &Settings, args: &ModelsFeaturesArgs) -> anyhow::Result<()> {
+    let entity: Entity = args.entity.parse()?;
+    let (from, split_at, now) = window(args.from, args.split);
+    let tenant = super::lake::tenant_id(settings, &args.tenant).await?;
+    let lake = Lake::new(super::pipeline::lake_url(&args.lake)?);
+    let ctx = lake.session(&tenant, Limits::default()).await?;
+    let split = Split::monthly(&ctx, entity, from, split_at, now).await?;
+    export(&split, &args.out)?;
+    for (name, set) in [("train.csv", &split.train), ("test.csv", &split.test)] {
+        let labelled: Vec<bool> = set.labelled().map(|(_, _, l)| l).collect();
+        let positives = labelled.iter().filter(|l| **l).count();
+        println!(
+            "{}: {} rows ({} labelled, {:.1} % positive), {} features",
+            args.out.join(name).display(),
+            set.len(),
+            labelled.len(),
+            100.0 * positives as f64 / labelled.len().max(1) as f64,
+            set.names.len()
+        );
+    }
+    Ok(())
+}
+
+/// Writes `train.csv` and `test.csv` (labelled rows) into `dir`.
+fn export(split: &Split, dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    for (name, set) in [("train.csv", &split.train), ("test.csv", &split.test)] {
+        let path = dir.join(name);
+        let file = std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+        let mut out = BufWriter::new(file);
+        dataset::write_csv(set, &mut out).with_context(|| format!("writing {}", path.display()))?;
+        std::io::Write::flush(&mut out)?;
+    }
+    Ok(())
+}
+
+fn positives(set: &FeatureSet) -> (usize, usize) {
+    let labels: Vec<bool> = set.labelled().map(|(_, _, l)| l).collect();
+    (labels.len(), labels.iter().filter(|l| **l).count())
+}
+
+async fn eval(settings: &Settings, args: &ModelsEvalArgs) -> anyhow::Result<()> {
+    let entities = match &args.entity {
+        Some(e) => vec![e.parse::<Entity>()?],
+        None => vec![Entity::Lead, Entity::Opportunity, Entity::Account],
+    };
+    let (from, split_at, now) = window(args.from, args.split);
+    let tenant = super::lake::tenant_id(settings, &args.tenant).await?;
+    let lake = Lake::new(super::pipeline::lake_url(&args.lake)?);
+    let ctx = lake.session(&tenant, Limits::default()).await?;
+    let mut results = Vec::new();
+    for entity in entities {
+        let started = std::time::Instant::now();
+        let split = Split::monthly(&ctx, entity, from, split_at, now).await?;
+        let feature_time = started.elapsed();
+        let (train_rows, train_pos) = positives(&split.train);
+        let (test_rows, test_pos) = positives(&split.test);
+        let scorer = Scorer::train(&split.train)?;
+        let ours = scoring::evaluate(&scorer, &split.test)?;
+        let dir = tempfile::tempdir()?;
+        export(&split, dir.path())?;
+        let peers = sklearn(dir.path()).await?;
+        let best_peer = ["LogisticRegression", "HistGradientBoosting"]
+            .iter()
+            .filter_map(|m| peers[m]["auc"].as_f64())
+            .fold(f64::NAN, f64::max);
+        results.push(json!({
+            "entity": entity.as_str(),
+            "features": split.train.names.len(),
+            "feature_rows": split.train.len() + split.test.len(),
+            "feature_seconds": feature_time.as_secs_f64(),
+            "train": {"rows": train_rows, "positives": train_pos},
+            "test": {"rows": test_rows, "positives": test_pos},
+            "orbas": {
+                "kind": scorer.kind.as_str(),
+                "auc": ours.auc,
+                "log_loss": ours.log_loss,
+                "brier": ours.brier,
+                "calibration_error": ours.calibration_error,
+                "fit_s": scorer.fit_time.as_secs_f64(),
+                "score_s": ours.score_time.as_secs_f64(),
+            },
+            "peers": peers,
+            "target_met": ours.auc.is_some_and(|a| best_peer.is_nan() || a >= best_peer - 0.01),
+        }));
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&results)?);
+        return Ok(());
+    }
+    let f = |v: &serde_json::Value| v.as_f64().map_or("–".to_owned(), |x| format!("{x:.4}"));
+    let rate = |rows: &serde_json::Value, secs: &serde_json::Value| match (rows.as_f64(), secs.as_f64()) {
+        (Some(r), Some(s)) if s > 0.0 => format!("{:.0}", r / s),
+        _ => "–".to_owned(),
+    };
+    for r in &results {
+        println!(
+            "\n{}: {} features; {} feature rows in {:.1} s; train {} labelled ({} positive), test {} ({} positive)\n",
+            r["entity"].as_str().unwrap_or_default(),
+            r["features"],
+            r["feature_rows"],
+            r["feature_seconds"].as_f64().unwrap_or_default(),
+            r["train"]["rows"],
+            r["train"]["positives"],
+            r["test"]["rows"],
+            r["test"]["positives"]
+        );
+        println!("| model | AUC | log-loss | Brier | calibration error | train rows/s | score rows/s |");
+        println!("|---|---:|---:|---:|---:|---:|---:|");
+        let line = |name: String, m: &serde_json::Value| {
+            println!(
+                "| {name} | {} | {} | {} | {} | {} | {} |",
+                f(&m["auc"]),
+                f(&m["log_loss"]),
+                f(&m["brier"]),
+                f(&m["calibration_error"]),
+                rate(&r["train"]["rows"], &m["fit_s"]),
+                rate(&r["test"]["rows"], &m["score_s"])
+            );
+        };
+        line(format!("Orbas ({})", r["orbas"]["kind"].as_str().unwrap_or_default()), &r["orbas"]);
+        for peer in ["LogisticRegression", "HistGradientBoosting"] {
+            line(format!("scikit-learn {peer}"), &r["peers"][peer]);
+        }
+        println!(
+            "\ntarget (Orbas AUC ≥ best scikit-learn AUC − 0.01): {}",
+            if r["target_met"].as_bool() == Some(true) { "met" } else { "not met" }
+        );
+    }
+    Ok(())
+}
+
+/// Runs `bench/models/sklearn_eval.py` on the exported rows with the benchmark virtualenv's Python.
+async fn sklearn(dir: &Path) -> anyhow::Result<serde_json::Value> {
+    let venv = std::env::var_os("ORBAS_VENV").map(std::path::PathBuf::from).unwrap_or_else(|| {
+        std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/orbas/venv")
+    });
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/models/sklearn_eval.py");
+    let out = tokio::process::Command::new(venv.join("bin/python"))
+        .arg(&script)
+        .arg(dir)
+        .output()
+        .await
+        .context("running scikit-learn from the venv (./scripts/setup.sh --bench installs it)")?;
+    if !out.status.success() {
+        bail!("scikit-learn runner failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
