@@ -58,6 +58,23 @@ impl Split {
     }
 }
 
+/// The present of a tenant's data: its latest activity (`interaction_logs.occurred_at`, else the latest
+/// stage change), or `None` for a tenant without either. Labels are judged against this rather than
+/// the wall clock, so data imported or generated up to some past day is not read as "nothing
+/// happened since".
+pub async fn data_horizon(ctx: &SessionContext) -> Result<Option<DateTime<Utc>>> {
+    let sql = "SELECT CAST(date_part('epoch', GREATEST(
+                 (SELECT MAX(occurred_at) FROM interaction_logs),
+                 (SELECT MAX(changed_at) FROM stage_histories))) * 1000000 AS BIGINT)";
+    let batches = ctx.sql(sql).await?.collect().await?;
+    let micros = batches.first().filter(|b| b.num_rows() > 0).and_then(|b| {
+        let c = datafusion::arrow::compute::cast(b.column(0), &datafusion::arrow::datatypes::DataType::Int64).ok()?;
+        let c = datafusion::arrow::array::AsArray::as_primitive::<datafusion::arrow::datatypes::Int64Type>(&c).clone();
+        datafusion::arrow::array::Array::is_valid(&c, 0).then(|| c.value(0))
+    });
+    Ok(micros.and_then(DateTime::from_timestamp_micros))
+}
+
 /// Writes the labelled rows of `set` as CSV: `id,cutoff,label,<feature>…` (label 1/0).
 pub fn write_csv(set: &FeatureSet, out: &mut impl Write) -> std::io::Result<()> {
     write!(out, "id,cutoff,label")?;
@@ -93,6 +110,25 @@ mod tests {
         assert_eq!(got, want);
         assert_eq!(month_starts(at("2026-01-01T00:00:00Z"), at("2026-02-01T00:00:01Z")).len(), 2);
         assert!(month_starts(at("2026-03-01T00:00:00Z"), at("2026-01-01T00:00:00Z")).is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_data_horizon_is_the_latest_activity() {
+        let ctx = SessionContext::new();
+        for sql in [
+            "CREATE TABLE interaction_logs (occurred_at TIMESTAMP WITH TIME ZONE)",
+            "CREATE TABLE stage_histories (changed_at TIMESTAMP WITH TIME ZONE)",
+        ] {
+            ctx.sql(sql).await.expect("DDL").collect().await.expect("DDL");
+        }
+        assert_eq!(data_horizon(&ctx).await.expect("horizon"), None);
+        for sql in [
+            "INSERT INTO interaction_logs VALUES ('2026-09-30T12:00:00Z'), ('2026-01-01T00:00:00Z')",
+            "INSERT INTO stage_histories VALUES ('2026-09-29T00:00:00Z')",
+        ] {
+            ctx.sql(sql).await.expect("insert").collect().await.expect("insert");
+        }
+        assert_eq!(data_horizon(&ctx).await.expect("horizon"), Some(at("2026-09-30T12:00:00Z")));
     }
 
     #[test]

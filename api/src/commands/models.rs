@@ -5,6 +5,7 @@ use std::path::Path;
 
 use anyhow::{Context as _, bail};
 use chrono::{DateTime, Duration, Utc};
+use deltalake::datafusion::prelude::SessionContext;
 use orbas_models::dataset::{self, Split};
 use orbas_models::features::{Entity, FeatureSet};
 use orbas_models::scoring::{self, Scorer};
@@ -21,18 +22,23 @@ pub async fn run(settings: &Settings, cmd: ModelsCommand) -> anyhow::Result<()> 
     }
 }
 
-/// The default window: cut-offs from two years ago, split 180 days ago.
-fn window(from: Option<DateTime<Utc>>, split: Option<DateTime<Utc>>) -> (DateTime<Utc>, DateTime<Utc>, DateTime<Utc>) {
-    let now = Utc::now();
-    (from.unwrap_or(now - Duration::days(730)), split.unwrap_or(now - Duration::days(180)), now)
+/// The window: the data's present (its latest activity, else the wall clock), cut-offs from two
+/// years before it, split 180 days before it, unless given.
+async fn window(
+    ctx: &SessionContext,
+    from: Option<DateTime<Utc>>,
+    split: Option<DateTime<Utc>>,
+) -> anyhow::Result<(DateTime<Utc>, DateTime<Utc>, DateTime<Utc>)> {
+    let now = dataset::data_horizon(ctx).await?.unwrap_or_else(Utc::now);
+    Ok((from.unwrap_or(now - Duration::days(730)), split.unwrap_or(now - Duration::days(180)), now))
 }
 
 async fn features(settings: &Settings, args: &ModelsFeaturesArgs) -> anyhow::Result<()> {
     let entity: Entity = args.entity.parse()?;
-    let (from, split_at, now) = window(args.from, args.split);
     let tenant = super::lake::tenant_id(settings, &args.tenant).await?;
     let lake = Lake::new(super::pipeline::lake_url(&args.lake)?);
     let ctx = lake.session(&tenant, Limits::default()).await?;
+    let (from, split_at, now) = window(&ctx, args.from, args.split).await?;
     let split = Split::monthly(&ctx, entity, from, split_at, now).await?;
     export(&split, &args.out)?;
     for (name, set) in [("train.csv", &split.train), ("test.csv", &split.test)] {
@@ -73,10 +79,10 @@ async fn eval(settings: &Settings, args: &ModelsEvalArgs) -> anyhow::Result<()> 
         Some(e) => vec![e.parse::<Entity>()?],
         None => vec![Entity::Lead, Entity::Opportunity, Entity::Account],
     };
-    let (from, split_at, now) = window(args.from, args.split);
     let tenant = super::lake::tenant_id(settings, &args.tenant).await?;
     let lake = Lake::new(super::pipeline::lake_url(&args.lake)?);
     let ctx = lake.session(&tenant, Limits::default()).await?;
+    let (from, split_at, now) = window(&ctx, args.from, args.split).await?;
     let mut results = Vec::new();
     for entity in entities {
         let started = std::time::Instant::now();
