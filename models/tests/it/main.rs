@@ -88,6 +88,9 @@ async fn caught_up(db: &TestDb, lake: &Lake, tenant: &str) {
     }
 }
 
+/// An opportunity at a cut-off: id, cut-off, touches before it, stage probability at it, label.
+type OppRow = (String, DateTime<Utc>, i64, f64, Option<bool>);
+
 fn column(set: &FeatureSet, name: &str) -> usize {
     set.names.iter().position(|n| *n == name).unwrap_or_else(|| panic!("no feature {name}"))
 }
@@ -110,7 +113,7 @@ async fn features_from_the_lake_agree_with_postgres_and_predict_outcomes() {
     assert!(opps.len() > 200, "{} opportunity rows", opps.len());
 
     // The oracle: Postgres on the source rows, same cut-offs, same definitions.
-    let oracle: Vec<(String, DateTime<Utc>, i64, f64, Option<bool>)> = sqlx::query_as(
+    let oracle: Vec<OppRow> = sqlx::query_as(
         "SELECT o.id::text, c.cutoff,
                 (SELECT count(*) FROM interaction_logs i
                   WHERE i.tenant_id = o.tenant_id AND i.opportunity_id = o.id AND i.occurred_at < c.cutoff),
@@ -129,7 +132,7 @@ async fn features_from_the_lake_agree_with_postgres_and_predict_outcomes() {
     .await
     .expect("oracle");
     let (touches, probability) = (column(&opps, "touches"), column(&opps, "stage_probability"));
-    let ours: Vec<(String, DateTime<Utc>, i64, f64, Option<bool>)> = (0..opps.len())
+    let ours: Vec<OppRow> = (0..opps.len())
         .map(|i| {
             let r = &opps.rows[i];
             (r.id.clone(), r.cutoff, opps.row(i)[touches] as i64, opps.row(i)[probability], r.label)
