@@ -6,6 +6,8 @@ pub enum Error {
     DataFusion(#[from] datafusion::error::DataFusionError),
     #[error("Arrow: {0}")]
     Arrow(#[from] datafusion::arrow::error::ArrowError),
+    #[error("CRM database: {0}")]
+    Db(#[from] orbas_oltp::Error),
     #[error("lake: {0}")]
     Lake(#[from] orbas_warehouse::Error),
     /// Input the caller can fix (an unknown entity, an empty training set, …).

@@ -11,7 +11,7 @@
 use crate::error::{Error, Result};
 
 /// Per-feature centring and scaling learnt from the training rows.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Standardizer {
     pub mean: Vec<f64>,
     pub scale: Vec<f64>,
@@ -52,7 +52,7 @@ impl Standardizer {
 }
 
 /// A fitted model.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Logistic {
     pub standardizer: Standardizer,
     /// Weights on the standardised features.

@@ -71,7 +71,7 @@ pub fn calibration_error(probs: &[f64], labels: &[bool], bins: usize) -> f64 {
 }
 
 /// Platt scaling: `p = σ(a · logit + b)`, fitted by Newton's method on held-out rows.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Platt {
     pub a: f64,
     pub b: f64,

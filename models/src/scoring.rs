@@ -185,6 +185,51 @@ impl Scorer {
         Score { probability: self.platt.apply(logit), positive, negative }
     }
 
+    /// What a model version stores: enough to score again without retraining.
+    pub fn params(&self) -> serde_json::Value {
+        serde_json::json!({
+            "entity": self.entity.as_str(),
+            "kind": self.kind.as_str(),
+            "features": self.names,
+            "model": self.model,
+            "platt": self.platt,
+            "outcomes": self.outcomes,
+            "positives": self.positives,
+        })
+    }
+
+    /// A scorer from stored [`Scorer::params`]; `None` when they do not fit today's features of
+    /// `entity` (another entity, or the feature set changed since).
+    pub fn from_params(entity: Entity, params: &serde_json::Value) -> Option<Scorer> {
+        if params.get("entity")?.as_str()? != entity.as_str() {
+            return None;
+        }
+        let names: Vec<String> = serde_json::from_value(params.get("features")?.clone()).ok()?;
+        if names.iter().map(String::as_str).ne(entity.feature_names().iter().copied()) {
+            return None;
+        }
+        let model: Logistic = serde_json::from_value(params.get("model")?.clone()).ok()?;
+        let p = names.len();
+        if model.weights.len() != p || model.standardizer.mean.len() != p || model.standardizer.scale.len() != p {
+            return None;
+        }
+        let kind = match params.get("kind")?.as_str()? {
+            "prior" => Kind::Prior,
+            "trained" => Kind::Trained,
+            _ => return None,
+        };
+        Some(Scorer {
+            entity,
+            kind,
+            names: entity.feature_names().to_vec(),
+            model,
+            platt: serde_json::from_value(params.get("platt")?.clone()).ok()?,
+            outcomes: params.get("outcomes")?.as_u64()? as usize,
+            positives: params.get("positives")?.as_u64()? as usize,
+            fit_time: Duration::ZERO,
+        })
+    }
+
     /// The calibrated probability only.
     pub fn probability(&self, row: &[f64]) -> f64 {
         self.platt.apply(self.model.logit(row))
@@ -295,6 +340,20 @@ mod tests {
         assert!(prior.auc.unwrap_or(0.0) > 0.65, "{prior:?}");
         assert!(trained.log_loss < prior.log_loss, "{trained:?} vs {prior:?}");
         assert!(trained.calibration_error < 0.05, "{trained:?}");
+    }
+
+    #[test]
+    fn stored_params_score_the_same() {
+        let scorer = Scorer::train(&rows(2000, 2000)).expect("scorer");
+        let back = Scorer::from_params(Entity::Opportunity, &scorer.params()).expect("params round trip");
+        let set = rows(20, 0);
+        for i in 0..set.len() {
+            assert_eq!(back.probability(set.row(i)), scorer.probability(set.row(i)));
+        }
+        assert!(Scorer::from_params(Entity::Lead, &scorer.params()).is_none(), "another entity's model");
+        let mut changed = scorer.params();
+        changed["features"][0] = serde_json::json!("renamed");
+        assert!(Scorer::from_params(Entity::Opportunity, &changed).is_none(), "features changed since");
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::time::Duration;
 use chrono::{DateTime, Months, Utc};
 use orbas_models::dataset;
 use orbas_models::features::{self, Entity, FeatureSet};
+use orbas_models::ops;
 use orbas_models::scoring::{self, Kind, Scorer};
 use orbas_oltp::seed;
 use orbas_pipeline::broker::{Broker, BrokerOptions};
@@ -167,6 +168,64 @@ async fn features_from_the_lake_agree_with_postgres_and_predict_outcomes() {
         assert!(!set.is_empty() && set.values.iter().all(|v| v.is_finite()), "{entity:?}");
         assert!(set.labelled().any(|(_, _, l)| l), "{entity:?}: some positive outcome");
     }
+
+    // Model ops: train, register, promote, score every open deal, write back through oltp.
+    let tenant_a = orbas_oltp::model::TenantId(a.parse().expect("tenant id"));
+    let first = ops::retrain(&db.app, &p.lake, tenant_a, Entity::Opportunity).await.expect("retrain");
+    assert_eq!((first.version, first.promoted, first.incumbent.is_none()), (1, true, true), "{first:?}");
+    let open: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM opportunities WHERE tenant_id = $1::uuid AND status = 'open'")
+            .bind(&a)
+            .fetch_one(&db.admin)
+            .await
+            .expect("open deals");
+    assert_eq!(first.predictions as i64, open, "one prediction per open deal");
+    let stored: Vec<(f64, serde_json::Value, String)> = sqlx::query_as(
+        "SELECT p.score, p.explanation, v.status FROM predictions p JOIN model_versions v ON v.id = p.model_version_id
+           JOIN ai_models m ON m.id = v.model_id
+          WHERE p.tenant_id = $1::uuid AND p.entity_type = 'opportunity' AND m.key = 'deal_win'",
+    )
+    .bind(&a)
+    .fetch_all(&db.admin)
+    .await
+    .expect("predictions");
+    assert_eq!(stored.len() as i64, open);
+    for (score, explanation, status) in &stored {
+        assert!((0.0..=1.0).contains(score) && status == "active");
+        let factors = explanation.as_array().expect("a list of factors");
+        assert!(!factors.is_empty() && factors.len() <= 6, "{explanation}");
+        assert!(
+            factors.iter().all(|f| f["feature"].is_string() && f["contribution"].as_f64().is_some_and(|c| c != 0.0))
+        );
+    }
+    // Again on the same data: version 2 is compared with version 1 on the same held-out months and
+    // promoted only if better; either way exactly one version serves and the new scores come from it.
+    let second = ops::retrain(&db.app, &p.lake, tenant_a, Entity::Opportunity).await.expect("retrain");
+    let incumbent = second.incumbent.clone().expect("version 1 was compared");
+    assert_eq!(second.version, 2);
+    assert_eq!(second.promoted, ops::better(&second.candidate, Some(&incumbent)));
+    let versions: Vec<(i32, String)> = sqlx::query_as(
+        "SELECT v.version, v.status FROM model_versions v JOIN ai_models m ON m.id = v.model_id
+          WHERE m.tenant_id = $1::uuid AND m.key = 'deal_win' ORDER BY v.version",
+    )
+    .bind(&a)
+    .fetch_all(&db.admin)
+    .await
+    .expect("versions");
+    let want = if second.promoted { [(1, "retired"), (2, "active")] } else { [(1, "active"), (2, "retired")] };
+    assert_eq!(versions, want.map(|(v, s)| (v, s.to_owned())));
+    let serving: Vec<i32> = sqlx::query_scalar(
+        "SELECT DISTINCT v.version FROM predictions p JOIN model_versions v ON v.id = p.model_version_id
+           JOIN ai_models m ON m.id = v.model_id AND m.key = 'deal_win'
+          WHERE p.tenant_id = $1::uuid AND p.predicted_at = (
+                SELECT max(q.predicted_at) FROM predictions q JOIN model_versions w ON w.id = q.model_version_id
+                  JOIN ai_models n ON n.id = w.model_id AND n.key = 'deal_win' WHERE q.tenant_id = $1::uuid)",
+    )
+    .bind(&a)
+    .fetch_all(&db.admin)
+    .await
+    .expect("latest predictions");
+    assert_eq!(serving, [if second.promoted { 2 } else { 1 }]);
 
     let _ = p.sink_stop.send(true);
     let _ = p.cdc_stop.send(());

@@ -75,6 +75,9 @@ id_type!(
     EmployeeId,
     DepartmentId,
     SlaPolicyId,
+    ModelId,
+    ModelVersionId,
+    PredictionId,
 );
 
 /// Deterministic UUIDv7 generator: the timestamp comes from the caller's (simulated) clock and the 74

@@ -15,6 +15,7 @@ pub mod content;
 pub mod dedupe;
 pub mod idempotency;
 pub mod identity;
+pub mod intelligence;
 pub mod leads;
 pub mod opportunities;
 pub mod people;
