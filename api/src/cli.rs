@@ -57,6 +57,22 @@ pub enum ModelsCommand {
     /// scikit-learn (LogisticRegression, HistGradientBoosting) trained on the exact same rows
     /// (`scripts/setup.sh --bench` installs it).
     Eval(ModelsEvalArgs),
+    /// Retrain the lead, deal and churn scorers of one tenant (or every active tenant): a candidate
+    /// per model is compared with the version in service on the same held-out months, promoted only
+    /// if better, and the serving model's scores of every open entity are written to `predictions`.
+    Train(ModelsTrainArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ModelsTrainArgs {
+    #[arg(long, env = "ORBAS_LAKE", default_value = "./lake")]
+    pub lake: String,
+    /// Tenant id or slug (default: every active tenant).
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// lead, opportunity or account (default: all three).
+    #[arg(long)]
+    pub entity: Option<String>,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -379,10 +395,6 @@ pub struct BenchSinkArgs {
     /// Changes in the topic.
     #[arg(long, default_value_t = 500_000)]
     pub rows: u64,
-    /// Run tansu on its in-memory engine instead of the durable SQLite one (the demo's), to see the
-    /// sink's own ceiling without the durable broker's read path.
-    #[arg(long)]
-    pub memory_broker: bool,
     /// Runs measured (medians are reported).
     #[arg(long, default_value_t = 3)]
     pub rounds: u64,

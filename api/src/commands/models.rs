@@ -8,18 +8,59 @@ use chrono::{DateTime, Duration, Utc};
 use deltalake::datafusion::prelude::SessionContext;
 use orbas_models::dataset::{self, Split};
 use orbas_models::features::{Entity, FeatureSet};
+use orbas_models::ops;
 use orbas_models::scoring::{self, Scorer};
+use orbas_oltp::db::{self, Db};
+use orbas_oltp::model::TenantId;
+use orbas_oltp::repo::identity;
 use orbas_warehouse::sql::{Lake, Limits};
 use serde_json::json;
 
-use crate::cli::{ModelsCommand, ModelsEvalArgs, ModelsFeaturesArgs};
+use crate::cli::{ModelsCommand, ModelsEvalArgs, ModelsFeaturesArgs, ModelsTrainArgs};
 use crate::settings::Settings;
 
 pub async fn run(settings: &Settings, cmd: ModelsCommand) -> anyhow::Result<()> {
     match cmd {
         ModelsCommand::Features(args) => features(settings, &args).await,
         ModelsCommand::Eval(args) => eval(settings, &args).await,
+        ModelsCommand::Train(args) => train(settings, &args).await,
     }
+}
+
+async fn train(settings: &Settings, args: &ModelsTrainArgs) -> anyhow::Result<()> {
+    let entities = match &args.entity {
+        Some(e) => vec![e.parse::<Entity>()?],
+        None => vec![Entity::Lead, Entity::Opportunity, Entity::Account],
+    };
+    let admin = db::connect(settings.database.admin_url().context("set DATABASE_URL")?, 2).await?;
+    let tenants = match &args.tenant {
+        Some(t) => vec![super::lake::tenant_id(settings, t).await?.parse::<TenantId>()?],
+        None => identity::active_tenants(&admin).await?,
+    };
+    let app = Db::new(db::connect(&settings.database.app_url()?, 2).await?);
+    let lake = Lake::new(super::pipeline::lake_url(&args.lake)?);
+    for tenant in tenants {
+        for &entity in &entities {
+            let r = ops::retrain(&app, &lake, tenant, entity)
+                .await
+                .with_context(|| format!("retraining the {} model of tenant {tenant}", entity.as_str()))?;
+            let auc = |e: Option<&orbas_models::scoring::Evaluation>| {
+                e.and_then(|e| e.auc).map_or("–".to_owned(), |a| format!("{a:.3}"))
+            };
+            println!(
+                "tenant {tenant} {}: version {} ({}) {} — held-out AUC {} vs in service {}; {} predictions (data until {})",
+                entity.as_str(),
+                r.version,
+                r.kind.as_str(),
+                if r.promoted { "promoted" } else { "not better, kept the version in service" },
+                auc(Some(&r.candidate)),
+                auc(r.incumbent.as_ref()),
+                r.predictions,
+                r.data_until.format("%Y-%m-%d")
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The window: the data's present (its latest activity, else the wall clock), cut-offs from two

@@ -31,6 +31,13 @@ pub async fn tenant_of(pool: &PgPool, what: Lookup<'_>) -> Result<Option<TenantI
     Ok(id.map(TenantId))
 }
 
+/// The ids of every active tenant, in id order (for jobs that run per tenant).
+pub async fn active_tenants(pool: &PgPool) -> Result<Vec<TenantId>> {
+    let ids: Vec<Uuid> =
+        sqlx::query_scalar("SELECT id FROM tenants WHERE status = 'active' ORDER BY id").fetch_all(pool).await?;
+    Ok(ids.into_iter().map(TenantId).collect())
+}
+
 /// What a password login needs to know of a user.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct LoginUser {
