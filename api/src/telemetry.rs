@@ -10,7 +10,10 @@ pub enum LogFormat {
 }
 
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    // delta-rs 1.1 warns on every MERGE that a file-skipping metric is missing and was derived: noise
+    // at one line per sink batch, so the default keeps only its errors.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,deltalake_core::operations::merge=error"));
     use std::io::IsTerminal as _;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

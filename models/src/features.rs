@@ -377,14 +377,15 @@ pub const LEAD_FEATURES: &[&str] = &[
 
 /// A lead is a row at a cut-off when it was created before it, not converted yet, and younger than a
 /// year (older unconverted leads are dead and would swamp the negatives). Label: converted within
-/// [`LEAD_HORIZON_DAYS`] after the cut-off; unknown where that window reaches past `horizon`.
+/// [`LEAD_HORIZON_DAYS`] after the cut-off; unknown until either the conversion or the whole window
+/// lies before `horizon` (a conversion after the horizon is not known there).
 fn lead_sql(horizon: &str) -> String {
     format!(
         "
 WITH c AS (SELECT cutoff FROM {CUTOFFS}),
 lead AS (
   SELECT l.id, l.owner_id, l.source, l.company_size, l.title, l.campaign_id, l.created_at, c.cutoff,
-         CASE WHEN l.converted_at IS NOT NULL AND l.converted_at < c.cutoff + INTERVAL '{LEAD_HORIZON_DAYS} days' THEN true
+         CASE WHEN l.converted_at < c.cutoff + INTERVAL '{LEAD_HORIZON_DAYS} days' AND l.converted_at < {horizon} THEN true
               WHEN c.cutoff + INTERVAL '{LEAD_HORIZON_DAYS} days' <= {horizon} THEN false END AS label
   FROM leads l CROSS JOIN c
   WHERE l.created_at < c.cutoff AND l.created_at >= c.cutoff - INTERVAL '365 days'
@@ -486,7 +487,8 @@ subs AS (
 ),
 acct AS (
   SELECT subs.*, a.segment,
-         CASE WHEN subs.first_cancel < subs.cutoff + INTERVAL '{CHURN_HORIZON_DAYS} days' THEN true
+         CASE WHEN subs.first_cancel < subs.cutoff + INTERVAL '{CHURN_HORIZON_DAYS} days'
+                   AND subs.first_cancel < {horizon} THEN true
               WHEN subs.cutoff + INTERVAL '{CHURN_HORIZON_DAYS} days' <= {horizon} THEN false END AS label
   FROM subs JOIN accounts a ON a.id = subs.account_id
 ),
@@ -749,10 +751,17 @@ mod tests {
         let early =
             compute(&context(true).await, Entity::Lead, &[c], at("2026-07-01T00:00:00Z")).await.expect("features");
         assert_eq!(early.rows.iter().map(|r| r.label).collect::<Vec<_>>(), [Some(true), None]);
+        // A conversion after the horizon is not known there either (a training side built at a split
+        // must not learn of conversions after it).
+        let before = compute(&context(true).await, Entity::Lead, &[c], at("2026-06-10T00:00:00Z")).await;
+        assert_eq!(before.expect("features").rows.iter().map(|r| r.label).collect::<Vec<_>>(), [None, None]);
 
         let accounts = compute(&context(true).await, Entity::Account, &[c], at(HORIZON)).await.expect("features");
         let ids: Vec<_> = accounts.rows.iter().map(|r| (r.id.as_str(), r.label)).collect();
         assert_eq!(ids, [("a1", Some(true)), ("a2", Some(false))]);
+        // sub1's cancellation (2026-07-01) is not known at a horizon before it.
+        let before = compute(&context(true).await, Entity::Account, &[c], at("2026-06-20T00:00:00Z")).await;
+        assert_eq!(before.expect("features").rows.iter().map(|r| r.label).collect::<Vec<_>>(), [None, None]);
         let v = |id, name| value(&accounts, id, c, name);
         assert_eq!((v("a1", "customer_days"), v("a1", "seats"), v("a2", "subscriptions")), (365.0, 10.0, 1.0));
         assert_eq!(
