@@ -222,9 +222,7 @@ pub(super) fn geometric_mean(ratios: &[f64]) -> f64 {
 /// Runs `scripts/bench/duckdb_queries.py` with the benchmark virtualenv's Python.
 pub(super) async fn duckdb(spec: &serde_json::Value) -> anyhow::Result<serde_json::Value> {
     use tokio::io::AsyncWriteExt as _;
-    let venv = std::env::var_os("ORBAS_VENV").map(std::path::PathBuf::from).unwrap_or_else(|| {
-        std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/orbas/venv")
-    });
+    let venv = super::venv();
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/bench/duckdb_queries.py");
     let mut child = tokio::process::Command::new(venv.join("bin/python"))
         .arg(&script)

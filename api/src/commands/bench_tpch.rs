@@ -363,9 +363,7 @@ async fn generate(dir: &Path, scale: f64) -> anyhow::Result<()> {
     if TABLES.iter().all(|t| dir.join(format!("{t}.parquet")).is_file()) {
         return Ok(());
     }
-    let venv = std::env::var_os("ORBAS_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/orbas/venv"));
+    let venv = super::venv();
     tokio::fs::create_dir_all(dir).await?;
     eprintln!("generating TPC-H SF{scale} into {}", dir.display());
     let out = tokio::process::Command::new(venv.join("bin/tpchgen-cli"))

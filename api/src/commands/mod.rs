@@ -44,6 +44,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// The benchmark/test virtualenv (`ORBAS_VENV`, else `~/.cache/orbas/venv`; `scripts/setup.sh` makes it).
+pub(crate) fn venv() -> std::path::PathBuf {
+    std::env::var_os("ORBAS_VENV").map(std::path::PathBuf::from).unwrap_or_else(|| {
+        std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/orbas/venv")
+    })
+}
+
 /// Resolves on Ctrl-C or SIGTERM.
 pub async fn shutdown_signal() {
     let ctrl_c = async {

@@ -208,9 +208,7 @@ async fn eval(settings: &Settings, args: &ModelsEvalArgs) -> anyhow::Result<()> 
 
 /// Runs `bench/models/sklearn_eval.py` on the exported rows with the benchmark virtualenv's Python.
 async fn sklearn(dir: &Path) -> anyhow::Result<serde_json::Value> {
-    let venv = std::env::var_os("ORBAS_VENV").map(std::path::PathBuf::from).unwrap_or_else(|| {
-        std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/orbas/venv")
-    });
+    let venv = super::venv();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/models/sklearn_eval.py");
     let out = tokio::process::Command::new(venv.join("bin/python"))
         .arg(&script)
