@@ -91,8 +91,13 @@ pub async fn retrain(db: &Db, lake: &Lake, tenant: TenantId, entity: Entity) -> 
     }
     let incumbent_eval = incumbent.as_ref().map(|s| scoring::evaluate(s, &split.test)).transpose()?;
     let promoted = better(&candidate_eval, incumbent_eval.as_ref());
+    let segments: serde_json::Map<String, serde_json::Value> = scoring::evaluate_by_segment(&candidate, &split.test)?
+        .iter()
+        .map(|(name, e)| ((*name).to_owned(), evaluation_json(e)))
+        .collect();
     let metrics = json!({
         "held_out": evaluation_json(&candidate_eval),
+        "held_out_by_segment": segments,
         "incumbent_held_out": incumbent_eval.as_ref().map(evaluation_json),
         "split_at": split_at,
         "data_until": now,

@@ -268,6 +268,50 @@ pub fn evaluate(scorer: &Scorer, test: &FeatureSet) -> Result<Evaluation> {
     })
 }
 
+/// The segment a row belongs to for the bias report: deal kind, account segment, lead source.
+pub fn segment(entity: Entity, names: &[&str], row: &[f64]) -> &'static str {
+    let flag = |name: &str| names.iter().position(|n| *n == name).is_some_and(|j| row[j] == 1.0);
+    match entity {
+        Entity::Opportunity if flag("is_expansion") => "expansion",
+        Entity::Opportunity if flag("is_renewal") => "renewal",
+        Entity::Opportunity => "new_business",
+        Entity::Account if flag("is_enterprise") => "enterprise",
+        Entity::Account if flag("is_smb") => "smb",
+        Entity::Account => "mid_market",
+        Entity::Lead => [
+            ("from_referral", "referral"),
+            ("from_event", "event"),
+            ("from_web", "web"),
+            ("from_outbound", "outbound"),
+            ("from_partner", "partner"),
+            ("from_paid_ads", "paid_ads"),
+            ("from_content", "content"),
+        ]
+        .iter()
+        .find(|(f, _)| flag(f))
+        .map_or("other", |(_, s)| s),
+    }
+}
+
+/// [`evaluate`] per [`segment`]: the bias report (does the model serve every segment alike?).
+pub fn evaluate_by_segment(
+    scorer: &Scorer,
+    test: &FeatureSet,
+) -> Result<std::collections::BTreeMap<&'static str, Evaluation>> {
+    let mut parts: std::collections::BTreeMap<&'static str, FeatureSet> = std::collections::BTreeMap::new();
+    for i in 0..test.len() {
+        let part = parts.entry(segment(test.entity, &test.names, test.row(i))).or_insert_with(|| FeatureSet {
+            entity: test.entity,
+            names: test.names.clone(),
+            rows: Vec::new(),
+            values: Vec::new(),
+        });
+        part.rows.push(test.rows[i].clone());
+        part.values.extend_from_slice(test.row(i));
+    }
+    parts.into_iter().map(|(name, part)| Ok((name, evaluate(scorer, &part)?))).collect()
+}
+
 type Window = (Option<chrono::DateTime<chrono::Utc>>, Option<chrono::DateTime<chrono::Utc>>);
 
 /// The labelled rows (optionally with cut-off in `[from, to)`) as a flat matrix and labels.
@@ -340,6 +384,27 @@ mod tests {
         assert!(prior.auc.unwrap_or(0.0) > 0.65, "{prior:?}");
         assert!(trained.log_loss < prior.log_loss, "{trained:?} vs {prior:?}");
         assert!(trained.calibration_error < 0.05, "{trained:?}");
+    }
+
+    #[test]
+    fn the_bias_report_partitions_the_rows_by_segment() {
+        let scorer = Scorer::train(&rows(3000, 3000)).expect("scorer");
+        let mut test = rows(1200, 1200);
+        let p = test.names.len();
+        let (exp, ren) = (column(&test, "is_expansion"), column(&test, "is_renewal"));
+        for i in 0..test.len() {
+            test.values[i * p + exp] = f64::from(u8::from(i % 3 == 1));
+            test.values[i * p + ren] = f64::from(u8::from(i % 3 == 2));
+        }
+        let report = evaluate_by_segment(&scorer, &test).expect("report");
+        assert_eq!(report.keys().copied().collect::<Vec<_>>(), ["expansion", "new_business", "renewal"]);
+        assert!(report.values().all(|e| e.rows == 400 && e.auc.is_some()));
+        let positives: usize = report.values().map(|e| e.positives).sum();
+        assert_eq!(positives, evaluate(&scorer, &test).expect("evaluation").positives);
+    }
+
+    fn column(set: &FeatureSet, name: &str) -> usize {
+        set.names.iter().position(|n| *n == name).unwrap_or_default()
     }
 
     #[test]

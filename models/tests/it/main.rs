@@ -198,6 +198,17 @@ async fn features_from_the_lake_agree_with_postgres_and_predict_outcomes() {
             factors.iter().all(|f| f["feature"].is_string() && f["contribution"].as_f64().is_some_and(|c| c != 0.0))
         );
     }
+    let metrics: serde_json::Value = sqlx::query_scalar(
+        "SELECT v.metrics FROM model_versions v JOIN ai_models m ON m.id = v.model_id
+          WHERE m.tenant_id = $1::uuid AND m.key = 'deal_win' AND v.version = 1",
+    )
+    .bind(&a)
+    .fetch_one(&db.admin)
+    .await
+    .expect("version 1's metrics");
+    let segments = metrics["held_out_by_segment"].as_object().expect("a bias report");
+    let rows: u64 = segments.values().filter_map(|e| e["rows"].as_u64()).sum();
+    assert!(segments.contains_key("new_business") && rows == metrics["held_out"]["rows"].as_u64().unwrap_or(0));
     // Again on the same data: version 2 is compared with version 1 on the same held-out months and
     // promoted only if better; either way exactly one version serves and the new scores come from it.
     let second = ops::retrain(&db.app, &p.lake, tenant_a, Entity::Opportunity).await.expect("retrain");
