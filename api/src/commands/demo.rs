@@ -6,6 +6,7 @@
 
 use anyhow::Context;
 use orbas_oltp::cluster::{ClusterOptions, PgCluster};
+use orbas_oltp::db::Db;
 use orbas_oltp::{db, seed};
 use rand::Rng;
 use rand::distr::Alphanumeric;
@@ -55,6 +56,7 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
         Some(url) => Some(start_sql_port(&settings, app_pool.clone(), url.clone(), &jwt_secret).await?),
         None => None,
     };
+    let server_pool = app_pool.clone();
     let server = Server::build_with_lake(settings.http_addr, app_pool, &jwt_secret, lake_url).await?;
     let http = format!("http://{}", server.local_addr()?);
     let kafka = capture.as_ref().map(|c| {
@@ -94,7 +96,28 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
         };
         ready.and(captured).and(landed).map(|()| println!("demo is ready; exiting as asked (--exit-when-ready)"))
     } else {
+        // Scores and predictions: once the lake has caught up, then every six hours.
+        let retraining = lake.as_ref().map(|l| {
+            let (admin, root, app) = (admin.clone(), l.root.clone(), Db::new(server_pool.clone()));
+            let mut stop = stop_rx.clone();
+            tokio::spawn(async move {
+                if let Err(e) = wait_lake(&admin, &root).await {
+                    tracing::warn!(error = %e, "the lake did not catch up; models are not trained");
+                    return;
+                }
+                loop {
+                    retrain_all(&admin, &app, &root).await;
+                    tokio::select! {
+                        () = tokio::time::sleep(std::time::Duration::from_secs(6 * 3600)) => {}
+                        _ = stop.wait_for(|s| *s) => return,
+                    }
+                }
+            })
+        });
         super::shutdown_signal().await;
+        if let Some(task) = retraining {
+            task.abort();
+        }
         Ok(())
     };
     let _ = stop_tx.send(true);
@@ -245,6 +268,36 @@ async fn wait_lake(admin: &PgPool, root: &std::path::Path) -> anyhow::Result<()>
     anyhow::bail!("the lake did not catch up with Postgres (accounts) in two minutes")
 }
 
+/// One round of `orbas models train` over every tenant and model, reported on stdout; failures are
+/// logged and do not stop the demo.
+async fn retrain_all(admin: &PgPool, app: &Db, root: &std::path::Path) {
+    use orbas_models::features::Entity;
+    let lake = match super::pipeline::lake_url(&root.display().to_string()) {
+        Ok(url) => orbas_warehouse::sql::Lake::new(url),
+        Err(e) => return tracing::warn!(error = %e, "the demo lake's URL"),
+    };
+    let tenants = match orbas_oltp::repo::identity::active_tenants(admin).await {
+        Ok(t) => t,
+        Err(e) => return tracing::warn!(error = %e, "listing tenants for model training"),
+    };
+    for tenant in tenants {
+        for entity in [Entity::Lead, Entity::Opportunity, Entity::Account] {
+            match orbas_models::ops::retrain(app, &lake, tenant, entity).await {
+                Ok(r) => println!(
+                    "models: tenant {tenant} {} v{} ({}, {}), held-out AUC {}, {} predictions",
+                    entity.as_str(),
+                    r.version,
+                    r.kind.as_str(),
+                    if r.promoted { "promoted" } else { "kept the version in service" },
+                    r.candidate.auc.map_or("–".to_owned(), |a| format!("{a:.3}")),
+                    r.predictions
+                ),
+                Err(e) => tracing::warn!(%tenant, entity = entity.as_str(), error = %e, "model training failed"),
+            }
+        }
+    }
+}
+
 /// Waits until the gold bookings count every won deal Postgres has, then reports it.
 async fn wait_gold(admin: &PgPool, root: &std::path::Path) -> anyhow::Result<()> {
     let want: i64 =
@@ -264,6 +317,10 @@ async fn wait_gold(admin: &PgPool, root: &std::path::Path) -> anyhow::Result<()>
 
 async fn gold_won_deals(url: &url::Url) -> Option<i64> {
     use deltalake::datafusion::common::ScalarValue;
+    // Not opened before its first commit: delta-rs logs an ERROR for every open of a missing table.
+    if !orbas_warehouse::lake::exists(url).await {
+        return None;
+    }
     let table = deltalake::open_table(url.clone()).await.ok()?;
     let ctx = deltalake::datafusion::prelude::SessionContext::new();
     ctx.register_table("t", table.table_provider().await.ok()?).ok()?;
