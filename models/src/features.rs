@@ -44,6 +44,9 @@ pub const LEAD_HORIZON_DAYS: i64 = 90;
 pub const CHURN_HORIZON_DAYS: i64 = 90;
 
 impl Entity {
+    /// Every entity kind, in the order commands report them.
+    pub const ALL: [Entity; 3] = [Entity::Lead, Entity::Opportunity, Entity::Account];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Entity::Lead => "lead",

@@ -124,10 +124,7 @@ pub async fn retrain(db: &Db, lake: &Lake, tenant: TenantId, entity: Entity) -> 
         serving
     } else {
         intelligence::reject(tx.conn(), version.id).await?;
-        match incumbent {
-            Some(s) => s,
-            None => serving,
-        }
+        incumbent.unwrap_or(serving)
     };
     let serving_version = if promoted { version.id } else { active.map_or(version.id, |v| v.id) };
 

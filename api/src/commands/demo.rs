@@ -281,7 +281,7 @@ async fn retrain_all(admin: &PgPool, app: &Db, root: &std::path::Path) {
         Err(e) => return tracing::warn!(error = %e, "listing tenants for model training"),
     };
     for tenant in tenants {
-        for entity in [Entity::Lead, Entity::Opportunity, Entity::Account] {
+        for entity in Entity::ALL {
             match orbas_models::ops::retrain(app, &lake, tenant, entity).await {
                 Ok(r) => println!(
                     "models: tenant {tenant} {} v{} ({}, {}), held-out AUC {}, {} predictions",

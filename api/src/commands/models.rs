@@ -28,10 +28,7 @@ pub async fn run(settings: &Settings, cmd: ModelsCommand) -> anyhow::Result<()> 
 }
 
 async fn train(settings: &Settings, args: &ModelsTrainArgs) -> anyhow::Result<()> {
-    let entities = match &args.entity {
-        Some(e) => vec![e.parse::<Entity>()?],
-        None => vec![Entity::Lead, Entity::Opportunity, Entity::Account],
-    };
+    let entities = entities(args.entity.as_deref())?;
     let admin = db::connect(settings.database.admin_url().context("set DATABASE_URL")?, 2).await?;
     let tenants = match &args.tenant {
         Some(t) => vec![super::lake::tenant_id(settings, t).await?.parse::<TenantId>()?],
@@ -63,6 +60,14 @@ async fn train(settings: &Settings, args: &ModelsTrainArgs) -> anyhow::Result<()
     Ok(())
 }
 
+/// The entity named by `--entity`, or all of them.
+fn entities(arg: Option<&str>) -> anyhow::Result<Vec<Entity>> {
+    Ok(match arg {
+        Some(e) => vec![e.parse::<Entity>()?],
+        None => Entity::ALL.to_vec(),
+    })
+}
+
 /// The window: the data's present (its latest activity, else the wall clock), cut-offs from two
 /// years before it, split 180 days before it, unless given.
 async fn window(
@@ -83,14 +88,13 @@ async fn features(settings: &Settings, args: &ModelsFeaturesArgs) -> anyhow::Res
     let split = Split::monthly(&ctx, entity, from, split_at, now).await?;
     export(&split, &args.out)?;
     for (name, set) in [("train.csv", &split.train), ("test.csv", &split.test)] {
-        let labelled: Vec<bool> = set.labelled().map(|(_, _, l)| l).collect();
-        let positives = labelled.iter().filter(|l| **l).count();
+        let (labelled, positives) = positives(set);
         println!(
             "{}: {} rows ({} labelled, {:.1} % positive), {} features",
             args.out.join(name).display(),
             set.len(),
-            labelled.len(),
-            100.0 * positives as f64 / labelled.len().max(1) as f64,
+            labelled,
+            100.0 * positives as f64 / labelled.max(1) as f64,
             set.names.len()
         );
     }
@@ -110,16 +114,14 @@ fn export(split: &Split, dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Labelled rows and how many of them are positive.
 fn positives(set: &FeatureSet) -> (usize, usize) {
     let labels: Vec<bool> = set.labelled().map(|(_, _, l)| l).collect();
     (labels.len(), labels.iter().filter(|l| **l).count())
 }
 
 async fn eval(settings: &Settings, args: &ModelsEvalArgs) -> anyhow::Result<()> {
-    let entities = match &args.entity {
-        Some(e) => vec![e.parse::<Entity>()?],
-        None => vec![Entity::Lead, Entity::Opportunity, Entity::Account],
-    };
+    let entities = entities(args.entity.as_deref())?;
     let tenant = super::lake::tenant_id(settings, &args.tenant).await?;
     let lake = Lake::new(super::pipeline::lake_url(&args.lake)?);
     let ctx = lake.session(&tenant, Limits::default()).await?;
