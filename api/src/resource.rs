@@ -181,6 +181,15 @@ fn hide_unreadable<R: Resource>(p: &Principal, record: &R::Record) -> Result<(),
     }
 }
 
+/// Fails as [`read`] would (404 for a record the caller may not read) or returns `()`: for
+/// sub-resources of a record (its scores, …).
+pub async fn readable<R: Resource>(state: &AppState, auth: &Authenticated, id: Uuid) -> Result<(), Problem> {
+    let mut tx = state.db.begin(auth.principal.tenant).await?;
+    let record: R::Record = table::get(tx.conn(), R::TABLE, id, false).await?;
+    tx.commit().await?;
+    hide_unreadable::<R>(&auth.principal, &record)
+}
+
 pub async fn read<R: Resource>(state: &AppState, auth: &Authenticated, id: Uuid) -> Result<Response, Problem> {
     let mut tx = state.db.begin(auth.principal.tenant).await?;
     let record: R::Record = table::get(tx.conn(), R::TABLE, id, false).await?;

@@ -83,6 +83,8 @@ impl Server {
             .merge(routes::users::router())
             .merge(routes::opportunities::all_routes())
             .merge(routes::recommendations::router())
+            .merge(routes::scores::router())
+            .merge(routes::interactions::router())
             .merge(routes::sql::router())
             .split_for_parts();
         let mut doc = doc;

@@ -10,6 +10,7 @@ pub mod error;
 pub mod features;
 pub mod logistic;
 pub mod metrics;
+pub mod nba;
 pub mod ops;
 pub mod scoring;
 

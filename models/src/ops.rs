@@ -34,7 +34,8 @@ pub struct Retrained {
     pub data_until: DateTime<Utc>,
 }
 
-fn registry(entity: Entity) -> (&'static str, &'static str, &'static str, EntityType) {
+/// The registry entry of `entity`'s model: key, task, name and the predictions' entity type.
+pub fn registry(entity: Entity) -> (&'static str, &'static str, &'static str, EntityType) {
     match entity {
         Entity::Lead => ("lead_conversion", "lead_score", "Lead conversion within 90 days", EntityType::Lead),
         Entity::Opportunity => ("deal_win", "deal_score", "Opportunity win probability", EntityType::Opportunity),

@@ -114,8 +114,29 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
                 }
             })
         });
+        // Next-best actions: kept current from the lake (a refresh whenever it moved on).
+        let deciding = lake.as_ref().map(|l| {
+            let (admin, root, app) = (admin.clone(), l.root.clone(), Db::new(server_pool.clone()));
+            let stop = stop_rx.clone();
+            tokio::spawn(async move {
+                if let Err(e) = wait_lake(&admin, &root).await {
+                    tracing::warn!(error = %e, "the lake did not catch up; no next-best actions");
+                    return;
+                }
+                let lake = match super::pipeline::lake_url(&root.display().to_string()) {
+                    Ok(url) => orbas_warehouse::sql::Lake::new(url),
+                    Err(e) => return tracing::warn!(error = %e, "the demo lake's URL"),
+                };
+                let tenants = match orbas_oltp::repo::identity::active_tenants(&admin).await {
+                    Ok(t) => t,
+                    Err(e) => return tracing::warn!(error = %e, "listing tenants for next-best actions"),
+                };
+                let settings = orbas_models::nba::Settings::default();
+                orbas_models::nba::keep_current(&app, &lake, &tenants, &settings, DECISION_POLL, stop).await;
+            })
+        });
         super::shutdown_signal().await;
-        if let Some(task) = retraining {
+        for task in [retraining, deciding].into_iter().flatten() {
             task.abort();
         }
         Ok(())
@@ -267,6 +288,9 @@ async fn wait_lake(admin: &PgPool, root: &std::path::Path) -> anyhow::Result<()>
     }
     anyhow::bail!("the lake did not catch up with Postgres (accounts) in two minutes")
 }
+
+/// How often the demo checks whether the lake moved on (and refreshes the next-best actions if so).
+const DECISION_POLL: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// One round of `orbas models train` over every tenant and model, reported on stdout; failures are
 /// logged and do not stop the demo.

@@ -9,6 +9,7 @@ mod dedupe;
 mod helpers;
 mod identity;
 mod lists;
+mod next_best_actions;
 mod openapi;
 mod opportunities;
 mod ops;

@@ -60,6 +60,7 @@ pub const RESOURCES: &[&str] = &[
     "pipeline_stages",
     "tasks",
     "calendar_events",
+    "interaction_logs",
     "tickets",
     "products",
     "quotes",
@@ -82,7 +83,7 @@ pub const RESOURCES: &[&str] = &[
 ];
 
 const SALES: &[&str] =
-    &["accounts", "contacts", "leads", "opportunities", "tasks", "calendar_events", "quotes", "documents"];
+    &["accounts", "contacts", "leads", "opportunities", "tasks", "calendar_events", "interaction_logs", "quotes", "documents"];
 const SERVICE: &[&str] = &["tickets", "knowledge_articles"];
 const ADMIN_ONLY: &[&str] = &["users", "employees", "api_keys", "audit_logs", "pipeline_stages", "products"];
 const ANALYTICS: &[&str] = &["dashboards", "scheduled_reports", "kpi_definitions"];

@@ -97,6 +97,9 @@ text_enum!(TaskStatus { Open = "open", InProgress = "in_progress", Completed = "
 text_enum!(Priority { Low = "low", Normal = "normal", High = "high", Urgent = "urgent" });
 text_enum!(TicketStatus { New = "new", Open = "open", Pending = "pending", Solved = "solved", Closed = "closed" });
 text_enum!(TicketChannel { Email = "email", Chat = "chat", Phone = "phone", Web = "web", Social = "social" });
+text_enum!(InteractionKind { Email = "email", Call = "call", Meeting = "meeting", Note = "note", WebVisit = "web_visit",
+    Chat = "chat" });
+text_enum!(Direction { Inbound = "inbound", Outbound = "outbound" });
 text_enum!(EntityType { Lead = "lead", Opportunity = "opportunity", Account = "account", Contact = "contact",
     Subscription = "subscription", Ticket = "ticket" });
 text_enum!(RecommendationAction { Call = "call", Email = "email", Meeting = "meeting", FollowUp = "follow_up",

@@ -60,6 +60,7 @@ id_type!(
     OpportunityId,
     StageId,
     TaskId,
+    InteractionId,
     TicketId,
     TicketMessageId,
     RecommendationId,

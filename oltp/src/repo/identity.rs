@@ -327,3 +327,8 @@ pub async fn touch_last_login(conn: &mut PgConnection, user: UserId, now: DateTi
     sqlx::query("UPDATE users SET last_login_at = $2 WHERE id = $1").bind(user).bind(now).execute(conn).await?;
     Ok(())
 }
+
+/// The tenant's corporate currency (what money figures are reported in).
+pub async fn corporate_currency(conn: &mut PgConnection, tenant: TenantId) -> Result<String> {
+    Ok(sqlx::query_scalar("SELECT corporate_currency FROM tenants WHERE id = $1").bind(tenant).fetch_one(conn).await?)
+}

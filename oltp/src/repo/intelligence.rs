@@ -173,3 +173,40 @@ pub async fn add_predictions(
     .await?;
     Ok(done.rows_affected())
 }
+
+/// The latest score of a record from each model that scored it, with its explanation.
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct EntityScore {
+    /// The model's key (`lead_conversion`, `deal_win`, `account_churn`, …).
+    pub model: String,
+    pub task: String,
+    pub version: i32,
+    /// Whether that version is still the one in service (`active`) or was replaced since.
+    pub version_status: String,
+    pub prediction_id: PredictionId,
+    /// The calibrated probability.
+    pub score: f64,
+    pub label: Option<String>,
+    /// Top factors each way: `[{"feature", "value", "contribution"}]`, contributions to the
+    /// log-odds relative to the average record.
+    #[schema(value_type = Vec<Object>)]
+    pub explanation: serde_json::Value,
+    pub predicted_at: DateTime<Utc>,
+}
+
+/// The latest prediction of every model about one record, by model key.
+pub async fn latest_for(conn: &mut PgConnection, entity_type: EntityType, entity: Uuid) -> Result<Vec<EntityScore>> {
+    Ok(sqlx::query_as(
+        "SELECT DISTINCT ON (m.key) m.key AS model, m.task, v.version, v.status AS version_status,
+                p.id AS prediction_id, p.score, p.label, p.explanation, p.predicted_at
+           FROM predictions p
+           JOIN model_versions v ON v.id = p.model_version_id
+           JOIN ai_models m ON m.id = v.model_id
+          WHERE p.entity_type = $1 AND p.entity_id = $2
+          ORDER BY m.key, p.predicted_at DESC, p.id DESC",
+    )
+    .bind(entity_type)
+    .bind(entity)
+    .fetch_all(conn)
+    .await?)
+}

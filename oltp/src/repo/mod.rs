@@ -16,6 +16,7 @@ pub mod dedupe;
 pub mod idempotency;
 pub mod identity;
 pub mod intelligence;
+pub mod interactions;
 pub mod leads;
 pub mod opportunities;
 pub mod people;

@@ -3,11 +3,13 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
+use rust_decimal::Decimal;
 use uuid::Uuid;
 
 use super::found;
 use crate::model::{
-    EntityType, FeedbackVerdict, RecommendationAction, RecommendationId, RecommendationStatus, TenantId, UserId,
+    EntityType, FeedbackVerdict, ModelVersionId, PredictionId, RecommendationAction, RecommendationId,
+    RecommendationStatus, TenantId, UserId,
 };
 use crate::{Error, Result};
 
@@ -26,7 +28,19 @@ pub struct Recommendation {
     pub status: RecommendationStatus,
     pub snoozed_until: Option<DateTime<Utc>>,
     pub expires_at: Option<DateTime<Utc>>,
+    /// The rule that proposed it (`hot_lead_untouched`, `stalled_deal`, …); none for actions people
+    /// created.
+    pub kind: Option<String>,
+    /// What is at stake times the model's probability that it matters, in `currency`.
+    pub expected_value: Option<Decimal>,
+    pub currency: Option<String>,
+    /// The model factors behind the rationale: `[{"feature", "value", "contribution"}]`.
+    #[schema(value_type = Vec<Object>)]
+    pub factors: serde_json::Value,
+    pub model_version_id: Option<ModelVersionId>,
+    pub prediction_id: Option<PredictionId>,
     pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -53,7 +67,8 @@ pub struct Feedback {
 macro_rules! columns {
     () => {
         "id, tenant_id, user_id, entity_type, entity_id, action, title, rationale, score, status, \
-    snoozed_until, expires_at, created_at"
+    snoozed_until, expires_at, kind, expected_value, currency, factors, model_version_id, prediction_id, \
+    created_at, updated_at"
     };
 }
 
@@ -142,4 +157,180 @@ pub async fn give_feedback(
     .execute(conn)
     .await?;
     Ok(rec)
+}
+
+/// An action a rule proposes for a rep; [`sync`] turns the proposals of one refresh into rows.
+#[derive(Debug, Clone)]
+pub struct Proposal {
+    pub user_id: UserId,
+    pub entity_type: EntityType,
+    pub entity_id: Uuid,
+    pub kind: String,
+    pub action: RecommendationAction,
+    pub title: String,
+    pub rationale: String,
+    /// Ranking score in 0..=1.
+    pub score: f64,
+    pub expected_value: Decimal,
+    pub currency: String,
+    pub factors: serde_json::Value,
+    pub expires_at: DateTime<Utc>,
+    pub model_version_id: Option<ModelVersionId>,
+}
+
+/// What one [`sync`] changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Synced {
+    /// New actions.
+    pub inserted: u64,
+    /// Live actions whose score, wording or value changed.
+    pub updated: u64,
+    /// Live actions no rule proposes any more (the situation was handled): now `done`.
+    pub resolved: u64,
+    /// Proposals left out because the rep dismissed or accepted the same action recently.
+    pub suppressed: u64,
+}
+
+/// Replaces the rule-made actions of the tenant with `proposals` — as one transaction's worth of
+/// statements on `conn`:
+/// - a proposal whose rep, record and kind match a live (open or snoozed) action updates it in place
+///   (the status, and so a snooze, is kept), and only when something shown changed;
+/// - one the rep dismissed or accepted within `quiet` is not proposed again;
+/// - the rest are inserted as `open`;
+/// - live actions of a kind in `kinds` that no proposal matches are marked `done`, those past their
+///   expiry `expired`; a live action still proposed is renewed once half its life has passed.
+///
+/// Actions without a kind (made by people or other tools) are never touched.
+pub async fn sync(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    kinds: &[&str],
+    proposals: &[Proposal],
+    now: DateTime<Utc>,
+    quiet: chrono::Duration,
+) -> Result<Synced> {
+    if let Some(bad) = proposals.iter().find(|p| !(0.0..=1.0).contains(&p.score)) {
+        return Err(Error::invalid(format!("the score of {} {} is outside 0..1", bad.kind, bad.entity_id)));
+    }
+    if let Some(bad) = proposals.iter().find(|p| !kinds.contains(&p.kind.as_str())) {
+        return Err(Error::invalid(format!("proposal kind {} is not among the synced kinds", bad.kind)));
+    }
+    let kinds: Vec<String> = kinds.iter().map(|k| (*k).to_owned()).collect();
+    // Past their expiry they are gone from the reps' lists: no longer live (a proposal starts anew).
+    sqlx::query(
+        "UPDATE recommendations SET status = 'expired'
+          WHERE kind = ANY($1) AND status IN ('open', 'snoozed') AND expires_at <= $2",
+    )
+    .bind(&kinds)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    let live: Vec<(RecommendationId, UserId, Uuid, String)> = sqlx::query_as(
+        "SELECT id, user_id, entity_id, kind FROM recommendations
+          WHERE kind = ANY($1) AND status IN ('open', 'snoozed')",
+    )
+    .bind(&kinds)
+    .fetch_all(&mut *conn)
+    .await?;
+    let quiet_keys: Vec<(UserId, Uuid, String)> = sqlx::query_as(
+        "SELECT DISTINCT user_id, entity_id, kind FROM recommendations
+          WHERE kind = ANY($1) AND status IN ('dismissed', 'accepted') AND updated_at > $2",
+    )
+    .bind(&kinds)
+    .bind(now - quiet)
+    .fetch_all(&mut *conn)
+    .await?;
+    let quiet_keys: std::collections::HashSet<(UserId, Uuid, String)> = quiet_keys.into_iter().collect();
+    let mut live: std::collections::HashMap<(UserId, Uuid, String), RecommendationId> =
+        live.into_iter().map(|(id, user, entity, kind)| ((user, entity, kind), id)).collect();
+
+    let mut out = Synced::default();
+    let mut fresh: Vec<&Proposal> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for p in proposals {
+        let key = (p.user_id, p.entity_id, p.kind.clone());
+        if !seen.insert(key.clone()) {
+            continue; // the first proposal of a key wins
+        }
+        if let Some(id) = live.remove(&key) {
+            let changed = sqlx::query(
+                "UPDATE recommendations SET title = $2, rationale = $3, score = $4, expected_value = $5,
+                        currency = $6, factors = $7, expires_at = $8, model_version_id = $9, action = $10
+                  WHERE id = $1 AND ((title, rationale, round(score::numeric, 3), expected_value, currency,
+                                      factors, model_version_id, action)
+                                     IS DISTINCT FROM ($2, $3, round($4::numeric, 3), $5, $6, $7, $9, $10)
+                                     OR expires_at < $11)",
+            )
+            .bind(id)
+            .bind(&p.title)
+            .bind(&p.rationale)
+            .bind(p.score)
+            .bind(p.expected_value)
+            .bind(&p.currency)
+            .bind(&p.factors)
+            .bind(p.expires_at)
+            .bind(p.model_version_id)
+            .bind(p.action)
+            // Still proposed: renewed once half its life has passed.
+            .bind(now + (p.expires_at - now) / 2)
+            .execute(&mut *conn)
+            .await?;
+            out.updated += changed.rows_affected();
+        } else if quiet_keys.contains(&key) {
+            out.suppressed += 1;
+        } else {
+            fresh.push(p);
+        }
+    }
+    if !fresh.is_empty() {
+        let ids: Vec<Uuid> = fresh.iter().map(|_| RecommendationId::new().0).collect();
+        let users: Vec<Uuid> = fresh.iter().map(|p| p.user_id.0).collect();
+        let types: Vec<String> = fresh.iter().map(|p| p.entity_type.to_string()).collect();
+        let entities: Vec<Uuid> = fresh.iter().map(|p| p.entity_id).collect();
+        let kinds: Vec<&str> = fresh.iter().map(|p| p.kind.as_str()).collect();
+        let actions: Vec<String> = fresh.iter().map(|p| p.action.to_string()).collect();
+        let titles: Vec<&str> = fresh.iter().map(|p| p.title.as_str()).collect();
+        let rationales: Vec<&str> = fresh.iter().map(|p| p.rationale.as_str()).collect();
+        let scores: Vec<f64> = fresh.iter().map(|p| p.score).collect();
+        let values: Vec<Decimal> = fresh.iter().map(|p| p.expected_value).collect();
+        let currencies: Vec<&str> = fresh.iter().map(|p| p.currency.as_str()).collect();
+        let factors: Vec<serde_json::Value> = fresh.iter().map(|p| p.factors.clone()).collect();
+        let expiries: Vec<DateTime<Utc>> = fresh.iter().map(|p| p.expires_at).collect();
+        let versions: Vec<Option<Uuid>> = fresh.iter().map(|p| p.model_version_id.map(|v| v.0)).collect();
+        let done = sqlx::query(
+            "INSERT INTO recommendations (tenant_id, id, user_id, entity_type, entity_id, kind, action, title,
+                                          rationale, score, expected_value, currency, factors, expires_at,
+                                          model_version_id)
+             SELECT $1, u.* FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::uuid[], $6::text[], $7::text[],
+                                        $8::text[], $9::text[], $10::float8[], $11::numeric[], $12::text[],
+                                        $13::jsonb[], $14::timestamptz[], $15::uuid[]) AS u",
+        )
+        .bind(tenant)
+        .bind(&ids)
+        .bind(&users)
+        .bind(&types)
+        .bind(&entities)
+        .bind(&kinds)
+        .bind(&actions)
+        .bind(&titles)
+        .bind(&rationales)
+        .bind(&scores)
+        .bind(&values)
+        .bind(&currencies)
+        .bind(&factors)
+        .bind(&expiries)
+        .bind(&versions)
+        .execute(&mut *conn)
+        .await?;
+        out.inserted = done.rows_affected();
+    }
+    let resolved: Vec<Uuid> = live.into_values().map(|id| id.0).collect();
+    if !resolved.is_empty() {
+        let done = sqlx::query("UPDATE recommendations SET status = 'done' WHERE id = ANY($1)")
+            .bind(&resolved)
+            .execute(&mut *conn)
+            .await?;
+        out.resolved = done.rows_affected();
+    }
+    Ok(out)
 }
