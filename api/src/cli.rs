@@ -307,6 +307,11 @@ pub struct SeedArgs {
     /// Write CSV files (one per table) into this directory instead of loading.
     #[arg(long)]
     pub csv_dir: Option<PathBuf>,
+    /// The simulation's "today" (YYYY-MM-DD): the history ends at its midnight UTC. `orbas seed`
+    /// defaults to a fixed date (2026-10-01) so runs compare; `orbas demo` to today, so the data is
+    /// current when reps log calls and the next-best actions react.
+    #[arg(long)]
+    pub as_of: Option<chrono::NaiveDate>,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -336,6 +341,30 @@ pub enum BenchCommand {
     Kpi(BenchKpiArgs),
     /// TPC-H (tpchgen data) on our engine vs DuckDB over the same Parquet files.
     Tpch(BenchTpchArgs),
+    /// Decision latency: a rep's logged call → their next-best actions updated in the API, on a
+    /// running `orbas demo`, beside the call's own trip into the lake.
+    Decisions(BenchDecisionsArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchDecisionsArgs {
+    /// Tenants of the demo.
+    #[arg(long, default_value_t = 3)]
+    pub tenants: u32,
+    /// Size of the demo's data (1.0 ≈ one million rows).
+    #[arg(long, default_value_t = 0.1)]
+    pub scale: f64,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Calls logged (one at a time), each answering a different hot-lead action.
+    #[arg(long, default_value_t = 20)]
+    pub trials: u32,
+    /// How often the rep's list and the lake are asked (bounds the measurement error).
+    #[arg(long, default_value_t = 250)]
+    pub poll_ms: u64,
+    /// A trial fails when its action is still listed after this long.
+    #[arg(long, default_value_t = 300)]
+    pub timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, clap::Args)]

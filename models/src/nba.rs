@@ -75,10 +75,13 @@ pub struct Settings {
     pub quiet: Duration,
 }
 
+/// The default of [`Settings::untouched_days`].
+pub const DEFAULT_UNTOUCHED_DAYS: f64 = 7.0;
+
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            untouched_days: 7.0,
+            untouched_days: DEFAULT_UNTOUCHED_DAYS,
             hot_quantile: 0.75,
             hot_min_probability: 0.15,
             stalled_quantile: 0.75,
@@ -130,7 +133,12 @@ impl Feedback {
 
 /// Ranks candidates per rep and keeps the best `per_rep` of each: score = acceptance rate of the
 /// action type × value at stake relative to a typical deal (`value / (value + typical)`), in 0..1.
-pub fn rank(candidates: Vec<Candidate>, feedback: &Feedback, typical_deal: f64, per_rep: usize) -> Vec<(f64, Candidate)> {
+pub fn rank(
+    candidates: Vec<Candidate>,
+    feedback: &Feedback,
+    typical_deal: f64,
+    per_rep: usize,
+) -> Vec<(f64, Candidate)> {
     let scale = if typical_deal.is_finite() && typical_deal > 0.0 { typical_deal } else { 10_000.0 };
     let mut by_user: HashMap<UserId, Vec<(f64, Candidate)>> = HashMap::new();
     for c in candidates {
@@ -196,8 +204,12 @@ pub async fn refresh(db: &Db, lake: &Lake, tenant: TenantId, settings: &Settings
     let typical = typical_deal(&ctx, &currency, at).await?;
     let mut candidates = Vec::new();
     candidates.extend(hot_leads(&ctx, &sets[&Entity::Lead], &serving[&Entity::Lead], settings, typical).await?);
-    candidates.extend(stalled_deals(&ctx, &sets[&Entity::Opportunity], &serving[&Entity::Opportunity], &currency, at, settings).await?);
-    candidates.extend(churn_risks(&ctx, &sets[&Entity::Account], &serving[&Entity::Account], &currency, at, settings).await?);
+    candidates.extend(
+        stalled_deals(&ctx, &sets[&Entity::Opportunity], &serving[&Entity::Opportunity], &currency, at, settings)
+            .await?,
+    );
+    candidates
+        .extend(churn_risks(&ctx, &sets[&Entity::Account], &serving[&Entity::Account], &currency, at, settings).await?);
     candidates.extend(overdue_invoices(&ctx, &currency, at).await?);
     let found = candidates.len();
     let feedback = feedback(&ctx).await?;
@@ -346,7 +358,13 @@ async fn typical_deal(ctx: &SessionContext, currency: &str, at: DateTime<Utc>) -
         t = ts(at)
     );
     let b = rows(ctx, &sql).await?;
-    Ok(b.first().filter(|b| b.num_rows() > 0).map(|b| doubles(b, 0)).transpose()?.and_then(|v| v.first().copied()).filter(|v| v.is_finite() && *v > 0.0).unwrap_or(10_000.0))
+    Ok(b.first()
+        .filter(|b| b.num_rows() > 0)
+        .map(|b| doubles(b, 0))
+        .transpose()?
+        .and_then(|v| v.first().copied())
+        .filter(|v| v.is_finite() && *v > 0.0)
+        .unwrap_or(10_000.0))
 }
 
 /// The `q` quantile of `values` (linear interpolation); NaN for none.
@@ -468,7 +486,13 @@ async fn stalled_deals(
             if let (Some(id), Some(owner), Some(stage)) = (uuid(&id[i]), uuid(&owner[i]), stage[i].clone()) {
                 info.insert(
                     id,
-                    (UserId(owner), name[i].clone().unwrap_or_default(), stage, stage_name[i].clone().unwrap_or_default(), amount[i]),
+                    (
+                        UserId(owner),
+                        name[i].clone().unwrap_or_default(),
+                        stage,
+                        stage_name[i].clone().unwrap_or_default(),
+                        amount[i],
+                    ),
                 );
             }
         }
@@ -638,6 +662,129 @@ async fn overdue_invoices(ctx: &SessionContext, currency: &str, at: DateTime<Utc
     Ok(out)
 }
 
+/// How well a rule's actions are aimed, offline: on a labelled test side, at every cut-off the rows
+/// the rule triggers on are ranked once by the rule alone (the baseline a CRM without scores would
+/// use) and once by our expected value, and the top `k` of each are compared with what happened.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Targeting {
+    pub kind: &'static str,
+    /// What the baseline orders by, and what counts as a hit.
+    pub baseline: &'static str,
+    pub hit: &'static str,
+    pub cutoffs: usize,
+    /// Labelled rows the rule triggered on, over all cut-offs.
+    pub triggered: usize,
+    /// Rows in the top `k` lists (each list at most `k`, the same number for both rankings).
+    pub picked: usize,
+    pub baseline_hits: usize,
+    pub ours_hits: usize,
+    /// Hits weighted by value (deals: amount in median-deal units; otherwise 1 a hit).
+    pub baseline_value: f64,
+    pub ours_value: f64,
+}
+
+impl Targeting {
+    /// Ours over the baseline, minus one (`None` when the baseline captured nothing).
+    pub fn uplift(&self) -> Option<f64> {
+        (self.baseline_value > 0.0).then(|| self.ours_value / self.baseline_value - 1.0)
+    }
+}
+
+/// The rule of `set`'s entity replayed on its labelled rows: [`Targeting`] of the top `k` per cut-off.
+pub fn targeting(scorer: &Scorer, set: &FeatureSet, k: usize) -> Result<Targeting> {
+    let col = |name| column(set, name);
+    // (kind, trigger, baseline key, value of a row, baseline description, hit description)
+    type Key = Box<dyn Fn(&[f64]) -> f64>;
+    type Trigger = Box<dyn Fn(&[f64]) -> bool>;
+    let (kind, trigger, baseline, value, baseline_name, hit): (
+        &'static str,
+        Trigger,
+        Key,
+        Key,
+        &'static str,
+        &'static str,
+    ) = match set.entity {
+        Entity::Lead => {
+            let since = col("days_since_touch")?;
+            (
+                HOT_LEAD,
+                Box::new(move |r| r[since] >= DEFAULT_UNTOUCHED_DAYS),
+                Box::new(move |r| r[since]),
+                Box::new(|_| 1.0),
+                "longest untouched first",
+                "converted within 90 days",
+            )
+        }
+        Entity::Opportunity => {
+            let (age, amount) = (col("stage_age_vs_typical")?, col("amount_vs_median")?);
+            (
+                STALLED_DEAL,
+                // Past the stage's typical (median) stay; the live rule's p75 needs the stage's history.
+                Box::new(move |r| r[age] > 1.0),
+                Box::new(move |r| r[amount]),
+                Box::new(move |r| r[amount].max(0.0)),
+                "largest amount first",
+                "won (value: amount in median-deal units)",
+            )
+        }
+        Entity::Account => {
+            let open = col("open_tickets")?;
+            (
+                CHURN_RISK,
+                Box::new(move |r| r[open] >= 1.0),
+                Box::new(move |r| r[open]),
+                Box::new(|_| 1.0),
+                "most open tickets first",
+                "churned within 90 days (a risk rightly raised)",
+            )
+        }
+    };
+    let mut by_cutoff: std::collections::BTreeMap<DateTime<Utc>, Vec<(usize, bool)>> = Default::default();
+    for i in 0..set.len() {
+        let (row, Some(label)) = (&set.rows[i], set.rows[i].label) else { continue };
+        if trigger(set.row(i)) {
+            by_cutoff.entry(row.cutoff).or_default().push((i, label));
+        }
+    }
+    let mut t = Targeting {
+        kind,
+        baseline: baseline_name,
+        hit,
+        cutoffs: by_cutoff.len(),
+        triggered: 0,
+        picked: 0,
+        baseline_hits: 0,
+        ours_hits: 0,
+        baseline_value: 0.0,
+        ours_value: 0.0,
+    };
+    for rows in by_cutoff.values() {
+        t.triggered += rows.len();
+        let take = rows.len().min(k);
+        t.picked += take;
+        let mut by_rule = rows.clone();
+        by_rule.sort_by(|a, b| baseline(set.row(b.0)).total_cmp(&baseline(set.row(a.0))).then(a.0.cmp(&b.0)));
+        let mut by_us: Vec<(f64, usize, bool)> = rows
+            .iter()
+            .map(|&(i, l)| {
+                let p = scorer.score(set.row(i), 0).probability;
+                let v = if set.entity == Entity::Opportunity { p * value(set.row(i)) } else { p };
+                (v, i, l)
+            })
+            .collect();
+        by_us.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        for &(i, l) in &by_rule[..take] {
+            t.baseline_hits += usize::from(l);
+            t.baseline_value += if l { value(set.row(i)) } else { 0.0 };
+        }
+        for &(_, i, l) in &by_us[..take] {
+            t.ours_hits += usize::from(l);
+            t.ours_value += if l { value(set.row(i)) } else { 0.0 };
+        }
+    }
+    Ok(t)
+}
+
 /// Accepts and dismissals per rep and action type, from the lake (the feedback reps gave through the
 /// API, arrived through CDC). Nothing yet when the tables have not reached the lake.
 async fn feedback(ctx: &SessionContext) -> Result<Feedback> {
@@ -666,6 +813,7 @@ async fn feedback(ctx: &SessionContext) -> Result<Feedback> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::features::Row;
 
     fn cand(user: UserId, action: RecommendationAction, value: f64, n: u128) -> Candidate {
         Candidate {
@@ -680,6 +828,55 @@ mod tests {
             factors: json!([]),
             model_version: None,
         }
+    }
+
+    /// Lead rows over `cutoffs` months whose conversion follows `meetings` and ignores how long the
+    /// lead was left alone.
+    fn leads(cutoffs: usize, per: usize, seed: u64) -> FeatureSet {
+        let names = Entity::Lead.feature_names().to_vec();
+        let (meetings, since) = (
+            names.iter().position(|n| *n == "meetings").expect("meetings"),
+            names.iter().position(|n| *n == "days_since_touch").expect("days_since_touch"),
+        );
+        let mut set = FeatureSet { entity: Entity::Lead, names, rows: Vec::new(), values: Vec::new() };
+        let mut s = seed;
+        let mut u = move || {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((s >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+        };
+        let start: DateTime<Utc> = "2025-01-01T00:00:00Z".parse().expect("a timestamp");
+        for c in 0..cutoffs {
+            for i in 0..per {
+                let mut v = vec![0.0; set.names.len()];
+                v[meetings] = (u() * 6.0).floor();
+                v[since] = (u() * 40.0).floor();
+                let p = 1.0 / (1.0 + (-(1.3 * v[meetings] - 4.0)).exp());
+                let label = u() < p;
+                set.rows.push(Row {
+                    id: format!("l{c}-{i}"),
+                    cutoff: start + Duration::days(30 * c as i64),
+                    label: Some(label),
+                });
+                set.values.extend(v);
+            }
+        }
+        set
+    }
+
+    #[test]
+    fn the_model_aims_the_rule_better_than_the_rule_alone() {
+        let scorer = Scorer::train(&leads(12, 150, 3)).expect("train");
+        let test = leads(6, 150, 99);
+        let t = targeting(&scorer, &test, 10).expect("targeting");
+        let since = column(&test, "days_since_touch").expect("column");
+        let eligible = (0..test.len()).filter(|&i| test.row(i)[since] >= DEFAULT_UNTOUCHED_DAYS).count();
+        assert_eq!((t.kind, t.cutoffs, t.triggered), (HOT_LEAD, 6, eligible), "only untouched leads are triggered");
+        assert_eq!(t.picked, 60, "ten a cut-off for both rankings");
+        assert!(t.ours_hits > t.baseline_hits + 10, "{t:?}");
+        assert!(t.uplift().is_some_and(|u| u > 0.3), "{t:?}");
+        // k larger than every list: both pick everything triggered, so they tie.
+        let all = targeting(&scorer, &test, 10_000).expect("targeting");
+        assert_eq!((all.picked, all.ours_hits), (eligible, all.baseline_hits));
     }
 
     #[test]

@@ -404,7 +404,9 @@ async fn seed_if_empty(admin: &PgPool, args: &DemoArgs) -> anyhow::Result<()> {
         println!("database already holds {tenants} tenant(s); not seeding again");
         return Ok(());
     }
-    let cfg = seed::SeedConfig::new(args.seed.tenants, args.seed.scale, args.seed.seed)?;
+    let mut cfg = seed::SeedConfig::new(args.seed.tenants, args.seed.scale, args.seed.seed)?;
+    // The demo's history ends today, so what reps do now continues it.
+    cfg.as_of = args.seed.as_of.unwrap_or_else(|| chrono::Utc::now().date_naive());
     let report = seed::load(admin, &cfg).await?;
     super::seed::print_report(&report);
     Ok(())

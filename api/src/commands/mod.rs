@@ -1,6 +1,7 @@
 //! Subcommand implementations. Each builds what it needs from [`Settings`] and runs it.
 
 mod bench_cdc;
+mod bench_decisions;
 mod bench_freshness;
 mod bench_kpi;
 mod bench_seed;
@@ -41,6 +42,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Freshness(args)) => bench_freshness::run(&settings, &args).await,
         Command::Bench(BenchCommand::Kpi(args)) => bench_kpi::run(&settings, &args).await,
         Command::Bench(BenchCommand::Tpch(args)) => bench_tpch::run(&args).await,
+        Command::Bench(BenchCommand::Decisions(args)) => bench_decisions::run(&settings, &args).await,
     }
 }
 

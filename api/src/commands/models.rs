@@ -8,8 +8,8 @@ use chrono::{DateTime, Duration, Utc};
 use deltalake::datafusion::prelude::SessionContext;
 use orbas_models::dataset::{self, Split};
 use orbas_models::features::{Entity, FeatureSet};
-use orbas_models::ops;
 use orbas_models::scoring::{self, Scorer};
+use orbas_models::{nba, ops};
 use orbas_oltp::db::{self, Db};
 use orbas_oltp::model::TenantId;
 use orbas_oltp::repo::identity;
@@ -67,6 +67,9 @@ fn entities(arg: Option<&str>) -> anyhow::Result<Vec<Entity>> {
         None => Entity::ALL.to_vec(),
     })
 }
+
+/// Actions per cut-off in the offline replay of a next-best-action rule (a tenant's short list).
+const TARGETING_K: usize = 10;
 
 /// The window: the data's present (its latest activity, else the wall clock), cut-offs from two
 /// years before it, split 180 days before it, unless given.
@@ -135,6 +138,7 @@ async fn eval(settings: &Settings, args: &ModelsEvalArgs) -> anyhow::Result<()> 
         let (test_rows, test_pos) = positives(&split.test);
         let scorer = Scorer::train(&split.train)?;
         let ours = scoring::evaluate(&scorer, &split.test)?;
+        let aim = nba::targeting(&scorer, &split.test, TARGETING_K)?;
         let dir = tempfile::tempdir()?;
         export(&split, dir.path())?;
         let peers = sklearn(dir.path()).await?;
@@ -159,6 +163,7 @@ async fn eval(settings: &Settings, args: &ModelsEvalArgs) -> anyhow::Result<()> 
                 "score_s": ours.score_time.as_secs_f64(),
             },
             "peers": peers,
+            "next_best_action": aim,
             "target_met": ours.auc.is_some_and(|a| best_peer.is_nan() || a >= best_peer - 0.01),
         }));
     }
@@ -204,6 +209,36 @@ async fn eval(settings: &Settings, args: &ModelsEvalArgs) -> anyhow::Result<()> 
             "\ntarget (Orbas AUC ≥ best scikit-learn AUC − 0.01): {}",
             if r["target_met"].as_bool() == Some(true) { "met" } else { "not met" }
         );
+        let a = &r["next_best_action"];
+        let share = |hits: &serde_json::Value| match (hits.as_f64(), a["picked"].as_f64()) {
+            (Some(h), Some(p)) if p > 0.0 => format!("{:.1} %", 100.0 * h / p),
+            _ => "–".to_owned(),
+        };
+        println!(
+            "\nnext-best action `{}` replayed on the test months (top {TARGETING_K} per cut-off of {} triggered rows \
+             over {} cut-offs; a hit: {})\n",
+            a["kind"].as_str().unwrap_or_default(),
+            a["triggered"],
+            a["cutoffs"],
+            a["hit"].as_str().unwrap_or_default()
+        );
+        println!("| ranking | picked | hits | hit rate | value |");
+        println!("|---|---:|---:|---:|---:|");
+        for (name, hits, value) in [
+            (
+                format!("rule only ({})", a["baseline"].as_str().unwrap_or_default()),
+                &a["baseline_hits"],
+                &a["baseline_value"],
+            ),
+            ("ours (expected value)".to_owned(), &a["ours_hits"], &a["ours_value"]),
+        ] {
+            println!("| {name} | {} | {hits} | {} | {} |", a["picked"], share(hits), f(value));
+        }
+        let uplift = match (a["ours_value"].as_f64(), a["baseline_value"].as_f64()) {
+            (Some(o), Some(b)) if b > 0.0 => format!("{:+.1} %", 100.0 * (o / b - 1.0)),
+            _ => "–".to_owned(),
+        };
+        println!("\nuplift of ours over the rule-only baseline (value): {uplift}");
     }
     Ok(())
 }

@@ -6,7 +6,10 @@ use crate::cli::SeedArgs;
 use crate::settings::Settings;
 
 pub async fn run(settings: &Settings, args: &SeedArgs) -> anyhow::Result<()> {
-    let cfg = seed::SeedConfig::new(args.tenants, args.scale, args.seed)?;
+    let mut cfg = seed::SeedConfig::new(args.tenants, args.scale, args.seed)?;
+    if let Some(d) = args.as_of {
+        cfg.as_of = d;
+    }
     if let Some(dir) = &args.csv_dir {
         std::fs::create_dir_all(dir)?;
         let tables = seed::write_csv(&cfg, dir)?;
