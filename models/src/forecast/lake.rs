@@ -127,7 +127,7 @@ pub async fn mrr_by_month(
              FROM subscriptions WHERE status <> 'trialing'), \
          months AS (SELECT unnest(generate_series(DATE '{first}', DATE '{last}', INTERVAL '1 month')) AS month), \
          m AS (SELECT CAST(month AS DATE) AS month, CAST(month + INTERVAL '1 month' AS DATE) AS next FROM months) \
-         SELECT CAST(m.month AS VARCHAR), SUM({v}), SUM(CASE WHEN ({v}) IS NULL THEN 1 ELSE 0 END) \
+         SELECT CAST(m.month AS VARCHAR) AS day, SUM({v}) AS mrr, SUM(CASE WHEN ({v}) IS NULL THEN 1 ELSE 0 END) AS unconverted \
            FROM m JOIN subs s ON s.started < m.next AND (s.ended IS NULL OR s.ended >= m.next) {join} \
           GROUP BY m.month ORDER BY m.month",
         v = converted("s", "mrr", "currency", currency),
