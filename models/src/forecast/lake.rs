@@ -234,3 +234,17 @@ pub async fn quotas(ctx: &SessionContext, currency: &str, q: &Quarter) -> Result
     }
     Ok(out)
 }
+
+/// Each user's manager (`users.manager_id`), for the team a manager's forecast call covers.
+pub async fn managers(ctx: &SessionContext) -> Result<std::collections::HashMap<String, String>> {
+    let mut out = std::collections::HashMap::new();
+    for b in rows(ctx, "SELECT id, manager_id FROM users WHERE manager_id IS NOT NULL").await? {
+        let (id, manager) = (texts(&b, 0)?, texts(&b, 1)?);
+        for i in 0..b.num_rows() {
+            if let (Some(id), Some(m)) = (&id[i], &manager[i]) {
+                out.insert(id.clone(), m.clone());
+            }
+        }
+    }
+    Ok(out)
+}

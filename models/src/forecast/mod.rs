@@ -1,6 +1,6 @@
 //! Forecasting (issue #6, part 4): per tenant, territory and owner.
 //!
-//! - [`rollup`]: the weighted pipeline of the fiscal quarter — open amounts by forecast category,
+//! - [`rollup`]: the weighted pipeline of the current and next fiscal quarter — open amounts by forecast category,
 //!   weighted by stage probability, closed-won, quota attainment — from the lake ([`lake`]).
 //! - [`series`] → [`backtest`] → [`model`]: monthly bookings (closed-won amount by close month) and
 //!   MRR per tenant, bookings per owner with enough history; each series gets the method that won a
@@ -12,7 +12,7 @@
 //!   metrics: sMAPE, MAPE, bias).
 //!
 //! Everything is dated by the data's present ([`crate::dataset::data_horizon`]), not the wall clock:
-//! the quarter is the one that day falls in, series end with the last month complete by it.
+//! the current quarter is the one that day falls in, series end with the last month complete by it.
 
 pub mod accuracy;
 pub mod backtest;
@@ -53,11 +53,19 @@ pub struct Settings {
     pub min_owner_months: usize,
     /// … and books something in at least this share of its months.
     pub min_owner_active: f64,
+    /// Fiscal quarters rolled up: the current one and the ones after it.
+    pub quarters: usize,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { horizon: 6, backtest: backtest::Settings::default(), min_owner_months: 18, min_owner_active: 0.4 }
+        Settings {
+            horizon: 6,
+            backtest: backtest::Settings::default(),
+            min_owner_months: 18,
+            min_owner_active: 0.4,
+            quarters: 2,
+        }
     }
 }
 
@@ -179,14 +187,14 @@ pub struct Report {
     pub tenant: TenantId,
     /// The data's day: the snapshot date.
     pub day: NaiveDate,
-    pub quarter: Quarter,
     pub currency: String,
-    pub rollup: BTreeMap<Level, Totals>,
+    /// The roll-up of the current fiscal quarter and the next ones.
+    pub rollups: Vec<(Quarter, BTreeMap<Level, Totals>)>,
     pub forecasts: Vec<Forecasted>,
     pub written: Replaced,
 }
 
-/// Computes the roll-up of the current fiscal quarter and the forecasts of a tenant and writes them
+/// Computes the roll-ups of the current and next fiscal quarters and the forecasts of a tenant and writes them
 /// as today's `forecast_snapshots` (replacing the ones computed earlier that day).
 #[instrument(skip_all, fields(tenant_id = %tenant))]
 pub async fn run(db: &Db, lake: &Lake, tenant: TenantId, settings: &Settings) -> Result<Report> {
@@ -198,21 +206,25 @@ pub async fn run(db: &Db, lake: &Lake, tenant: TenantId, settings: &Settings) ->
         tx.commit().await?;
         cal
     };
-    let quarter = Quarter::of(day, &cal);
-    let rollup = quarter_rollup(&ctx, &cal.currency, day, &quarter).await?;
+    let mut rollups = Vec::new();
+    let mut quarter = Quarter::of(day, &cal);
+    for _ in 0..settings.quarters.max(1) {
+        rollups.push((quarter, quarter_rollup(&ctx, &cal.currency, day, &quarter).await?));
+        quarter = Quarter::of(quarter.end, &cal);
+    }
     let origin = origin_of(day);
     let all = series(&ctx, &cal.currency, origin, settings).await?;
     let (h, bt) = (settings.horizon, settings.backtest);
     let forecasts = tokio::task::spawn_blocking(move || forecast_all(all, h, &bt))
         .await
         .map_err(|e| Error::Forecast(format!("the forecasting task failed: {e}")))?;
-    let rows = snapshot_rows(&rollup, &quarter, &forecasts, &cal)?;
+    let rows = snapshot_rows(&rollups, &forecasts, &cal)?;
     let mut tx = db.begin(tenant).await?;
     let written = forecasts::replace_day(tx.conn(), tenant, day, &rows).await?;
     tx.commit().await?;
-    info!(%day, fiscal_year = quarter.fiscal_year, fiscal_quarter = quarter.fiscal_quarter, levels = rollup.len(),
+    info!(%day, quarters = rollups.len(), levels = rollups.iter().map(|r| r.1.len()).sum::<usize>(),
           series = forecasts.len(), inserted = written.inserted, replaced = written.deleted, "forecast snapshots written");
-    Ok(Report { tenant, day, quarter, currency: cal.currency, rollup, forecasts, written })
+    Ok(Report { tenant, day, currency: cal.currency, rollups, forecasts, written })
 }
 
 /// The roll-up of `quarter` as of `day`.
@@ -240,17 +252,16 @@ fn fiscal(q: &Quarter) -> Result<(i16, i16)> {
     Ok((y, q.fiscal_quarter as i16))
 }
 
-/// The snapshot rows: one `rollup` row per level for the quarter, one `model` row per series and
+/// The snapshot rows: one `rollup` row per quarter and level, one `model` row per series and
 /// month ahead (its fiscal quarter, the month as its period).
 fn snapshot_rows(
-    rollup: &BTreeMap<Level, Totals>,
-    quarter: &Quarter,
+    rollups: &[(Quarter, BTreeMap<Level, Totals>)],
     forecasts: &[Forecasted],
     cal: &Calendar,
 ) -> Result<Vec<NewSnapshot>> {
-    let (fy, fq) = fiscal(quarter)?;
     let mut rows = Vec::new();
-    for (level, t) in rollup {
+    for (level, t, quarter) in rollups.iter().flat_map(|(q, r)| r.iter().map(move |(l, t)| (l, t, q))) {
+        let (fy, fq) = fiscal(quarter)?;
         let (user_id, territory_id): (Option<UserId>, Option<TerritoryId>) = match level {
             Level::Tenant => (None, None),
             Level::Owner(o) => (Some(id(o)?), None),

@@ -3,10 +3,11 @@
 //! The forecast a snapshot made: a model's `predicted_amount`; for a roll-up or a manager's call, the
 //! commit call — closed so far plus the open `commit` amount. The actual: the closed-won amount of
 //! the snapshot's owner (or the tenant) in its period (the month it names, else its fiscal quarter),
-//! or the tenant's MRR at the end of the month. Territory rows are not tracked (a territory's
+//! or the tenant's MRR at the end of the month; a manager's call is judged by their direct reports'
+//! bookings. Territory rows are not tracked (a territory's
 //! bookings depend on how deals were booked to it, not on who forecast them).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::NaiveDate;
 use orbas_oltp::db::Db;
@@ -20,6 +21,9 @@ use super::accuracy::{self, Summary};
 use super::period::Quarter;
 use super::{data_day, lake, origin_of, series};
 use crate::error::Result;
+
+/// Earlier than any snapshot (Postgres' `date` does not reach `NaiveDate::MIN`).
+const EPOCH: NaiveDate = NaiveDate::from_ymd_opt(1900, 1, 1).expect("a valid date");
 
 /// One tracked snapshot.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,17 +62,18 @@ pub async fn accuracy(db: &Db, lake: &Lake, tenant: TenantId) -> Result<Accuracy
     let (cal, snapshots) = {
         let mut tx = db.begin(tenant).await?;
         let cal = forecasts::calendar(tx.conn(), tenant).await?;
-        let snaps = forecasts::taken_between(tx.conn(), NaiveDate::MIN, origin).await?;
+        let snaps = forecasts::taken_between(tx.conn(), EPOCH, origin).await?;
         tx.commit().await?;
         (cal, snaps)
     };
     let won = lake::won_deals(&ctx, &cal.currency, origin).await?;
+    let managers = lake::managers(&ctx).await?;
     let (mrr, _) = lake::mrr_by_month(&ctx, &cal.currency, origin).await?;
     let mrr: BTreeMap<NaiveDate, f64> = mrr.into_iter().collect();
     let mut pairs = Vec::new();
     let mut skipped = 0;
     for s in &snapshots {
-        match pair(s, &cal, origin, &won, &mrr)? {
+        match pair(s, &cal, origin, &won, &managers, &mrr)? {
             Some(p) => pairs.push(p),
             None => skipped += 1,
         }
@@ -93,6 +98,7 @@ fn pair(
     cal: &forecasts::Calendar,
     origin: NaiveDate,
     won: &[lake::Won],
+    managers: &HashMap<String, String>,
     mrr: &BTreeMap<NaiveDate, f64>,
 ) -> Result<Option<Pair>> {
     if s.territory_id.is_some() && s.user_id.is_none() {
@@ -125,7 +131,7 @@ fn pair(
         _ => {
             let actual = won
                 .iter()
-                .filter(|w| w.day >= start && w.day < end && (user.is_none() || w.owner == user))
+                .filter(|w| w.day >= start && w.day < end && covers(s, user.as_deref(), w, managers))
                 .filter_map(|w| w.amount)
                 .sum();
             (s.source.clone(), actual)
@@ -141,4 +147,11 @@ fn pair(
         forecast,
         actual,
     }))
+}
+
+/// Whether won deal `w` counts towards snapshot `s` of `user` (`None`: the tenant).
+fn covers(s: &Snapshot, user: Option<&str>, w: &lake::Won, managers: &HashMap<String, String>) -> bool {
+    let Some(user) = user else { return true };
+    let Some(owner) = w.owner.as_deref() else { return false };
+    if s.source == "manager_call" { managers.get(owner).is_some_and(|m| m == user) } else { owner == user }
 }

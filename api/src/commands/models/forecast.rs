@@ -65,41 +65,41 @@ fn money(v: f64) -> String {
     format!("{sign}{out}")
 }
 
+/// The last 8 characters of an id (UUIDv7s of one tenant share their leading, time-ordered part).
+fn tail(id: &str) -> String {
+    id.chars().skip(id.chars().count().saturating_sub(8)).collect()
+}
+
 fn pct(v: Option<f64>) -> String {
     v.map_or("–".to_owned(), |v| format!("{v:.1}"))
 }
 
 fn print_report(r: &Report, seconds: f64) {
     println!(
-        "\ntenant {} — FY{} Q{} ({} – {}), data until {}, amounts in {}; {} snapshot rows written ({} replaced) in {seconds:.1} s\n",
-        r.tenant,
-        r.quarter.fiscal_year,
-        r.quarter.fiscal_quarter,
-        r.quarter.start,
-        r.quarter.last_day(),
-        r.day,
-        r.currency,
-        r.written.inserted,
-        r.written.deleted
+        "\ntenant {} — data until {}, amounts in {}; {} snapshot rows written ({} replaced) in {seconds:.1} s",
+        r.tenant, r.day, r.currency, r.written.inserted, r.written.deleted
     );
-    println!("| level | id | commit | best case | pipeline | weighted | closed | quota | attainment |");
-    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
-    for (level, t) in &r.rollup {
-        let id = match level {
-            Level::Tenant => "–".to_owned(),
-            Level::Territory(x) | Level::Owner(x) => x.chars().take(8).collect(),
-        };
-        println!(
-            "| {} | {id} | {} | {} | {} | {} | {} | {} | {} |",
-            level.kind(),
-            money(t.commit),
-            money(t.best_case),
-            money(t.pipeline),
-            money(t.weighted),
-            money(t.closed),
-            t.quota.map_or("–".to_owned(), money),
-            t.attainment().map_or("–".to_owned(), |a| format!("{:.0} %", 100.0 * a))
-        );
+    for (q, rollup) in &r.rollups {
+        println!("\nFY{} Q{} ({} – {}):\n", q.fiscal_year, q.fiscal_quarter, q.start, q.last_day());
+        println!("| level | id | commit | best case | pipeline | weighted | closed | quota | attainment |");
+        println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
+        for (level, t) in rollup {
+            let id = match level {
+                Level::Tenant => "–".to_owned(),
+                Level::Territory(x) | Level::Owner(x) => tail(x),
+            };
+            println!(
+                "| {} | {id} | {} | {} | {} | {} | {} | {} | {} |",
+                level.kind(),
+                money(t.commit),
+                money(t.best_case),
+                money(t.pipeline),
+                money(t.weighted),
+                money(t.closed),
+                t.quota.map_or("–".to_owned(), money),
+                t.attainment().map_or("–".to_owned(), |a| format!("{:.0} %", 100.0 * a))
+            );
+        }
     }
     println!("\n| series | months | method | next months: forecast [80 % interval] |");
     println!("|---|---:|---|---|");
@@ -123,7 +123,7 @@ fn print_report(r: &Report, seconds: f64) {
 fn short_id(key: &SeriesKey) -> String {
     match &key.owner {
         None => key.metric.as_str().to_owned(),
-        Some(o) => format!("{}/{}", key.metric.as_str(), o.chars().take(8).collect::<String>()),
+        Some(o) => format!("{}/{}", key.metric.as_str(), tail(o)),
     }
 }
 
