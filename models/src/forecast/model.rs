@@ -6,6 +6,7 @@
 //! | `mstl_ets_3`, `mstl_ets_12`, `mstl_ets_3_12` | MSTL decomposition (quarterly and/or yearly seasonality) with AutoETS on the seasonally adjusted series — augurs' ETS is non-seasonal, the seasonal components are carried forward by MSTL |
 //! | `ets` | AutoETS (error A/M, trend none/additive/damped, by AICc), no seasonality |
 //! | `seasonal_naive` | the value of the same month a year (or a quarter) earlier, interval from the seasonal differences |
+//! | `combo_ets_mstl_ets_3` | the average of `ets` and `mstl_ets_3` (points and bounds) — a combination is steadier than either on lumpy series |
 //! | `mean` | the mean of the last six months — the fallback when nothing else fits |
 //!
 //! Amounts forecast here (bookings, MRR) cannot be negative: points and bounds are clipped at zero,
@@ -28,6 +29,8 @@ pub enum Method {
     SeasonalNaive(usize),
     /// Mean of the last six months.
     Mean,
+    /// The average of ETS and MSTL(3) + ETS: points and bounds averaged month by month.
+    Combo,
 }
 
 /// The seasonal periods MSTL is offered (fiscal quarters show in bookings: deals slip to quarter ends).
@@ -45,6 +48,7 @@ impl Method {
             Method::Ets => "ets".to_owned(),
             Method::SeasonalNaive(m) => format!("seasonal_naive_{m}"),
             Method::Mean => "mean".to_owned(),
+            Method::Combo => "combo_ets_mstl_ets_3".to_owned(),
         }
     }
 
@@ -56,6 +60,7 @@ impl Method {
             Method::Ets => ETS_MIN_LEN,
             Method::SeasonalNaive(m) => *m,
             Method::Mean => 1,
+            Method::Combo => Method::MstlEts(QUARTER).min_len(),
         }
     }
 }
@@ -101,6 +106,18 @@ pub fn forecast(method: Method, y: &[f64], h: usize, level: f64) -> Result<Predi
         }
         Method::SeasonalNaive(m) => seasonal_naive(y, m, h, level),
         Method::Mean => mean_forecast(y, h, level),
+        Method::Combo => {
+            let a = forecast(Method::Ets, y, h, level)?;
+            let b = forecast(Method::MstlEts(QUARTER), y, h, level)?;
+            let avg = |x: &[f64], y: &[f64]| x.iter().zip(y).map(|(x, y)| (x + y) / 2.0).collect::<Vec<_>>();
+            let mut f = Forecast::with_capacity_and_level(h, level);
+            f.point = avg(&a.point, &b.point);
+            if let Some(iv) = f.intervals.as_mut() {
+                iv.lower = avg(&a.low, &b.low);
+                iv.upper = avg(&a.high, &b.high);
+            }
+            f
+        }
     };
     finish(method, f, h, level)
 }

@@ -215,15 +215,18 @@ async fn eval_horizon(all: &[Bench], h: usize, dir: &Path, bt: &backtest::Settin
     .await??;
     let ours_s = started.elapsed().as_secs_f64();
     let peers = statsforecast(&csv, h).await?;
-    let mut models: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+    let mut models: BTreeMap<(&str, String), Vec<(f64, f64)>> = BTreeMap::new();
     let mut methods: BTreeMap<String, usize> = BTreeMap::new();
-    for (id, o) in &ours {
+    for ((id, o), b) in ours.iter().zip(&series) {
+        let group = if b.key.owner.is_some() { "owner" } else { "tenant" };
         *methods.entry(o.prediction.method.name()).or_default() += 1;
         let m = accuracy::mase_period(o.train.len());
         let mut score = |name: &str, f: &[f64]| {
             let smape = accuracy::smape(&o.actual, f).unwrap_or(0.0);
             let mase = accuracy::mase(&o.train, &o.actual, f, m).unwrap_or(f64::NAN);
-            models.entry(name.to_owned()).or_default().push((smape, mase));
+            for g in ["all", group] {
+                models.entry((g, name.to_owned())).or_default().push((smape, mase));
+            }
         };
         score("orbas", &o.prediction.point);
         for peer in ["AutoETS", "AutoETS_m3", "SeasonalNaive"] {
@@ -236,15 +239,14 @@ async fn eval_horizon(all: &[Bench], h: usize, dir: &Path, bt: &backtest::Settin
             score(peer, &f);
         }
     }
-    let summary: BTreeMap<&String, Value> = models
-        .iter()
-        .map(|(name, v)| {
-            let smape = v.iter().map(|x| x.0).sum::<f64>() / v.len() as f64;
-            let finite: Vec<f64> = v.iter().map(|x| x.1).filter(|x| x.is_finite()).collect();
-            let mase = finite.iter().sum::<f64>() / finite.len().max(1) as f64;
-            (name, json!({"smape": smape, "mase": mase, "mase_series": finite.len()}))
-        })
-        .collect();
+    let mut summary: BTreeMap<&str, BTreeMap<&String, Value>> = BTreeMap::new();
+    for ((group, name), v) in &models {
+        let smape = v.iter().map(|x| x.0).sum::<f64>() / v.len() as f64;
+        let finite: Vec<f64> = v.iter().map(|x| x.1).filter(|x| x.is_finite()).collect();
+        let mase = finite.iter().sum::<f64>() / finite.len().max(1) as f64;
+        let m = json!({"smape": smape, "mase": mase, "series": v.len(), "mase_series": finite.len()});
+        summary.entry(group).or_default().insert(name, m);
+    }
     let kinds = series.iter().fold(BTreeMap::new(), |mut m: BTreeMap<String, usize>, b| {
         *m.entry(match (&b.key.owner, b.key.metric) {
             (None, k) => format!("tenant {}", k.as_str()),
@@ -263,7 +265,8 @@ async fn eval_horizon(all: &[Bench], h: usize, dir: &Path, bt: &backtest::Settin
         },
         "methods": methods,
         "seconds": {"orbas": ours_s, "statsforecast": peers["seconds"]},
-        "models": summary,
+        "models": summary.get("all"),
+        "groups": summary,
     }))
 }
 
@@ -317,16 +320,26 @@ fn print_eval(results: &[Value]) {
             r["seconds"]["orbas"].as_f64().unwrap_or_default(),
             r["seconds"]["statsforecast"].as_f64().unwrap_or_default(),
         );
-        println!("| model | sMAPE (%) | MASE |");
-        println!("|---|---:|---:|");
+        println!(
+            "| model | sMAPE all | MASE all | sMAPE tenant series | MASE tenant series | sMAPE owner series | MASE owner series |"
+        );
+        println!("|---|---:|---:|---:|---:|---:|---:|");
         for (name, label) in [
-            ("orbas", "Orbas (backtest-selected MSTL-ETS / ETS / seasonal naive)"),
+            ("orbas", "Orbas (backtest-selected MSTL-ETS / ETS / combination)"),
             ("AutoETS", "statsforecast AutoETS (season length 12)"),
             ("AutoETS_m3", "statsforecast AutoETS (season length 3)"),
             ("SeasonalNaive", "statsforecast SeasonalNaive (12)"),
         ] {
-            let m = &r["models"][name];
-            println!("| {label} | {} | {} |", f(&m["smape"]), f(&m["mase"]));
+            let g = |group: &str, what: &str| f(&r["groups"][group][name][what]);
+            println!(
+                "| {label} | {} | {} | {} | {} | {} | {} |",
+                g("all", "smape"),
+                g("all", "mase"),
+                g("tenant", "smape"),
+                g("tenant", "mase"),
+                g("owner", "smape"),
+                g("owner", "mase")
+            );
         }
         let ours = r["models"]["orbas"]["smape"].as_f64();
         let best_ets =
