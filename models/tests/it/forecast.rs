@@ -68,6 +68,9 @@ SELECT GROUPING(owner_id)::int4, GROUPING(territory_id)::int4, owner_id::text, t
        coalesce(sum(amount * p) FILTER (WHERE status = 'open' AND cat <> 'omitted'), 0)::float8
   FROM d GROUP BY GROUPING SETS ((), (owner_id), (territory_id))";
 
+/// Source, method, low, point, high, weighted of a stored snapshot.
+type StoredRow = (String, String, Option<f64>, Option<f64>, Option<f64>, Option<f64>);
+
 type OracleRow = (i32, i32, Option<String>, Option<String>, f64, f64, f64, f64, f64);
 
 async fn oracle(
@@ -182,7 +185,7 @@ async fn rollup_from_the_lake_equals_postgres_and_snapshots_are_written() {
     assert!(run.forecasts.iter().any(|f| f.key.metric == forecast::Metric::Mrr));
     let expected = levels + run.forecasts.len() * settings.horizon;
     assert_eq!(run.written.inserted as usize, expected);
-    let stored: Vec<(String, String, Option<f64>, Option<f64>, Option<f64>, Option<f64>)> = sqlx::query_as(
+    let stored: Vec<StoredRow> = sqlx::query_as(
         "SELECT source, method, predicted_low::float8, predicted_amount::float8, predicted_high::float8,
                 weighted_amount::float8
            FROM forecast_snapshots WHERE tenant_id = $1::uuid AND snapshot_date = $2 AND method IS NOT NULL",
