@@ -61,6 +61,46 @@ pub enum ModelsCommand {
     /// per model is compared with the version in service on the same held-out months, promoted only
     /// if better, and the serving model's scores of every open entity are written to `predictions`.
     Train(ModelsTrainArgs),
+    /// Forecast one tenant (or every active tenant): the fiscal quarter's weighted pipeline roll-up per
+    /// tenant, territory and owner (commit, best case, pipeline, closed, quota attainment) and monthly
+    /// bookings and MRR forecasts with 80 % intervals, written as today's `forecast_snapshots`; then
+    /// the accuracy of past snapshots against what happened.
+    Forecast(ModelsForecastArgs),
+    /// Benchmark the bookings and MRR forecasts on each series' last months (held out) side by side
+    /// with statsforecast AutoETS and SeasonalNaive on the exact same series and split
+    /// (`scripts/setup.sh --bench` installs them): sMAPE and MASE per horizon.
+    ForecastEval(ModelsForecastEvalArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ModelsForecastArgs {
+    #[arg(long, env = "ORBAS_LAKE", default_value = "./lake")]
+    pub lake: String,
+    /// Tenant id or slug (default: every active tenant).
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// Months forecast ahead.
+    #[arg(long, default_value_t = 6)]
+    pub horizon: usize,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ModelsForecastEvalArgs {
+    #[arg(long, env = "ORBAS_LAKE", default_value = "./lake")]
+    pub lake: String,
+    /// Tenant id or slug (default: every active tenant).
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// Held-out months, one evaluation per value.
+    #[arg(long, value_delimiter = ',', default_value = "3,6")]
+    pub horizons: Vec<usize>,
+    /// Keep the exported series (`series_h<H>.csv`) and the peers' forecasts here (default: a
+    /// temporary directory).
+    #[arg(long)]
+    pub out: Option<std::path::PathBuf>,
+    /// Print the results as one JSON document.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, clap::Args)]

@@ -10,6 +10,9 @@ pub enum Error {
     Db(#[from] orbas_oltp::Error),
     #[error("lake: {0}")]
     Lake(#[from] orbas_warehouse::Error),
+    /// A series could not be forecast (too short, a model that did not fit, an invalid setting).
+    #[error("forecast: {0}")]
+    Forecast(String),
     /// Input the caller can fix (an unknown entity, an empty training set, …).
     #[error("{0}")]
     Invalid(String),

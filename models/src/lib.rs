@@ -8,6 +8,7 @@
 pub mod dataset;
 pub mod error;
 pub mod features;
+pub mod forecast;
 pub mod logistic;
 pub mod metrics;
 pub mod nba;

@@ -19,11 +19,15 @@ use serde_json::json;
 use crate::cli::{ModelsCommand, ModelsEvalArgs, ModelsFeaturesArgs, ModelsTrainArgs};
 use crate::settings::Settings;
 
+mod forecast;
+
 pub async fn run(settings: &Settings, cmd: ModelsCommand) -> anyhow::Result<()> {
     match cmd {
         ModelsCommand::Features(args) => features(settings, &args).await,
         ModelsCommand::Eval(args) => eval(settings, &args).await,
         ModelsCommand::Train(args) => train(settings, &args).await,
+        ModelsCommand::Forecast(args) => forecast::run(settings, &args).await,
+        ModelsCommand::ForecastEval(args) => forecast::eval(settings, &args).await,
     }
 }
 

@@ -18,6 +18,8 @@ use orbas_warehouse::sink::{Sink, SinkConfig};
 use orbas_warehouse::sql::{Lake, Limits};
 use tokio::sync::{oneshot, watch};
 
+mod forecast;
+
 struct Pipeline {
     _broker: Broker,
     _lake_dir: tempfile::TempDir,
@@ -29,7 +31,9 @@ struct Pipeline {
 async fn pipeline(db: &TestDb) -> Pipeline {
     let broker = Broker::start(BrokerOptions::default()).expect("start tansu (./scripts/setup.sh installs it)");
     let mut cfg = CdcConfig::new(&db.admin_url, &broker.bootstrap()).expect("cdc config");
-    cfg.slot = format!("s_{}", &db.name[2..18]);
+    // From the random end of the database's name: two tests of this binary start their databases in
+    // the same millisecond, and a UUIDv7's leading characters are its timestamp.
+    cfg.slot = format!("s_{}", &db.name[db.name.len() - 16..]);
     cfg.status_interval = Duration::from_millis(100);
     cfg.heartbeat_interval = Duration::ZERO;
     let slot = cfg.slot.clone();

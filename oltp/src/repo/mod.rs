@@ -13,6 +13,7 @@ pub mod commerce;
 pub mod contacts;
 pub mod content;
 pub mod dedupe;
+pub mod forecasts;
 pub mod idempotency;
 pub mod identity;
 pub mod intelligence;
