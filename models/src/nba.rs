@@ -608,6 +608,10 @@ async fn churn_risks(
 
 async fn overdue_invoices(ctx: &SessionContext, currency: &str, at: DateTime<Utc>) -> Result<Vec<Candidate>> {
     // One action per account: every open invoice of it past due, the oldest quoted.
+    let outstanding = format!(
+        "(CAST(i.total AS DOUBLE) - CAST(i.amount_paid AS DOUBLE)) * CASE WHEN i.currency = '{currency}' THEN 1.0 \
+           ELSE COALESCE(CAST(fx.rate AS DOUBLE), 1.0) END"
+    );
     let sql = format!(
         "WITH due AS ( \
            SELECT i.account_id, i.number, {v} AS outstanding, \
@@ -621,10 +625,7 @@ async fn overdue_invoices(ctx: &SessionContext, currency: &str, at: DateTime<Utc
            JOIN oldest o ON o.account_id = s.account_id AND o.r = 1 \
            JOIN accounts a ON a.id = s.account_id WHERE a.owner_id IS NOT NULL",
         t = ts(at),
-        v = format!(
-            "(CAST(i.total AS DOUBLE) - CAST(i.amount_paid AS DOUBLE)) * CASE WHEN i.currency = '{currency}' THEN 1.0 \
-               ELSE COALESCE(CAST(fx.rate AS DOUBLE), 1.0) END"
-        ),
+        v = outstanding,
         join = fx_join("i", "currency", currency, at)
     );
     let mut out = Vec::new();
