@@ -21,6 +21,7 @@ pub mod leads;
 pub mod opportunities;
 pub mod people;
 pub mod recommendations;
+pub mod sentiment;
 pub mod table;
 pub mod tasks;
 pub mod tickets;
