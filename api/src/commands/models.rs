@@ -24,6 +24,7 @@ pub async fn run(settings: &Settings, cmd: ModelsCommand) -> anyhow::Result<()> 
         ModelsCommand::Features(args) => features(settings, &args).await,
         ModelsCommand::Eval(args) => eval(settings, &args).await,
         ModelsCommand::Train(args) => train(settings, &args).await,
+        ModelsCommand::Sentiment(args) => super::sentiment::run(settings, &args).await,
     }
 }
 

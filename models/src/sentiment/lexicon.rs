@@ -85,7 +85,8 @@ pub fn score(text: &str) -> f64 {
         }
         let before = &words[i.saturating_sub(3)..i];
         if before.iter().any(|b| NEGATORS.contains(&b.as_str())) {
-            p = -0.75 * p; // "not great" is negative, "not bad" mildly positive
+            // "not great" is as negative as "great" is positive; "not bad" only mildly positive.
+            p = if p > 0.0 { -p } else { -0.5 * p };
         }
         if i > 0 && INTENSIFIERS.contains(&words[i - 1].as_str()) {
             p *= 1.5;
