@@ -70,9 +70,8 @@ impl Embedder {
         if !missing.is_empty() {
             return Err(Error::ModelMissing { dir: dir.to_path_buf(), files: missing.join(", ") });
         }
-        let read = |name: &str| {
-            std::fs::read(dir.join(name)).map_err(|source| Error::Io { path: dir.join(name), source })
-        };
+        let read =
+            |name: &str| std::fs::read(dir.join(name)).map_err(|source| Error::Io { path: dir.join(name), source });
         let config: Config = serde_json::from_slice(&read("config.json")?)
             .map_err(|source| Error::Json { path: dir.join("config.json"), source })?;
         let mut tokenizer = Tokenizer::from_bytes(read("tokenizer.json")?)

@@ -58,10 +58,8 @@ pub fn parse_tsv(name: &str, text: &str) -> Result<Vec<Example>> {
         let Some((label, body)) = line.split_once('\t') else {
             return Err(Error::Invalid(format!("{name}:{}: expected label<TAB>text", n + 1)));
         };
-        let label = label
-            .trim()
-            .parse::<SentimentLabel>()
-            .map_err(|e| Error::Invalid(format!("{name}:{}: {e}", n + 1)))?;
+        let label =
+            label.trim().parse::<SentimentLabel>().map_err(|e| Error::Invalid(format!("{name}:{}: {e}", n + 1)))?;
         out.push((label, body.trim().to_owned()));
     }
     Ok(out)
@@ -219,7 +217,11 @@ pub fn compare(
 
 /// The standard evaluation: the hand-labelled holdout, generator ticket texts and generator
 /// interaction notes (`generator_rows` of each, seed 7).
-pub fn evaluate_standard(embedder: &Embedder, classifier: &Classifier, generator_rows: usize) -> Result<Vec<SideBySide>> {
+pub fn evaluate_standard(
+    embedder: &Embedder,
+    classifier: &Classifier,
+    generator_rows: usize,
+) -> Result<Vec<SideBySide>> {
     let holdout = parse_tsv("holdout.tsv", HOLDOUT_TSV)?;
     Ok(vec![
         compare("hand-labelled holdout", embedder, classifier, &holdout)?,
@@ -242,7 +244,10 @@ impl SentimentModel {
     /// Trains the classifier on the committed set and evaluates it ([`evaluate_standard`] with
     /// `generator_rows` generator texts of each kind); the evaluation is stored with the version a
     /// tenant registers. CPU-bound: call it off the async executor.
-    pub fn train(embedder: std::sync::Arc<Embedder>, generator_rows: usize) -> Result<(SentimentModel, Vec<SideBySide>)> {
+    pub fn train(
+        embedder: std::sync::Arc<Embedder>,
+        generator_rows: usize,
+    ) -> Result<(SentimentModel, Vec<SideBySide>)> {
         let classifier = Classifier::train_committed(&embedder)?;
         let results = evaluate_standard(&embedder, &classifier, generator_rows)?;
         let metrics = metrics_json(&classifier, &results);
@@ -252,10 +257,8 @@ impl SentimentModel {
 
 /// Metrics stored with a registered version.
 pub fn metrics_json(classifier: &Classifier, results: &[SideBySide]) -> serde_json::Value {
-    let sets: serde_json::Map<String, serde_json::Value> = results
-        .iter()
-        .map(|r| (r.name.replace(' ', "_"), json!({"ours": r.ours, "lexicon": r.lexicon})))
-        .collect();
+    let sets: serde_json::Map<String, serde_json::Value> =
+        results.iter().map(|r| (r.name.replace(' ', "_"), json!({"ours": r.ours, "lexicon": r.lexicon}))).collect();
     json!({"cv_macro_f1": classifier.cv_macro_f1, "evaluations": sets})
 }
 

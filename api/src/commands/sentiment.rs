@@ -100,5 +100,8 @@ fn print_evaluation(model: &SentimentModel, results: &[SideBySide], throughput: 
     for r in results {
         println!("\n{} — ours:\n{}{} — lexicon:\n{}", r.name, r.ours, r.name, r.lexicon);
     }
-    println!("embedding throughput: {throughput:.0} sentences/s ({} threads)", std::thread::available_parallelism().map_or(1, |n| n.get()));
+    println!(
+        "embedding throughput: {throughput:.0} sentences/s ({} threads)",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
 }

@@ -67,7 +67,11 @@ impl fmt::Display for Evaluation {
     /// A compact report: accuracy, macro-F1, per-class F1 and the confusion matrix.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "{} rows: accuracy {:.3}, macro-F1 {:.3}", self.rows, self.accuracy, self.macro_f1)?;
-        writeln!(f, "  {:<9} {:>9} {:>7} {:>6} {:>7}   confusion (→ neg neu pos)", "class", "precision", "recall", "F1", "n")?;
+        writeln!(
+            f,
+            "  {:<9} {:>9} {:>7} {:>6} {:>7}   confusion (→ neg neu pos)",
+            "class", "precision", "recall", "F1", "n"
+        )?;
         for (i, c) in self.per_class.iter().enumerate() {
             let row = self.confusion[i];
             writeln!(

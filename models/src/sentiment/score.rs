@@ -74,7 +74,8 @@ async fn register(db: &Db, tenant: TenantId, model: &SentimentModel) -> Result<(
     let mut tx = db.begin(tenant).await?;
     let description = "Tone of customer text: sentence embeddings (all-MiniLM-L6-v2) + softmax regression";
     let registered =
-        intelligence::ensure_model(tx.conn(), tenant, MODEL_KEY, "Customer sentiment", "sentiment", description).await?;
+        intelligence::ensure_model(tx.conn(), tenant, MODEL_KEY, "Customer sentiment", "sentiment", description)
+            .await?;
     let active = intelligence::active_version(tx.conn(), registered.id).await?;
     let fingerprint = &model.classifier.fingerprint;
     if let Some(v) = active.filter(|v| v.params["fingerprint"].as_str() == Some(fingerprint)) {
@@ -83,8 +84,8 @@ async fn register(db: &Db, tenant: TenantId, model: &SentimentModel) -> Result<(
     }
     let rows = model.classifier.training_rows as i64;
     let params = model.classifier.params();
-    let v = intelligence::add_version(tx.conn(), tenant, registered.id, &params, &model.metrics, rows, Utc::now())
-        .await?;
+    let v =
+        intelligence::add_version(tx.conn(), tenant, registered.id, &params, &model.metrics, rows, Utc::now()).await?;
     intelligence::promote(tx.conn(), registered.id, v.id).await?;
     tx.commit().await?;
     info!(version = v.version, "sentiment model registered");
@@ -167,8 +168,7 @@ pub async fn score_subjects(
     let (texts, embeddings) = tokio::task::spawn_blocking(move || embedder.embed(&texts).map(|e| (texts, e)))
         .await
         .map_err(|e| Error::Invalid(format!("the embedding task failed: {e}")))??;
-    let predictions: Vec<_> =
-        embeddings.iter().zip(&texts).map(|(e, t)| model.classifier.classify(e, t)).collect();
+    let predictions: Vec<_> = embeddings.iter().zip(&texts).map(|(e, t)| model.classifier.classify(e, t)).collect();
     let mut labels = [0usize; 3];
     let rows: Vec<NewSentiment> = todo
         .iter()

@@ -86,8 +86,9 @@ impl Softmax {
     /// Class probabilities of one row.
     pub fn probabilities(&self, row: &[f64]) -> Vec<f64> {
         let p = self.standardizer.mean.len();
-        let z: Vec<f64> =
-            (0..p).map(|j| (row.get(j).copied().unwrap_or(0.0) - self.standardizer.mean[j]) / self.standardizer.scale[j]).collect();
+        let z: Vec<f64> = (0..p)
+            .map(|j| (row.get(j).copied().unwrap_or(0.0) - self.standardizer.mean[j]) / self.standardizer.scale[j])
+            .collect();
         let mut out: Vec<f64> = (0..self.classes)
             .map(|c| self.bias[c] + self.weights[c * p..(c + 1) * p].iter().zip(&z).map(|(w, v)| w * v).sum::<f64>())
             .collect();

@@ -18,6 +18,8 @@ use orbas_warehouse::sink::{Sink, SinkConfig};
 use orbas_warehouse::sql::{Lake, Limits};
 use tokio::sync::{oneshot, watch};
 
+mod sentiment;
+
 struct Pipeline {
     _broker: Broker,
     _lake_dir: tempfile::TempDir,

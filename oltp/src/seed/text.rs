@@ -261,11 +261,7 @@ pub(crate) fn activity_body(rng: &mut impl Rng, kind: &str, going_well: bool) ->
 }
 
 /// [`activity_body`] with the tone of the list it came from (the same draws from `rng`).
-fn labelled_activity_body(
-    rng: &mut impl Rng,
-    kind: &str,
-    going_well: bool,
-) -> Option<(SentimentLabel, &'static str)> {
+fn labelled_activity_body(rng: &mut impl Rng, kind: &str, going_well: bool) -> Option<(SentimentLabel, &'static str)> {
     if kind == "web_visit" {
         return None;
     }
