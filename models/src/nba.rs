@@ -130,12 +130,7 @@ impl Feedback {
 
 /// Ranks candidates per rep and keeps the best `per_rep` of each: score = acceptance rate of the
 /// action type × value at stake relative to a typical deal (`value / (value + typical)`), in 0..1.
-pub fn rank(
-    candidates: Vec<Candidate>,
-    feedback: &Feedback,
-    typical_deal: f64,
-    per_rep: usize,
-) -> Vec<(f64, Candidate)> {
+pub fn rank(candidates: Vec<Candidate>, feedback: &Feedback, typical_deal: f64, per_rep: usize) -> Vec<(f64, Candidate)> {
     let scale = if typical_deal.is_finite() && typical_deal > 0.0 { typical_deal } else { 10_000.0 };
     let mut by_user: HashMap<UserId, Vec<(f64, Candidate)>> = HashMap::new();
     for c in candidates {
@@ -201,12 +196,8 @@ pub async fn refresh(db: &Db, lake: &Lake, tenant: TenantId, settings: &Settings
     let typical = typical_deal(&ctx, &currency, at).await?;
     let mut candidates = Vec::new();
     candidates.extend(hot_leads(&ctx, &sets[&Entity::Lead], &serving[&Entity::Lead], settings, typical).await?);
-    candidates.extend(
-        stalled_deals(&ctx, &sets[&Entity::Opportunity], &serving[&Entity::Opportunity], &currency, at, settings)
-            .await?,
-    );
-    candidates
-        .extend(churn_risks(&ctx, &sets[&Entity::Account], &serving[&Entity::Account], &currency, at, settings).await?);
+    candidates.extend(stalled_deals(&ctx, &sets[&Entity::Opportunity], &serving[&Entity::Opportunity], &currency, at, settings).await?);
+    candidates.extend(churn_risks(&ctx, &sets[&Entity::Account], &serving[&Entity::Account], &currency, at, settings).await?);
     candidates.extend(overdue_invoices(&ctx, &currency, at).await?);
     let found = candidates.len();
     let feedback = feedback(&ctx).await?;
@@ -355,13 +346,7 @@ async fn typical_deal(ctx: &SessionContext, currency: &str, at: DateTime<Utc>) -
         t = ts(at)
     );
     let b = rows(ctx, &sql).await?;
-    Ok(b.first()
-        .filter(|b| b.num_rows() > 0)
-        .map(|b| doubles(b, 0))
-        .transpose()?
-        .and_then(|v| v.first().copied())
-        .filter(|v| v.is_finite() && *v > 0.0)
-        .unwrap_or(10_000.0))
+    Ok(b.first().filter(|b| b.num_rows() > 0).map(|b| doubles(b, 0)).transpose()?.and_then(|v| v.first().copied()).filter(|v| v.is_finite() && *v > 0.0).unwrap_or(10_000.0))
 }
 
 /// The `q` quantile of `values` (linear interpolation); NaN for none.
@@ -483,13 +468,7 @@ async fn stalled_deals(
             if let (Some(id), Some(owner), Some(stage)) = (uuid(&id[i]), uuid(&owner[i]), stage[i].clone()) {
                 info.insert(
                     id,
-                    (
-                        UserId(owner),
-                        name[i].clone().unwrap_or_default(),
-                        stage,
-                        stage_name[i].clone().unwrap_or_default(),
-                        amount[i],
-                    ),
+                    (UserId(owner), name[i].clone().unwrap_or_default(), stage, stage_name[i].clone().unwrap_or_default(), amount[i]),
                 );
             }
         }

@@ -17,10 +17,7 @@ use crate::routes::{accounts::Accounts, leads::Leads, opportunities::Opportuniti
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(lead_scores))
-        .routes(routes!(opportunity_scores))
-        .routes(routes!(account_scores))
+    OpenApiRouter::new().routes(routes!(lead_scores)).routes(routes!(opportunity_scores)).routes(routes!(account_scores))
 }
 
 async fn scores<R: Resource>(

@@ -139,8 +139,7 @@ async fn actions_round_trip_with_reasons_and_learn_from_feedback_and_calls() {
     }
     assert!(per_rep.values().all(|n| *n <= settings.per_rep), "at most {} per rep", settings.per_rep);
     // The rep with the most actions: the feedback and call checks are about them.
-    let ((rep, email), count) =
-        per_rep.iter().max_by_key(|(k, n)| (**n, k.0)).map(|(k, n)| (k.clone(), *n)).expect("a rep");
+    let ((rep, email), count) = per_rep.iter().max_by_key(|(k, n)| (**n, k.0)).map(|(k, n)| (k.clone(), *n)).expect("a rep");
     let tok = token(&app, &email).await;
     let before = mine(&app, &tok).await;
     assert_eq!(before.len(), count, "the API shows the rep's open actions: {before:#?}");
@@ -251,7 +250,6 @@ async fn actions_round_trip_with_reasons_and_learn_from_feedback_and_calls() {
     assert_eq!(score["version_status"], "active");
     let factors = score["explanation"].as_array().expect("explanation");
     assert!(!factors.is_empty() && factors.iter().all(|f| f["feature"].is_string() && f["contribution"].is_f64()));
-    let (status, _) =
-        send(app.http.get(format!("{}/v1/leads/{}/scores", app.base, Uuid::now_v7())), &owner_token).await;
+    let (status, _) = send(app.http.get(format!("{}/v1/leads/{}/scores", app.base, Uuid::now_v7())), &owner_token).await;
     assert_eq!(status, 404);
 }

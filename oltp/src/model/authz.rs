@@ -82,17 +82,8 @@ pub const RESOURCES: &[&str] = &[
     "lake_sql",
 ];
 
-const SALES: &[&str] = &[
-    "accounts",
-    "contacts",
-    "leads",
-    "opportunities",
-    "tasks",
-    "calendar_events",
-    "interaction_logs",
-    "quotes",
-    "documents",
-];
+const SALES: &[&str] =
+    &["accounts", "contacts", "leads", "opportunities", "tasks", "calendar_events", "interaction_logs", "quotes", "documents"];
 const SERVICE: &[&str] = &["tickets", "knowledge_articles"];
 const ADMIN_ONLY: &[&str] = &["users", "employees", "api_keys", "audit_logs", "pipeline_stages", "products"];
 const ANALYTICS: &[&str] = &["dashboards", "scheduled_reports", "kpi_definitions"];

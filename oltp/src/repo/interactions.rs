@@ -54,10 +54,7 @@ impl NewInteraction {
     /// Field problems, as `(field, message)`.
     pub fn problems(&self, now: DateTime<Utc>) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
-        if self.account_id.is_none()
-            && self.contact_id.is_none()
-            && self.lead_id.is_none()
-            && self.opportunity_id.is_none()
+        if self.account_id.is_none() && self.contact_id.is_none() && self.lead_id.is_none() && self.opportunity_id.is_none()
         {
             out.push(("lead_id", "name the lead, contact, account or opportunity the interaction was with".to_owned()));
         }

@@ -1,9 +1,9 @@
 //! Next-best-action recommendations for reps, and the feedback they give (accept, dismiss, snooze).
 
 use chrono::{DateTime, Utc};
-use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
+use rust_decimal::Decimal;
 use uuid::Uuid;
 
 use super::found;
