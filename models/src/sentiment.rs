@@ -65,25 +65,6 @@ pub fn parse_tsv(name: &str, text: &str) -> Result<Vec<Example>> {
     Ok(out)
 }
 
-/// The sentences of a text: pieces between line breaks and after `.`, `!` or `?` followed by a space,
-/// trimmed; pieces without a letter (a signature dash, a number) are dropped.
-pub fn sentences(text: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    for line in text.lines() {
-        let mut start = 0;
-        let bytes = line.as_bytes();
-        for i in 0..bytes.len() {
-            let end_mark = matches!(bytes[i], b'.' | b'!' | b'?');
-            if end_mark && bytes.get(i + 1).is_none_or(|b| *b == b' ') {
-                out.push(&line[start..=i]);
-                start = i + 1;
-            }
-        }
-        out.push(&line[start..]);
-    }
-    out.into_iter().map(str::trim).filter(|s| s.chars().any(char::is_alphabetic)).collect()
-}
-
 /// The lexicon cues a text adds to its embedding: the baseline's signed total (squashed) and
 /// whether it leans either way.
 fn lexicon_features(text: &str) -> [f64; 3] {
@@ -196,46 +177,6 @@ impl Classifier {
         Prediction { label, probabilities, score }
     }
 
-    /// Classifies whole texts, sentence by sentence: the classifier learnt from single sentences, and
-    /// one embedding of a long ticket is dominated by *what* it reports rather than its tone. Every
-    /// distinct sentence is embedded and classified once; a text's probabilities are the mean over
-    /// its sentences. CPU-bound: call it off the async executor.
-    pub fn classify_texts<S: AsRef<str>>(&self, embedder: &Embedder, texts: &[S]) -> Result<Vec<Prediction>> {
-        let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
-        let mut unique: Vec<&str> = Vec::new();
-        let split: Vec<Vec<usize>> = texts
-            .iter()
-            .map(|t| {
-                sentences(t.as_ref())
-                    .into_iter()
-                    .map(|s| {
-                        *index.entry(s).or_insert_with(|| {
-                            unique.push(s);
-                            unique.len() - 1
-                        })
-                    })
-                    .collect()
-            })
-            .collect();
-        let embeddings = embedder.embed(&unique)?;
-        let each: Vec<Prediction> = embeddings.iter().zip(&unique).map(|(e, s)| self.classify(e, s)).collect();
-        Ok(split
-            .iter()
-            .map(|ix| {
-                let mut probabilities = [0.0; 3];
-                for &i in ix {
-                    (0..3).for_each(|c| probabilities[c] += each[i].probabilities[c] / ix.len().max(1) as f64);
-                }
-                if ix.is_empty() {
-                    probabilities = [0.0, 1.0, 0.0]; // no words: neutral
-                }
-                let label = eval::label_at(softmax::argmax(&probabilities));
-                let score = (probabilities[2] - probabilities[0]).clamp(-1.0, 1.0);
-                Prediction { label, probabilities, score }
-            })
-            .collect())
-    }
-
     /// What the model registry stores: the recipe, the settings chosen, the fitted weights.
     pub fn params(&self) -> serde_json::Value {
         json!({
@@ -266,8 +207,10 @@ pub fn compare(
     examples: &[Example],
 ) -> Result<SideBySide> {
     let texts: Vec<&str> = examples.iter().map(|(_, t)| t.as_str()).collect();
+    let embeddings = embedder.embed(&texts)?;
     let truth: Vec<SentimentLabel> = examples.iter().map(|(l, _)| *l).collect();
-    let ours: Vec<SentimentLabel> = classifier.classify_texts(embedder, &texts)?.iter().map(|p| p.label).collect();
+    let ours: Vec<SentimentLabel> =
+        embeddings.iter().zip(&texts).map(|(e, t)| classifier.classify(e, t).label).collect();
     let baseline: Vec<SentimentLabel> = texts.iter().map(|t| lexicon::classify(t)).collect();
     Ok(SideBySide { name, ours: evaluate(&truth, &ours), lexicon: evaluate(&truth, &baseline) })
 }
@@ -365,15 +308,6 @@ mod tests {
                 assert!(shared.is_empty(), "{name}: {t:?} shares {shared:?} with the generator");
             }
         }
-    }
-
-    #[test]
-    fn texts_split_into_sentences() {
-        assert_eq!(
-            sentences("URGENT: Sync fails (CSV)\nHi, it broke again. Version 2.5 is fine! Why?\n\nAnn\n-- 42"),
-            ["URGENT: Sync fails (CSV)", "Hi, it broke again.", "Version 2.5 is fine!", "Why?", "Ann"]
-        );
-        assert!(sentences("  ").is_empty());
     }
 
     #[test]

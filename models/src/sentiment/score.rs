@@ -164,10 +164,11 @@ pub async fn score_subjects(
         });
     }
     let distinct_texts = texts.len();
-    let (embedder, classifier) = (Arc::clone(&model.embedder), model.classifier.clone());
-    let predictions = tokio::task::spawn_blocking(move || classifier.classify_texts(&embedder, &texts))
+    let embedder = Arc::clone(&model.embedder);
+    let (texts, embeddings) = tokio::task::spawn_blocking(move || embedder.embed(&texts).map(|e| (texts, e)))
         .await
         .map_err(|e| Error::Invalid(format!("the embedding task failed: {e}")))??;
+    let predictions: Vec<_> = embeddings.iter().zip(&texts).map(|(e, t)| model.classifier.classify(e, t)).collect();
     let mut labels = [0usize; 3];
     let rows: Vec<NewSentiment> = todo
         .iter()
