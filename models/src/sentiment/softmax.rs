@@ -114,12 +114,12 @@ fn gradient(z: &[f64], p: usize, y: &[usize], classes: usize, l2: f64, theta: &[
     let mut grad = vec![0.0; theta.len()];
     let mut scores = vec![0.0; classes];
     for (row, &label) in z.chunks_exact(p).zip(y) {
-        for c in 0..classes {
-            scores[c] = b[c] + w[c * p..(c + 1) * p].iter().zip(row).map(|(a, v)| a * v).sum::<f64>();
+        for (c, score) in scores.iter_mut().enumerate() {
+            *score = b[c] + w[c * p..(c + 1) * p].iter().zip(row).map(|(a, v)| a * v).sum::<f64>();
         }
         softmax_in_place(&mut scores);
-        for c in 0..classes {
-            let err = (scores[c] - if c == label { 1.0 } else { 0.0 }) / n;
+        for (c, &score) in scores.iter().enumerate() {
+            let err = (score - if c == label { 1.0 } else { 0.0 }) / n;
             grad[c * p..(c + 1) * p].iter_mut().zip(row).for_each(|(g, v)| *g += err * v);
             grad[classes * p + c] += err;
         }
