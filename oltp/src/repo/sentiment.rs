@@ -28,7 +28,8 @@ pub struct NewSentiment {
 fn check(rows: &[NewSentiment]) -> Result<()> {
     for r in rows {
         let probabilities_ok = r.probabilities.iter().all(|p| p.is_finite() && (0.0..=1.0).contains(p));
-        if !(r.score.is_finite() && (-1.0..=1.0).contains(&r.score)) || !probabilities_ok {
+        let score_ok = r.score.is_finite() && (-1.0..=1.0).contains(&r.score);
+        if !score_ok || !probabilities_ok {
             return Err(Error::invalid(format!("the sentiment of {} is not a valid score", r.subject_id)));
         }
         if r.text_sha256.len() != 64 || !r.text_sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
