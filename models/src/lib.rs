@@ -2,10 +2,12 @@
 //!
 //! Owns (issue #6) everything learned from the lake: point-in-time [`features`] of leads,
 //! opportunities and accounts; scoring models with per-record explanations; forecasting; and the
-//! next-best-actions written back through `orbas-oltp`. Reads the lake through `orbas-warehouse`'s
+//! next-best-actions written back through `orbas-oltp`; local sentence [`embed`]dings (shared with
+//! search) and the [`sentiment`] of tickets and interactions. Reads the lake through `orbas-warehouse`'s
 //! tenant-scoped sessions only, so a model of one tenant never sees another tenant's rows.
 
 pub mod dataset;
+pub mod embed;
 pub mod error;
 pub mod features;
 pub mod forecast;
@@ -14,5 +16,6 @@ pub mod metrics;
 pub mod nba;
 pub mod ops;
 pub mod scoring;
+pub mod sentiment;
 
 pub use error::{Error, Result};

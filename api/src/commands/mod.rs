@@ -14,6 +14,7 @@ mod migrate;
 mod models;
 mod pipeline;
 mod seed;
+mod sentiment;
 mod serve;
 mod sql;
 

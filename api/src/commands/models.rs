@@ -28,6 +28,7 @@ pub async fn run(settings: &Settings, cmd: ModelsCommand) -> anyhow::Result<()> 
         ModelsCommand::Train(args) => train(settings, &args).await,
         ModelsCommand::Forecast(args) => forecast::run(settings, &args).await,
         ModelsCommand::ForecastEval(args) => forecast::eval(settings, &args).await,
+        ModelsCommand::Sentiment(args) => super::sentiment::run(settings, &args).await,
     }
 }
 

@@ -19,6 +19,7 @@ use orbas_warehouse::sql::{Lake, Limits};
 use tokio::sync::{oneshot, watch};
 
 mod forecast;
+mod sentiment;
 
 struct Pipeline {
     _broker: Broker,

@@ -107,6 +107,12 @@ text_enum!(RecommendationAction { Call = "call", Email = "email", Meeting = "mee
     RenewalOutreach = "renewal_outreach", Nurture = "nurture", Reassign = "reassign" });
 text_enum!(RecommendationStatus { Open = "open", Accepted = "accepted", Dismissed = "dismissed",
     Snoozed = "snoozed", Expired = "expired", Done = "done" });
+text_enum!(
+    /// The tone of a customer's text (`sentiment_scores.label`), in the order of the classifier's outputs.
+    SentimentLabel { Negative = "negative", Neutral = "neutral", Positive = "positive" });
+text_enum!(
+    /// What a sentiment score is about (`sentiment_scores.subject_type`).
+    SentimentSubject { Ticket = "ticket", TicketMessage = "ticket_message", Interaction = "interaction" });
 text_enum!(FeedbackVerdict { Accept = "accept", Dismiss = "dismiss", Snooze = "snooze" });
 text_enum!(ProductFamily { Platform = "platform", AddOn = "add_on", Services = "services", Support = "support",
     Hardware = "hardware" });

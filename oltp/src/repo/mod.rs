@@ -22,6 +22,7 @@ pub mod leads;
 pub mod opportunities;
 pub mod people;
 pub mod recommendations;
+pub mod sentiment;
 pub mod table;
 pub mod tasks;
 pub mod tickets;

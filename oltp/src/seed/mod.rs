@@ -55,6 +55,21 @@ use tracing::{info, instrument};
 use crate::model::TenantId;
 use crate::{Error, Result};
 
+pub use text::{planted_ticket_label, ticket_text};
+
+/// `n` support-ticket texts (subject and description, as [`ticket_text`] joins them) written by the
+/// generator's own templates, each with the sentiment its customer's mood planted: a third each of
+/// negative, neutral and positive. Deterministic in `seed`. For evaluating sentiment models.
+pub fn labelled_ticket_texts(seed: u64, n: usize) -> Vec<(crate::model::SentimentLabel, String)> {
+    text::labelled_tickets(seed, n)
+}
+
+/// `n` interaction notes written by the generator's own templates, each with the tone it planted (the
+/// deal going well or not, or a neutral note). Deterministic in `seed`.
+pub fn labelled_interaction_texts(seed: u64, n: usize) -> Vec<(crate::model::SentimentLabel, String)> {
+    text::labelled_interactions(seed, n)
+}
+
 /// Version of the generator; recorded in `seed_templates`. Bump when the same config yields other data.
 pub const GENERATOR_VERSION: i32 = 1;
 

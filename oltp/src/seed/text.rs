@@ -4,7 +4,8 @@
 
 use rand::Rng;
 
-use super::rng::pick;
+use super::rng::{pick, stream};
+use crate::model::SentimentLabel;
 
 /// A customer's mood, from their account's health; drives the phrasing of tickets and messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -13,6 +14,17 @@ pub(crate) enum Mood {
     Neutral,
     Negative,
     Angry,
+}
+
+impl Mood {
+    /// The sentiment label a mood plants in the text (angry and negative are both negative).
+    pub(crate) fn label(self) -> SentimentLabel {
+        match self {
+            Mood::Positive => SentimentLabel::Positive,
+            Mood::Neutral => SentimentLabel::Neutral,
+            Mood::Negative | Mood::Angry => SentimentLabel::Negative,
+        }
+    }
 }
 
 /// Product areas: (ticket category, component as written in prose).
@@ -245,6 +257,11 @@ pub(crate) fn activity_subject(rng: &mut impl Rng, kind: &str, topic: &str) -> S
 
 /// Body of an interaction; warmer when the deal or lead is going well.
 pub(crate) fn activity_body(rng: &mut impl Rng, kind: &str, going_well: bool) -> Option<String> {
+    labelled_activity_body(rng, kind, going_well).map(|(_, body)| body.to_owned())
+}
+
+/// [`activity_body`] with the tone of the list it came from (the same draws from `rng`).
+fn labelled_activity_body(rng: &mut impl Rng, kind: &str, going_well: bool) -> Option<(SentimentLabel, &'static str)> {
     if kind == "web_visit" {
         return None;
     }
@@ -261,14 +278,62 @@ pub(crate) fn activity_body(rng: &mut impl Rng, kind: &str, going_well: bool) ->
         "Our contact is leaving the company; need a new champion.",
     ];
     let neutral = ["Shared the deck and pricing sheet.", "Scheduled a follow-up with the wider team."];
-    let list: &[&str] = if rng.random_bool(0.3) {
-        &neutral
+    let (label, list): (SentimentLabel, &[&'static str]) = if rng.random_bool(0.3) {
+        (SentimentLabel::Neutral, &neutral)
     } else if going_well {
-        &good
+        (SentimentLabel::Positive, &good)
     } else {
-        &bad
+        (SentimentLabel::Negative, &bad)
     };
-    Some((pick(rng, list)).to_owned())
+    Some((label, pick(rng, list)))
+}
+
+/// The text of a ticket as sentiment is scored on it: subject, a line break, description.
+pub fn ticket_text(subject: &str, description: &str) -> String {
+    format!("{subject}\n{description}")
+}
+
+/// `n` ticket texts written by [`ticket`] — the generator's own code path — with the label their mood
+/// plants, a third of each label (negative alternates the negative and angry moods).
+pub(crate) fn labelled_tickets(seed: u64, n: usize) -> Vec<(SentimentLabel, String)> {
+    let mut rng = stream(seed, &[], "sentiment:tickets");
+    let moods = [Mood::Positive, Mood::Neutral, Mood::Negative, Mood::Positive, Mood::Neutral, Mood::Angry];
+    (0..n)
+        .map(|i| {
+            let mood = moods[i % moods.len()];
+            let who = pick(&mut rng, super::words::FIRST_NAMES);
+            let (_, subject, description) = ticket(&mut rng, mood, who);
+            (mood.label(), ticket_text(&subject, &description))
+        })
+        .collect()
+}
+
+/// `n` interaction bodies written by [`activity_body`]'s code path with the tone of the list they were
+/// drawn from (the deal going well or not; about 30 % neutral).
+pub(crate) fn labelled_interactions(seed: u64, n: usize) -> Vec<(SentimentLabel, String)> {
+    let mut rng = stream(seed, &[], "sentiment:interactions");
+    let kinds = ["email", "call", "meeting", "note", "chat"];
+    (0..n)
+        .filter_map(|i| labelled_activity_body(&mut rng, kinds[i % kinds.len()], i % 2 == 0))
+        .map(|(label, body)| (label, body.to_owned()))
+        .collect()
+}
+
+/// The label the generator planted in a ticket, read back from its subject line: each mood writes its
+/// own subject template (see [`ticket`]). `None` for a subject the generator did not write.
+pub fn planted_ticket_label(subject: &str) -> Option<SentimentLabel> {
+    let mood = if subject.starts_with("URGENT: ") {
+        Mood::Angry
+    } else if subject.starts_with("Question about ") {
+        Mood::Positive
+    } else if subject.starts_with("Issue with ") {
+        Mood::Neutral
+    } else if subject.ends_with(" again") {
+        Mood::Negative
+    } else {
+        return None;
+    };
+    Some(mood.label())
 }
 
 pub(crate) fn capitalize(s: &str) -> String {
@@ -296,6 +361,27 @@ mod tests {
         assert_eq!(hits, 200);
         let (_, _, happy) = ticket(&mut rng, Mood::Positive, "Ann");
         assert!(!happy.contains("alternatives"));
+    }
+
+    #[test]
+    fn planted_labels_round_trip_through_the_subject() {
+        let mut rng = stream(3, &[], "t");
+        for mood in [Mood::Positive, Mood::Neutral, Mood::Negative, Mood::Angry] {
+            for _ in 0..50 {
+                let (_, subject, _) = ticket(&mut rng, mood, "Ann");
+                assert_eq!(planted_ticket_label(&subject), Some(mood.label()), "{subject}");
+            }
+        }
+        assert_eq!(planted_ticket_label("Can we add ten seats?"), None);
+        let tickets = labelled_tickets(5, 300);
+        for label in SentimentLabel::ALL {
+            assert_eq!(tickets.iter().filter(|(l, _)| l == label).count(), 100, "{label}");
+        }
+        assert!(tickets.iter().all(|(l, t)| planted_ticket_label(t.lines().next().unwrap_or("")) == Some(*l)));
+        assert_eq!(labelled_tickets(5, 300), tickets, "deterministic");
+        let interactions = labelled_interactions(5, 300);
+        assert_eq!(interactions.len(), 300);
+        assert!(SentimentLabel::ALL.iter().all(|l| interactions.iter().any(|(x, _)| x == l)));
     }
 
     #[test]
