@@ -146,6 +146,9 @@ pub struct Sink {
     /// Partitions just assigned whose first message has not arrived: the offset wanted and where the
     /// current read started (see [`Sink::admit`]).
     resuming: HashMap<(String, i32), Resume>,
+    /// The last offset admitted per partition in this process: a broker that delivers a record twice
+    /// (seen with tansu 0.6 after a fetch that started mid-batch) must not put it in a batch twice.
+    admitted: HashMap<(String, i32), i64>,
     stats: SinkStats,
 }
 
@@ -199,6 +202,7 @@ impl Sink {
             tables: HashMap::new(),
             assigned: BTreeMap::new(),
             resuming: HashMap::new(),
+            admitted: HashMap::new(),
             stats: SinkStats::default(),
         })
     }
@@ -444,7 +448,22 @@ impl Sink {
     /// records before the wanted offset — already in the lake — are dropped.
     fn admit(&mut self, topic: &str, partition: i32, offset: i64) -> Result<bool> {
         let key = (topic.to_owned(), partition);
-        let Some(r) = self.resuming.get(&key).copied() else { return Ok(true) };
+        let admitted = self.admit_resumed(&key, offset)?;
+        if !admitted {
+            return Ok(false);
+        }
+        if self.admitted.get(&key).is_some_and(|last| offset <= *last) {
+            metrics::counter!("orbas_lake_redelivered_total").increment(1);
+            return Ok(false);
+        }
+        self.admitted.insert(key, offset);
+        Ok(true)
+    }
+
+    /// [`Self::admit`]'s check of a partition that is resuming (every record passes once it has).
+    fn admit_resumed(&mut self, key: &(String, i32), offset: i64) -> Result<bool> {
+        let Some(r) = self.resuming.get(key).copied() else { return Ok(true) };
+        let (key, topic, partition) = (key.clone(), key.0.as_str(), key.1);
         if offset < r.from {
             // Still in flight from before a seek.
             return Ok(false);
