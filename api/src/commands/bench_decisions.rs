@@ -71,14 +71,24 @@ async fn measure(admin: &PgPool, demo: &mut Demo, args: &BenchDecisionsArgs, dat
 
     let (mut end_to_end, mut transport) = (Vec::new(), Vec::new());
     let (mut displaced, mut tried) = (0usize, Vec::new());
+    let mut idle_since: Option<Instant> = None;
     while end_to_end.len() < args.trials as usize {
         if tried.len() >= args.trials as usize * 3 {
             bail!("only {} of {} trials resolved their action ({displaced} displaced)", end_to_end.len(), args.trials);
         }
         let Some(pick) = pick(admin, &tried).await? else {
+            // Every hot lead has been called: report what was measured rather than wait for new ones.
+            if idle_since.get_or_insert_with(Instant::now).elapsed() > Duration::from_secs(120) {
+                if end_to_end.is_empty() {
+                    bail!("no open hot-lead action left to answer");
+                }
+                eprintln!("bench decisions: no open hot-lead action left after {} trials", end_to_end.len());
+                break;
+            }
             tokio::time::sleep(Duration::from_secs(1)).await;
             continue;
         };
+        idle_since = None;
         tried.push(pick.lead);
         let token = login(&http, &api, &pick.tenant_slug, &pick.email).await?;
         let (status, body) = call(
@@ -153,9 +163,14 @@ async fn measure(admin: &PgPool, demo: &mut Demo, args: &BenchDecisionsArgs, dat
     println!("## Decision latency: a logged call → the rep's next-best actions updated\n");
     println!(
         "`orbas demo` (--tenants {} --scale {} --seed {}) as a child process; {} trials, one at a time; \
-         API and lake polled every {} ms; {displaced} trial(s) whose action was displaced rather than resolved \
+         API and lake polled every {} ms; {} trials completed; {displaced} trial(s) whose action was displaced rather than resolved \
          were not counted\n",
-        args.tenants, args.scale, args.seed, args.trials, args.poll_ms
+        args.tenants,
+        args.scale,
+        args.seed,
+        args.trials,
+        args.poll_ms,
+        end_to_end.len()
     );
     println!("| path | p50 ms | p95 ms | max ms | trials |");
     println!("|---|---:|---:|---:|---:|");
