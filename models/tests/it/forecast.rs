@@ -4,36 +4,14 @@
 //! them), and the seeded history of snapshots is tracked against what happened.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use orbas_models::forecast::{self, Level, Quarter, Totals};
 use orbas_oltp::model::TenantId;
 use orbas_oltp::repo::forecasts;
 use orbas_oltp::seed;
-use orbas_warehouse::sql::{Lake, Limits};
+use orbas_warehouse::sql::Limits;
 
-use super::{caught_up, pipeline};
-
-/// Waits until silver `table` holds as many of the tenant's rows as Postgres.
-async fn landed(db: &orbas_testkit::TestDb, lake: &Lake, tenant: &str, table: &str) {
-    let want: i64 =
-        sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table} WHERE tenant_id = $1::uuid")))
-            .bind(tenant)
-            .fetch_one(&db.admin)
-            .await
-            .expect("count");
-    orbas_testkit::eventually(&format!("silver {table} holds {want} rows"), Duration::from_secs(240), || async {
-        let Ok(ctx) = lake.session(tenant, Limits::default()).await else { return false };
-        let Ok(df) = ctx.sql(&format!("SELECT count(*) FROM {table}")).await else { return false };
-        let Ok(batches) = df.collect().await else { return false };
-        batches.first().is_some_and(|b| {
-            datafusion::arrow::array::AsArray::as_primitive::<datafusion::arrow::datatypes::Int64Type>(b.column(0))
-                .value(0)
-                == want
-        })
-    })
-    .await;
-}
+use super::{caught_up, landed, pipeline};
 
 /// Commit, best case, pipeline, closed, weighted per level, and quotas — by Postgres, exact numerics.
 const ORACLE_DEALS: &str = "

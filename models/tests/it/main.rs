@@ -74,24 +74,29 @@ async fn caught_up(db: &TestDb, lake: &Lake, tenant: &str) {
     ];
     // Table names are the constants above.
     for table in tables {
-        let want: i64 =
-            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table} WHERE tenant_id = $1::uuid")))
-                .bind(tenant)
-                .fetch_one(&db.admin)
-                .await
-                .expect("count");
-        orbas_testkit::eventually(&format!("silver {table} holds {want} rows"), Duration::from_secs(240), || async {
-            let Ok(ctx) = lake.session(tenant, Limits::default()).await else { return false };
-            let Ok(df) = ctx.sql(&format!("SELECT count(*) FROM {table}")).await else { return false };
-            let Ok(batches) = df.collect().await else { return false };
-            batches.first().is_some_and(|b| {
-                datafusion::arrow::array::AsArray::as_primitive::<datafusion::arrow::datatypes::Int64Type>(b.column(0))
-                    .value(0)
-                    == want
-            })
-        })
-        .await;
+        landed(db, lake, tenant, table).await;
     }
+}
+
+/// Waits until silver `table` holds as many of the tenant's rows as Postgres.
+pub(crate) async fn landed(db: &orbas_testkit::TestDb, lake: &Lake, tenant: &str, table: &str) {
+    let want: i64 =
+        sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table} WHERE tenant_id = $1::uuid")))
+            .bind(tenant)
+            .fetch_one(&db.admin)
+            .await
+            .expect("count");
+    orbas_testkit::eventually(&format!("silver {table} holds {want} rows"), Duration::from_secs(240), || async {
+        let Ok(ctx) = lake.session(tenant, Limits::default()).await else { return false };
+        let Ok(df) = ctx.sql(&format!("SELECT count(*) FROM {table}")).await else { return false };
+        let Ok(batches) = df.collect().await else { return false };
+        batches.first().is_some_and(|b| {
+            datafusion::arrow::array::AsArray::as_primitive::<datafusion::arrow::datatypes::Int64Type>(b.column(0))
+                .value(0)
+                == want
+        })
+    })
+    .await;
 }
 
 /// An opportunity at a cut-off: id, cut-off, touches before it, stage probability at it, label.
