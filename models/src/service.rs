@@ -44,6 +44,10 @@ pub struct Schedule {
     pub sentiment_poll: Duration,
     /// The sentence encoder's directory; without one sentiment is not scored (and the service says so).
     pub model_dir: Option<PathBuf>,
+    /// Which customer text gets a tone.
+    pub sentiment_subjects: Vec<SentimentSubject>,
+    /// Generator texts of each kind in the evaluation stored with a registered sentiment version.
+    pub sentiment_eval_rows: usize,
     pub nba: nba::Settings,
     pub forecast: forecast::Settings,
 }
@@ -56,6 +60,8 @@ impl Default for Schedule {
             poll: Duration::from_secs(2),
             sentiment_poll: Duration::from_secs(10),
             model_dir: crate::embed::model_dir(None),
+            sentiment_subjects: SentimentSubject::ALL.to_vec(),
+            sentiment_eval_rows: 600,
             nba: nba::Settings::default(),
             forecast: forecast::Settings::default(),
         }
@@ -105,15 +111,16 @@ impl Service {
                 let (me, s) = (Arc::clone(&me), Arc::clone(&schedule));
                 let stop = stop.clone();
                 jobs.push(tokio::spawn(async move {
-                    let model = match train_sentiment(dir.clone()).await {
+                    let model = match train_sentiment(dir.clone(), s.sentiment_eval_rows).await {
                         Ok(m) => Arc::new(m),
                         Err(e) => {
                             return warn!(dir = %dir.display(), error = %e, "sentiment model not trained; ticket tone is not scored");
                         }
                     };
+                    let subjects = s.sentiment_subjects.clone();
                     on_lake_change(Arc::clone(&me.lake), s.sentiment_poll, stop, move || {
-                        let (me, model) = (Arc::clone(&me), Arc::clone(&model));
-                        async move { me.score_sentiment(&model).await }
+                        let (me, model, subjects) = (Arc::clone(&me), Arc::clone(&model), subjects.clone());
+                        async move { me.score_sentiment(&model, &subjects).await }
                     })
                     .await
                 }));
@@ -179,10 +186,10 @@ impl Service {
     }
 
     /// Scores whatever customer text is new or edited since the last round; true when all succeeded.
-    pub async fn score_sentiment(&self, model: &SentimentModel) -> Result<bool> {
+    pub async fn score_sentiment(&self, model: &SentimentModel, subjects: &[SentimentSubject]) -> Result<bool> {
         let mut ok = true;
         for tenant in self.tenants().await? {
-            for &subject in SentimentSubject::ALL {
+            for &subject in subjects {
                 match sentiment::score_subjects(&self.db, &self.lake, tenant, model, subject).await {
                     Ok(r) if r.scored > 0 => info!(
                         %tenant, subject = subject.as_str(), scored = r.scored, unchanged = r.unchanged,
@@ -225,14 +232,11 @@ impl Drop for Jobs {
     }
 }
 
-/// Generator texts of each kind in the evaluation stored with a registered sentiment version.
-const EVAL_GENERATOR_ROWS: usize = 600;
-
 /// Trains the sentiment classifier on the committed set (CPU-bound: on a blocking thread).
-pub async fn train_sentiment(dir: PathBuf) -> Result<SentimentModel> {
+pub async fn train_sentiment(dir: PathBuf, eval_rows: usize) -> Result<SentimentModel> {
     tokio::task::spawn_blocking(move || {
         let embedder = Arc::new(Embedder::load(&dir)?);
-        SentimentModel::train(embedder, EVAL_GENERATOR_ROWS).map(|(m, _)| m)
+        SentimentModel::train(embedder, eval_rows).map(|(m, _)| m)
     })
     .await
     .map_err(|e| Error::Invalid(format!("the sentiment training task failed: {e}")))?

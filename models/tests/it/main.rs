@@ -20,11 +20,13 @@ use tokio::sync::{oneshot, watch};
 
 mod forecast;
 mod sentiment;
+mod service;
 
 struct Pipeline {
     _broker: Broker,
     _lake_dir: tempfile::TempDir,
     lake: Lake,
+    root: url::Url,
     cdc_stop: oneshot::Sender<()>,
     sink_stop: watch::Sender<bool>,
 }
@@ -54,7 +56,7 @@ async fn pipeline(db: &TestDb) -> Pipeline {
             eprintln!("the sink stopped: {e}");
         }
     });
-    Pipeline { _broker: broker, _lake_dir: dir, lake: Lake::new(root), cdc_stop, sink_stop }
+    Pipeline { _broker: broker, _lake_dir: dir, lake: Lake::new(root.clone()), root, cdc_stop, sink_stop }
 }
 
 /// Waits until the tenant's silver tables hold as many rows as Postgres for every table features read.
