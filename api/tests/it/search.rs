@@ -1,0 +1,98 @@
+//! `GET /v1/search` over a real index filled from the seeded database's rows (written through the
+//! index's own batch path; the CDC-fed path is covered in orbas-search's tests): tenant isolation,
+//! problem+json for bad parameters, 503 without an index or without an embedding model.
+
+use std::sync::Arc;
+
+use orbas_search::document;
+use orbas_search::index::{Batch, Change};
+use orbas_search::{Access, SearchIndex};
+use serde_json::{Map, Value};
+
+use crate::helpers::{admin_token, send, spawn_app, spawn_app_with};
+
+/// Every account and ticket of every tenant, as the index's documents.
+async fn fill(ix: &SearchIndex, db: &orbas_testkit::TestDb) {
+    let mut changes = Vec::new();
+    for table in ["accounts", "tickets"] {
+        let rows: Vec<Value> =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT to_jsonb(t) FROM {table} t ORDER BY id")))
+                .fetch_all(&db.admin)
+                .await
+                .expect("rows");
+        for r in rows {
+            let row: Map<String, Value> = serde_json::from_value(r).expect("a row object");
+            changes.extend(document::from_row(table, &row).map(Change::Upsert));
+        }
+    }
+    ix.apply(Batch { changes, positions: Vec::new(), max_lsn: None }).expect("apply");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_is_tenant_scoped_and_validates_its_parameters() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ix = Arc::new(SearchIndex::open(dir.path(), Access::Writer, None).expect("index"));
+    let app = spawn_app_with(None, Some(ix.clone())).await;
+    fill(&ix, &app.db).await;
+    let token = admin_token(&app).await;
+    let (tenant, name): (uuid::Uuid, String) = sqlx::query_as(
+        "SELECT a.tenant_id, a.name FROM accounts a JOIN tenants t ON t.id = a.tenant_id
+          WHERE t.slug = $1 ORDER BY a.id LIMIT 1",
+    )
+    .bind(&app.tenant_slug)
+    .fetch_one(&app.db.admin)
+    .await
+    .expect("an account");
+    let theirs: Vec<String> = sqlx::query_scalar(
+        "SELECT id::text FROM accounts WHERE tenant_id <> $1 UNION ALL SELECT id::text FROM tickets WHERE tenant_id <> $1",
+    )
+    .bind(tenant)
+    .fetch_all(&app.db.admin)
+    .await
+    .expect("foreign ids");
+    assert!(!theirs.is_empty(), "the seed has a second tenant");
+
+    let url = |q: &str| format!("{}/v1/search?{q}", app.base);
+    let q: String = name.split_whitespace().next().unwrap_or("a").to_owned();
+    let search = || app.http.get(format!("{}/v1/search", app.base));
+    let (status, body) = send(search().query(&[("q", q.as_str()), ("mode", "keyword"), ("limit", "50")]), &token).await;
+    assert_eq!(status, 200, "{body}");
+    let hits = body["hits"].as_array().cloned().unwrap_or_default();
+    assert!(!hits.is_empty(), "{body}");
+    assert!(hits.iter().all(|h| !theirs.contains(&h["id"].as_str().unwrap_or_default().to_owned())), "{body}");
+    assert!(body["facets"]["type"].is_object(), "{body}");
+
+    let (status, body) =
+        send(search().query(&[("q", q.as_str()), ("type", "ticket"), ("mode", "keyword")]), &token).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["hits"].as_array().is_some_and(|h| h.iter().all(|h| h["type"] == "ticket")), "{body}");
+
+    for (params, field) in [
+        ("q=", "q"),
+        ("q=x&type=planet", "type"),
+        ("q=x&mode=fuzzy", "mode"),
+        ("q=x&limit=0", "limit"),
+        ("q=x&limit=101", "limit"),
+    ] {
+        let resp = app.http.get(url(params)).bearer_auth(&token).send().await.expect("get");
+        assert_eq!(resp.status().as_u16(), 422, "{params}");
+        assert_eq!(resp.headers()["content-type"], "application/problem+json");
+        let body: Value = resp.json().await.expect("json");
+        assert_eq!(body["errors"][0]["field"], field, "{params}: {body}");
+    }
+    let (status, body) = send(app.http.get(url("q=x&mode=semantic")), &token).await;
+    assert_eq!(status, 503, "no embedding model: {body}");
+    let (status, _) = send(app.http.get(url("q=x&what=1")), &token).await;
+    assert_eq!(status, 400);
+    let status = app.http.get(url("q=x")).send().await.expect("get").status().as_u16();
+    assert_eq!(status, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_without_an_index_is_503() {
+    let app = spawn_app().await;
+    let token = admin_token(&app).await;
+    let (status, body) = send(app.http.get(format!("{}/v1/search?q=acme", app.base)), &token).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["detail"], "search index not configured");
+}

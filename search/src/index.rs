@@ -1,0 +1,315 @@
+//! The search index of one data directory: the tantivy index (all tenants in one index; tenant, type
+//! and owner are raw fields every query filters on) plus the in-memory HNSW graph derived from the
+//! embeddings stored in it.
+//!
+//! Writes come in [`Batch`]es. A batch is one tantivy commit whose payload is the [`Checkpoint`] —
+//! the Kafka position (per topic and partition) up to which changes are in the index and the highest
+//! source LSN applied — so documents and positions are durable together: after a crash the indexer
+//! resumes exactly after the last committed batch, neither losing nor repeating a change.
+//! An upsert is `delete_term(id)` + add; a delete is `delete_term(id)`.
+//!
+//! One process writes (tantivy's directory lock); others open the directory read-only and follow the
+//! writer's commits (the reader reloads on commit; the vector graph is rebuilt when the commit changes).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use orbas_models::embed::Embedder;
+use serde::{Deserialize, Serialize};
+use tantivy::directory::MmapDirectory;
+use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument};
+use tracing::{debug, info, instrument};
+
+use crate::document::SearchDoc;
+use crate::error::{Error, Result};
+use crate::schema::Fields;
+use crate::vector::VectorIndex;
+
+/// Memory the writer may buffer before it flushes a segment.
+const WRITER_MEMORY: usize = 64 * 1024 * 1024;
+
+/// Where the index is in the change stream: stored as the payload of every commit.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// The last offset applied, per `"<topic>/<partition>"`.
+    pub positions: BTreeMap<String, i64>,
+    /// The highest commit LSN of a change applied (0 before any).
+    pub applied_lsn: i64,
+}
+
+impl Checkpoint {
+    pub fn key(topic: &str, partition: i32) -> String {
+        format!("{topic}/{partition}")
+    }
+
+    /// The last offset applied from a partition.
+    pub fn position(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.positions.get(&Self::key(topic, partition)).copied()
+    }
+}
+
+/// One change to apply.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    Upsert(SearchDoc),
+    Delete {
+        id: String,
+    },
+    /// The table was truncated: every document of the type goes (all tenants, as the truncate did).
+    Truncate {
+        doc_type: crate::document::DocType,
+    },
+}
+
+/// Changes applied in one commit, with the positions they bring the index to.
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    pub changes: Vec<Change>,
+    /// `(topic, partition, last offset)` of every message in the batch (tombstones and skipped
+    /// messages included).
+    pub positions: Vec<(String, i32, i64)>,
+    /// The highest commit LSN among the batch's changes.
+    pub max_lsn: Option<i64>,
+}
+
+/// Whether this process writes the index or follows another's commits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Writer,
+    ReadOnly,
+}
+
+/// A search index (see the module docs). Share it behind an `Arc`; all methods take `&self`.
+pub struct SearchIndex {
+    pub(crate) dir: PathBuf,
+    pub(crate) index: Index,
+    pub(crate) fields: Fields,
+    pub(crate) reader: IndexReader,
+    writer: Option<Mutex<IndexWriter<TantivyDocument>>>,
+    /// The HNSW graph and the searcher generation it reflects.
+    pub(crate) vectors: RwLock<(VectorIndex, u64)>,
+    pub(crate) embedder: Option<Arc<Embedder>>,
+    checkpoint: RwLock<Checkpoint>,
+}
+
+impl std::fmt::Debug for SearchIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SearchIndex")
+            .field("dir", &self.dir)
+            .field("writer", &self.writer.is_some())
+            .field("semantic", &self.embedder.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SearchIndex {
+    /// Opens the index in `dir` (creating it when absent). `embedder: None` leaves semantic search
+    /// unavailable and documents without embeddings.
+    #[instrument(skip_all, fields(dir = %dir.display(), ?access))]
+    pub fn open(dir: &Path, access: Access, embedder: Option<Arc<Embedder>>) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::Dir { dir: dir.to_owned(), source: Box::new(e) })?;
+        let mmap = MmapDirectory::open(dir).map_err(|e| Error::Dir { dir: dir.to_owned(), source: Box::new(e) })?;
+        let (schema, fields) = Fields::schema();
+        let ix = |what: &'static str| {
+            let dir = dir.to_owned();
+            move |source| Error::Index { dir, what, source }
+        };
+        let index = Index::open_or_create(mmap, schema).map_err(ix("opening"))?;
+        Fields::register_tokenizer(&index);
+        let policy = match access {
+            Access::Writer => ReloadPolicy::Manual,
+            Access::ReadOnly => ReloadPolicy::OnCommitWithDelay,
+        };
+        let reader = index.reader_builder().reload_policy(policy).try_into().map_err(ix("opening a reader"))?;
+        let writer = match access {
+            Access::Writer => Some(Mutex::new(index.writer(WRITER_MEMORY).map_err(ix("opening the writer"))?)),
+            Access::ReadOnly => None,
+        };
+        let this = SearchIndex {
+            dir: dir.to_owned(),
+            index,
+            fields,
+            reader,
+            writer,
+            vectors: RwLock::new((VectorIndex::default(), u64::MAX)),
+            embedder,
+            checkpoint: RwLock::new(Checkpoint::default()),
+        };
+        this.refresh()?;
+        info!(docs = this.reader.searcher().num_docs(), applied_lsn = this.applied_lsn(), "search index open");
+        Ok(this)
+    }
+
+    /// Whether semantic and hybrid queries can be answered.
+    pub fn semantic_available(&self) -> bool {
+        self.embedder.is_some()
+    }
+
+    /// The index's position in the change stream as of its last commit.
+    pub fn checkpoint(&self) -> Checkpoint {
+        let _ = self.refresh_if_follower();
+        self.checkpoint.read().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    /// The highest source LSN whose change the index holds (0 before any).
+    pub fn applied_lsn(&self) -> i64 {
+        self.checkpoint().applied_lsn
+    }
+
+    /// Documents in the index (all tenants).
+    pub fn num_docs(&self) -> u64 {
+        self.reader.searcher().num_docs()
+    }
+
+    pub(crate) fn err(&self, what: &'static str) -> impl FnOnce(tantivy::TantivyError) -> Error {
+        let dir = self.dir.clone();
+        move |source| Error::Index { dir, what, source }
+    }
+
+    /// A follower reloads the checkpoint and the vector graph when the writer committed.
+    fn refresh_if_follower(&self) -> Result<()> {
+        if self.writer.is_some() { Ok(()) } else { self.refresh() }
+    }
+
+    /// Re-reads the checkpoint from the last commit and rebuilds the vector graph if the searcher moved.
+    pub(crate) fn refresh(&self) -> Result<()> {
+        let searcher = self.reader.searcher();
+        let generation = searcher.generation().generation_id();
+        if self.vectors.read().is_ok_and(|v| v.1 == generation) {
+            return Ok(());
+        }
+        let metas = self.index.load_metas().map_err(self.err("reading the commit"))?;
+        let cp = match metas.payload.as_deref() {
+            Some(p) if !p.is_empty() => {
+                serde_json::from_str(p).map_err(|source| Error::Checkpoint { dir: self.dir.clone(), source })?
+            }
+            _ => Checkpoint::default(),
+        };
+        let mut docs = Vec::new();
+        for segment in searcher.segment_readers() {
+            let store = segment.get_store_reader(64).map_err(|e| self.err("reading stored documents")(e.into()))?;
+            for doc in segment.doc_ids_alive() {
+                let t: TantivyDocument = store.get(doc).map_err(self.err("reading a stored document"))?;
+                if let (Some(d), Some(e)) = (self.fields.from_tantivy(&t), self.fields.embedding_of(&t)) {
+                    docs.push((d, e));
+                }
+            }
+        }
+        debug!(vectors = docs.len(), generation, "vector graph rebuilt from the index");
+        let graph = VectorIndex::build(docs);
+        if let Ok(mut v) = self.vectors.write() {
+            *v = (graph, generation);
+        }
+        if let Ok(mut c) = self.checkpoint.write() {
+            *c = cp;
+        }
+        Ok(())
+    }
+
+    /// Applies a batch in one commit (blocking: embedding and the commit are CPU and disk work; call
+    /// from `spawn_blocking`). Changes apply in order, so the last change of a document wins.
+    #[instrument(skip_all, fields(changes = batch.changes.len(), lsn = batch.max_lsn))]
+    pub fn apply(&self, batch: Batch) -> Result<()> {
+        let Some(writer) = &self.writer else {
+            return Err(Error::Invalid("the search index is open read-only".into()));
+        };
+        let embeddings = self.embed_upserts(&batch.changes)?;
+        let mut cp = self.checkpoint.read().map(|c| c.clone()).unwrap_or_default();
+        for (topic, partition, offset) in &batch.positions {
+            let at = cp.positions.entry(Checkpoint::key(topic, *partition)).or_insert(*offset);
+            *at = (*at).max(*offset);
+        }
+        if let Some(lsn) = batch.max_lsn {
+            cp.applied_lsn = cp.applied_lsn.max(lsn);
+        }
+        let payload =
+            serde_json::to_string(&cp).map_err(|source| Error::Checkpoint { dir: self.dir.clone(), source })?;
+        {
+            let mut w = writer.lock().map_err(|_| Error::Invalid("the index writer is poisoned".into()))?;
+            for (change, embedding) in batch.changes.iter().zip(&embeddings) {
+                match change {
+                    Change::Upsert(d) => {
+                        w.delete_term(self.fields.id_term(&d.id));
+                        w.add_document(self.fields.to_tantivy(d, embedding.as_deref()))
+                            .map_err(self.err("adding a document"))?;
+                    }
+                    Change::Delete { id } => {
+                        w.delete_term(self.fields.id_term(id));
+                    }
+                    Change::Truncate { doc_type } => {
+                        w.delete_term(tantivy::Term::from_field_text(self.fields.doc_type, doc_type.as_str()));
+                    }
+                }
+            }
+            let mut commit = w.prepare_commit().map_err(self.err("preparing a commit"))?;
+            commit.set_payload(&payload);
+            commit.commit().map_err(self.err("committing"))?;
+        }
+        self.reader.reload().map_err(self.err("reloading the reader"))?;
+        let generation = self.reader.searcher().generation().generation_id();
+        if let Ok(mut v) = self.vectors.write() {
+            for (change, embedding) in batch.changes.into_iter().zip(embeddings) {
+                match (change, embedding) {
+                    (Change::Upsert(d), Some(e)) => v.0.upsert(&d, e),
+                    (Change::Upsert(d), None) => v.0.remove(&d.id),
+                    (Change::Delete { id }, _) => v.0.remove(&id),
+                    (Change::Truncate { doc_type }, _) => v.0.remove_type(doc_type),
+                }
+            }
+            v.0.compact_if_needed();
+            v.1 = generation;
+        }
+        if let Ok(mut c) = self.checkpoint.write() {
+            *c = cp;
+        }
+        Ok(())
+    }
+
+    /// The embedding of every upsert (`None` for deletes, and for all without an embedder).
+    fn embed_upserts(&self, changes: &[Change]) -> Result<Vec<Option<Vec<f32>>>> {
+        let Some(embedder) = &self.embedder else { return Ok(vec![None; changes.len()]) };
+        let texts: Vec<String> = changes
+            .iter()
+            .filter_map(|c| match c {
+                Change::Upsert(d) => Some(d.embedding_text()),
+                Change::Delete { .. } | Change::Truncate { .. } => None,
+            })
+            .collect();
+        let mut vectors = embedder.embed(&texts).map_err(Error::Embed)?.into_iter();
+        Ok(changes
+            .iter()
+            .map(|c| match c {
+                Change::Upsert(_) => vectors.next(),
+                Change::Delete { .. } | Change::Truncate { .. } => None,
+            })
+            .collect())
+    }
+
+    /// Removes every document and the positions (the start of a rebuild), in one commit.
+    #[instrument(skip_all)]
+    pub fn clear(&self) -> Result<()> {
+        let Some(writer) = &self.writer else {
+            return Err(Error::Invalid("the search index is open read-only".into()));
+        };
+        {
+            let mut w = writer.lock().map_err(|_| Error::Invalid("the index writer is poisoned".into()))?;
+            w.delete_all_documents().map_err(self.err("clearing"))?;
+            let mut commit = w.prepare_commit().map_err(self.err("preparing a commit"))?;
+            let payload = serde_json::to_string(&Checkpoint::default())
+                .map_err(|source| Error::Checkpoint { dir: self.dir.clone(), source })?;
+            commit.set_payload(&payload);
+            commit.commit().map_err(self.err("committing"))?;
+        }
+        self.reader.reload().map_err(self.err("reloading the reader"))?;
+        let generation = self.reader.searcher().generation().generation_id();
+        if let Ok(mut v) = self.vectors.write() {
+            *v = (VectorIndex::default(), generation);
+        }
+        if let Ok(mut c) = self.checkpoint.write() {
+            *c = Checkpoint::default();
+        }
+        info!("search index cleared");
+        Ok(())
+    }
+}

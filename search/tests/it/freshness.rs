@@ -1,0 +1,71 @@
+//! Updates and deletes written to Postgres reach the index (checked by LSN, never by time), and a
+//! restarted indexer continues from the positions in the index's last commit.
+
+use orbas_search::{Mode, SearchIndex, SearchRequest, Visibility};
+
+use crate::corpus;
+
+fn hits(ix: &SearchIndex, text: &str, vis: &Visibility) -> Vec<String> {
+    let req = SearchRequest { text: text.to_owned(), mode: Mode::Keyword, limit: 10, types: Vec::new() };
+    ix.search(&req, vis).unwrap_or_else(|e| panic!("{text:?}: {e}")).hits.into_iter().map(|h| h.id).collect()
+}
+
+/// Runs `sql` (binding `id`) in a transaction and returns the WAL position right after it, before the
+/// commit: the commit LSN the change carries is at or beyond it.
+async fn write(db: &orbas_testkit::TestDb, sql: &str, id: &str) -> i64 {
+    let mut tx = db.admin.begin().await.expect("begin");
+    let done = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())).bind(id).execute(&mut *tx).await.expect("write");
+    assert_eq!(done.rows_affected(), 1, "{sql}");
+    let lsn = crate::write_lsn(&mut tx).await;
+    tx.commit().await.expect("commit");
+    lsn
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn updates_and_deletes_are_visible_once_applied_and_restarts_resume() {
+    let db = orbas_testkit::fresh_db().await;
+    let stream = crate::stream(&db).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let indexing = crate::Indexing::start(&stream, dir.path(), false).await;
+    let a = corpus::load(&db.admin, "fresh-a").await;
+    let vis = Visibility::tenant(&a.id.to_string());
+    let mut conn = db.admin.acquire().await.expect("connection");
+    let loaded = crate::write_lsn(&mut conn).await;
+    drop(conn);
+    indexing.reach(loaded).await;
+    assert_eq!(hits(&indexing.index, "soylent", &vis), [a.id_of("soylent")]);
+
+    // An update: the new name is found, the old one no longer.
+    let lsn =
+        write(&db, "UPDATE accounts SET name = 'Soylent Green Beverages' WHERE id = $1::uuid", &a.id_of("soylent"))
+            .await;
+    indexing.reach(lsn).await;
+    assert_eq!(hits(&indexing.index, "beverages", &vis), [a.id_of("soylent")]);
+    assert!(hits(&indexing.index, "foods", &vis).is_empty());
+
+    // A delete removes the document.
+    let lsn = write(&db, "DELETE FROM contacts WHERE id = $1::uuid", &a.id_of("torvalds")).await;
+    indexing.reach(lsn).await;
+    assert!(!hits(&indexing.index, "torvalds", &vis).contains(&a.id_of("torvalds")));
+    let (ix, first) = indexing.stop().await;
+    let docs = ix.num_docs();
+    assert_eq!(docs as usize, corpus::size() - 1);
+    let before = ix.checkpoint();
+    drop(ix);
+
+    // Written while no indexer runs; a restarted one reads only what is new.
+    let lsn =
+        write(&db, "UPDATE tickets SET subject = 'Printer on fire' WHERE id = $1::uuid", &a.id_of("printer")).await;
+    let indexing = crate::Indexing::start(&stream, dir.path(), false).await;
+    assert_eq!(indexing.index.checkpoint(), before, "the positions survive a restart");
+    indexing.reach(lsn).await;
+    assert_eq!(hits(&indexing.index, "fire", &vis).first(), Some(&a.id_of("printer")));
+    let (ix, second) = indexing.stop().await;
+    assert_eq!(ix.num_docs(), docs, "no document twice after the restart");
+    assert!(
+        second.messages < 5 && second.messages >= 1,
+        "the restarted indexer re-read {} messages (first run: {})",
+        second.messages,
+        first.messages
+    );
+}
