@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 
 use hnsw_rs::filter::FilterT;
-use hnsw_rs::prelude::{DistDot, Hnsw};
+use hnsw_rs::prelude::{DistCosine, Hnsw};
 use tracing::debug;
 
 use crate::document::{DocType, SearchDoc};
@@ -43,7 +43,7 @@ pub struct VectorHit {
 
 /// The HNSW graph with its points' metadata.
 pub struct VectorIndex {
-    graph: Hnsw<'static, f32, DistDot>,
+    graph: Hnsw<'static, f32, DistCosine>,
     points: Vec<Point>,
     /// The live point of each document id.
     live: HashMap<String, usize>,
@@ -69,7 +69,7 @@ impl Default for VectorIndex {
 impl VectorIndex {
     fn with_capacity(n: usize) -> Self {
         Self {
-            graph: Hnsw::new(MAX_CONNECTIONS, n.max(1024), MAX_LAYERS, EF_CONSTRUCTION, DistDot),
+            graph: Hnsw::new(MAX_CONNECTIONS, n.max(1024), MAX_LAYERS, EF_CONSTRUCTION, DistCosine),
             points: Vec::new(),
             live: HashMap::new(),
             tombstones: 0,

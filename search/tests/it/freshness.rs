@@ -10,17 +10,6 @@ fn hits(ix: &SearchIndex, text: &str, vis: &Visibility) -> Vec<String> {
     ix.search(&req, vis).unwrap_or_else(|e| panic!("{text:?}: {e}")).hits.into_iter().map(|h| h.id).collect()
 }
 
-/// Runs `sql` (binding `id`) in a transaction and returns the WAL position right after it, before the
-/// commit: the commit LSN the change carries is at or beyond it.
-async fn write(db: &orbas_testkit::TestDb, sql: &str, id: &str) -> i64 {
-    let mut tx = db.admin.begin().await.expect("begin");
-    let done = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())).bind(id).execute(&mut *tx).await.expect("write");
-    assert_eq!(done.rows_affected(), 1, "{sql}");
-    let lsn = crate::write_lsn(&mut tx).await;
-    tx.commit().await.expect("commit");
-    lsn
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn updates_and_deletes_are_visible_once_applied_and_restarts_resume() {
     let db = orbas_testkit::fresh_db().await;
@@ -29,22 +18,23 @@ async fn updates_and_deletes_are_visible_once_applied_and_restarts_resume() {
     let indexing = crate::Indexing::start(&stream, dir.path(), false).await;
     let a = corpus::load(&db.admin, "fresh-a").await;
     let vis = Visibility::tenant(&a.id.to_string());
-    let mut conn = db.admin.acquire().await.expect("connection");
-    let loaded = crate::write_lsn(&mut conn).await;
-    drop(conn);
-    indexing.reach(loaded).await;
+    indexing.reach(crate::mark(&db, &a).await).await;
+    indexing.hold(corpus::size() as u64).await;
     assert_eq!(hits(&indexing.index, "soylent", &vis), [a.id_of("soylent")]);
 
     // An update: the new name is found, the old one no longer.
-    let lsn =
-        write(&db, "UPDATE accounts SET name = 'Soylent Green Beverages' WHERE id = $1::uuid", &a.id_of("soylent"))
-            .await;
+    let lsn = crate::write(
+        &db,
+        "UPDATE accounts SET name = 'Soylent Green Beverages' WHERE id = $1::uuid",
+        &a.id_of("soylent"),
+    )
+    .await;
     indexing.reach(lsn).await;
     assert_eq!(hits(&indexing.index, "beverages", &vis), [a.id_of("soylent")]);
     assert!(hits(&indexing.index, "foods", &vis).is_empty());
 
     // A delete removes the document.
-    let lsn = write(&db, "DELETE FROM contacts WHERE id = $1::uuid", &a.id_of("torvalds")).await;
+    let lsn = crate::write(&db, "DELETE FROM contacts WHERE id = $1::uuid", &a.id_of("torvalds")).await;
     indexing.reach(lsn).await;
     assert!(!hits(&indexing.index, "torvalds", &vis).contains(&a.id_of("torvalds")));
     let (ix, first) = indexing.stop().await;
@@ -55,7 +45,8 @@ async fn updates_and_deletes_are_visible_once_applied_and_restarts_resume() {
 
     // Written while no indexer runs; a restarted one reads only what is new.
     let lsn =
-        write(&db, "UPDATE tickets SET subject = 'Printer on fire' WHERE id = $1::uuid", &a.id_of("printer")).await;
+        crate::write(&db, "UPDATE tickets SET subject = 'Printer on fire' WHERE id = $1::uuid", &a.id_of("printer"))
+            .await;
     let indexing = crate::Indexing::start(&stream, dir.path(), false).await;
     assert_eq!(indexing.index.checkpoint(), before, "the positions survive a restart");
     indexing.reach(lsn).await;

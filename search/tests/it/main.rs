@@ -23,6 +23,7 @@ mod relevance;
 pub const FLOW: Duration = Duration::from_secs(180);
 
 /// Postgres with CDC into a broker.
+#[derive(Debug)]
 pub struct Stream {
     pub broker: Broker,
     _cdc_stop: oneshot::Sender<()>,
@@ -44,6 +45,7 @@ pub async fn stream(db: &TestDb) -> Stream {
 }
 
 /// A running indexer over an index.
+#[derive(Debug)]
 pub struct Indexing {
     pub index: Arc<SearchIndex>,
     stop: watch::Sender<bool>,
@@ -74,6 +76,15 @@ impl Indexing {
         (self.index, stats)
     }
 
+    /// Waits until the index holds `n` documents.
+    pub async fn hold(&self, n: u64) {
+        orbas_testkit::eventually(&format!("the index holds {n} documents"), FLOW, || {
+            let ix = self.index.clone();
+            async move { ix.num_docs() == n }
+        })
+        .await;
+    }
+
     /// Waits until the index holds every change up to `lsn`.
     pub async fn reach(&self, lsn: i64) {
         orbas_testkit::eventually(&format!("the index applied LSN {lsn}"), FLOW, || {
@@ -97,4 +108,21 @@ pub async fn write_lsn(tx: &mut sqlx::PgConnection) -> i64 {
         .fetch_one(tx)
         .await
         .expect("current WAL insert LSN")
+}
+
+/// Runs `sql` (binding `id`) in a transaction and returns the WAL position right after it, before the
+/// commit: the commit LSN the change carries is at or beyond it.
+pub async fn write(db: &TestDb, sql: &str, id: &str) -> i64 {
+    let mut tx = db.admin.begin().await.expect("begin");
+    let done = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())).bind(id).execute(&mut *tx).await.expect("write");
+    assert_eq!(done.rows_affected(), 1, "{sql}");
+    let lsn = write_lsn(&mut tx).await;
+    tx.commit().await.expect("commit");
+    lsn
+}
+
+/// A change after everything written so far (a no-op update of an indexed row): its LSN, once
+/// applied, means the index holds all earlier writes of that table's topic.
+pub async fn mark(db: &TestDb, tenant: &corpus::Tenant) -> i64 {
+    write(db, "UPDATE employees SET title = title WHERE id = $1::uuid", &tenant.id_of("lamarr")).await
 }

@@ -89,10 +89,8 @@ async fn relevance_isolation_and_permissions() {
     let indexing = crate::Indexing::start(&stream, dir.path(), true).await;
     let a = corpus::load(&db.admin, "tenant-a").await;
     let b = corpus::load(&db.admin, "tenant-b").await;
-    let mut conn = db.admin.acquire().await.expect("connection");
-    let lsn = crate::write_lsn(&mut conn).await;
-    drop(conn);
-    indexing.reach(lsn).await;
+    indexing.reach(crate::mark(&db, &b).await).await;
+    indexing.hold(2 * corpus::size() as u64).await;
     let (ix, stats) = indexing.stop().await;
     assert_eq!(ix.num_docs() as usize, 2 * corpus::size(), "{stats:?}");
     let vis_a = Visibility::tenant(&a.id.to_string());
