@@ -52,7 +52,7 @@ impl Checkpoint {
 /// One change to apply.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
-    Upsert(SearchDoc),
+    Upsert(Box<SearchDoc>),
     Delete {
         id: String,
     },
@@ -191,7 +191,7 @@ impl SearchIndex {
             let store = segment.get_store_reader(64).map_err(|e| self.err("reading stored documents")(e.into()))?;
             for doc in segment.doc_ids_alive() {
                 let t: TantivyDocument = store.get(doc).map_err(self.err("reading a stored document"))?;
-                if let (Some(d), Some(e)) = (self.fields.from_tantivy(&t), self.fields.embedding_of(&t)) {
+                if let (Some(d), Some(e)) = (self.fields.doc_of(&t), self.fields.embedding_of(&t)) {
                     docs.push((d, e));
                 }
             }
@@ -231,7 +231,7 @@ impl SearchIndex {
                 match change {
                     Change::Upsert(d) => {
                         w.delete_term(self.fields.id_term(&d.id));
-                        w.add_document(self.fields.to_tantivy(d, embedding.as_deref()))
+                        w.add_document(self.fields.stored(d, embedding.as_deref()))
                             .map_err(self.err("adding a document"))?;
                     }
                     Change::Delete { id } => {

@@ -367,7 +367,7 @@ impl Indexer {
         let change = match event.op {
             Op::Create | Op::Update | Op::Read => {
                 let Some(after) = &event.after else { return Ok(None) };
-                document::from_row(doc_type.table(), after).map(Change::Upsert)
+                document::from_row(doc_type.table(), after).map(|d| Change::Upsert(Box::new(d)))
             }
             Op::Delete => {
                 let key: Option<Map<String, Value>> = m.key.as_deref().and_then(|k| serde_json::from_slice(k).ok());

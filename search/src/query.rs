@@ -147,7 +147,7 @@ impl SearchIndex {
         let mut out = Vec::with_capacity(top.len());
         for (score, addr) in top {
             let t: TantivyDocument = searcher.doc(*addr).map_err(self.err("reading a document"))?;
-            if let Some(d) = self.fields.from_tantivy(&t) {
+            if let Some(d) = self.fields.doc_of(&t) {
                 out.push((d, *score));
             }
         }

@@ -80,7 +80,7 @@ impl Fields {
     }
 
     /// The stored form of a document (with its embedding, if any).
-    pub fn to_tantivy(&self, d: &SearchDoc, embedding: Option<&[f32]>) -> TantivyDocument {
+    pub fn stored(&self, d: &SearchDoc, embedding: Option<&[f32]>) -> TantivyDocument {
         let mut t = TantivyDocument::default();
         t.add_text(self.id, &d.id);
         t.add_text(self.doc_type, d.doc_type.as_str());
@@ -110,7 +110,7 @@ impl Fields {
     }
 
     /// A stored document back as a [`SearchDoc`] (`None` if it lacks the key fields).
-    pub fn from_tantivy(&self, t: &TantivyDocument) -> Option<SearchDoc> {
+    pub fn doc_of(&self, t: &TantivyDocument) -> Option<SearchDoc> {
         let get = |f: Field| t.get_first(f).and_then(|v| v.as_str()).map(str::to_owned);
         Some(SearchDoc {
             id: get(self.id)?,
@@ -159,7 +159,7 @@ pub fn encode_vector(v: &[f32]) -> Vec<u8> {
 
 /// The inverse of [`encode_vector`]; `None` for an empty or misaligned buffer.
 pub fn decode_vector(b: &[u8]) -> Option<Vec<f32>> {
-    if b.is_empty() || b.len() % 4 != 0 {
+    if b.is_empty() || !b.len().is_multiple_of(4) {
         return None;
     }
     Some(b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
@@ -180,7 +180,7 @@ mod tests {
         #[test]
         fn decoding_never_panics(b in proptest::collection::vec(any::<u8>(), 0..64)) {
             let d = decode_vector(&b);
-            prop_assert_eq!(d.is_some(), !b.is_empty() && b.len() % 4 == 0);
+            prop_assert_eq!(d.is_some(), !b.is_empty() && b.len().is_multiple_of(4));
         }
     }
 
@@ -205,8 +205,8 @@ mod tests {
             parent_id: None,
             updated_at: Some("2026-12-04T00:00:00Z".into()),
         };
-        let t = f.to_tantivy(&d, Some(&[0.5, -1.0]));
-        assert_eq!(f.from_tantivy(&t), Some(d));
+        let t = f.stored(&d, Some(&[0.5, -1.0]));
+        assert_eq!(f.doc_of(&t), Some(d));
         assert_eq!(f.embedding_of(&t), Some(vec![0.5, -1.0]));
     }
 }

@@ -22,7 +22,7 @@ async fn fill(ix: &SearchIndex, db: &orbas_testkit::TestDb) {
                 .expect("rows");
         for r in rows {
             let row: Map<String, Value> = serde_json::from_value(r).expect("a row object");
-            changes.extend(document::from_row(table, &row).map(Change::Upsert));
+            changes.extend(document::from_row(table, &row).map(|d| Change::Upsert(Box::new(d))));
         }
     }
     ix.apply(Batch { changes, positions: Vec::new(), max_lsn: None }).expect("apply");

@@ -156,7 +156,7 @@ pub async fn load(pool: &PgPool, slug: &str) -> Tenant {
     let ids = &mut t.ids;
     let mut account_ids = HashMap::new();
     for (label, name, domain, desc, industry) in ACCOUNTS {
-        let i = new_id(ids, *label);
+        let i = new_id(ids, label);
         account_ids.insert(*label, i.clone());
         exec(
             pool,
@@ -167,7 +167,7 @@ pub async fn load(pool: &PgPool, slug: &str) -> Tenant {
         .await;
     }
     for (label, first, last, email, title, account) in CONTACTS {
-        let i = new_id(ids, *label);
+        let i = new_id(ids, label);
         exec(
             pool,
             "INSERT INTO contacts (tenant_id, id, first_name, last_name, email, title, account_id, owner_id)
@@ -177,7 +177,7 @@ pub async fn load(pool: &PgPool, slug: &str) -> Tenant {
         .await;
     }
     for (label, first, last, email, company, mine) in LEADS {
-        let i = new_id(ids, *label);
+        let i = new_id(ids, label);
         let owner = if *mine { &rep } else { &other };
         exec(
             pool,
@@ -190,13 +190,13 @@ pub async fn load(pool: &PgPool, slug: &str) -> Tenant {
     let stage = Uuid::now_v7().to_string();
     exec(pool, "INSERT INTO pipeline_stages (tenant_id, id, name, position, probability) VALUES ($1::uuid, $2::uuid, 'Qualify', 0, 10)", &[&tid, &stage]).await;
     for (label, name, next, account) in OPPORTUNITIES {
-        let i = new_id(ids, *label);
+        let i = new_id(ids, label);
         exec(pool, "INSERT INTO opportunities (tenant_id, id, account_id, stage_id, name, probability, close_date, next_step, owner_id)
                     VALUES ($1::uuid, $2::uuid, $3::uuid, $4::uuid, $5, 10, '2027-03-31', $6, $7::uuid)",
              &[&tid, &i, &account_ids[account], &stage, name, next, &rep]).await;
     }
     for (n, (label, subject, desc)) in TICKETS.iter().enumerate() {
-        let i = new_id(ids, *label);
+        let i = new_id(ids, label);
         let number = format!("T-{}", 100 + n);
         exec(
             pool,
@@ -211,7 +211,7 @@ pub async fn load(pool: &PgPool, slug: &str) -> Tenant {
     exec(pool, "INSERT INTO ticket_messages (tenant_id, id, ticket_id, body, sent_at) VALUES ($1::uuid, $2::uuid, $3::uuid, $4, now())",
          &[&tid, &m, &ticket, MESSAGE]).await;
     for (label, title, slug, body) in ARTICLES {
-        let i = new_id(ids, *label);
+        let i = new_id(ids, label);
         exec(
             pool,
             "INSERT INTO knowledge_articles (tenant_id, id, title, slug, body) VALUES ($1::uuid, $2::uuid, $3, $4, $5)",
@@ -220,12 +220,12 @@ pub async fn load(pool: &PgPool, slug: &str) -> Tenant {
         .await;
     }
     for (label, title, kind) in DOCUMENTS {
-        let i = new_id(ids, *label);
+        let i = new_id(ids, label);
         exec(pool, "INSERT INTO documents (tenant_id, id, title, kind, owner_id) VALUES ($1::uuid, $2::uuid, $3, $4, $5::uuid)",
              &[&tid, &i, title, kind, &rep]).await;
     }
     for (label, name, email, title) in EMPLOYEES {
-        let i = new_id(ids, *label);
+        let i = new_id(ids, label);
         exec(pool, "INSERT INTO employees (tenant_id, id, full_name, email, title, hire_date) VALUES ($1::uuid, $2::uuid, $3, $4, $5, '2020-01-01')",
              &[&tid, &i, name, email, title]).await;
     }
