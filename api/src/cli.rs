@@ -605,8 +605,9 @@ pub struct SearchQueryArgs {
     /// knowledge_article, document, employee).
     #[arg(long = "type", value_delimiter = ',')]
     pub types: Vec<String>,
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=100).map(usize::from))]
-    pub limit: usize,
+    /// How many results (1..=100).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=100))]
+    pub limit: u16,
     #[command(flatten)]
     pub model: SearchModelArgs,
     /// The query.

@@ -32,6 +32,13 @@ use crate::document::{self, DocType};
 use crate::error::{Error, Result};
 use crate::index::{Batch, Change, SearchIndex};
 
+/// Messages read from the CDC topics (label `outcome`: upsert, delete, skipped, malformed).
+pub const METRIC_MESSAGES: &str = "orbas_search_messages_total";
+/// Index commits.
+pub const METRIC_BATCHES: &str = "orbas_search_batches_total";
+/// The highest source LSN the index holds.
+pub const METRIC_APPLIED_LSN: &str = "orbas_search_applied_lsn";
+
 /// The indexer's settings.
 #[derive(Debug, Clone)]
 pub struct IndexerConfig {
@@ -253,7 +260,7 @@ impl Indexer {
                 Err(KafkaError::MessageConsumption(
                     code @ (RDKafkaErrorCode::AutoOffsetReset | RDKafkaErrorCode::OffsetOutOfRange),
                 )) => {
-                    return Err(self.out_of_range(code));
+                    return Err(self.out_of_range(code).await);
                 }
                 Err(KafkaError::MessageConsumption(
                     code @ (RDKafkaErrorCode::AllBrokersDown
@@ -273,10 +280,28 @@ impl Indexer {
         Ok(batch)
     }
 
-    fn out_of_range(&self, code: RDKafkaErrorCode) -> Error {
-        let (topic, partition, next) =
-            self.assigned.iter().next().map_or((String::new(), -1, 0), |((t, p), n)| (t.clone(), *p, *n));
-        Error::OffsetsWentBack { topic, partition, next, why: format!("the broker refused it ({code})") }
+    /// Names the partition whose log no longer holds the offset the index continues from.
+    async fn out_of_range(&self, code: RDKafkaErrorCode) -> Error {
+        for ((topic, p), next) in &self.assigned {
+            let (consumer, t, part) = (self.meta.clone(), topic.clone(), *p);
+            let marks =
+                tokio::task::spawn_blocking(move || consumer.fetch_watermarks(&t, part, Duration::from_secs(10))).await;
+            let Ok(Ok((low, high))) = marks else { continue };
+            let why = if *next > high {
+                format!("the broker's log ends at offset {high}")
+            } else if *next < low {
+                format!("the broker deleted offsets {next}..{low} before the index read them")
+            } else {
+                continue;
+            };
+            return Error::OffsetsWentBack { topic: topic.clone(), partition: *p, next: *next, why };
+        }
+        Error::OffsetsWentBack {
+            topic: "(an assigned topic)".into(),
+            partition: -1,
+            next: -1,
+            why: format!("the broker refused the offset ({code})"),
+        }
     }
 
     /// Whether a message belongs in the batch: a resumed partition must start exactly at the wanted
@@ -326,15 +351,23 @@ impl Indexer {
             *at = (*at).max(m.offset);
             match self.change_of(m) {
                 Ok(Some((change, lsn))) => {
-                    match &change {
-                        Change::Delete { .. } | Change::Truncate { .. } => self.stats.deletes += 1,
-                        Change::Upsert(_) => self.stats.upserts += 1,
-                    }
+                    let outcome = match &change {
+                        Change::Delete { .. } | Change::Truncate { .. } => {
+                            self.stats.deletes += 1;
+                            "delete"
+                        }
+                        Change::Upsert(_) => {
+                            self.stats.upserts += 1;
+                            "upsert"
+                        }
+                    };
+                    metrics::counter!(METRIC_MESSAGES, "outcome" => outcome).increment(1);
                     batch.changes.push(change);
                     batch.max_lsn = batch.max_lsn.max(lsn);
                 }
-                Ok(None) => {}
+                Ok(None) => metrics::counter!(METRIC_MESSAGES, "outcome" => "skipped").increment(1),
                 Err(e) => {
+                    metrics::counter!(METRIC_MESSAGES, "outcome" => "malformed").increment(1);
                     self.stats.malformed += 1;
                     error!(error = %e, "skipping a message that is not a change event");
                 }
@@ -353,6 +386,8 @@ impl Indexer {
         }
         self.stats.batches += 1;
         self.stats.messages += messages.len() as u64;
+        metrics::counter!(METRIC_BATCHES).increment(1);
+        metrics::gauge!(METRIC_APPLIED_LSN).set(self.index.applied_lsn() as f64);
         Ok(())
     }
 

@@ -154,6 +154,6 @@ mod tests {
             assert_eq!(fields(e.expect("invalid")), ["limit"]);
         }
         let long = "a".repeat(MAX_QUERY_CHARS + 1);
-        assert_eq!(fields(validate(params(Some(&long), None, None, None), true).err().expect("invalid")), ["q"]);
+        assert_eq!(fields(validate(params(Some(&long), None, None, None), true).expect_err("invalid")), ["q"]);
     }
 }

@@ -59,4 +59,11 @@ async fn updates_and_deletes_are_visible_once_applied_and_restarts_resume() {
         second.messages,
         first.messages
     );
+
+    // A rebuild clears the index and re-reads every topic from the start: the same documents.
+    let stats = crate::Indexing::rebuild(&stream, ix.clone()).await;
+    assert_eq!(ix.num_docs(), docs, "{stats:?}");
+    assert!(stats.messages >= first.messages + second.messages, "{stats:?}");
+    assert_eq!(hits(&ix, "fire", &vis).first(), Some(&a.id_of("printer")));
+    assert!(hits(&ix, "torvalds", &vis).is_empty(), "a deleted record stays deleted after a rebuild");
 }

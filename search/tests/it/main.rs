@@ -69,6 +69,23 @@ impl Indexing {
         Indexing { index, stop, task }
     }
 
+    /// Clears the index and re-reads every topic from the beginning until caught up (`orbas search
+    /// rebuild`).
+    pub async fn rebuild(stream: &Stream, index: Arc<SearchIndex>) -> IndexerStats {
+        let ix = index.clone();
+        tokio::task::spawn_blocking(move || ix.clear()).await.expect("clear task").expect("clear");
+        assert_eq!(index.num_docs(), 0);
+        let mut cfg = IndexerConfig::new(&stream.broker.bootstrap());
+        cfg.batch_interval = Duration::from_millis(200);
+        cfg.discovery_interval = Duration::from_millis(500);
+        cfg.until_caught_up = true;
+        let (_stop, rx) = watch::channel(false);
+        tokio::time::timeout(FLOW, orbas_search::indexer::run(cfg, index, rx))
+            .await
+            .expect("the rebuild catches up")
+            .expect("the rebuild ran without error")
+    }
+
     /// Stops the indexer (its open batch committed) and returns what it did.
     pub async fn stop(self) -> (Arc<SearchIndex>, IndexerStats) {
         let _ = self.stop.send(true);
