@@ -36,7 +36,8 @@ pub struct SearchParams {
     #[serde(rename = "type")]
     #[param(rename = "type")]
     pub types: Option<String>,
-    /// keyword, semantic or hybrid (default hybrid when the server has an embedding model, else keyword).
+    /// keyword, semantic or hybrid (default hybrid when the server has an embedding model, else keyword;
+    /// semantic and hybrid are a 422 on a server without one).
     pub mode: Option<String>,
     /// How many results (1..=100, default 20).
     pub limit: Option<String>,
@@ -69,6 +70,12 @@ fn validate(p: SearchParams, semantic: bool) -> Result<SearchRequest, Problem> {
             }
         },
     };
+    if mode != Mode::Keyword && !semantic {
+        problem = problem.with_field(
+            "mode",
+            "semantic and hybrid search are unavailable: the server has no sentence-embedding model; use keyword",
+        );
+    }
     let limit = match p.limit.as_deref().map(str::parse::<usize>) {
         None => DEFAULT_LIMIT,
         Some(Ok(n)) if (1..=MAX_LIMIT).contains(&n) => n,
@@ -87,7 +94,7 @@ fn unavailable(detail: &str) -> Problem {
 /// Search the records you may read.
 #[utoipa::path(get, path = "/v1/search", tag = "search", params(SearchParams), security(("bearer" = [])),
     responses((status = 200, body = SearchResults), (status = 400, body = Problem), (status = 401, body = Problem),
-              (status = 422, body = Problem), (status = 503, body = Problem)))]
+              (status = 422, body = Problem), (status = 503, body = Problem, description = "no search index configured")))]
 async fn search(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -105,9 +112,10 @@ async fn search(
     })?;
     match result {
         Ok(r) => Ok(Json(r)),
-        Err(orbas_search::Error::SemanticUnavailable) => Err(unavailable(
-            "semantic search is unavailable: the server has no sentence-embedding model; use mode=keyword",
-        )),
+        Err(e @ orbas_search::Error::SemanticUnavailable) => {
+            Err(Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid search parameters")
+                .with_field("mode", e.to_string()))
+        }
         Err(e) if e.is_client_error() => Err(Problem::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())),
         Err(e) => {
             tracing::error!(error = ?e, "search failed");
@@ -143,6 +151,8 @@ mod tests {
         let d = validate(params(Some("x"), None, None, None), false).expect("valid");
         assert_eq!((d.mode, d.limit), (Mode::Keyword, DEFAULT_LIMIT));
         assert_eq!(validate(params(Some("x"), None, None, None), true).map(|r| r.mode).ok(), Some(Mode::Hybrid));
+        let e = validate(params(Some("x"), None, Some("semantic"), None), false).expect_err("no model");
+        assert_eq!(fields(e), ["mode"]);
     }
 
     #[test]

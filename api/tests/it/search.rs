@@ -1,6 +1,7 @@
 //! `GET /v1/search` over a real index filled from the seeded database's rows (written through the
 //! index's own batch path; the CDC-fed path is covered in orbas-search's tests): tenant isolation,
-//! problem+json for bad parameters, 503 without an index or without an embedding model.
+//! problem+json for bad parameters (a semantic mode on a server without an embedding model among
+//! them), 503 without an index.
 
 use std::sync::Arc;
 
@@ -80,8 +81,10 @@ async fn search_is_tenant_scoped_and_validates_its_parameters() {
         let body: Value = resp.json().await.expect("json");
         assert_eq!(body["errors"][0]["field"], field, "{params}: {body}");
     }
-    let (status, body) = send(app.http.get(url("q=x&mode=semantic")), &token).await;
-    assert_eq!(status, 503, "no embedding model: {body}");
+    for mode in ["semantic", "hybrid"] {
+        let (status, body) = send(app.http.get(url(&format!("q=x&mode={mode}"))), &token).await;
+        assert_eq!((status, &body["errors"][0]["field"]), (422, &Value::from("mode")), "no embedding model: {body}");
+    }
     let (status, _) = send(app.http.get(url("q=x&what=1")), &token).await;
     assert_eq!(status, 400);
     let status = app.http.get(url("q=x")).send().await.expect("get").status().as_u16();
