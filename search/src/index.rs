@@ -9,7 +9,8 @@
 //! An upsert is `delete_term(id)` + add; a delete is `delete_term(id)`.
 //!
 //! One process writes (tantivy's directory lock); others open the directory read-only and follow the
-//! writer's commits (the reader reloads on commit; the vector graph is rebuilt when the commit changes).
+//! writer's commits (a follower reloads before each search; the vector graph is rebuilt from the stored
+//! embeddings when the commit changed — fine at demo scale, a cost to revisit for large indexes).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -117,11 +118,9 @@ impl SearchIndex {
         };
         let index = Index::open_or_create(mmap, schema).map_err(ix("opening"))?;
         Fields::register_tokenizer(&index);
-        let policy = match access {
-            Access::Writer => ReloadPolicy::Manual,
-            Access::ReadOnly => ReloadPolicy::OnCommitWithDelay,
-        };
-        let reader = index.reader_builder().reload_policy(policy).try_into().map_err(ix("opening a reader"))?;
+        // Reloaded explicitly: by the writer after each commit, by a follower before each search.
+        let reader =
+            index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into().map_err(ix("opening a reader"))?;
         let writer = match access {
             Access::Writer => Some(Mutex::new(index.writer(WRITER_MEMORY).map_err(ix("opening the writer"))?)),
             Access::ReadOnly => None,
@@ -173,10 +172,11 @@ impl SearchIndex {
     }
 
     /// Re-reads the checkpoint from the last commit and rebuilds the vector graph if the searcher moved.
+    /// A follower reads the checkpoint *before* reloading its reader, so the checkpoint it reports is
+    /// never ahead of what its searches see.
     pub(crate) fn refresh(&self) -> Result<()> {
-        let searcher = self.reader.searcher();
-        let generation = searcher.generation().generation_id();
-        if self.vectors.read().is_ok_and(|v| v.1 == generation) {
+        let current = |generation: u64| self.vectors.read().is_ok_and(|v| v.1 == generation);
+        if self.writer.is_some() && current(self.reader.searcher().generation().generation_id()) {
             return Ok(());
         }
         let metas = self.index.load_metas().map_err(self.err("reading the commit"))?;
@@ -186,6 +186,17 @@ impl SearchIndex {
             }
             _ => Checkpoint::default(),
         };
+        if self.writer.is_none() {
+            self.reader.reload().map_err(self.err("reloading the reader"))?;
+        }
+        let searcher = self.reader.searcher();
+        let generation = searcher.generation().generation_id();
+        if current(generation) {
+            if let Ok(mut c) = self.checkpoint.write() {
+                *c = cp;
+            }
+            return Ok(());
+        }
         let mut docs = Vec::new();
         for segment in searcher.segment_readers() {
             let store = segment.get_store_reader(64).map_err(|e| self.err("reading stored documents")(e.into()))?;
@@ -310,6 +321,79 @@ impl SearchIndex {
             *c = Checkpoint::default();
         }
         info!("search index cleared");
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::document::DocType;
+    use crate::hybrid::Mode;
+    use crate::query::SearchRequest;
+    use crate::visibility::Visibility;
+
+    fn doc(id: &str, title: &str) -> SearchDoc {
+        SearchDoc {
+            id: id.into(),
+            doc_type: DocType::KnowledgeArticle,
+            tenant_id: "t".into(),
+            title: title.into(),
+            names: String::new(),
+            body: String::new(),
+            owner_id: None,
+            stage: None,
+            status: None,
+            parent_id: None,
+            updated_at: None,
+        }
+    }
+
+    fn titles(ix: &SearchIndex, q: &str) -> Vec<String> {
+        let req = SearchRequest { text: q.into(), mode: Mode::Keyword, limit: 10, types: Vec::new() };
+        ix.search(&req, &Visibility::tenant("t"))
+            .map(|r| r.hits.into_iter().map(|h| h.title).collect())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn a_follower_sees_the_writers_commits_and_checkpoint() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::Dir { dir: PathBuf::new(), source: Box::new(e) })?;
+        let writer = SearchIndex::open(dir.path(), Access::Writer, None)?;
+        let follower = SearchIndex::open(dir.path(), Access::ReadOnly, None)?;
+        assert!(follower.apply(Batch::default()).is_err(), "a follower cannot write");
+        let batch = Batch {
+            changes: vec![
+                Change::Upsert(Box::new(doc("1", "Quantum billing"))),
+                Change::Upsert(Box::new(doc("2", "Refunds"))),
+            ],
+            positions: vec![("orbas.cdc.public.knowledge_articles".into(), 0, 7)],
+            max_lsn: Some(42),
+        };
+        writer.apply(batch)?;
+        writer.apply(Batch {
+            changes: vec![Change::Delete { id: "2".into() }],
+            positions: Vec::new(),
+            max_lsn: Some(40),
+        })?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while follower.applied_lsn() < 42 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert_eq!(follower.applied_lsn(), 42, "the applied LSN never goes back");
+        assert_eq!(follower.checkpoint().position("orbas.cdc.public.knowledge_articles", 0), Some(7));
+        assert_eq!(titles(&follower, "quantum"), ["Quantum billing"]);
+        assert!(titles(&follower, "refunds").is_empty());
+
+        writer.apply(Batch {
+            changes: vec![Change::Truncate { doc_type: DocType::KnowledgeArticle }],
+            ..Batch::default()
+        })?;
+        assert_eq!(writer.num_docs(), 0);
+        writer.clear()?;
+        assert_eq!(writer.checkpoint(), Checkpoint::default());
         Ok(())
     }
 }
