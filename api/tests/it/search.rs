@@ -99,3 +99,36 @@ async fn search_without_an_index_is_503() {
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["detail"], "search index not configured");
 }
+
+/// `orbas search query` over an index directory another process (here: this test) writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orbas_search_query_reads_an_index_directory() {
+    let app = spawn_app().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ix = SearchIndex::open(dir.path(), Access::Writer, None).expect("index");
+    fill(&ix, &app.db).await;
+    let (tenant, id, name): (uuid::Uuid, String, String) = sqlx::query_as(
+        "SELECT tenant_id, id::text, name FROM accounts WHERE tenant_id = (SELECT id FROM tenants WHERE slug = $1)
+          ORDER BY id LIMIT 1",
+    )
+    .bind(&app.tenant_slug)
+    .fetch_one(&app.db.admin)
+    .await
+    .expect("an account");
+    let orbas = |args: &[&str]| {
+        let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_orbas"));
+        c.env_remove("DATABASE_URL").env("RUST_LOG", "warn").kill_on_drop(true);
+        c.arg("search").arg("query").arg("--data-dir").arg(dir.path()).args(args);
+        c
+    };
+    let tenant = tenant.to_string();
+    let out = orbas(&["--tenant", &tenant, "--limit", "50", &name]).output().await.expect("run orbas");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let results: Value = serde_json::from_slice(&out.stdout).expect("JSON results");
+    let hits = results["hits"].as_array().cloned().unwrap_or_default();
+    assert!(hits.iter().any(|h| h["id"] == id.as_str()), "{results}");
+
+    let out = orbas(&["--tenant", &tenant, "--mode", "semantic", "--no-embeddings", "x"]).output().await.expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("semantic search is unavailable"), "{out:?}");
+}
