@@ -54,6 +54,12 @@ pub enum Error {
     /// The broker no longer holds the offset the index continues from.
     #[error("{topic}/{partition}: the index continues from offset {next} but {why}; run `orbas search rebuild`")]
     OffsetsWentBack { topic: String, partition: i32, next: i64, why: String },
+    /// A write on an index opened read-only (a follower).
+    #[error("the search index is open read-only")]
+    ReadOnly,
+    /// A lock was poisoned by a panic in another thread; the index must be reopened.
+    #[error("the {0} lock is poisoned (a thread panicked while holding it); reopen the index")]
+    Poisoned(&'static str),
     /// A blocking task (index commit, embedding) panicked or was cancelled.
     #[error("background task")]
     Task(#[source] tokio::task::JoinError),

@@ -223,7 +223,7 @@ impl SearchIndex {
     #[instrument(skip_all, fields(changes = batch.changes.len(), lsn = batch.max_lsn))]
     pub fn apply(&self, batch: Batch) -> Result<()> {
         let Some(writer) = &self.writer else {
-            return Err(Error::Invalid("the search index is open read-only".into()));
+            return Err(Error::ReadOnly);
         };
         let embeddings = self.embed_upserts(&batch.changes)?;
         let mut cp = self.checkpoint.read().map(|c| c.clone()).unwrap_or_default();
@@ -237,7 +237,7 @@ impl SearchIndex {
         let payload =
             serde_json::to_string(&cp).map_err(|source| Error::Checkpoint { dir: self.dir.clone(), source })?;
         {
-            let mut w = writer.lock().map_err(|_| Error::Invalid("the index writer is poisoned".into()))?;
+            let mut w = writer.lock().map_err(|_| Error::Poisoned("index writer"))?;
             for (change, embedding) in batch.changes.iter().zip(&embeddings) {
                 match change {
                     Change::Upsert(d) => {
@@ -301,10 +301,10 @@ impl SearchIndex {
     #[instrument(skip_all)]
     pub fn clear(&self) -> Result<()> {
         let Some(writer) = &self.writer else {
-            return Err(Error::Invalid("the search index is open read-only".into()));
+            return Err(Error::ReadOnly);
         };
         {
-            let mut w = writer.lock().map_err(|_| Error::Invalid("the index writer is poisoned".into()))?;
+            let mut w = writer.lock().map_err(|_| Error::Poisoned("index writer"))?;
             w.delete_all_documents().map_err(self.err("clearing"))?;
             let mut commit = w.prepare_commit().map_err(self.err("preparing a commit"))?;
             let payload = serde_json::to_string(&Checkpoint::default())

@@ -168,7 +168,7 @@ impl SearchIndex {
         let query = embedder.embed(&[text]).map_err(Error::Embed)?.into_iter().next().unwrap_or_default();
         let hits = match self.vectors.read() {
             Ok(v) => v.0.search(&query, k, vis),
-            Err(_) => return Err(Error::Invalid("the vector index is poisoned".into())),
+            Err(_) => return Err(Error::Poisoned("vector index")),
         };
         let mut out = Vec::with_capacity(hits.len());
         for h in hits {
