@@ -26,8 +26,8 @@ pub enum Command {
     Migrate,
     /// Generate deterministic synthetic CRM data and bulk-load it with COPY.
     Seed(SeedArgs),
-    /// Run the HTTP API.
-    Serve,
+    /// Run the HTTP API (and, with ORBAS_LAKE set, the intelligence jobs of `orbas models run`).
+    Serve(ServeArgs),
     /// Check the environment: Postgres reachable, wal_level, schema current, roles safe.
     Doctor,
     /// The data pipeline's services.
@@ -52,6 +52,10 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum ModelsCommand {
+    /// Keep the intelligence stage running over the lake until Ctrl-C: retraining of every scoring
+    /// model on a schedule, ticket/interaction sentiment and next-best actions whenever the lake moves
+    /// on, forecast snapshots daily (what `orbas demo` and `orbas serve` with ORBAS_LAKE run inside).
+    Run(ModelsRunArgs),
     /// Export one tenant's point-in-time feature rows as CSV (`train.csv`: monthly cut-offs from
     /// --from until --split, labelled as known at the split; `test.csv`: cut-offs from the split on,
     /// labelled as known now), for training elsewhere or inspection.
@@ -134,6 +138,58 @@ pub struct ModelsForecastEvalArgs {
     /// Print the results as one JSON document.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ModelsRunArgs {
+    #[arg(long, env = "ORBAS_LAKE", default_value = "./lake")]
+    pub lake: String,
+    #[command(flatten)]
+    pub schedule: ScheduleArgs,
+}
+
+/// When the intelligence jobs run (`orbas models run`, `orbas serve`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ScheduleArgs {
+    /// Hours between retraining rounds of the scoring models (the first runs at start).
+    #[arg(long, env = "ORBAS_RETRAIN_HOURS", default_value_t = 6.0, value_parser = positive_hours)]
+    pub retrain_hours: f64,
+    /// Hours between forecast snapshots (the first runs at start).
+    #[arg(long, env = "ORBAS_FORECAST_HOURS", default_value_t = 24.0, value_parser = positive_hours)]
+    pub forecast_hours: f64,
+    /// Directory holding the sentence encoder (default: $ORBAS_MODELS, else ~/.cache/orbas/models).
+    #[arg(long, env = "ORBAS_MODELS")]
+    pub models: Option<PathBuf>,
+}
+
+impl ScheduleArgs {
+    pub fn schedule(&self) -> orbas_models::service::Schedule {
+        let hours = |h: f64| std::time::Duration::from_secs_f64(h * 3600.0);
+        orbas_models::service::Schedule {
+            retrain_every: hours(self.retrain_hours),
+            forecast_every: hours(self.forecast_hours),
+            model_dir: orbas_models::embed::model_dir(self.models.as_deref()),
+            ..orbas_models::service::Schedule::default()
+        }
+    }
+}
+
+fn positive_hours(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(h) if h.is_finite() && h > 0.0 && h <= 24.0 * 366.0 => Ok(h),
+        Ok(_) => Err("hours must be positive and at most a year".to_owned()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// With ORBAS_LAKE set, `serve` also runs the intelligence jobs (`orbas models run`); this leaves
+    /// them to a process of their own.
+    #[arg(long, env = "ORBAS_WITHOUT_MODELS")]
+    pub without_models: bool,
+    #[command(flatten)]
+    pub schedule: ScheduleArgs,
 }
 
 #[derive(Debug, Clone, clap::Args)]

@@ -27,6 +27,21 @@ use crate::error::{Error, Result};
 /// The table of cut-offs the feature queries join against (registered in the caller's session).
 const CUTOFFS: &str = "orbas_feature_cutoffs";
 
+/// Each ticket's tone: the label of its latest sentiment score (`sentiment_scores`, written by
+/// [`crate::sentiment`]). A score is a function of the ticket's own text, which existed when the ticket
+/// was created, so joining it through a ticket created before a cut-off reads nothing from after it
+/// even though the score was computed later.
+const TONE: &str = "SELECT ticket_id, label FROM (
+    SELECT ticket_id, label, ROW_NUMBER() OVER (PARTITION BY ticket_id ORDER BY scored_at DESC) AS r
+    FROM sentiment_scores WHERE subject_type = 'ticket') WHERE r = 1";
+/// The same shape before any ticket was scored (the lake has no `sentiment_scores` yet).
+const NO_TONE: &str = "SELECT CAST(NULL AS VARCHAR) AS ticket_id, CAST(NULL AS VARCHAR) AS label WHERE false";
+
+/// The query of each ticket's tone (`ticket_id`, `label`) in `ctx`: empty before anything was scored.
+pub(crate) fn tone_source(ctx: &SessionContext) -> Result<&'static str> {
+    Ok(if ctx.table_exist("sentiment_scores")? { TONE } else { NO_TONE })
+}
+
 /// What is scored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Entity {
@@ -64,12 +79,12 @@ impl Entity {
         }
     }
 
-    fn sql(self, horizon: DateTime<Utc>) -> String {
+    fn sql(self, horizon: DateTime<Utc>, tone: &str) -> String {
         let horizon = timestamp_literal(horizon);
         match self {
             Entity::Lead => lead_sql(&horizon),
-            Entity::Opportunity => opportunity_sql(&horizon),
-            Entity::Account => account_sql(&horizon),
+            Entity::Opportunity => opportunity_sql(&horizon, tone),
+            Entity::Account => account_sql(&horizon, tone),
         }
     }
 }
@@ -143,7 +158,8 @@ pub async fn compute(
     let table = MemTable::try_new(schema, vec![vec![batch]])?;
     ctx.deregister_table(CUTOFFS)?;
     ctx.register_table(CUTOFFS, Arc::new(table))?;
-    let answer = async { ctx.sql(&entity.sql(horizon)).await?.collect().await }.await;
+    let tone = tone_source(ctx)?;
+    let answer = async { ctx.sql(&entity.sql(horizon, tone)).await?.collect().await }.await;
     ctx.deregister_table(CUTOFFS)?;
     let batches = answer?;
     let set = decode(entity, &batches)?;
@@ -232,14 +248,16 @@ pub const OPPORTUNITY_FEATURES: &[&str] = &[
     "account_lost_deals",
     "account_tickets_90d",
     "account_urgent_tickets_90d",
+    "account_negative_tickets_90d",
 ];
 
 /// An opportunity is a row at a cut-off when it was created before it and not yet closed; its label
 /// is whether it was won, known once it closed before `horizon`.
-fn opportunity_sql(horizon: &str) -> String {
+fn opportunity_sql(horizon: &str, tone: &str) -> String {
     format!(
         "
 WITH c AS (SELECT cutoff FROM {CUTOFFS}),
+tone AS ({tone}),
 opp AS (
   SELECT o.id, o.account_id, o.owner_id, o.kind, o.currency, o.created_at, c.cutoff,
          CASE WHEN o.closed_at < {horizon} THEN o.status = 'won' END AS label
@@ -308,9 +326,11 @@ account_deals AS (
 ),
 account_tickets AS (
   SELECT opp.id, opp.cutoff, COUNT(*) AS n,
-         SUM(CASE WHEN t.priority IN ('high', 'urgent') THEN 1 ELSE 0 END) AS urgent
+         SUM(CASE WHEN t.priority IN ('high', 'urgent') THEN 1 ELSE 0 END) AS urgent,
+         SUM(CASE WHEN tone.label = 'negative' THEN 1 ELSE 0 END) AS negative
   FROM opp JOIN tickets t ON t.account_id = opp.account_id
    AND t.created_at < opp.cutoff AND t.created_at >= opp.cutoff - INTERVAL '90 days'
+  LEFT JOIN tone ON tone.ticket_id = t.id
   GROUP BY opp.id, opp.cutoff
 )
 SELECT opp.id, opp.cutoff, opp.label,
@@ -335,7 +355,8 @@ SELECT opp.id, opp.cutoff, opp.label,
   CAST(COALESCE(ac.won, 0) AS DOUBLE),
   CAST(COALESCE(ac.lost, 0) AS DOUBLE),
   CAST(COALESCE(tk.n, 0) AS DOUBLE),
-  CAST(COALESCE(tk.urgent, 0) AS DOUBLE)
+  CAST(COALESCE(tk.urgent, 0) AS DOUBLE),
+  CAST(COALESCE(tk.negative, 0) AS DOUBLE)
 FROM opp
 JOIN base b ON b.cutoff = opp.cutoff
 LEFT JOIN at_c a ON a.id = opp.id AND a.cutoff = opp.cutoff
@@ -465,6 +486,8 @@ pub const ACCOUNT_FEATURES: &[&str] = &[
     "urgent_tickets_90d",
     "open_tickets",
     "low_csat_tickets_90d",
+    "negative_tickets_90d",
+    "negative_open_tickets",
     "touches_90d",
     "days_since_touch",
     "invoices_overdue",
@@ -477,10 +500,11 @@ pub const ACCOUNT_FEATURES: &[&str] = &[
 /// An account is a row at a cut-off when it has a subscription started before it and not cancelled
 /// before it. Label: a subscription of it cancelled within [`CHURN_HORIZON_DAYS`] after the cut-off;
 /// unknown where that window reaches past `horizon`.
-fn account_sql(horizon: &str) -> String {
+fn account_sql(horizon: &str, tone: &str) -> String {
     format!(
         "
 WITH c AS (SELECT cutoff FROM {CUTOFFS}),
+tone AS ({tone}),
 subs AS (
   SELECT s.account_id, c.cutoff, COUNT(*) AS n, SUM(s.seats) AS seats, MIN(s.started_at) AS since,
          MIN(s.cancelled_at) AS first_cancel
@@ -510,8 +534,13 @@ ticket_stats AS (
                   THEN 1 ELSE 0 END) AS urgent,
          SUM(CASE WHEN t.solved_at IS NULL OR t.solved_at >= acct.cutoff THEN 1 ELSE 0 END) AS open,
          SUM(CASE WHEN t.created_at >= acct.cutoff - INTERVAL '90 days' AND t.solved_at < acct.cutoff
-                   AND t.csat <= 2 THEN 1 ELSE 0 END) AS low_csat
+                   AND t.csat <= 2 THEN 1 ELSE 0 END) AS low_csat,
+         SUM(CASE WHEN t.created_at >= acct.cutoff - INTERVAL '90 days' AND tone.label = 'negative'
+                  THEN 1 ELSE 0 END) AS negative,
+         SUM(CASE WHEN (t.solved_at IS NULL OR t.solved_at >= acct.cutoff) AND tone.label = 'negative'
+                  THEN 1 ELSE 0 END) AS negative_open
   FROM acct JOIN tickets t ON t.account_id = acct.account_id AND t.created_at < acct.cutoff
+  LEFT JOIN tone ON tone.ticket_id = t.id
   GROUP BY acct.account_id, acct.cutoff
 ),
 touch AS (
@@ -550,6 +579,8 @@ SELECT acct.account_id, acct.cutoff, acct.label,
   CAST(COALESCE(tk.urgent, 0) AS DOUBLE),
   CAST(COALESCE(tk.open, 0) AS DOUBLE),
   CAST(COALESCE(tk.low_csat, 0) AS DOUBLE),
+  CAST(COALESCE(tk.negative, 0) AS DOUBLE),
+  CAST(COALESCE(tk.negative_open, 0) AS DOUBLE),
   CAST(COALESCE(t.recent, 0) AS DOUBLE),
   COALESCE({since_touch}, {customer_days}),
   CAST(COALESCE(bl.overdue, 0) AS DOUBLE),
@@ -613,6 +644,14 @@ mod tests {
              "('t1', 'a1', 'urgent', '2026-05-10T00:00:00Z', '2026-05-12T00:00:00Z', 1),
               ('t2', 'a1', 'normal', '2026-05-28T00:00:00Z', '2026-06-03T00:00:00Z', 5)",
              "('t3', 'a1', 'high', '2026-06-03T00:00:00Z', NULL, NULL), ('t4', 'a2', 'urgent', '2026-06-01T00:00:00Z', NULL, NULL)"),
+            // t2 was first scored positive, then (a newer version) negative: the latest score counts.
+            ("sentiment_scores",
+             format!("id VARCHAR, subject_type VARCHAR, ticket_id VARCHAR, label VARCHAR, scored_at {TS}"),
+             "('s1', 'ticket', 't1', 'negative', '2026-11-01T00:00:00Z'),
+              ('s2', 'ticket', 't2', 'positive', '2026-11-01T00:00:00Z'),
+              ('s3', 'ticket', 't2', 'negative', '2026-11-02T00:00:00Z'),
+              ('s4', 'ticket_message', 't2', 'positive', '2026-11-03T00:00:00Z')",
+             "('s5', 'ticket', 't3', 'negative', '2026-11-01T00:00:00Z'), ('s6', 'ticket', 't4', 'negative', '2026-11-01T00:00:00Z')"),
             ("leads",
              format!("id VARCHAR, owner_id VARCHAR, source VARCHAR, company_size VARCHAR, title VARCHAR, campaign_id VARCHAR, created_at {TS}, converted_at {TS}"),
              "('l1', 'u1', 'referral', '51-200', 'VP Sales', 'c1', '2026-05-01T00:00:00Z', '2026-06-15T00:00:00Z'),
@@ -734,6 +773,7 @@ mod tests {
         assert_eq!(v("o1", "owner_closed_deals"), 1.0);
         assert_eq!((v("o5", "account_won_deals"), v("o5", "account_lost_deals")), (1.0, 1.0));
         assert_eq!((v("o1", "account_tickets_90d"), v("o1", "account_urgent_tickets_90d")), (2.0, 1.0));
+        assert_eq!(v("o1", "account_negative_tickets_90d"), 2.0);
     }
 
     #[tokio::test]
@@ -773,6 +813,15 @@ mod tests {
         );
         assert_eq!((v("a1", "tickets_90d"), v("a1", "urgent_tickets_90d"), v("a1", "open_tickets")), (2.0, 1.0, 1.0));
         assert_eq!(v("a1", "low_csat_tickets_90d"), 1.0);
+        // t1 and t2 (its latest ticket score) are negative; only t2 was still open at the cut-off.
+        assert_eq!((v("a1", "negative_tickets_90d"), v("a1", "negative_open_tickets")), (2.0, 1.0));
+        // Before anything was scored the lake has no sentiment_scores: no tone, the rest unchanged.
+        let unscored = context(true).await;
+        unscored.deregister_table("sentiment_scores").expect("deregister");
+        let plain = compute(&unscored, Entity::Account, &[c], at(HORIZON)).await.expect("features without tone");
+        let w = |id, name| value(&plain, id, c, name);
+        assert_eq!((w("a1", "negative_tickets_90d"), w("a1", "negative_open_tickets")), (0.0, 0.0));
+        assert_eq!(w("a1", "tickets_90d"), v("a1", "tickets_90d"));
         // inv1 paid 5 days late; inv2 due 2026-05-15 and unpaid at the cut-off, with one failed attempt.
         assert_eq!(
             (v("a1", "invoices_overdue"), v("a1", "late_payments_365d"), v("a1", "failed_payments_365d")),

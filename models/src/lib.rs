@@ -3,7 +3,7 @@
 //! Owns (issue #6) everything learned from the lake: point-in-time [`features`] of leads,
 //! opportunities and accounts; scoring models with per-record explanations; forecasting; and the
 //! next-best-actions written back through `orbas-oltp`; local sentence [`embed`]dings (shared with
-//! search) and the [`sentiment`] of tickets and interactions. Reads the lake through `orbas-warehouse`'s
+//! search) and the [`sentiment`] of tickets and interactions; the [`service`] that keeps them all current. Reads the lake through `orbas-warehouse`'s
 //! tenant-scoped sessions only, so a model of one tenant never sees another tenant's rows.
 
 pub mod dataset;
@@ -17,5 +17,6 @@ pub mod nba;
 pub mod ops;
 pub mod scoring;
 pub mod sentiment;
+pub mod service;
 
 pub use error::{Error, Result};

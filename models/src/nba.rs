@@ -9,7 +9,7 @@
 //! |---|---|---|---|
 //! | `hot_lead_untouched` | a lead in the top quarter of open-lead scores, untouched for ≥ 7 days | call | P(convert) × typical deal |
 //! | `stalled_deal` | an open deal in its stage longer than 75 % of past deals stayed there | meeting | P(win) × amount |
-//! | `churn_risk_ticket` | an account with churn risk ≥ 25 % and an urgent or high open ticket | escalate | P(churn) × 12 × MRR |
+//! | `churn_risk_ticket` | an account with churn risk ≥ 25 % and an open ticket negative in tone ([`crate::sentiment`]) or urgent/high | escalate | P(churn) × 12 × MRR |
 //! | `overdue_invoice` | an account with open invoices past their due date | follow_up | amount outstanding |
 //!
 //! Ranking ([`rank`]) weighs how much is at stake (`value / (value + typical deal)`) by how often the
@@ -65,7 +65,7 @@ pub struct Settings {
     pub hot_min_probability: f64,
     /// Stalled: longer in the stage than this quantile of past stays there.
     pub stalled_quantile: f64,
-    /// Churn risk at which an account with an urgent open ticket needs attention.
+    /// Churn risk at which an account with a negative or urgent open ticket needs attention.
     pub churn_risk: f64,
     /// Actions kept per rep.
     pub per_rep: usize,
@@ -239,43 +239,6 @@ pub async fn refresh(db: &Db, lake: &Lake, tenant: TenantId, settings: &Settings
     info!(%tenant, decided_at = %at, candidates = found, inserted = synced.inserted, updated = synced.updated,
           resolved = synced.resolved, suppressed = synced.suppressed, "next-best actions refreshed");
     Ok(Refreshed { decided_at: at, candidates: found, synced })
-}
-
-/// Keeps the actions of `tenants` current until `stop` turns true: a refresh of every tenant whenever
-/// the lake has moved on since the last one (checked every `poll`). A CRM write reaches the reps'
-/// lists after CDC, the sink's micro-batch, at most one `poll` and one refresh. Failures are logged
-/// and retried at the next change.
-pub async fn keep_current(
-    db: &Db,
-    lake: &Lake,
-    tenants: &[TenantId],
-    settings: &Settings,
-    poll: std::time::Duration,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
-    let mut seen = None;
-    loop {
-        match lake.snapshot().await {
-            Ok(s) if Some(s.generation) != seen => {
-                let mut ok = true;
-                for &tenant in tenants {
-                    if let Err(e) = refresh(db, lake, tenant, settings).await {
-                        warn!(%tenant, error = %e, "refreshing next-best actions failed");
-                        ok = false;
-                    }
-                }
-                if ok {
-                    seen = Some(s.generation);
-                }
-            }
-            Ok(_) => {}
-            Err(e) => warn!(error = %e, "reading the lake for next-best actions"),
-        }
-        tokio::select! {
-            () = tokio::time::sleep(poll) => {}
-            _ = stop.wait_for(|s| *s) => return,
-        }
-    }
 }
 
 /// `name value (±contribution)` for the strongest factors, e.g. `meetings 3 (+0.41)`.
@@ -540,19 +503,29 @@ async fn churn_risks(
     at: DateTime<Utc>,
     settings: &Settings,
 ) -> Result<Vec<Candidate>> {
-    // Accounts with an open urgent or high-priority ticket: the worst one is quoted.
+    // Accounts with an open ticket that is negative in tone or urgent/high: the worst one (negative
+    // and urgent first) is quoted.
     let sql = format!(
-        "WITH open AS ( \
-           SELECT account_id, number, subject, priority, \
-                  ROW_NUMBER() OVER (PARTITION BY account_id ORDER BY CASE priority WHEN 'urgent' THEN 0 ELSE 1 END, created_at) AS r, \
-                  COUNT(*) OVER (PARTITION BY account_id) AS n \
-             FROM tickets WHERE status NOT IN ('solved', 'closed') AND priority IN ('urgent', 'high') \
-              AND created_at < {t} AND account_id IS NOT NULL), \
+        "WITH tone AS ({tone}), \
+         flagged AS ( \
+           SELECT t.account_id, t.number, t.subject, t.priority, tone.label = 'negative' AS negative, t.created_at \
+             FROM tickets t LEFT JOIN tone ON tone.ticket_id = t.id \
+            WHERE t.status NOT IN ('solved', 'closed') AND t.created_at < {t} AND t.account_id IS NOT NULL \
+              AND (t.priority IN ('urgent', 'high') OR tone.label = 'negative')), \
+         open AS ( \
+           SELECT account_id, number, subject, priority, negative, \
+                  ROW_NUMBER() OVER (PARTITION BY account_id ORDER BY CASE WHEN negative THEN 0 ELSE 1 END, \
+                    CASE priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 ELSE 2 END, created_at) AS r, \
+                  COUNT(*) OVER (PARTITION BY account_id) AS n, \
+                  SUM(CASE WHEN negative THEN 1 ELSE 0 END) OVER (PARTITION BY account_id) AS negatives \
+             FROM flagged), \
          mrr AS (SELECT s.account_id, SUM({v}) AS mrr FROM subscriptions s {join} \
                   WHERE s.status IN ('active', 'past_due', 'trialing') GROUP BY s.account_id) \
-         SELECT a.id, a.owner_id, a.name, open.number, open.subject, open.priority, open.n, COALESCE(mrr.mrr, 0) \
+         SELECT a.id, a.owner_id, a.name, open.number, open.subject, open.priority, open.n, COALESCE(mrr.mrr, 0), \
+                open.negatives, open.negative \
            FROM accounts a JOIN open ON open.account_id = a.id AND open.r = 1 \
            LEFT JOIN mrr ON mrr.account_id = a.id WHERE a.owner_id IS NOT NULL",
+        tone = crate::features::tone_source(ctx)?,
         t = ts(at),
         v = converted("s", "mrr", "currency", currency),
         join = fx_join("s", "currency", currency, at)
@@ -561,28 +534,30 @@ async fn churn_risks(
     for b in rows(ctx, &sql).await? {
         let (id, owner, name, number, subject, priority) =
             (texts(&b, 0)?, texts(&b, 1)?, texts(&b, 2)?, texts(&b, 3)?, texts(&b, 4)?, texts(&b, 5)?);
-        let (n, mrr) = (doubles(&b, 6)?, doubles(&b, 7)?);
+        let (n, mrr, negatives, negative) = (doubles(&b, 6)?, doubles(&b, 7)?, doubles(&b, 8)?, texts(&b, 9)?);
         for i in 0..b.num_rows() {
             if let (Some(id), Some(owner)) = (uuid(&id[i]), uuid(&owner[i])) {
+                let tone = if negative[i].as_deref() == Some("true") { ", negative in tone" } else { "" };
                 let ticket = format!(
-                    "{} {} \u{201c}{}\u{201d}",
+                    "{} {} \u{201c}{}\u{201d}{tone}",
                     priority[i].clone().unwrap_or_default(),
                     number[i].clone().unwrap_or_default(),
                     subject[i].clone().unwrap_or_default()
                 );
-                info.insert(id, (UserId(owner), name[i].clone().unwrap_or_default(), ticket, n[i], mrr[i]));
+                let flagged = Flagged { n: n[i], negative: negatives[i], mrr: mrr[i] };
+                info.insert(id, (UserId(owner), name[i].clone().unwrap_or_default(), ticket, flagged));
             }
         }
     }
     let mut out = Vec::new();
     for i in 0..set.len() {
         let Some(id) = Uuid::parse_str(&set.rows[i].id).ok() else { continue };
-        let Some((owner, name, ticket, n, mrr)) = info.get(&id) else { continue };
+        let Some((owner, name, ticket, flagged)) = info.get(&id) else { continue };
         let score = serving.scorer.score(set.row(i), FACTORS);
         if score.probability < settings.churn_risk {
             continue;
         }
-        let mrr = if mrr.is_finite() { *mrr } else { 0.0 };
+        let mrr = if flagged.mrr.is_finite() { flagged.mrr } else { 0.0 };
         out.push(Candidate {
             user: *owner,
             entity_type: EntityType::Account,
@@ -591,10 +566,10 @@ async fn churn_risks(
             action: RecommendationAction::Escalate,
             title: format!("Get {name}'s open ticket resolved"),
             rationale: format!(
-                "{:.0} % churn risk over 90 days, {} of recurring revenue a month, {:.0} urgent/high open ticket(s) — worst: {ticket}. Risk drivers: {}.",
+                "{:.0} % churn risk over 90 days, {} of recurring revenue a month, {} — worst: {ticket}. Risk drivers: {}.",
                 score.probability * 100.0,
                 money(mrr, currency),
-                n,
+                flagged.describe(),
                 describe(&score.positive)
             ),
             expected_value: score.probability * 12.0 * mrr,
@@ -604,6 +579,27 @@ async fn churn_risks(
     }
     debug!(candidates = out.len(), "churn risks");
     Ok(out)
+}
+
+/// An account's open tickets that need attention (negative in tone, or urgent/high).
+#[derive(Debug, Clone, Copy)]
+struct Flagged {
+    n: f64,
+    negative: f64,
+    mrr: f64,
+}
+
+impl Flagged {
+    fn describe(&self) -> String {
+        let n = if self.n.is_finite() { self.n } else { 0.0 };
+        let neg = if self.negative.is_finite() { self.negative } else { 0.0 };
+        let tickets = if n == 1.0 { "ticket" } else { "tickets" };
+        if neg > 0.0 {
+            format!("{n:.0} open {tickets} needing attention ({neg:.0} negative in tone)")
+        } else {
+            format!("{n:.0} urgent/high open {tickets}")
+        }
+    }
 }
 
 async fn overdue_invoices(ctx: &SessionContext, currency: &str, at: DateTime<Utc>) -> Result<Vec<Candidate>> {

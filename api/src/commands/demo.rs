@@ -5,6 +5,7 @@
 //! stages (models, search) join as they arrive.
 
 use anyhow::Context;
+use orbas_models::service::{Schedule, Service};
 use orbas_oltp::cluster::{ClusterOptions, PgCluster};
 use orbas_oltp::db::Db;
 use orbas_oltp::{db, seed};
@@ -96,47 +97,27 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
         };
         ready.and(captured).and(landed).map(|()| println!("demo is ready; exiting as asked (--exit-when-ready)"))
     } else {
-        // Scores and predictions: once the lake has caught up, then every six hours.
-        let retraining = lake.as_ref().map(|l| {
-            let (admin, root, app) = (admin.clone(), l.root.clone(), Db::new(server_pool.clone()));
-            let mut stop = stop_rx.clone();
-            tokio::spawn(async move {
-                if let Err(e) = wait_lake(&admin, &root).await {
-                    tracing::warn!(error = %e, "the lake did not catch up; models are not trained");
-                    return;
-                }
-                loop {
-                    retrain_all(&admin, &app, &root).await;
-                    tokio::select! {
-                        () = tokio::time::sleep(std::time::Duration::from_secs(6 * 3600)) => {}
-                        _ = stop.wait_for(|s| *s) => return,
-                    }
-                }
-            })
-        });
-        // Next-best actions: kept current from the lake (a refresh whenever it moved on).
-        let deciding = lake.as_ref().map(|l| {
+        // The intelligence stage (retraining, sentiment, next-best actions, forecasts), once the lake
+        // has caught up with the seed.
+        let intelligence = lake.as_ref().map(|l| {
             let (admin, root, app) = (admin.clone(), l.root.clone(), Db::new(server_pool.clone()));
             let stop = stop_rx.clone();
             tokio::spawn(async move {
                 if let Err(e) = wait_lake(&admin, &root).await {
-                    tracing::warn!(error = %e, "the lake did not catch up; no next-best actions");
-                    return;
+                    return tracing::warn!(error = %e, "the lake did not catch up; the models are not started");
                 }
                 let lake = match super::pipeline::lake_url(&root.display().to_string()) {
-                    Ok(url) => orbas_warehouse::sql::Lake::new(url),
+                    Ok(url) => std::sync::Arc::new(orbas_warehouse::sql::Lake::new(url)),
                     Err(e) => return tracing::warn!(error = %e, "the demo lake's URL"),
                 };
-                let tenants = match orbas_oltp::repo::identity::active_tenants(&admin).await {
-                    Ok(t) => t,
-                    Err(e) => return tracing::warn!(error = %e, "listing tenants for next-best actions"),
-                };
-                let settings = orbas_models::nba::Settings::default();
-                orbas_models::nba::keep_current(&app, &lake, &tenants, &settings, DECISION_POLL, stop).await;
+                println!(
+                    "models: retraining every 6 h, sentiment and next-best actions as the lake moves, forecasts daily"
+                );
+                Service { admin, db: app, lake }.spawn(Schedule::default(), stop).join().await;
             })
         });
         super::shutdown_signal().await;
-        for task in [retraining, deciding].into_iter().flatten() {
+        if let Some(task) = intelligence {
             task.abort();
         }
         Ok(())
@@ -287,39 +268,6 @@ async fn wait_lake(admin: &PgPool, root: &std::path::Path) -> anyhow::Result<()>
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     anyhow::bail!("the lake did not catch up with Postgres (accounts) in two minutes")
-}
-
-/// How often the demo checks whether the lake moved on (and refreshes the next-best actions if so).
-const DECISION_POLL: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// One round of `orbas models train` over every tenant and model, reported on stdout; failures are
-/// logged and do not stop the demo.
-async fn retrain_all(admin: &PgPool, app: &Db, root: &std::path::Path) {
-    use orbas_models::features::Entity;
-    let lake = match super::pipeline::lake_url(&root.display().to_string()) {
-        Ok(url) => orbas_warehouse::sql::Lake::new(url),
-        Err(e) => return tracing::warn!(error = %e, "the demo lake's URL"),
-    };
-    let tenants = match orbas_oltp::repo::identity::active_tenants(admin).await {
-        Ok(t) => t,
-        Err(e) => return tracing::warn!(error = %e, "listing tenants for model training"),
-    };
-    for tenant in tenants {
-        for entity in Entity::ALL {
-            match orbas_models::ops::retrain(app, &lake, tenant, entity).await {
-                Ok(r) => println!(
-                    "models: tenant {tenant} {} v{} ({}, {}), held-out AUC {}, {} predictions",
-                    entity.as_str(),
-                    r.version,
-                    r.kind.as_str(),
-                    if r.promoted { "promoted" } else { "kept the version in service" },
-                    r.candidate.auc.map_or("–".to_owned(), |a| format!("{a:.3}")),
-                    r.predictions
-                ),
-                Err(e) => tracing::warn!(%tenant, entity = entity.as_str(), error = %e, "model training failed"),
-            }
-        }
-    }
 }
 
 /// Waits until the gold bookings count every won deal Postgres has, then reports it.

@@ -28,7 +28,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(args) => demo::run(settings, args).await,
         Command::Migrate => migrate::run(&settings).await,
         Command::Seed(args) => seed::run(&settings, &args).await,
-        Command::Serve => serve::run(&settings).await,
+        Command::Serve(args) => serve::run(&settings, &args).await,
         Command::Doctor => doctor::run(&settings).await,
         Command::Sql(args) => sql::run(&settings, &args).await,
         Command::Lake(cmd) => lake::run(&settings, cmd).await,

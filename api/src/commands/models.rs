@@ -16,13 +16,14 @@ use orbas_oltp::repo::identity;
 use orbas_warehouse::sql::{Lake, Limits};
 use serde_json::json;
 
-use crate::cli::{ModelsCommand, ModelsEvalArgs, ModelsFeaturesArgs, ModelsTrainArgs};
+use crate::cli::{ModelsCommand, ModelsEvalArgs, ModelsFeaturesArgs, ModelsRunArgs, ModelsTrainArgs};
 use crate::settings::Settings;
 
 mod forecast;
 
 pub async fn run(settings: &Settings, cmd: ModelsCommand) -> anyhow::Result<()> {
     match cmd {
+        ModelsCommand::Run(args) => run_service(settings, &args).await,
         ModelsCommand::Features(args) => features(settings, &args).await,
         ModelsCommand::Eval(args) => eval(settings, &args).await,
         ModelsCommand::Train(args) => train(settings, &args).await,
@@ -30,6 +31,20 @@ pub async fn run(settings: &Settings, cmd: ModelsCommand) -> anyhow::Result<()> 
         ModelsCommand::ForecastEval(args) => forecast::eval(settings, &args).await,
         ModelsCommand::Sentiment(args) => super::sentiment::run(settings, &args).await,
     }
+}
+
+/// `orbas models run`: the intelligence jobs until Ctrl-C.
+async fn run_service(settings: &Settings, args: &ModelsRunArgs) -> anyhow::Result<()> {
+    let admin = db::connect(settings.database.admin_url().context("set DATABASE_URL")?, 2).await?;
+    let app = Db::new(db::connect(&settings.database.app_url()?, 4).await?);
+    let lake = std::sync::Arc::new(Lake::new(super::pipeline::lake_url(&args.lake)?));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let jobs = orbas_models::service::Service { admin, db: app, lake }.spawn(args.schedule.schedule(), stop_rx);
+    println!("models: running over {} until Ctrl-C", args.lake);
+    super::shutdown_signal().await;
+    let _ = stop_tx.send(true);
+    drop(jobs);
+    Ok(())
 }
 
 async fn train(settings: &Settings, args: &ModelsTrainArgs) -> anyhow::Result<()> {

@@ -1,16 +1,36 @@
-//! `orbas serve`: the HTTP API on ORBAS_HTTP_ADDR (with `POST /v1/sql` over the lake at ORBAS_LAKE
-//! when that is set, and `GET /v1/search` over the index at ORBAS_SEARCH_DIR — read-only, following
-//! the commits of `orbas search index` — when that is set).
+//! `orbas serve`: the HTTP API on ORBAS_HTTP_ADDR, with `POST /v1/sql` over the lake at ORBAS_LAKE
+//! when that is set — and then also the intelligence jobs (`orbas models run`: retraining, sentiment,
+//! next-best actions, forecasts) unless `--without-models` leaves them to a process of their own — and
+//! `GET /v1/search` over the index at ORBAS_SEARCH_DIR (read-only, following the commits of
+//! `orbas search index`) when that is set.
 
-use orbas_oltp::db;
+use std::sync::Arc;
 
+use anyhow::Context as _;
+use orbas_models::service::Service;
+use orbas_oltp::db::{self, Db};
+use tokio::sync::watch;
+
+use crate::cli::ServeArgs;
 use crate::server::Server;
 use crate::settings::Settings;
 
-pub async fn run(settings: &Settings) -> anyhow::Result<()> {
+pub async fn run(settings: &Settings, args: &ServeArgs) -> anyhow::Result<()> {
     let app_pool = db::connect(&settings.database.app_url()?, settings.database.max_connections).await?;
     let lake = match std::env::var("ORBAS_LAKE") {
         Ok(l) if !l.is_empty() => Some(super::pipeline::lake_url(&l)?),
+        _ => None,
+    };
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let jobs = match (&lake, args.without_models) {
+        (Some(url), false) => {
+            let admin =
+                db::connect(settings.database.admin_url().context("the models list tenants as admin")?, 2).await?;
+            let lake = Arc::new(orbas_warehouse::sql::Lake::new(url.clone()));
+            let service = Service { admin, db: Db::new(app_pool.clone()), lake };
+            println!("models: retraining, sentiment, next-best actions and forecasts over {url}");
+            Some(service.spawn(args.schedule.schedule(), stop_rx))
+        }
         _ => None,
     };
     let search = match std::env::var("ORBAS_SEARCH_DIR") {
@@ -19,5 +39,8 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
     };
     let server = Server::build_with_search(settings.http_addr, app_pool, settings.jwt_secret()?, lake, search).await?;
     println!("listening on http://{}", server.local_addr()?);
-    server.run_until_stopped(super::shutdown_signal()).await
+    let served = server.run_until_stopped(super::shutdown_signal()).await;
+    let _ = stop_tx.send(true);
+    drop(jobs);
+    served
 }

@@ -1,0 +1,303 @@
+//! The intelligence stage as a long-running service: what `orbas demo`, `orbas serve` (given a lake)
+//! and `orbas models run` keep going in the background. This module owns the schedule, not the work:
+//!
+//! | job | when | what |
+//! |---|---|---|
+//! | retraining | at start, then every [`Schedule::retrain_every`] | [`ops::retrain`] of every scoring model of every tenant (promotion only when better on the held-out time split), predictions written |
+//! | sentiment | whenever the lake moved on (checked every [`Schedule::sentiment_poll`]) | new or edited tickets, ticket messages and interactions scored ([`sentiment::score_subjects`], incremental) |
+//! | decisions | whenever the lake moved on (checked every [`Schedule::poll`]) | next-best actions refreshed ([`nba::refresh`]) |
+//! | forecasts | at start, then every [`Schedule::forecast_every`] | today's forecast snapshots ([`forecast::run`]) and their accuracy so far |
+//!
+//! Each job is its own task, so a long retraining never holds up the decisions a logged call should
+//! change. Tenants are listed anew every round (a tenant created while the service runs is picked
+//! up). A failing job is logged with its tenant and retried at its next turn; it never stops the
+//! others. Everything a job writes goes through `orbas-oltp` into Postgres and so through CDC back
+//! into the lake — which is what moves the lake on for the jobs that wait for it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use orbas_oltp::db::Db;
+use orbas_oltp::model::{SentimentSubject, TenantId};
+use orbas_oltp::repo::identity;
+use orbas_warehouse::sql::Lake;
+use sqlx::PgPool;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use crate::embed::Embedder;
+use crate::error::{Error, Result};
+use crate::features::Entity;
+use crate::sentiment::SentimentModel;
+use crate::{forecast, nba, ops, sentiment};
+
+/// When each job runs, and with what settings.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    pub retrain_every: Duration,
+    pub forecast_every: Duration,
+    /// How often the decisions job checks whether the lake moved on.
+    pub poll: Duration,
+    /// How often the sentiment job checks whether the lake moved on.
+    pub sentiment_poll: Duration,
+    /// The sentence encoder's directory; without one sentiment is not scored (and the service says so).
+    pub model_dir: Option<PathBuf>,
+    pub nba: nba::Settings,
+    pub forecast: forecast::Settings,
+}
+
+impl Default for Schedule {
+    fn default() -> Self {
+        Schedule {
+            retrain_every: Duration::from_secs(6 * 3600),
+            forecast_every: Duration::from_secs(24 * 3600),
+            poll: Duration::from_secs(2),
+            sentiment_poll: Duration::from_secs(10),
+            model_dir: crate::embed::model_dir(None),
+            nba: nba::Settings::default(),
+            forecast: forecast::Settings::default(),
+        }
+    }
+}
+
+/// What the service reads and writes: the admin pool lists tenants (the app role sees one tenant at a
+/// time), the app database takes every write, the lake is read.
+#[derive(Debug, Clone)]
+pub struct Service {
+    pub admin: PgPool,
+    pub db: Db,
+    pub lake: Arc<Lake>,
+}
+
+impl Service {
+    /// Starts every job; each runs until `stop` turns true (or the returned [`Jobs`] is dropped).
+    pub fn spawn(self, schedule: Schedule, stop: watch::Receiver<bool>) -> Jobs {
+        let me = Arc::new(self);
+        let schedule = Arc::new(schedule);
+        let mut jobs = Vec::new();
+        {
+            let (me, s) = (Arc::clone(&me), Arc::clone(&schedule));
+            jobs.push(tokio::spawn(every(s.retrain_every, stop.clone(), move || {
+                let me = Arc::clone(&me);
+                async move { me.retrain().await }
+            })));
+        }
+        {
+            let (me, s) = (Arc::clone(&me), Arc::clone(&schedule));
+            let settings = s.forecast.clone();
+            jobs.push(tokio::spawn(every(s.forecast_every, stop.clone(), move || {
+                let (me, settings) = (Arc::clone(&me), settings.clone());
+                async move { me.forecast(&settings).await }
+            })));
+        }
+        {
+            let (me, s) = (Arc::clone(&me), Arc::clone(&schedule));
+            let settings = s.nba.clone();
+            jobs.push(tokio::spawn(on_lake_change(Arc::clone(&me.lake), s.poll, stop.clone(), move || {
+                let (me, settings) = (Arc::clone(&me), settings.clone());
+                async move { me.decide(&settings).await }
+            })));
+        }
+        match schedule.model_dir.clone() {
+            Some(dir) => {
+                let (me, s) = (Arc::clone(&me), Arc::clone(&schedule));
+                let stop = stop.clone();
+                jobs.push(tokio::spawn(async move {
+                    let model = match train_sentiment(dir.clone()).await {
+                        Ok(m) => Arc::new(m),
+                        Err(e) => {
+                            return warn!(dir = %dir.display(), error = %e, "sentiment model not trained; ticket tone is not scored");
+                        }
+                    };
+                    on_lake_change(Arc::clone(&me.lake), s.sentiment_poll, stop, move || {
+                        let (me, model) = (Arc::clone(&me), Arc::clone(&model));
+                        async move { me.score_sentiment(&model).await }
+                    })
+                    .await
+                }));
+            }
+            None => warn!(
+                "no sentence encoder (set ORBAS_MODELS; ./scripts/setup.sh installs it): ticket tone is not scored"
+            ),
+        }
+        Jobs(jobs)
+    }
+
+    async fn tenants(&self) -> Result<Vec<TenantId>> {
+        Ok(identity::active_tenants(&self.admin).await?)
+    }
+
+    /// One round of retraining; true when every model of every tenant trained.
+    pub async fn retrain(&self) -> Result<bool> {
+        let mut ok = true;
+        for tenant in self.tenants().await? {
+            for entity in Entity::ALL {
+                match ops::retrain(&self.db, &self.lake, tenant, entity).await {
+                    Ok(r) => info!(
+                        %tenant, model = entity.as_str(), version = r.version, kind = r.kind.as_str(), promoted = r.promoted,
+                        held_out_auc = r.candidate.auc, predictions = r.predictions, "model retrained"
+                    ),
+                    Err(e) => {
+                        ok = false;
+                        warn!(%tenant, model = entity.as_str(), error = %e, "model training failed");
+                    }
+                }
+            }
+        }
+        Ok(ok)
+    }
+
+    /// One round of forecast snapshots; true when every tenant's were written.
+    pub async fn forecast(&self, settings: &forecast::Settings) -> Result<bool> {
+        let mut ok = true;
+        for tenant in self.tenants().await? {
+            match forecast::run(&self.db, &self.lake, tenant, settings).await {
+                Ok(r) => info!(
+                    %tenant, day = %r.day, series = r.forecasts.len(), inserted = r.written.inserted, "forecast snapshots written"
+                ),
+                Err(e) => {
+                    ok = false;
+                    warn!(%tenant, error = %e, "forecasting failed");
+                }
+            }
+        }
+        Ok(ok)
+    }
+
+    /// One refresh of every tenant's next-best actions; true when all succeeded.
+    pub async fn decide(&self, settings: &nba::Settings) -> Result<bool> {
+        let mut ok = true;
+        for tenant in self.tenants().await? {
+            if let Err(e) = nba::refresh(&self.db, &self.lake, tenant, settings).await {
+                ok = false;
+                warn!(%tenant, error = %e, "refreshing next-best actions failed");
+            }
+        }
+        Ok(ok)
+    }
+
+    /// Scores whatever customer text is new or edited since the last round; true when all succeeded.
+    pub async fn score_sentiment(&self, model: &SentimentModel) -> Result<bool> {
+        let mut ok = true;
+        for tenant in self.tenants().await? {
+            for &subject in SentimentSubject::ALL {
+                match sentiment::score_subjects(&self.db, &self.lake, tenant, model, subject).await {
+                    Ok(r) if r.scored > 0 => info!(
+                        %tenant, subject = subject.as_str(), scored = r.scored, unchanged = r.unchanged,
+                        negative = r.labels[0], "sentiment scored"
+                    ),
+                    Ok(_) => {}
+                    Err(e) => {
+                        ok = false;
+                        warn!(%tenant, subject = subject.as_str(), error = %e, "sentiment scoring failed");
+                    }
+                }
+            }
+        }
+        Ok(ok)
+    }
+}
+
+/// The running jobs of a [`Service`]; dropping it aborts them.
+#[derive(Debug)]
+pub struct Jobs(Vec<JoinHandle<()>>);
+
+impl Jobs {
+    /// Waits until every job has stopped.
+    pub async fn join(mut self) {
+        for job in std::mem::take(&mut self.0) {
+            if let Err(e) = job.await
+                && e.is_panic()
+            {
+                warn!(error = %e, "an intelligence job panicked");
+            }
+        }
+    }
+}
+
+impl Drop for Jobs {
+    fn drop(&mut self) {
+        for job in &self.0 {
+            job.abort();
+        }
+    }
+}
+
+/// Generator texts of each kind in the evaluation stored with a registered sentiment version.
+const EVAL_GENERATOR_ROWS: usize = 600;
+
+/// Trains the sentiment classifier on the committed set (CPU-bound: on a blocking thread).
+pub async fn train_sentiment(dir: PathBuf) -> Result<SentimentModel> {
+    tokio::task::spawn_blocking(move || {
+        let embedder = Arc::new(Embedder::load(&dir)?);
+        SentimentModel::train(embedder, EVAL_GENERATOR_ROWS).map(|(m, _)| m)
+    })
+    .await
+    .map_err(|e| Error::Invalid(format!("the sentiment training task failed: {e}")))?
+}
+
+/// Runs `job` now and then every `period` until `stop`. A failed round is retried after a tenth of
+/// the period (at least a minute), not a whole one.
+async fn every<F, Fut>(period: Duration, mut stop: watch::Receiver<bool>, mut job: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<bool>>,
+{
+    loop {
+        let wait = match job().await {
+            Ok(true) => period,
+            Ok(false) => retry_after(period),
+            Err(e) => {
+                warn!(error = %e, "scheduled job failed");
+                retry_after(period)
+            }
+        };
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+fn retry_after(period: Duration) -> Duration {
+    (period / 10).max(Duration::from_secs(60)).min(period)
+}
+
+/// Runs `job` whenever the lake's generation differs from the one the last successful round saw
+/// (checked every `poll`) until `stop`. A failed round is retried at the next check.
+pub async fn on_lake_change<F, Fut>(lake: Arc<Lake>, poll: Duration, mut stop: watch::Receiver<bool>, mut job: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<bool>>,
+{
+    let mut seen = None;
+    loop {
+        match lake.snapshot().await {
+            Ok(s) if Some(s.generation) != seen => match job().await {
+                Ok(true) => seen = Some(s.generation),
+                Ok(false) => {}
+                Err(e) => warn!(error = %e, "lake-driven job failed"),
+            },
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "reading the lake's generation"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(poll) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_round_is_retried_sooner_but_not_in_a_busy_loop() {
+        assert_eq!(retry_after(Duration::from_secs(6 * 3600)), Duration::from_secs(36 * 60));
+        assert_eq!(retry_after(Duration::from_secs(120)), Duration::from_secs(60));
+        assert_eq!(retry_after(Duration::from_secs(30)), Duration::from_secs(30));
+    }
+}
