@@ -132,3 +132,73 @@ async fn orbas_search_query_reads_an_index_directory() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("semantic search is unavailable"), "{out:?}");
 }
+
+/// `orbas serve` with ORBAS_SEARCH_DIR follows the commits of the process that writes the index.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orbas_serve_follows_the_index_writer() {
+    use tokio::io::AsyncBufReadExt;
+
+    let app = spawn_app().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ix = SearchIndex::open(dir.path(), Access::Writer, None).expect("index");
+    fill(&ix, &app.db).await;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_orbas"))
+        .arg("serve")
+        .env_remove("DATABASE_URL")
+        .env_remove("ORBAS_LAKE")
+        .env("RUST_LOG", "warn")
+        .env("ORBAS_APP_DATABASE_URL", &app.db.app_url)
+        .env("ORBAS_HTTP_ADDR", "127.0.0.1:0")
+        .env("ORBAS_JWT_SECRET", "a-test-signing-key-of-at-least-32-bytes")
+        .env("ORBAS_SEARCH_DIR", dir.path())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn serve");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let base = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(url) = line.strip_prefix("listening on ") {
+                return url.to_owned();
+            }
+        }
+        String::new()
+    })
+    .await
+    .expect("serve printed its address");
+    let http = reqwest::Client::new();
+    let login: Value = http
+        .post(format!("{base}/v1/auth/login"))
+        .json(&serde_json::json!({"tenant": app.tenant_slug, "email": app.admin_email, "password": crate::helpers::DEMO_PASSWORD}))
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("json");
+    let token = login["access_token"].as_str().unwrap_or_default().to_owned();
+    let tenant: uuid::Uuid = sqlx::query_scalar("SELECT id FROM tenants WHERE slug = $1")
+        .bind(&app.tenant_slug)
+        .fetch_one(&app.db.admin)
+        .await
+        .expect("tenant");
+
+    // A document committed after the server opened the index.
+    let row = serde_json::json!({"id": uuid::Uuid::now_v7().to_string(), "tenant_id": tenant.to_string(),
+                                 "name": "Zyxwv Quokka Holdings"});
+    let row: Map<String, Value> = serde_json::from_value(row).expect("object");
+    let doc = document::from_row("accounts", &row).expect("maps");
+    let id = doc.id.clone();
+    ix.apply(Batch { changes: vec![Change::Upsert(Box::new(doc))], positions: Vec::new(), max_lsn: Some(1) })
+        .expect("apply");
+    orbas_testkit::eventually("the server sees the new document", std::time::Duration::from_secs(60), || {
+        let req = http.get(format!("{base}/v1/search")).query(&[("q", "quokka"), ("mode", "keyword")]);
+        let (token, id) = (token.clone(), id.clone());
+        async move {
+            let (status, body) = send(req, &token).await;
+            status == 200 && body["hits"].as_array().is_some_and(|h| h.iter().any(|h| h["id"] == id.as_str()))
+        }
+    })
+    .await;
+    child.kill().await.expect("kill");
+}
