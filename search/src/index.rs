@@ -15,6 +15,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use orbas_models::embed::Embedder;
 use serde::{Deserialize, Serialize};
@@ -26,6 +27,11 @@ use crate::document::SearchDoc;
 use crate::error::{Error, Result};
 use crate::schema::Fields;
 use crate::vector::VectorIndex;
+
+/// A follower rebuilds its vector graph from the stored embeddings at most this often (the graph may
+/// lag the text index by that much: semantic hits are re-checked against the index, so a deleted
+/// document never comes back, but a new one is found by keyword search first).
+const FOLLOWER_VECTOR_REFRESH: Duration = Duration::from_secs(30);
 
 /// Memory the writer may buffer before it flushes a segment.
 const WRITER_MEMORY: usize = 64 * 1024 * 1024;
@@ -90,6 +96,9 @@ pub struct SearchIndex {
     writer: Option<Mutex<IndexWriter<TantivyDocument>>>,
     /// The HNSW graph and the searcher generation it reflects.
     pub(crate) vectors: RwLock<(VectorIndex, u64)>,
+    /// When the graph was last rebuilt from the stored embeddings; held while rebuilding, so
+    /// concurrent searches use the current graph instead of rebuilding it again.
+    rebuilt: Mutex<Option<Instant>>,
     pub(crate) embedder: Option<Arc<Embedder>>,
     checkpoint: RwLock<Checkpoint>,
 }
@@ -132,6 +141,7 @@ impl SearchIndex {
             reader,
             writer,
             vectors: RwLock::new((VectorIndex::default(), u64::MAX)),
+            rebuilt: Mutex::new(None),
             embedder,
             checkpoint: RwLock::new(Checkpoint::default()),
         };
@@ -191,12 +201,27 @@ impl SearchIndex {
         }
         let searcher = self.reader.searcher();
         let generation = searcher.generation().generation_id();
-        if current(generation) {
+        let set_checkpoint = |cp| {
             if let Ok(mut c) = self.checkpoint.write() {
                 *c = cp;
             }
+        };
+        if current(generation) {
+            set_checkpoint(cp);
             return Ok(());
         }
+        // One rebuild at a time; a follower's at most every FOLLOWER_VECTOR_REFRESH (a writer's graph
+        // is rebuilt only on open: afterwards `apply` keeps it current).
+        let Ok(mut rebuilt) = self.rebuilt.try_lock() else {
+            set_checkpoint(cp);
+            return Ok(());
+        };
+        let recent = rebuilt.is_some_and(|at| at.elapsed() < FOLLOWER_VECTOR_REFRESH);
+        if self.writer.is_none() && recent {
+            set_checkpoint(cp);
+            return Ok(());
+        }
+        *rebuilt = Some(Instant::now());
         let mut docs = Vec::new();
         for segment in searcher.segment_readers() {
             let store = segment.get_store_reader(64).map_err(|e| self.err("reading stored documents")(e.into()))?;
@@ -212,9 +237,7 @@ impl SearchIndex {
         if let Ok(mut v) = self.vectors.write() {
             *v = (graph, generation);
         }
-        if let Ok(mut c) = self.checkpoint.write() {
-            *c = cp;
-        }
+        set_checkpoint(cp);
         Ok(())
     }
 
