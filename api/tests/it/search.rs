@@ -202,3 +202,54 @@ async fn orbas_serve_follows_the_index_writer() {
     .await;
     child.kill().await.expect("kill");
 }
+
+/// `orbas search rebuild` over real CDC topics: every seeded row of the indexed tables becomes one
+/// document, and the command exits once caught up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orbas_search_rebuild_indexes_the_cdc_topics() {
+    use orbas_pipeline::broker::{Broker, BrokerOptions};
+
+    let app = spawn_app().await;
+    let broker = Broker::start(BrokerOptions::default()).expect("start tansu (./scripts/setup.sh installs it)");
+    let mut cfg = orbas_pipeline::cdc::CdcConfig::new(&app.db.admin_url, &broker.bootstrap()).expect("cdc config");
+    cfg.slot = format!("s_{}", &app.db.name[app.db.name.len() - 16..]);
+    cfg.heartbeat_interval = std::time::Duration::ZERO;
+    let slot = cfg.slot.clone();
+    tokio::spawn(orbas_pipeline::cdc::run(cfg, std::future::pending::<()>()));
+    orbas_testkit::cdc_snapshot_done(&app.db.admin, &slot).await;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_orbas"))
+        .args([
+            "search",
+            "rebuild",
+            "--no-embeddings",
+            "--batch-ms",
+            "200",
+            "--brokers",
+            &broker.bootstrap(),
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .env_remove("DATABASE_URL")
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("run orbas search rebuild");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let want: i64 = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM accounts) + (SELECT count(*) FROM contacts) + (SELECT count(*) FROM leads)
+              + (SELECT count(*) FROM opportunities) + (SELECT count(*) FROM tickets)
+              + (SELECT count(*) FROM ticket_messages) + (SELECT count(*) FROM knowledge_articles)
+              + (SELECT count(*) FROM documents) + (SELECT count(*) FROM employees)",
+    )
+    .fetch_one(&app.db.admin)
+    .await
+    .expect("count");
+    assert!(want > 100, "the seed has rows ({want})");
+    let ix = SearchIndex::open(dir.path(), Access::ReadOnly, None).expect("open");
+    assert_eq!(ix.num_docs() as i64, want, "{stdout}");
+    assert!(stdout.contains(&format!("{want} documents")), "{stdout}");
+}
