@@ -281,6 +281,10 @@ impl SearchIndex {
             commit.commit().map_err(self.err("committing"))?;
         }
         self.reader.reload().map_err(self.err("reloading the reader"))?;
+        let deleted = batch.changes.iter().any(|c| !matches!(c, Change::Upsert(_)));
+        if deleted {
+            self.purge_deleted(writer)?;
+        }
         let generation = self.reader.searcher().generation().generation_id();
         if let Ok(mut v) = self.vectors.write() {
             for (change, embedding) in batch.changes.into_iter().zip(embeddings) {
@@ -298,6 +302,35 @@ impl SearchIndex {
             *c = cp;
         }
         Ok(())
+    }
+
+    /// Starts merging the segments that hold deleted documents (in the background), so a deleted or
+    /// erased record's text leaves the index's files, not only its results.
+    fn purge_deleted(&self, writer: &Mutex<IndexWriter<TantivyDocument>>) -> Result<()> {
+        let ids: Vec<_> = self
+            .reader
+            .searcher()
+            .segment_readers()
+            .iter()
+            .filter(|s| s.has_deletes())
+            .map(|s| s.segment_id())
+            .collect();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut w = writer.lock().map_err(|_| Error::Poisoned("index writer"))?;
+        // The merge runs on tantivy's merge threads; a segment already being merged refuses and is
+        // purged by that merge.
+        drop(w.merge(&ids));
+        debug!(segments = ids.len(), "merging segments with deleted documents");
+        Ok(())
+    }
+
+    /// Deleted documents still in the index's segments (after reloading the reader).
+    #[cfg(test)]
+    fn deleted_in_segments(&self) -> u32 {
+        let _ = self.reader.reload();
+        self.reader.searcher().segment_readers().iter().map(|s| s.num_deleted_docs()).sum()
     }
 
     /// The embedding of every upsert (`None` for deletes, and for all without an embedder).
@@ -409,6 +442,11 @@ mod tests {
         assert_eq!(follower.checkpoint().position("orbas.cdc.public.knowledge_articles", 0), Some(7));
         assert_eq!(titles(&follower, "quantum"), ["Quantum billing"]);
         assert!(titles(&follower, "refunds").is_empty());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while writer.deleted_in_segments() > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert_eq!(writer.deleted_in_segments(), 0, "the deleted document's text left the segments");
 
         writer.apply(Batch {
             changes: vec![Change::Truncate { doc_type: DocType::KnowledgeArticle }],
