@@ -45,6 +45,9 @@ pub enum Command {
     /// Benchmarks that compare Orbas with a named peer in the same run.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Search: keep the full-text + vector index current from the CDC topics, rebuild it, query it.
+    #[command(subcommand)]
+    Search(SearchCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -589,4 +592,80 @@ pub struct BenchSeedArgs {
     pub tenants: u32,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+}
+
+// ---------------------------------------------------------------------------------------------------
+// orbas search
+
+#[derive(Debug, Subcommand)]
+pub enum SearchCommand {
+    /// Keep the search index in --data-dir current from the CDC topics until Ctrl-C (the index holds
+    /// its Kafka positions; a restart resumes where the last commit ended).
+    Index(SearchIndexArgs),
+    /// Clear the index and re-read the CDC topics from the beginning, until caught up.
+    Rebuild(SearchIndexArgs),
+    /// Query the index as an operator: one tenant, every type, no permission filter beyond the tenant.
+    Query(SearchQueryArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct SearchModelArgs {
+    /// The all-MiniLM-L6-v2 directory (default: $ORBAS_MODELS/all-MiniLM-L6-v2); without the model,
+    /// semantic and hybrid search are unavailable.
+    #[arg(long)]
+    pub model_dir: Option<PathBuf>,
+    /// Root of the local models (`scripts/setup.sh` fills it).
+    #[arg(long, env = "ORBAS_MODELS")]
+    pub models: Option<PathBuf>,
+    /// Index and search without embeddings (keyword search only).
+    #[arg(long)]
+    pub no_embeddings: bool,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct SearchIndexArgs {
+    /// The index directory.
+    #[arg(long, env = "ORBAS_SEARCH_DIR", default_value = "./search")]
+    pub data_dir: PathBuf,
+    /// Kafka bootstrap servers (default: kafka.brokers from the settings, else 127.0.0.1:9092).
+    #[arg(long)]
+    pub brokers: Option<String>,
+    /// Consumer group (offsets committed for lag monitoring; the index holds the positions).
+    #[arg(long, default_value = "orbas-search")]
+    pub group: String,
+    /// A batch (one index commit) closes after this many milliseconds…
+    #[arg(long, default_value_t = 500)]
+    pub batch_ms: u64,
+    /// …or this many messages.
+    #[arg(long, default_value_t = 2000)]
+    pub batch_rows: usize,
+    /// Extra librdkafka consumer property `key=value` (repeatable).
+    #[arg(long = "kafka-property")]
+    pub kafka_property: Vec<String>,
+    #[command(flatten)]
+    pub model: SearchModelArgs,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct SearchQueryArgs {
+    /// The index directory.
+    #[arg(long, env = "ORBAS_SEARCH_DIR", default_value = "./search")]
+    pub data_dir: PathBuf,
+    /// Tenant id.
+    #[arg(long)]
+    pub tenant: String,
+    /// keyword, semantic or hybrid.
+    #[arg(long, default_value = "keyword")]
+    pub mode: String,
+    /// Only these types (comma-separated: account, contact, lead, opportunity, ticket, ticket_message,
+    /// knowledge_article, document, employee).
+    #[arg(long = "type", value_delimiter = ',')]
+    pub types: Vec<String>,
+    /// How many results (1..=100).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=100))]
+    pub limit: u16,
+    #[command(flatten)]
+    pub model: SearchModelArgs,
+    /// The query.
+    pub text: String,
 }

@@ -18,7 +18,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         (name = "campaigns", description = "Marketing campaigns"), (name = "knowledge articles", description = "The knowledge base"),
         (name = "employees", description = "The HR view of the tenant's people"),
         (name = "users", description = "The user directory, invitations, API keys"),
-        (name = "recommendations", description = "Next-best actions for reps"))
+        (name = "recommendations", description = "Next-best actions for reps"),
+        (name = "search", description = "Full-text, semantic and hybrid search over the records the caller may read"))
 )]
 pub struct ApiDoc;
 

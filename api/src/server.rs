@@ -57,6 +57,17 @@ impl Server {
         jwt_secret: &SecretString,
         lake: Option<url::Url>,
     ) -> anyhow::Result<Self> {
+        Self::build_with_search(addr, app_pool, jwt_secret, lake, None).await
+    }
+
+    /// As [`Server::build_with_lake`], also serving `GET /v1/search` from `search`.
+    pub async fn build_with_search(
+        addr: SocketAddr,
+        app_pool: PgPool,
+        jwt_secret: &SecretString,
+        lake: Option<url::Url>,
+        search: Option<Arc<orbas_search::SearchIndex>>,
+    ) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
         observe::prometheus();
         let tokens = AccessTokens::new(jwt_secret).map_err(|e| anyhow::anyhow!("access-token key: {e}"))?;
@@ -66,6 +77,7 @@ impl Server {
             throttle: LoginThrottle::default(),
             limiter: crate::ratelimit::RateLimiter::default(),
             lake: lake.map(|root| Arc::new(orbas_warehouse::sql::Lake::new(root))),
+            search,
         };
         let (api, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
             .merge(routes::auth::router())
@@ -84,6 +96,7 @@ impl Server {
             .merge(routes::opportunities::all_routes())
             .merge(routes::recommendations::router())
             .merge(routes::scores::router())
+            .merge(routes::search::router())
             .merge(routes::interactions::router())
             .merge(routes::sql::router())
             .split_for_parts();

@@ -15,4 +15,6 @@ pub struct AppState {
     pub limiter: crate::ratelimit::RateLimiter,
     /// The lake's silver tables for `POST /v1/sql`; `None` when the server has no lake configured.
     pub lake: Option<Arc<orbas_warehouse::sql::Lake>>,
+    /// The search index for `GET /v1/search`; `None` when the server has none (the route answers 503).
+    pub search: Option<Arc<orbas_search::SearchIndex>>,
 }

@@ -1,4 +1,35 @@
-//! # orbas-search — search and assistant
+//! # orbas-search — search over the CRM
 //!
-//! Will own (issue #7): the tantivy full-text index and the vector index, both fed by the change
-//! stream and filtered by tenant inside every query, the hybrid query, and the RAG assistant.
+//! Owns (issue #7) the full-text and vector search of every tenant's records:
+//! - [`document`]: what a CRM row (accounts, contacts, leads, opportunities, tickets and their
+//!   messages, knowledge articles, documents, employees) becomes in the index;
+//! - `schema`: the tantivy fields, their analysis and weights (title > names/e-mail > body);
+//! - [`index`]: the tantivy index of a data directory, written in batches whose commits carry the
+//!   Kafka positions and applied LSN (resume without loss or duplicates);
+//! - `query`: BM25 with typo tolerance, prefix search-as-you-type, facets and highlighted snippets;
+//! - [`vector`]: the HNSW graph over the documents' sentence embeddings (from `orbas_models`);
+//! - [`hybrid`]: reciprocal rank fusion and the query modes;
+//! - [`visibility`]: tenant and read-scope filters from `orbas_oltp`'s permission matrix, applied
+//!   inside both searches, before ranking;
+//! - [`indexer`]: the consumer of the CDC topics that keeps the index current.
+//!
+//! The RAG assistant (the second half of the issue) will live here too.
+
+pub mod document;
+mod error;
+pub mod hybrid;
+pub mod index;
+pub mod indexer;
+mod query;
+mod schema;
+pub mod vector;
+pub mod visibility;
+
+pub use document::{DocType, SearchDoc};
+pub use error::{Error, Result};
+pub use hybrid::Mode;
+pub use index::{Access, Checkpoint, SearchIndex};
+pub use indexer::{IndexerConfig, IndexerStats};
+pub use query::{Hit, MAX_LIMIT, SearchRequest, SearchResults};
+pub use schema::FACETS;
+pub use visibility::{Reach, Visibility};

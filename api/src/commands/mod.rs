@@ -13,6 +13,7 @@ mod lake;
 mod migrate;
 mod models;
 mod pipeline;
+mod search;
 mod seed;
 mod sentiment;
 mod serve;
@@ -44,6 +45,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Kpi(args)) => bench_kpi::run(&settings, &args).await,
         Command::Bench(BenchCommand::Tpch(args)) => bench_tpch::run(&args).await,
         Command::Bench(BenchCommand::Decisions(args)) => bench_decisions::run(&settings, &args).await,
+        Command::Search(cmd) => search::run(&settings, cmd).await,
     }
 }
 

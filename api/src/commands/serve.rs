@@ -1,6 +1,8 @@
 //! `orbas serve`: the HTTP API on ORBAS_HTTP_ADDR, with `POST /v1/sql` over the lake at ORBAS_LAKE
 //! when that is set — and then also the intelligence jobs (`orbas models run`: retraining, sentiment,
-//! next-best actions, forecasts) unless `--without-models` leaves them to a process of their own.
+//! next-best actions, forecasts) unless `--without-models` leaves them to a process of their own — and
+//! `GET /v1/search` over the index at ORBAS_SEARCH_DIR (read-only, following the commits of
+//! `orbas search index`) when that is set.
 
 use std::sync::Arc;
 
@@ -31,7 +33,11 @@ pub async fn run(settings: &Settings, args: &ServeArgs) -> anyhow::Result<()> {
         }
         _ => None,
     };
-    let server = Server::build_with_lake(settings.http_addr, app_pool, settings.jwt_secret()?, lake).await?;
+    let search = match std::env::var("ORBAS_SEARCH_DIR") {
+        Ok(d) if !d.is_empty() => Some(super::search::open_follower(std::path::Path::new(&d)).await?),
+        _ => None,
+    };
+    let server = Server::build_with_search(settings.http_addr, app_pool, settings.jwt_secret()?, lake, search).await?;
     println!("listening on http://{}", server.local_addr()?);
     let served = server.run_until_stopped(super::shutdown_signal()).await;
     let _ = stop_tx.send(true);

@@ -13,6 +13,7 @@ pub mod leads;
 pub mod opportunities;
 pub mod recommendations;
 pub mod scores;
+pub mod search;
 pub mod sql;
 pub mod tasks;
 pub mod tickets;

@@ -27,6 +27,11 @@ pub async fn spawn_app() -> TestApp {
 
 /// As [`spawn_app`], with `POST /v1/sql` over the lake at `lake`.
 pub async fn spawn_app_with_lake(lake: Option<url::Url>) -> TestApp {
+    spawn_app_with(lake, None).await
+}
+
+/// As [`spawn_app_with_lake`], with `GET /v1/search` over `search`.
+pub async fn spawn_app_with(lake: Option<url::Url>, search: Option<Arc<orbas_search::SearchIndex>>) -> TestApp {
     let db = orbas_testkit::fresh_db().await;
     let report = seed::load(&db.admin, &seed::SeedConfig::new(2, 0.01, 21).expect("cfg")).await.expect("seed");
     let (tenant, tenant_slug) = report.tenants[0].clone();
@@ -39,9 +44,10 @@ pub async fn spawn_app_with_lake(lake: Option<url::Url>) -> TestApp {
     .await
     .expect("admin");
     let secret = SecretString::from("a-test-signing-key-of-at-least-32-bytes");
-    let server = Server::build_with_lake("127.0.0.1:0".parse().expect("addr"), db.app.pool().clone(), &secret, lake)
-        .await
-        .expect("build");
+    let server =
+        Server::build_with_search("127.0.0.1:0".parse().expect("addr"), db.app.pool().clone(), &secret, lake, search)
+            .await
+            .expect("build");
     let base = format!("http://{}", server.local_addr().expect("addr"));
     tokio::spawn(server.run_until_stopped(std::future::pending()));
     TestApp { base, http: reqwest::Client::new(), db, tenant_slug, admin_email }

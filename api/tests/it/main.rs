@@ -16,6 +16,7 @@ mod ops;
 mod recommendations;
 mod resources;
 mod schemathesis;
+mod search;
 mod sink_crash;
 mod sql;
 mod sql_port;

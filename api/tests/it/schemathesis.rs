@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use crate::helpers::{DEMO_PASSWORD, spawn_app_with_lake};
+use crate::helpers::{DEMO_PASSWORD, spawn_app_with};
 
 fn schemathesis() -> std::path::PathBuf {
     let venv = std::env::var_os("ORBAS_VENV").map(std::path::PathBuf::from).unwrap_or_else(|| {
@@ -19,7 +19,10 @@ async fn generated_requests_find_no_5xx_and_no_schema_violation() {
     assert!(bin.exists(), "{} is missing: run scripts/setup.sh (the test command does)", bin.display());
     // An (empty) lake, so `POST /v1/sql` answers as a configured server does: 4xx for bad queries.
     let lake = tempfile::tempdir().expect("lake dir");
-    let app = spawn_app_with_lake(url::Url::from_directory_path(lake.path()).ok()).await;
+    // An (empty, keyword-only) search index, so `GET /v1/search` answers as a configured server does.
+    let search = tempfile::tempdir().expect("search dir");
+    let index = orbas_search::SearchIndex::open(search.path(), orbas_search::Access::Writer, None).expect("index");
+    let app = spawn_app_with(url::Url::from_directory_path(lake.path()).ok(), Some(std::sync::Arc::new(index))).await;
     let body: Value = app.login(&app.admin_email, DEMO_PASSWORD).await.json().await.expect("json");
     let token = body["access_token"].as_str().unwrap_or_default().to_owned();
     let report = tempfile::tempdir().expect("tempdir");

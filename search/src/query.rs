@@ -1,0 +1,303 @@
+//! Answering a query: the keyword path (BM25 over title/names/body with field boosts, fuzzy terms for
+//! typos, prefix matching of the last term), the semantic path (the HNSW graph) and their fusion.
+//! Tenant and visibility are Must clauses of the tantivy query and the ANN filter — applied before
+//! ranking, never after. Facet counts cover every visible match; snippets highlight the query's terms.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Serialize;
+use tantivy::collector::{FacetCollector, TopDocs};
+use tantivy::query::{BooleanQuery, BoostQuery, ConstScoreQuery, FuzzyTermQuery, Occur, Query, TermQuery};
+use tantivy::schema::{Field, IndexRecordOption};
+use tantivy::snippet::SnippetGenerator;
+use tantivy::{DocAddress, Searcher, TantivyDocument, Term};
+use tracing::instrument;
+
+use crate::document::{DocType, SearchDoc};
+use crate::error::{Error, Result};
+use crate::hybrid::{Mode, rrf};
+use crate::index::SearchIndex;
+use crate::schema::{BODY_BOOST, FACETS, Fields, NAMES_BOOST, TITLE_BOOST, tokens};
+use crate::visibility::{Reach, Visibility};
+
+/// The most results one query returns.
+pub const MAX_LIMIT: usize = 100;
+/// Candidates each path contributes to a hybrid fusion.
+const FUSION_DEPTH: usize = 50;
+/// Length of a snippet, in characters.
+const SNIPPET_CHARS: usize = 180;
+/// Fuzzy and prefix matches score below an exact hit in the same field.
+const FUZZY_WEIGHT: f32 = 0.4;
+const PREFIX_WEIGHT: f32 = 0.6;
+
+/// A search request.
+#[derive(Debug, Clone)]
+pub struct SearchRequest {
+    pub text: String,
+    pub mode: Mode,
+    pub limit: usize,
+    /// Only these types (empty: all the caller may see).
+    pub types: Vec<DocType>,
+}
+
+/// One result.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Hit {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub doc_type: DocType,
+    pub title: String,
+    /// An excerpt with the query's terms in `<b>…</b>` (HTML-escaped otherwise).
+    pub snippet: String,
+    /// BM25 (keyword), cosine similarity (semantic) or the fused RRF score (hybrid).
+    pub score: f32,
+    pub owner_id: Option<String>,
+    pub stage: Option<String>,
+    pub status: Option<String>,
+    /// The record this one belongs to (a ticket message's ticket).
+    pub parent_id: Option<String>,
+    pub updated_at: Option<String>,
+}
+
+/// Results with facet counts (`facet → value → count`, over every visible keyword match).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SearchResults {
+    pub mode: Mode,
+    pub hits: Vec<Hit>,
+    pub facets: BTreeMap<String, BTreeMap<String, u64>>,
+}
+
+impl SearchIndex {
+    /// Answers `req` for `vis` (blocking: the query embedding is model inference).
+    #[instrument(skip_all, fields(tenant_id = %vis.tenant_id, mode = req.mode.as_str(), limit = req.limit))]
+    pub fn search(&self, req: &SearchRequest, vis: &Visibility) -> Result<SearchResults> {
+        if req.text.trim().is_empty() {
+            return Err(Error::Invalid("q: the query is empty".into()));
+        }
+        if req.limit == 0 || req.limit > MAX_LIMIT {
+            return Err(Error::Invalid(format!("limit: must be between 1 and {MAX_LIMIT}")));
+        }
+        if req.mode != Mode::Keyword && self.embedder.is_none() {
+            return Err(Error::SemanticUnavailable);
+        }
+        self.refresh()?;
+        let vis = vis.clone().restrict_to(&req.types);
+        let searcher = self.reader.searcher();
+        let text = keyword_query(&self.fields, &req.text);
+        let mut results = SearchResults { mode: req.mode, hits: Vec::new(), facets: BTreeMap::new() };
+        if vis.rules.is_empty() {
+            return Ok(results);
+        }
+        let filter = visibility_query(&self.fields, &vis);
+        let depth = if req.mode == Mode::Keyword { req.limit } else { FUSION_DEPTH.max(req.limit) };
+        let keyword = match &text {
+            Some(t) => {
+                let q = BooleanQuery::new(vec![(Occur::Must, t.box_clone()), (Occur::Must, filter.box_clone())]);
+                let mut facets = FacetCollector::for_field("facets");
+                for f in FACETS {
+                    facets.add_facet(&format!("/{f}"));
+                }
+                let (top, counts) = searcher
+                    .search(&q, &(TopDocs::with_limit(depth).order_by_score(), facets))
+                    .map_err(self.err("searching"))?;
+                for f in FACETS {
+                    let values = counts
+                        .get(&format!("/{f}"))
+                        .filter_map(|(facet, n)| facet.to_path().last().map(|v| ((*v).to_owned(), n)))
+                        .collect();
+                    results.facets.insert(f.to_owned(), values);
+                }
+                top
+            }
+            None => Vec::new(),
+        };
+        let keyword_hits = self.load(&searcher, &keyword)?;
+        let ranked: Vec<(SearchDoc, f32)> = match req.mode {
+            Mode::Keyword => keyword_hits,
+            Mode::Semantic => self.semantic(&searcher, &req.text, depth, &vis, &filter)?,
+            Mode::Hybrid => {
+                let semantic = self.semantic(&searcher, &req.text, depth, &vis, &filter)?;
+                fuse(keyword_hits, semantic)
+            }
+        };
+        let snippets = text.as_deref().map(|q| Snippets::new(&searcher, q, &self.fields)).transpose()?;
+        results.hits = ranked
+            .into_iter()
+            .take(req.limit)
+            .map(|(d, score)| {
+                let snippet = snippets.as_ref().map(|s| s.of(&d)).unwrap_or_else(|| plain_snippet(&d));
+                Hit {
+                    id: d.id,
+                    doc_type: d.doc_type,
+                    title: d.title,
+                    snippet,
+                    score,
+                    owner_id: d.owner_id,
+                    stage: d.stage,
+                    status: d.status,
+                    parent_id: d.parent_id,
+                    updated_at: d.updated_at,
+                }
+            })
+            .collect();
+        Ok(results)
+    }
+
+    fn load(&self, searcher: &Searcher, top: &[(f32, DocAddress)]) -> Result<Vec<(SearchDoc, f32)>> {
+        let mut out = Vec::with_capacity(top.len());
+        for (score, addr) in top {
+            let t: TantivyDocument = searcher.doc(*addr).map_err(self.err("reading a document"))?;
+            if let Some(d) = self.fields.doc_of(&t) {
+                out.push((d, *score));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The nearest visible documents to the query's embedding, read back through the index (with the
+    /// visibility filter again, so the graph can never surface a document the index would not).
+    fn semantic(
+        &self,
+        searcher: &Searcher,
+        text: &str,
+        k: usize,
+        vis: &Visibility,
+        filter: &dyn Query,
+    ) -> Result<Vec<(SearchDoc, f32)>> {
+        let Some(embedder) = &self.embedder else { return Err(Error::SemanticUnavailable) };
+        let query = embedder.embed(&[text]).map_err(Error::Embed)?.into_iter().next().unwrap_or_default();
+        let hits = match self.vectors.read() {
+            Ok(v) => v.0.search(&query, k, vis),
+            Err(_) => return Err(Error::Poisoned("vector index")),
+        };
+        let mut out = Vec::with_capacity(hits.len());
+        for h in hits {
+            let q = BooleanQuery::new(vec![
+                (Occur::Must, Box::new(TermQuery::new(self.fields.id_term(&h.id), IndexRecordOption::Basic))),
+                (Occur::Must, filter.box_clone()),
+            ]);
+            let top = searcher.search(&q, &TopDocs::with_limit(1).order_by_score()).map_err(self.err("searching"))?;
+            if let Some((d, _)) = self.load(searcher, &top)?.into_iter().next() {
+                out.push((d, h.similarity));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Reciprocal-rank fusion of the two ranked lists.
+fn fuse(keyword: Vec<(SearchDoc, f32)>, semantic: Vec<(SearchDoc, f32)>) -> Vec<(SearchDoc, f32)> {
+    let k_ids: Vec<&str> = keyword.iter().map(|(d, _)| d.id.as_str()).collect();
+    let s_ids: Vec<&str> = semantic.iter().map(|(d, _)| d.id.as_str()).collect();
+    let order = rrf(&[&k_ids, &s_ids]);
+    let mut docs: HashMap<String, SearchDoc> = HashMap::new();
+    for (d, _) in keyword.into_iter().chain(semantic) {
+        docs.entry(d.id.clone()).or_insert(d);
+    }
+    order.into_iter().filter_map(|(id, score)| docs.remove(&id).map(|d| (d, score))).collect()
+}
+
+/// The text part of a query: per token, an exact hit in any field (boosted by field), a fuzzy hit
+/// (edit distance 1 from 4 characters, 2 from 8) and, for the last token, a prefix hit. Tokens are
+/// alternatives (BM25 ranks documents matching more of them higher). `None` if the text has no token.
+pub(crate) fn keyword_query(f: &Fields, text: &str) -> Option<Box<dyn Query>> {
+    let toks = tokens(text);
+    let last = toks.len().checked_sub(1)?;
+    let fields = [(f.title, TITLE_BOOST), (f.names, NAMES_BOOST), (f.body, BODY_BOOST)];
+    let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+    for (i, tok) in toks.iter().enumerate() {
+        let chars = tok.chars().count();
+        for (field, boost) in fields {
+            let term = Term::from_field_text(field, tok);
+            clauses.push((Occur::Should, boosted(TermQuery::new(term.clone(), IndexRecordOption::WithFreqs), boost)));
+            let distance = match chars {
+                0..4 => 0,
+                4..8 => 1,
+                _ => 2,
+            };
+            if distance > 0 {
+                let fuzzy = FuzzyTermQuery::new(term.clone(), distance, true);
+                clauses.push((Occur::Should, boosted(fuzzy, boost * FUZZY_WEIGHT)));
+            }
+            if i == last && chars >= 2 {
+                clauses
+                    .push((Occur::Should, boosted(FuzzyTermQuery::new_prefix(term, 0, true), boost * PREFIX_WEIGHT)));
+            }
+        }
+    }
+    Some(Box::new(BooleanQuery::new(clauses)))
+}
+
+fn boosted(q: impl Query, boost: f32) -> Box<dyn Query> {
+    Box::new(BoostQuery::new(Box::new(q), boost))
+}
+
+fn raw(field: Field, value: &str) -> Box<dyn Query> {
+    Box::new(TermQuery::new(Term::from_field_text(field, value), IndexRecordOption::Basic))
+}
+
+/// The visibility as a non-scoring query: the tenant, and one of the rules (a type, and for owner
+/// rules one of the owners).
+pub(crate) fn visibility_query(f: &Fields, vis: &Visibility) -> Box<dyn Query> {
+    let rules: Vec<(Occur, Box<dyn Query>)> = vis
+        .rules
+        .iter()
+        .map(|(t, reach)| {
+            let q: Box<dyn Query> = match reach {
+                Reach::All => raw(f.doc_type, t.as_str()),
+                Reach::Owners(owners) => Box::new(BooleanQuery::new(vec![
+                    (Occur::Must, raw(f.doc_type, t.as_str())),
+                    (
+                        Occur::Must,
+                        Box::new(BooleanQuery::new(owners.iter().map(|o| (Occur::Should, raw(f.owner, o))).collect())),
+                    ),
+                ])),
+            };
+            (Occur::Should, q)
+        })
+        .collect();
+    let q = BooleanQuery::new(vec![
+        (Occur::Must, raw(f.tenant, &vis.tenant_id)),
+        (Occur::Must, Box::new(BooleanQuery::new(rules))),
+    ]);
+    Box::new(ConstScoreQuery::new(Box::new(q), 0.0))
+}
+
+/// Highlighted excerpts: from the body, else the names, else the title.
+struct Snippets {
+    body: SnippetGenerator,
+    names: SnippetGenerator,
+    title: SnippetGenerator,
+}
+
+impl Snippets {
+    fn new(searcher: &Searcher, q: &dyn Query, f: &Fields) -> Result<Self> {
+        let make = |field| {
+            let mut g = SnippetGenerator::create(searcher, q, field).map_err(|source| Error::Index {
+                dir: Default::default(),
+                what: "creating a snippet generator",
+                source,
+            })?;
+            g.set_max_num_chars(SNIPPET_CHARS);
+            Ok::<_, Error>(g)
+        };
+        Ok(Snippets { body: make(f.body)?, names: make(f.names)?, title: make(f.title)? })
+    }
+
+    fn of(&self, d: &SearchDoc) -> String {
+        for (g, text) in [(&self.body, &d.body), (&self.names, &d.names), (&self.title, &d.title)] {
+            let s = g.snippet(text);
+            if !s.highlighted().is_empty() {
+                return s.to_html();
+            }
+        }
+        plain_snippet(d)
+    }
+}
+
+/// The start of the body (or names, or title), HTML-escaped, for hits without a highlighted term.
+fn plain_snippet(d: &SearchDoc) -> String {
+    let text = [&d.body, &d.names, &d.title].into_iter().find(|t| !t.is_empty()).map_or("", |t| t.as_str());
+    let cut: String = text.chars().take(SNIPPET_CHARS).collect();
+    cut.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}

@@ -1,0 +1,212 @@
+//! The tantivy schema: which fields a [`SearchDoc`] becomes, how each is analysed and weighted, and the
+//! conversion both ways. Text fields share one analyser (split on non-alphanumerics, lower-case,
+//! ASCII-folded) so a query is tokenised like the documents. Tenant, type and owner are raw (untokenised)
+//! terms, the filters of every query; `id` is the key updates and deletes address.
+
+use tantivy::schema::{
+    FacetOptions, Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions, Value,
+};
+use tantivy::tokenizer::{AsciiFoldingFilter, LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnalyzer};
+use tantivy::{Index, TantivyDocument, Term};
+
+use crate::document::{DocType, SearchDoc};
+
+/// The analyser of every text field.
+pub(crate) const TOKENIZER: &str = "orbas";
+
+/// Field weights: a hit in the title counts most, then names and e-mail addresses, then the body.
+pub(crate) const TITLE_BOOST: f32 = 3.0;
+pub(crate) const NAMES_BOOST: f32 = 2.0;
+pub(crate) const BODY_BOOST: f32 = 1.0;
+
+/// The facet dimensions counted for every query.
+pub const FACETS: [&str; 4] = ["type", "owner", "stage", "status"];
+
+/// Handles of the schema's fields.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Fields {
+    pub id: Field,
+    pub doc_type: Field,
+    pub tenant: Field,
+    pub owner: Field,
+    pub title: Field,
+    pub names: Field,
+    pub body: Field,
+    pub facets: Field,
+    pub stage: Field,
+    pub status: Field,
+    pub parent: Field,
+    pub updated_at: Field,
+    /// The document's sentence embedding (little-endian f32s), empty without an embedder: the vector
+    /// index is rebuilt from these, so it can never disagree with the committed documents.
+    pub embedding: Field,
+}
+
+impl Fields {
+    pub fn schema() -> (Schema, Fields) {
+        let mut b = Schema::builder();
+        let text = TextOptions::default()
+            .set_indexing_options(
+                TextFieldIndexing::default()
+                    .set_tokenizer(TOKENIZER)
+                    .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+            )
+            .set_stored();
+        let fields = Fields {
+            id: b.add_text_field("id", STRING | STORED),
+            doc_type: b.add_text_field("type", STRING | STORED),
+            tenant: b.add_text_field("tenant_id", STRING | STORED),
+            owner: b.add_text_field("owner_id", STRING | STORED),
+            title: b.add_text_field("title", text.clone()),
+            names: b.add_text_field("names", text.clone()),
+            body: b.add_text_field("body", text),
+            facets: b.add_facet_field("facets", FacetOptions::default()),
+            stage: b.add_text_field("stage", STRING | STORED),
+            status: b.add_text_field("status", STRING | STORED),
+            parent: b.add_text_field("parent_id", STRING | STORED),
+            updated_at: b.add_text_field("updated_at", STORED),
+            embedding: b.add_bytes_field("embedding", STORED),
+        };
+        (b.build(), fields)
+    }
+
+    /// Registers the analyser the text fields name.
+    pub fn register_tokenizer(index: &Index) {
+        index.tokenizers().register(TOKENIZER, analyzer());
+    }
+
+    pub fn id_term(&self, id: &str) -> Term {
+        Term::from_field_text(self.id, id)
+    }
+
+    /// The stored form of a document (with its embedding, if any).
+    pub fn stored(&self, d: &SearchDoc, embedding: Option<&[f32]>) -> TantivyDocument {
+        let mut t = TantivyDocument::default();
+        t.add_text(self.id, &d.id);
+        t.add_text(self.doc_type, d.doc_type.as_str());
+        t.add_text(self.tenant, &d.tenant_id);
+        t.add_text(self.title, &d.title);
+        t.add_text(self.names, &d.names);
+        t.add_text(self.body, &d.body);
+        t.add_facet(self.facets, tantivy::schema::Facet::from_path(["type", d.doc_type.as_str()]));
+        let optional =
+            [(self.owner, "owner", &d.owner_id), (self.stage, "stage", &d.stage), (self.status, "status", &d.status)];
+        for (field, facet, value) in optional {
+            if let Some(v) = value {
+                t.add_text(field, v);
+                t.add_facet(self.facets, tantivy::schema::Facet::from_path([facet, v.as_str()]));
+            }
+        }
+        if let Some(p) = &d.parent_id {
+            t.add_text(self.parent, p);
+        }
+        if let Some(u) = &d.updated_at {
+            t.add_text(self.updated_at, u);
+        }
+        if let Some(e) = embedding {
+            t.add_bytes(self.embedding, &encode_vector(e));
+        }
+        t
+    }
+
+    /// A stored document back as a [`SearchDoc`] (`None` if it lacks the key fields).
+    pub fn doc_of(&self, t: &TantivyDocument) -> Option<SearchDoc> {
+        let get = |f: Field| t.get_first(f).and_then(|v| v.as_str()).map(str::to_owned);
+        Some(SearchDoc {
+            id: get(self.id)?,
+            doc_type: DocType::parse(&get(self.doc_type)?)?,
+            tenant_id: get(self.tenant)?,
+            title: get(self.title).unwrap_or_default(),
+            names: get(self.names).unwrap_or_default(),
+            body: get(self.body).unwrap_or_default(),
+            owner_id: get(self.owner),
+            stage: get(self.stage),
+            status: get(self.status),
+            parent_id: get(self.parent),
+            updated_at: get(self.updated_at),
+        })
+    }
+
+    /// The stored embedding of a document, if it has one.
+    pub fn embedding_of(&self, t: &TantivyDocument) -> Option<Vec<f32>> {
+        t.get_first(self.embedding).and_then(|v| v.as_bytes()).and_then(decode_vector)
+    }
+}
+
+pub(crate) fn analyzer() -> TextAnalyzer {
+    TextAnalyzer::builder(SimpleTokenizer::default())
+        .filter(RemoveLongFilter::limit(40))
+        .filter(LowerCaser)
+        .filter(AsciiFoldingFilter)
+        .build()
+}
+
+/// The tokens of `text` as the index's analyser produces them.
+pub(crate) fn tokens(text: &str) -> Vec<String> {
+    let mut a = analyzer();
+    let mut stream = a.token_stream(text);
+    let mut out = Vec::new();
+    while stream.advance() {
+        out.push(stream.token().text.clone());
+    }
+    out
+}
+
+/// A vector as little-endian f32s.
+pub fn encode_vector(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// The inverse of [`encode_vector`]; `None` for an empty or misaligned buffer.
+pub fn decode_vector(b: &[u8]) -> Option<Vec<f32>> {
+    if b.is_empty() || !b.len().is_multiple_of(4) {
+        return None;
+    }
+    Some(b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn vectors_round_trip(v in proptest::collection::vec(any::<f32>().prop_filter("not NaN", |x| !x.is_nan()), 1..512)) {
+            prop_assert_eq!(decode_vector(&encode_vector(&v)), Some(v));
+        }
+
+        #[test]
+        fn decoding_never_panics(b in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let d = decode_vector(&b);
+            prop_assert_eq!(d.is_some(), !b.is_empty() && b.len().is_multiple_of(4));
+        }
+    }
+
+    #[test]
+    fn the_analyser_splits_lowercases_and_folds() {
+        assert_eq!(tokens("José O'Neil <jose.oneil@Acme.io>"), ["jose", "o", "neil", "jose", "oneil", "acme", "io"]);
+    }
+
+    #[test]
+    fn documents_round_trip_through_the_stored_form() {
+        let (_, f) = Fields::schema();
+        let d = SearchDoc {
+            id: "i".into(),
+            doc_type: DocType::Ticket,
+            tenant_id: "t".into(),
+            title: "Printer on fire".into(),
+            names: "T-1".into(),
+            body: "smoke".into(),
+            owner_id: Some("u".into()),
+            stage: None,
+            status: Some("open".into()),
+            parent_id: None,
+            updated_at: Some("2026-12-04T00:00:00Z".into()),
+        };
+        let t = f.stored(&d, Some(&[0.5, -1.0]));
+        assert_eq!(f.doc_of(&t), Some(d));
+        assert_eq!(f.embedding_of(&t), Some(vec![0.5, -1.0]));
+    }
+}
