@@ -1,8 +1,9 @@
 //! `orbas demo`: Postgres up (embedded unless DATABASE_URL is set), migrated, seeded once, a Kafka
 //! broker (tansu unless `kafka.brokers` is set: its log kept in SQLite under `--data-dir`, else in
 //! memory) with change data capture streaming every table into it, the lake sink keeping bronze/silver
-//! Delta tables from those topics, the HTTP server and the SQL port listening, URLs printed. Later
-//! stages (models, search) join as they arrive.
+//! Delta tables from those topics, the search indexer keeping the tantivy + vector index from the same
+//! topics, the intelligence service (`orbas_models::service`: retraining, sentiment, next-best actions,
+//! forecasts) once the lake has caught up, the HTTP server and the SQL port listening, URLs printed.
 
 use anyhow::Context;
 use orbas_models::service::{Schedule, Service};
@@ -57,8 +58,19 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
         Some(url) => Some(start_sql_port(&settings, app_pool.clone(), url.clone(), &jwt_secret).await?),
         None => None,
     };
+    let search = match &capture {
+        Some(c) => Some(start_search(c, args.data_dir.as_deref(), stop_rx.clone()).await?),
+        None => None,
+    };
     let server_pool = app_pool.clone();
-    let server = Server::build_with_lake(settings.http_addr, app_pool, &jwt_secret, lake_url).await?;
+    let server = Server::build_with_search(
+        settings.http_addr,
+        app_pool,
+        &jwt_secret,
+        lake_url,
+        search.as_ref().map(|s| s.index.clone()),
+    )
+    .await?;
     let http = format!("http://{}", server.local_addr()?);
     let kafka = capture.as_ref().map(|c| {
         let source = match (&c.broker, args.data_dir.is_some()) {
@@ -74,6 +86,9 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
         println!(
             "  lake SQL       POST {http}/v1/sql {{\"sql\": \"SELECT status, count(*) FROM opportunities GROUP BY 1\"}}"
         );
+    }
+    if let Some(s) = &search {
+        println!("{}", s.banner);
     }
     if let Some((addr, _)) = &sql_port {
         println!(
@@ -129,6 +144,9 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
     }
     if let Some(l) = lake {
         l.task.await?.context("lake sink stopped")?;
+    }
+    if let Some(s) = search {
+        s.task.await?.context("search indexer stopped")?;
     }
     if let Some(c) = capture {
         c.task.await?.context("change data capture stopped")?;
@@ -234,6 +252,58 @@ fn start_sink(
         result
     });
     Ok(Lake { root, _temp: temp, task })
+}
+
+/// The demo's search index: its directory, the index (shared by the indexer and the API) and the
+/// indexer's task.
+struct Search {
+    index: std::sync::Arc<orbas_search::SearchIndex>,
+    banner: String,
+    _temp: Option<tempfile::TempDir>,
+    task: tokio::task::JoinHandle<orbas_search::Result<orbas_search::indexer::IndexerStats>>,
+}
+
+/// Starts the search indexer on the demo's topics, into `data_dir/search` (else a temporary
+/// directory). Like the lake, the index is rebuilt when the demo's broker starts empty.
+async fn start_search(
+    capture: &Capture,
+    data_dir: Option<&std::path::Path>,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<Search> {
+    use orbas_search::{Access, IndexerConfig, SearchIndex};
+    let (dir, temp) = match data_dir {
+        Some(d) => (d.join("search"), None),
+        None => {
+            let t = tempfile::Builder::new().prefix("orbas-search-").tempdir().context("search directory")?;
+            (t.path().to_path_buf(), Some(t))
+        }
+    };
+    if capture.fresh_topics && dir.exists() {
+        std::fs::remove_dir_all(&dir).with_context(|| format!("clearing the demo's search index {}", dir.display()))?;
+    }
+    let model = crate::cli::SearchModelArgs { model_dir: None, models: None, no_embeddings: false };
+    let embedder = super::search::load_embedder(&model)?;
+    let semantic = embedder.is_some();
+    let at = dir.clone();
+    let index = tokio::task::spawn_blocking(move || SearchIndex::open(&at, Access::Writer, embedder))
+        .await?
+        .with_context(|| format!("search index {}", dir.display()))?;
+    let index = std::sync::Arc::new(index);
+    let banner = format!(
+        "  search         GET /v1/search?q=…&mode=keyword|semantic|hybrid — index {} ({})",
+        dir.display(),
+        if semantic { "keyword, semantic and hybrid" } else { "keyword only: no sentence encoder installed" }
+    );
+    let cfg = IndexerConfig::new(&capture.brokers);
+    let ix = index.clone();
+    let task = tokio::spawn(async move {
+        let result = orbas_search::indexer::run(cfg, ix, stop).await;
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "search indexer stopped");
+        }
+        result
+    });
+    Ok(Search { index, banner, _temp: temp, task })
 }
 
 /// The SQL port over the demo's lake (plaintext on loopback), authenticated against the demo's users.
