@@ -78,6 +78,7 @@ impl Server {
             limiter: crate::ratelimit::RateLimiter::default(),
             lake: lake.map(|root| Arc::new(orbas_warehouse::sql::Lake::new(root))),
             search,
+            llm: llm_from_env(),
         };
         let (api, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
             .merge(routes::auth::router())
@@ -97,6 +98,7 @@ impl Server {
             .merge(routes::recommendations::router())
             .merge(routes::scores::router())
             .merge(routes::search::router())
+            .merge(routes::assistant::router())
             .merge(routes::interactions::router())
             .merge(routes::sql::router())
             .split_for_parts();
@@ -166,6 +168,19 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
             (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "not_ready", "reason": "database unreachable" })))
+        }
+    }
+}
+
+/// The assistant's language model from `ORBAS_LLM_BASE_URL`, `ORBAS_LLM_MODEL`, `ORBAS_LLM_API_KEY`
+/// (per-tenant configuration is still to come); `None` when unset (the assistant answers extractively).
+fn llm_from_env() -> Option<orbas_models::LlmClient> {
+    let config = orbas_models::LlmConfig::from_env()?;
+    match orbas_models::LlmClient::new(config) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::error!(error = ?e, "the assistant's language model client could not be built; answers are extractive");
+            None
         }
     }
 }

@@ -45,9 +45,42 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+    /// The language model did not answer within the configured time.
+    #[error("the language model did not answer within {after:?}")]
+    LlmTimeout { after: std::time::Duration },
+    /// The language model refused the API key (401/403): the key is missing, wrong or revoked.
+    #[error("the language model refused the API key (HTTP {status}); check the configured key")]
+    LlmAuth { status: u16 },
+    /// The language model kept answering 429 after every retry.
+    #[error("the language model is rate-limiting (HTTP 429 after {attempts} attempts); try again later")]
+    LlmRateLimited { attempts: u32 },
+    /// Any other non-success status (after retries for 5xx); `body` is the start of the server's reply.
+    #[error("the language model answered HTTP {status}: {body}")]
+    LlmStatus { status: u16, body: String },
+    /// The server's reply is not the OpenAI chat-completions format.
+    #[error("malformed answer from the language model: {what}")]
+    LlmMalformed { what: String },
+    /// The request could not be sent or the reply not read (connection refused, reset, …).
+    #[error("language model: {what}")]
+    LlmHttp {
+        what: &'static str,
+        #[source]
+        source: reqwest::Error,
+    },
     /// Input the caller can fix (an unknown entity, an empty training set, …).
     #[error("{0}")]
     Invalid(String),
+}
+
+impl Error {
+    /// Whether trying again later may succeed (timeouts, rate limits, server and connection errors).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::LlmTimeout { .. } | Error::LlmRateLimited { .. } | Error::LlmHttp { .. } => true,
+            Error::LlmStatus { status, .. } => *status >= 500,
+            _ => false,
+        }
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -36,6 +36,9 @@ pub enum Error {
     /// The embedder failed on a text.
     #[error("embedding")]
     Embed(#[source] orbas_models::Error),
+    /// The assistant's language model failed (timeout, rate limit, auth, malformed answer, …).
+    #[error("assistant language model")]
+    Llm(#[source] orbas_models::Error),
     /// A query the caller can fix (empty text, a limit out of range, …).
     #[error("{0}")]
     Invalid(String),

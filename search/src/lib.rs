@@ -13,8 +13,11 @@
 //!   inside both searches, before ranking;
 //! - [`indexer`]: the consumer of the CDC topics that keeps the index current.
 //!
-//! The RAG assistant (the second half of the issue) will live here too.
+//! - [`assistant`]: the RAG assistant — retrieval through the same filtered index, a prompt that
+//!   keeps record text as delimited untrusted data, citations, and an extractive fallback without a
+//!   language model (the client is `orbas_models::llm`).
 
+pub mod assistant;
 pub mod document;
 mod error;
 pub mod hybrid;
@@ -25,6 +28,7 @@ mod schema;
 pub mod vector;
 pub mod visibility;
 
+pub use assistant::{AnswerMode, AnswerStream, Assistant, AssistantAnswer, AssistantEvent, Citation, Tokens};
 pub use document::{DocType, SearchDoc};
 pub use error::{Error, Result};
 pub use hybrid::Mode;

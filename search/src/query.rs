@@ -57,7 +57,14 @@ pub struct Hit {
     /// The record this one belongs to (a ticket message's ticket).
     pub parent_id: Option<String>,
     pub updated_at: Option<String>,
+    /// The record's text (title, names, body; at most [`PASSAGE_CHARS`]) for the assistant's prompt;
+    /// not part of the API's JSON.
+    #[serde(skip)]
+    pub(crate) passage: String,
 }
+
+/// Longest passage the assistant gets per hit, in characters.
+pub(crate) const PASSAGE_CHARS: usize = 1_500;
 
 /// Results with facet counts (`facet → value → count`, over every visible keyword match).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -126,7 +133,9 @@ impl SearchIndex {
             .take(req.limit)
             .map(|(d, score)| {
                 let snippet = snippets.as_ref().map(|s| s.of(&d)).unwrap_or_else(|| plain_snippet(&d));
+                let passage = d.embedding_text().chars().take(PASSAGE_CHARS).collect();
                 Hit {
+                    passage,
                     id: d.id,
                     doc_type: d.doc_type,
                     title: d.title,

@@ -253,3 +253,68 @@ async fn orbas_search_rebuild_indexes_the_cdc_topics() {
     assert_eq!(ix.num_docs() as i64, want, "{stdout}");
     assert!(stdout.contains(&format!("{want} documents")), "{stdout}");
 }
+
+/// `POST /v1/assistant/query` without a language model (none configured in tests): an extractive,
+/// cited answer from the caller's tenant only, as JSON and as server-sent events; 422 on bad input.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_assistant_answers_extractively_from_the_callers_records() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ix = Arc::new(SearchIndex::open(dir.path(), Access::Writer, None).expect("index"));
+    let app = spawn_app_with(None, Some(ix.clone())).await;
+    fill(&ix, &app.db).await;
+    let token = admin_token(&app).await;
+    let (tenant, name): (uuid::Uuid, String) = sqlx::query_as(
+        "SELECT a.tenant_id, a.name FROM accounts a JOIN tenants t ON t.id = a.tenant_id
+          WHERE t.slug = $1 ORDER BY a.id LIMIT 1",
+    )
+    .bind(&app.tenant_slug)
+    .fetch_one(&app.db.admin)
+    .await
+    .expect("an account");
+    let theirs: Vec<String> = sqlx::query_scalar(
+        "SELECT id::text FROM accounts WHERE tenant_id <> $1 UNION ALL SELECT id::text FROM tickets WHERE tenant_id <> $1",
+    )
+    .bind(tenant)
+    .fetch_all(&app.db.admin)
+    .await
+    .expect("foreign ids");
+    let url = format!("{}/v1/assistant/query", app.base);
+    let question = format!("What do we know about {name}?");
+
+    let (status, body) = send(app.http.post(&url).json(&serde_json::json!({ "question": question })), &token).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["mode"], "extractive", "{body}");
+    assert!(body["answer"].as_str().is_some_and(|a| a.starts_with("No language model is configured")), "{body}");
+    let cited: Vec<String> = body["citations"]
+        .as_array()
+        .map(|c| c.iter().filter_map(|c| c["id"].as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
+    assert!(!cited.is_empty(), "{body}");
+    assert!(cited.iter().all(|id| !theirs.contains(id)), "{body}");
+    assert_eq!(body["citations"][0]["n"], 1, "{body}");
+
+    let resp = app
+        .http
+        .post(&url)
+        .header("accept", "text/event-stream")
+        .bearer_auth(&token)
+        .json(&serde_json::json!({ "question": question }))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(resp.status().as_u16(), 200);
+    assert!(resp.headers()["content-type"].to_str().is_ok_and(|c| c.starts_with("text/event-stream")));
+    let text = resp.text().await.expect("events");
+    assert!(text.contains("event: done"), "{text}");
+    let data = text.lines().find_map(|l| l.strip_prefix("data: ")).expect("a data line");
+    let done: Value = serde_json::from_str(data).expect("json");
+    assert_eq!(done["citations"], body["citations"], "{text}");
+
+    for bad in [serde_json::json!({ "question": "  " }), serde_json::json!({ "q": "x" }), serde_json::json!([1])] {
+        let resp = app.http.post(&url).bearer_auth(&token).json(&bad).send().await.expect("post");
+        assert_eq!(resp.status().as_u16(), 422, "{bad}");
+        assert_eq!(resp.headers()["content-type"], "application/problem+json");
+    }
+    let status = app.http.post(&url).json(&serde_json::json!({ "question": "x" })).send().await.expect("post");
+    assert_eq!(status.status().as_u16(), 401);
+}
