@@ -232,16 +232,7 @@ fn start_sink(
     data_dir: Option<&std::path::Path>,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Lake> {
-    let (root, temp) = match data_dir {
-        Some(d) => (d.join("lake"), None),
-        None => {
-            let t = tempfile::Builder::new().prefix("orbas-lake-").tempdir().context("lake directory")?;
-            (t.path().to_path_buf(), Some(t))
-        }
-    };
-    if capture.fresh_topics && root.exists() {
-        std::fs::remove_dir_all(&root).with_context(|| format!("clearing the demo lake {}", root.display()))?;
-    }
+    let (root, temp) = derived_dir(data_dir, "lake", capture.fresh_topics)?;
     let url = super::pipeline::lake_url(&root.display().to_string())?;
     let cfg = SinkConfig::new(admin_url, &capture.brokers, url);
     let task = tokio::spawn(async move {
@@ -252,6 +243,30 @@ fn start_sink(
         result
     });
     Ok(Lake { root, _temp: temp, task })
+}
+
+/// The directory of a store the demo derives from the CDC topics (the lake, the search index):
+/// `data_dir/name`, else a temporary directory (removed on exit). When the topics start empty
+/// (`fresh`), what an earlier run left there is cleared, so the store is rebuilt from them.
+fn derived_dir(
+    data_dir: Option<&std::path::Path>,
+    name: &str,
+    fresh: bool,
+) -> anyhow::Result<(std::path::PathBuf, Option<tempfile::TempDir>)> {
+    let (dir, temp) = match data_dir {
+        Some(d) => (d.join(name), None),
+        None => {
+            let t = tempfile::Builder::new()
+                .prefix(&format!("orbas-{name}-"))
+                .tempdir()
+                .with_context(|| format!("{name} directory"))?;
+            (t.path().to_path_buf(), Some(t))
+        }
+    };
+    if fresh && dir.exists() {
+        std::fs::remove_dir_all(&dir).with_context(|| format!("clearing the demo's {name} {}", dir.display()))?;
+    }
+    Ok((dir, temp))
 }
 
 /// The demo's search index: its directory, the index (shared by the indexer and the API) and the
@@ -271,16 +286,7 @@ async fn start_search(
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Search> {
     use orbas_search::{Access, IndexerConfig, SearchIndex};
-    let (dir, temp) = match data_dir {
-        Some(d) => (d.join("search"), None),
-        None => {
-            let t = tempfile::Builder::new().prefix("orbas-search-").tempdir().context("search directory")?;
-            (t.path().to_path_buf(), Some(t))
-        }
-    };
-    if capture.fresh_topics && dir.exists() {
-        std::fs::remove_dir_all(&dir).with_context(|| format!("clearing the demo's search index {}", dir.display()))?;
-    }
+    let (dir, temp) = derived_dir(data_dir, "search", capture.fresh_topics)?;
     let model = crate::cli::SearchModelArgs { model_dir: None, models: None, no_embeddings: false };
     let embedder = super::search::load_embedder(&model)?;
     let semantic = embedder.is_some();
