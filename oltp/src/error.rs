@@ -62,6 +62,10 @@ pub enum Error {
 
     #[error("seed: {message}")]
     Seed { message: String },
+
+    /// A secret sealed at rest could not be opened: sealed under another secrets key, or damaged.
+    #[error("{message}")]
+    Unseal { message: Cow<'static, str> },
 }
 
 impl Error {
@@ -87,7 +91,11 @@ impl Error {
             Error::Invalid { .. } => ErrorKind::Invalid,
             Error::NoTenant | Error::PermissionDenied => ErrorKind::Forbidden,
             Error::Database(e) if is_transient(e) => ErrorKind::Unavailable,
-            Error::Database(_) | Error::Migrate(_) | Error::Cluster { .. } | Error::Seed { .. } => ErrorKind::Internal,
+            Error::Database(_)
+            | Error::Migrate(_)
+            | Error::Cluster { .. }
+            | Error::Seed { .. }
+            | Error::Unseal { .. } => ErrorKind::Internal,
         }
     }
 

@@ -12,6 +12,8 @@
 //!   with its own/team/all permission check (asked by the API, the SQL port, search and reports).
 //! * [`cluster`] — a launcher for a private Postgres cluster built from the system binaries, used by
 //!   `orbas demo` when no `DATABASE_URL` is given and wrapped by the dev-only `testkit` for tests.
+//! * [`secrets`] — secrets sealed at rest (AES-256-GCM under the server's secrets key, bound to
+//!   their tenant and purpose), e.g. a tenant's language-model API key.
 //! * [`seed`] — the deterministic synthetic CRM data generator behind `orbas seed`.
 //!
 //! Invariant: reads and writes of CRM tables go through this crate (the CDC reader in `pipeline` is the
@@ -23,6 +25,7 @@ pub mod db;
 mod error;
 pub mod model;
 pub mod repo;
+pub mod secrets;
 pub mod seed;
 
 pub use error::{Error, ErrorKind, Result};

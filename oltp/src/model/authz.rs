@@ -80,6 +80,8 @@ pub const RESOURCES: &[&str] = &[
     "audit_logs",
     "api_keys",
     "lake_sql",
+    "ai_settings",
+    "ai_queries",
 ];
 
 const SALES: &[&str] = &[
@@ -102,6 +104,22 @@ pub fn default_scope(role: RoleKey, resource: &str, action: Action) -> Option<Sc
     use Action::*;
     use Scope::*;
     let is = |set: &[&str]| set.contains(&resource);
+    match resource {
+        // The assistant's language-model settings (endpoint, sealed API key) are the admin's alone.
+        "ai_settings" => return (role == RoleKey::Admin).then_some(All),
+        // Questions to the assistant: everyone reads and rates their own; managers read their team's,
+        // analysts all of them (answer-quality review); admins everything.
+        "ai_queries" => {
+            return match (role, action) {
+                (RoleKey::Admin, _) => Some(All),
+                (RoleKey::Analyst, Read) => Some(All),
+                (RoleKey::Manager, Read) => Some(Team),
+                (_, Read | Update) => Some(Own),
+                _ => None,
+            };
+        }
+        _ => {}
+    }
     match role {
         RoleKey::Admin => Some(All),
         RoleKey::ReadOnly => match action {
@@ -195,6 +213,13 @@ mod tests {
         assert_eq!(default_scope(RoleKey::Admin, "users", Action::Create), Some(Scope::All));
         assert_eq!(default_scope(RoleKey::Analyst, "lake_sql", Action::Read), Some(Scope::All));
         assert_eq!(default_scope(RoleKey::SupportAgent, "opportunities", Action::Read), None);
+        assert_eq!(default_scope(RoleKey::Manager, "ai_settings", Action::Read), None);
+        assert_eq!(default_scope(RoleKey::ReadOnly, "ai_settings", Action::Read), None);
+        assert_eq!(default_scope(RoleKey::Admin, "ai_settings", Action::Update), Some(Scope::All));
+        assert_eq!(default_scope(RoleKey::SalesRep, "ai_queries", Action::Update), Some(Scope::Own));
+        assert_eq!(default_scope(RoleKey::Manager, "ai_queries", Action::Read), Some(Scope::Team));
+        assert_eq!(default_scope(RoleKey::Analyst, "ai_queries", Action::Read), Some(Scope::All));
+        assert_eq!(default_scope(RoleKey::ReadOnly, "ai_queries", Action::Read), Some(Scope::Own));
         assert!(default_matrix().count() > 100);
         assert!(uses_team_scope(RoleKey::Manager));
         assert!(!uses_team_scope(RoleKey::Admin) && !uses_team_scope(RoleKey::SalesRep));

@@ -64,6 +64,7 @@ id_type!(
     TicketId,
     TicketMessageId,
     RecommendationId,
+    AiQueryId,
     CampaignId,
     ProductId,
     PriceBookId,
