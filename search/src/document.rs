@@ -22,11 +22,14 @@ pub enum DocType {
     TicketMessage,
     KnowledgeArticle,
     Document,
+    /// A version of a document: its extracted text; linked to the document by [`SearchDoc::parent`],
+    /// visible like documents.
+    DocumentVersion,
     Employee,
 }
 
 impl DocType {
-    pub const ALL: [DocType; 9] = [
+    pub const ALL: [DocType; 10] = [
         DocType::Account,
         DocType::Contact,
         DocType::Lead,
@@ -35,6 +38,7 @@ impl DocType {
         DocType::TicketMessage,
         DocType::KnowledgeArticle,
         DocType::Document,
+        DocType::DocumentVersion,
         DocType::Employee,
     ];
 
@@ -49,6 +53,7 @@ impl DocType {
             DocType::TicketMessage => "ticket_message",
             DocType::KnowledgeArticle => "knowledge_article",
             DocType::Document => "document",
+            DocType::DocumentVersion => "document_version",
             DocType::Employee => "employee",
         }
     }
@@ -69,6 +74,7 @@ impl DocType {
             DocType::TicketMessage => "ticket_messages",
             DocType::KnowledgeArticle => "knowledge_articles",
             DocType::Document => "documents",
+            DocType::DocumentVersion => "document_versions",
             DocType::Employee => "employees",
         }
     }
@@ -82,6 +88,7 @@ impl DocType {
     pub fn resource(self) -> &'static str {
         match self {
             DocType::TicketMessage => "tickets",
+            DocType::DocumentVersion => "documents",
             other => other.table(),
         }
     }
@@ -204,6 +211,13 @@ pub fn from_row(table: &str, row: &Map<String, Value>) -> Option<SearchDoc> {
             doc.title = join(row, &["title"]);
             doc.names = join(row, &["kind"]);
         }
+        DocType::DocumentVersion => {
+            doc.names = join(row, &["content_type"]);
+            doc.body = join(row, &["body"]);
+            doc.parent_id = text(row, "document_id");
+            // Visible like documents; a version's author is not the document's owner.
+            doc.owner_id = None;
+        }
         DocType::Employee => {
             doc.title = join(row, &["full_name"]);
             doc.names = join(row, &["email", "title"]);
@@ -265,6 +279,15 @@ mod tests {
         assert_eq!((m.parent_id.as_deref(), m.owner_id.as_deref()), (Some("k"), None));
         assert_eq!(from_row("knowledge_articles", &r).and_then(|d| d.owner_id).as_deref(), Some("a"));
         assert_eq!(DocType::TicketMessage.resource(), "tickets");
+        let v = row(json!({"id": "v", "tenant_id": "t", "document_id": "d", "version": 2, "created_by": "u",
+                           "content_type": "application/pdf", "body": "Master services agreement, renewal terms"}));
+        let v = from_row("document_versions", &v).expect("maps");
+        assert_eq!((v.parent_id.as_deref(), v.owner_id.as_deref()), (Some("d"), None));
+        assert_eq!(
+            (v.names.as_str(), v.body.as_str()),
+            ("application/pdf", "Master services agreement, renewal terms")
+        );
+        assert_eq!(DocType::DocumentVersion.resource(), "documents");
     }
 
     #[test]

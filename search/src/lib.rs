@@ -2,7 +2,8 @@
 //!
 //! Owns (issue #7) the full-text and vector search of every tenant's records:
 //! - [`document`]: what a CRM row (accounts, contacts, leads, opportunities, tickets and their
-//!   messages, knowledge articles, documents, employees) becomes in the index;
+//!   messages, knowledge articles, documents and the extracted text of their versions, employees)
+//!   becomes in the index;
 //! - `schema`: the tantivy fields, their analysis and weights (title > names/e-mail > body);
 //! - [`index`]: the tantivy index of a data directory, written in batches whose commits carry the
 //!   Kafka positions and applied LSN (resume without loss or duplicates);

@@ -243,7 +243,8 @@ async fn orbas_search_rebuild_indexes_the_cdc_topics() {
         "SELECT (SELECT count(*) FROM accounts) + (SELECT count(*) FROM contacts) + (SELECT count(*) FROM leads)
               + (SELECT count(*) FROM opportunities) + (SELECT count(*) FROM tickets)
               + (SELECT count(*) FROM ticket_messages) + (SELECT count(*) FROM knowledge_articles)
-              + (SELECT count(*) FROM documents) + (SELECT count(*) FROM employees)",
+              + (SELECT count(*) FROM documents) + (SELECT count(*) FROM document_versions)
+              + (SELECT count(*) FROM employees)",
     )
     .fetch_one(&app.db.admin)
     .await
