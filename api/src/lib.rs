@@ -18,3 +18,4 @@ pub mod settings;
 pub mod sql_port;
 pub mod state;
 pub mod telemetry;
+pub mod tenant_llm;

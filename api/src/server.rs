@@ -29,6 +29,7 @@ use crate::openapi::ApiDoc;
 use crate::problem::Problem;
 use crate::routes;
 use crate::state::AppState;
+use crate::tenant_llm::TenantLlms;
 
 /// Largest request body accepted (larger ones get a 413 problem).
 pub const MAX_BODY_BYTES: usize = 1 << 20;
@@ -45,28 +46,30 @@ impl std::fmt::Debug for Server {
     }
 }
 
+/// What a server serves beyond the CRM tables; all optional.
+#[derive(Debug, Default)]
+pub struct Extras {
+    /// The lake's root: `POST /v1/sql` over its silver tables.
+    pub lake: Option<url::Url>,
+    /// The search index: `GET /v1/search` and the assistant's retrieval.
+    pub search: Option<Arc<orbas_search::SearchIndex>>,
+    /// The key that seals tenants' language-model API keys at rest; without it admins cannot store one.
+    pub secrets: Option<Arc<orbas_oltp::secrets::SecretsKey>>,
+    /// The language model for tenants without settings of their own (`ORBAS_LLM_*`).
+    pub default_llm: Option<orbas_models::LlmConfig>,
+}
+
 impl Server {
     pub async fn build(addr: SocketAddr, app_pool: PgPool, jwt_secret: &SecretString) -> anyhow::Result<Self> {
-        Self::build_with_lake(addr, app_pool, jwt_secret, None).await
+        Self::build_with(addr, app_pool, jwt_secret, Extras::default()).await
     }
 
-    /// As [`Server::build`], serving `POST /v1/sql` over the lake at `lake`.
-    pub async fn build_with_lake(
+    /// As [`Server::build`], also serving what `extras` holds.
+    pub async fn build_with(
         addr: SocketAddr,
         app_pool: PgPool,
         jwt_secret: &SecretString,
-        lake: Option<url::Url>,
-    ) -> anyhow::Result<Self> {
-        Self::build_with_search(addr, app_pool, jwt_secret, lake, None).await
-    }
-
-    /// As [`Server::build_with_lake`], also serving `GET /v1/search` from `search`.
-    pub async fn build_with_search(
-        addr: SocketAddr,
-        app_pool: PgPool,
-        jwt_secret: &SecretString,
-        lake: Option<url::Url>,
-        search: Option<Arc<orbas_search::SearchIndex>>,
+        extras: Extras,
     ) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
         observe::prometheus();
@@ -76,9 +79,9 @@ impl Server {
             tokens: Arc::new(tokens),
             throttle: LoginThrottle::default(),
             limiter: crate::ratelimit::RateLimiter::default(),
-            lake: lake.map(|root| Arc::new(orbas_warehouse::sql::Lake::new(root))),
-            search,
-            llm: llm_from_env(),
+            lake: extras.lake.map(|root| Arc::new(orbas_warehouse::sql::Lake::new(root))),
+            search: extras.search,
+            llms: Arc::new(TenantLlms::new(extras.default_llm, extras.secrets)),
         };
         let (api, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
             .merge(routes::auth::router())
@@ -99,6 +102,7 @@ impl Server {
             .merge(routes::scores::router())
             .merge(routes::search::router())
             .merge(routes::assistant::router())
+            .merge(routes::assistant::admin_router())
             .merge(routes::interactions::router())
             .merge(routes::sql::router())
             .split_for_parts();
@@ -168,19 +172,6 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
             (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "not_ready", "reason": "database unreachable" })))
-        }
-    }
-}
-
-/// The assistant's language model from `ORBAS_LLM_BASE_URL`, `ORBAS_LLM_MODEL`, `ORBAS_LLM_API_KEY`
-/// (per-tenant configuration is still to come); `None` when unset (the assistant answers extractively).
-fn llm_from_env() -> Option<orbas_models::LlmClient> {
-    let config = orbas_models::LlmConfig::from_env()?;
-    match orbas_models::LlmClient::new(config) {
-        Ok(c) => Some(c),
-        Err(e) => {
-            tracing::error!(error = ?e, "the assistant's language model client could not be built; answers are extractive");
-            None
         }
     }
 }

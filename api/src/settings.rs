@@ -31,6 +31,7 @@ pub struct FileSettings {
 #[serde(deny_unknown_fields)]
 pub struct AuthFile {
     pub jwt_secret: Option<SecretString>,
+    pub secrets_key: Option<SecretString>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -86,6 +87,11 @@ pub struct Overrides {
     /// Key that signs access tokens (at least 32 bytes). `demo` makes a random one when unset.
     #[arg(long, env = "ORBAS_JWT_SECRET", global = true, hide_env_values = true)]
     pub jwt_secret: Option<SecretString>,
+    /// Key that seals secrets stored in the database, such as tenants' language-model API keys
+    /// (AES-256-GCM): 64 hex digits or 32 bytes in base64. Without it admins cannot store such keys.
+    /// `demo` keeps one in its data directory (or makes a random one).
+    #[arg(long, env = "ORBAS_SECRETS_KEY", global = true, hide_env_values = true)]
+    pub secrets_key: Option<SecretString>,
     #[arg(long, env = "ORBAS_HTTP_ADDR", global = true)]
     pub http_addr: Option<SocketAddr>,
     #[arg(long, env = "ORBAS_SQL_ADDR", global = true)]
@@ -105,6 +111,7 @@ pub struct Settings {
     pub kafka_brokers: Option<String>,
     pub lake_url: Option<String>,
     pub jwt_secret: Option<SecretString>,
+    pub secrets_key: Option<SecretString>,
 }
 
 #[derive(Debug)]
@@ -140,6 +147,7 @@ impl Settings {
             kafka_brokers: o.kafka_brokers.clone().or(file.kafka.brokers),
             lake_url: o.lake_url.clone().or(file.lake.url),
             jwt_secret: o.jwt_secret.clone().or(file.auth.jwt_secret),
+            secrets_key: o.secrets_key.clone().or(file.auth.secrets_key),
         })
     }
 }
@@ -147,6 +155,17 @@ impl Settings {
 impl Settings {
     pub fn jwt_secret(&self) -> anyhow::Result<&SecretString> {
         self.jwt_secret.as_ref().context("no access-token key: set ORBAS_JWT_SECRET (32+ random bytes)")
+    }
+}
+
+impl Settings {
+    /// The secrets key, parsed; `None` when unset.
+    pub fn secrets_key(&self) -> anyhow::Result<Option<orbas_oltp::secrets::SecretsKey>> {
+        self.secrets_key
+            .as_ref()
+            .map(|k| orbas_oltp::secrets::SecretsKey::parse(k.expose_secret()))
+            .transpose()
+            .context("invalid ORBAS_SECRETS_KEY (auth.secrets_key)")
     }
 }
 

@@ -1,6 +1,6 @@
 //! What every handler shares: the application database handle, the access-token signer, the login
 //! throttle, the API-key rate limiter, the lake, the search index
-//! and the assistant's language model.
+//! and the assistant's language models.
 
 use std::sync::Arc;
 
@@ -18,6 +18,6 @@ pub struct AppState {
     pub lake: Option<Arc<orbas_warehouse::sql::Lake>>,
     /// The search index for `GET /v1/search`; `None` when the server has none (the route answers 503).
     pub search: Option<Arc<orbas_search::SearchIndex>>,
-    /// The assistant's language model (`ORBAS_LLM_*` environment for now); `None`: extractive answers.
-    pub llm: Option<orbas_models::LlmClient>,
+    /// The assistant's language model per tenant (its admin's settings, else the server's default).
+    pub llms: Arc<crate::tenant_llm::TenantLlms>,
 }

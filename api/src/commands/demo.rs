@@ -5,10 +5,14 @@
 //! topics, the intelligence service (`orbas_models::service`: retraining, sentiment, next-best actions,
 //! forecasts) once the lake has caught up, the HTTP server and the SQL port listening, URLs printed.
 
+use std::path::Path;
+use std::sync::Arc;
+
 use anyhow::Context;
 use orbas_models::service::{Schedule, Service};
 use orbas_oltp::cluster::{ClusterOptions, PgCluster};
 use orbas_oltp::db::Db;
+use orbas_oltp::secrets::SecretsKey;
 use orbas_oltp::{db, seed};
 use rand::Rng;
 use rand::distr::Alphanumeric;
@@ -22,7 +26,7 @@ use orbas_warehouse::sink::{Sink, SinkConfig};
 use tokio::sync::watch;
 
 use crate::cli::DemoArgs;
-use crate::server::Server;
+use crate::server::{Extras, Server};
 use crate::settings::{Settings, with_credentials};
 
 const DEMO_DATABASE: &str = "orbas";
@@ -63,14 +67,13 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
         None => None,
     };
     let server_pool = app_pool.clone();
-    let server = Server::build_with_search(
-        settings.http_addr,
-        app_pool,
-        &jwt_secret,
-        lake_url,
-        search.as_ref().map(|s| s.index.clone()),
-    )
-    .await?;
+    let extras = Extras {
+        lake: lake_url,
+        search: search.as_ref().map(|s| s.index.clone()),
+        secrets: Some(Arc::new(secrets_key(&settings, args.data_dir.as_deref())?)),
+        default_llm: orbas_models::LlmConfig::from_env(),
+    };
+    let server = Server::build_with(settings.http_addr, app_pool, &jwt_secret, extras).await?;
     let http = format!("http://{}", server.local_addr()?);
     let kafka = capture.as_ref().map(|c| {
         let source = match (&c.broker, args.data_dir.is_some()) {
@@ -497,6 +500,30 @@ async fn http_get(addr: &str, path: &str) -> std::io::Result<String> {
     let mut buf = String::new();
     s.read_to_string(&mut buf).await?;
     Ok(buf)
+}
+
+/// The key that seals tenants' secrets: the configured one, else the one kept in the data directory
+/// (made there on the first run, readable by the owner only), else a random one for this run.
+fn secrets_key(settings: &Settings, data_dir: Option<&Path>) -> anyhow::Result<SecretsKey> {
+    if let Some(key) = settings.secrets_key()? {
+        return Ok(key);
+    }
+    let Some(dir) = data_dir else { return Ok(SecretsKey::generate()?.0) };
+    let path = dir.join("secrets.key");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => SecretsKey::parse(&text).with_context(|| format!("invalid secrets key in {}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let (key, text) = SecretsKey::generate()?;
+            std::fs::create_dir_all(dir)?;
+            let mut file = std::fs::OpenOptions::new();
+            file.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut file, 0o600);
+            std::io::Write::write_all(&mut file.open(&path)?, text.expose_secret().as_bytes())?;
+            Ok(key)
+        }
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
 }
 
 fn random_secret(len: usize) -> String {

@@ -12,7 +12,7 @@ use orbas_oltp::db::{self, Db};
 use tokio::sync::watch;
 
 use crate::cli::ServeArgs;
-use crate::server::Server;
+use crate::server::{Extras, Server};
 use crate::settings::Settings;
 
 pub async fn run(settings: &Settings, args: &ServeArgs) -> anyhow::Result<()> {
@@ -37,7 +37,13 @@ pub async fn run(settings: &Settings, args: &ServeArgs) -> anyhow::Result<()> {
         Ok(d) if !d.is_empty() => Some(super::search::open_follower(std::path::Path::new(&d)).await?),
         _ => None,
     };
-    let server = Server::build_with_search(settings.http_addr, app_pool, settings.jwt_secret()?, lake, search).await?;
+    let extras = Extras {
+        lake,
+        search,
+        secrets: settings.secrets_key()?.map(Arc::new),
+        default_llm: orbas_models::LlmConfig::from_env(),
+    };
+    let server = Server::build_with(settings.http_addr, app_pool, settings.jwt_secret()?, extras).await?;
     println!("listening on http://{}", server.local_addr()?);
     let served = server.run_until_stopped(super::shutdown_signal()).await;
     let _ = stop_tx.send(true);

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use deltalake::arrow::array::{RecordBatch, StringArray};
 use deltalake::arrow::datatypes::{DataType, Field, Schema};
 use deltalake::protocol::SaveMode;
-use orbas_api::server::Server;
+use orbas_api::server::{Extras, Server};
 use orbas_oltp::seed;
 use secrecy::SecretString;
 
@@ -44,10 +44,11 @@ pub async fn spawn_app_with(lake: Option<url::Url>, search: Option<Arc<orbas_sea
     .await
     .expect("admin");
     let secret = SecretString::from("a-test-signing-key-of-at-least-32-bytes");
-    let server =
-        Server::build_with_search("127.0.0.1:0".parse().expect("addr"), db.app.pool().clone(), &secret, lake, search)
-            .await
-            .expect("build");
+    let secrets = orbas_oltp::secrets::SecretsKey::from_bytes(&[42; 32]).expect("secrets key");
+    let extras = Extras { lake, search, secrets: Some(Arc::new(secrets)), default_llm: None };
+    let server = Server::build_with("127.0.0.1:0".parse().expect("addr"), db.app.pool().clone(), &secret, extras)
+        .await
+        .expect("build");
     let base = format!("http://{}", server.local_addr().expect("addr"));
     tokio::spawn(server.run_until_stopped(std::future::pending()));
     TestApp { base, http: reqwest::Client::new(), db, tenant_slug, admin_email }
