@@ -44,7 +44,15 @@ async fn every_table_is_cdc_ready() {
     .expect("publication query");
     assert_eq!(
         unpublished,
-        vec!["api_keys", "auth_tokens", "email_outbox", "idempotency_keys", "sessions", "user_credentials"]
+        vec![
+            "ai_settings",
+            "api_keys",
+            "auth_tokens",
+            "email_outbox",
+            "idempotency_keys",
+            "sessions",
+            "user_credentials"
+        ]
     );
 }
 
