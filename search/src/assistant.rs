@@ -176,7 +176,8 @@ impl Assistant {
             return Err(Error::Invalid(format!("question: at most {MAX_QUESTION_CHARS} characters")));
         }
         let mode = if self.index.semantic_available() { Mode::Hybrid } else { Mode::Keyword };
-        let req = SearchRequest { text: question.to_owned(), mode, limit: self.top_k, types: Vec::new() };
+        let req =
+            SearchRequest { text: question.to_owned(), mode, limit: self.top_k, types: Vec::new(), facets: false };
         let (index, vis) = (self.index.clone(), vis.clone());
         let results = tokio::task::spawn_blocking(move || index.search(&req, &vis)).await.map_err(Error::Task)??;
         debug!(passages = results.hits.len(), "retrieved");

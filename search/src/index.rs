@@ -9,8 +9,10 @@
 //! An upsert is `delete_term(id)` + add; a delete is `delete_term(id)`.
 //!
 //! One process writes (tantivy's directory lock); others open the directory read-only and follow the
-//! writer's commits (a follower reloads before each search; the vector graph is rebuilt from the stored
-//! embeddings when the commit changed — fine at demo scale, a cost to revisit for large indexes).
+//! writer's commits (a follower checks meta.json before each search and reloads when the writer has
+//! committed since; the vector graph is rebuilt from the stored embeddings when the commit changed, at
+//! most every 30 s and never without an embedder — fine at demo scale, a cost to revisit for large
+//! indexes: the graph is not persisted).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -101,6 +103,17 @@ pub struct SearchIndex {
     rebuilt: Mutex<Option<Instant>>,
     pub(crate) embedder: Option<Arc<Embedder>>,
     checkpoint: RwLock<Checkpoint>,
+    /// A follower's view of the writer's last commit: meta.json's stamp when last reloaded.
+    meta_seen: Mutex<Option<MetaStamp>>,
+}
+
+/// meta.json's identity (tantivy replaces the file atomically on every commit).
+type MetaStamp = (std::time::SystemTime, u64, u64);
+
+fn meta_stamp(dir: &Path) -> Option<MetaStamp> {
+    use std::os::unix::fs::MetadataExt as _;
+    let m = std::fs::metadata(dir.join("meta.json")).ok()?;
+    Some((m.modified().ok()?, m.len(), m.ino()))
 }
 
 impl std::fmt::Debug for SearchIndex {
@@ -144,6 +157,7 @@ impl SearchIndex {
             rebuilt: Mutex::new(None),
             embedder,
             checkpoint: RwLock::new(Checkpoint::default()),
+            meta_seen: Mutex::new(None),
         };
         this.refresh()?;
         info!(docs = this.reader.searcher().num_docs(), applied_lsn = this.applied_lsn(), "search index open");
@@ -186,7 +200,15 @@ impl SearchIndex {
     /// never ahead of what its searches see.
     pub(crate) fn refresh(&self) -> Result<()> {
         let current = |generation: u64| self.vectors.read().is_ok_and(|v| v.1 == generation);
-        if self.writer.is_some() && current(self.reader.searcher().generation().generation_id()) {
+        let up_to_date = current(self.reader.searcher().generation().generation_id());
+        if self.writer.is_some() && up_to_date {
+            return Ok(());
+        }
+        // A follower skips the reload while the writer has not committed since the last one (one
+        // stat instead of parsing meta.json and reloading the reader on every search). The stamp is
+        // taken before the commit is read, so it is never newer than what was loaded.
+        let stamp = if self.writer.is_none() { meta_stamp(&self.dir) } else { None };
+        if stamp.is_some() && up_to_date && self.meta_seen.lock().is_ok_and(|seen| *seen == stamp) {
             return Ok(());
         }
         let metas = self.index.load_metas().map_err(self.err("reading the commit"))?;
@@ -198,6 +220,9 @@ impl SearchIndex {
         };
         if self.writer.is_none() {
             self.reader.reload().map_err(self.err("reloading the reader"))?;
+            if let Ok(mut seen) = self.meta_seen.lock() {
+                *seen = stamp;
+            }
         }
         let searcher = self.reader.searcher();
         let generation = searcher.generation().generation_id();
@@ -207,6 +232,14 @@ impl SearchIndex {
             }
         };
         if current(generation) {
+            set_checkpoint(cp);
+            return Ok(());
+        }
+        if self.embedder.is_none() {
+            // No semantic search here: the graph would never be asked, so it is not read at all.
+            if let Ok(mut v) = self.vectors.write() {
+                *v = (VectorIndex::default(), generation);
+            }
             set_checkpoint(cp);
             return Ok(());
         }
@@ -408,7 +441,7 @@ mod tests {
     }
 
     fn titles(ix: &SearchIndex, q: &str) -> Vec<String> {
-        let req = SearchRequest { text: q.into(), mode: Mode::Keyword, limit: 10, types: Vec::new() };
+        let req = SearchRequest { text: q.into(), mode: Mode::Keyword, limit: 10, types: Vec::new(), facets: true };
         ix.search(&req, &Visibility::tenant("t"))
             .map(|r| r.hits.into_iter().map(|h| h.title).collect())
             .unwrap_or_default()

@@ -7,10 +7,12 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 use tantivy::collector::{FacetCollector, TopDocs};
-use tantivy::query::{BooleanQuery, BoostQuery, ConstScoreQuery, FuzzyTermQuery, Occur, Query, TermQuery};
+use tantivy::query::{
+    BooleanQuery, BoostQuery, ConstScoreQuery, EnableScoring, FuzzyTermQuery, Occur, Query, TermQuery,
+};
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::snippet::SnippetGenerator;
-use tantivy::{DocAddress, Searcher, TantivyDocument, Term};
+use tantivy::{DocAddress, DocSet as _, Searcher, TERMINATED, TantivyDocument, Term};
 use tracing::instrument;
 
 use crate::document::{DocType, SearchDoc};
@@ -38,6 +40,9 @@ pub struct SearchRequest {
     pub limit: usize,
     /// Only these types (empty: all the caller may see).
     pub types: Vec<DocType>,
+    /// Count facets over every visible match. That visits every match instead of the best few, so
+    /// callers that show no facets (the assistant, search-as-you-type) leave it off.
+    pub facets: bool,
 }
 
 /// One result.
@@ -66,7 +71,8 @@ pub struct Hit {
 /// Longest passage the assistant gets per hit, in characters.
 pub(crate) const PASSAGE_CHARS: usize = 1_500;
 
-/// Results with facet counts (`facet → value → count`, over every visible keyword match).
+/// Results with facet counts (`facet → value → count`, over every visible keyword match; empty when
+/// the request asked for none).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SearchResults {
     pub mode: Mode,
@@ -90,31 +96,34 @@ impl SearchIndex {
         self.refresh()?;
         let vis = vis.clone().restrict_to(&req.types);
         let searcher = self.reader.searcher();
-        let text = keyword_query(&self.fields, &req.text);
         let mut results = SearchResults { mode: req.mode, hits: Vec::new(), facets: BTreeMap::new() };
         if vis.rules.is_empty() {
             return Ok(results);
         }
         let filter = visibility_query(&self.fields, &vis);
+        let text = keyword_query(&self.fields, &searcher, filter.as_ref(), &req.text)?;
         let depth = if req.mode == Mode::Keyword { req.limit } else { FUSION_DEPTH.max(req.limit) };
         let keyword = match &text {
             Some(t) => {
                 let q = BooleanQuery::new(vec![(Occur::Must, t.box_clone()), (Occur::Must, filter.box_clone())]);
-                let mut facets = FacetCollector::for_field("facets");
-                for f in FACETS {
-                    facets.add_facet(&format!("/{f}"));
+                let top_docs = TopDocs::with_limit(depth).order_by_score();
+                if !req.facets {
+                    searcher.search(&q, &top_docs).map_err(self.err("searching"))?
+                } else {
+                    let mut facets = FacetCollector::for_field("facets");
+                    for f in FACETS {
+                        facets.add_facet(&format!("/{f}"));
+                    }
+                    let (top, counts) = searcher.search(&q, &(top_docs, facets)).map_err(self.err("searching"))?;
+                    for f in FACETS {
+                        let values = counts
+                            .get(&format!("/{f}"))
+                            .filter_map(|(facet, n)| facet.to_path().last().map(|v| ((*v).to_owned(), n)))
+                            .collect();
+                        results.facets.insert(f.to_owned(), values);
+                    }
+                    top
                 }
-                let (top, counts) = searcher
-                    .search(&q, &(TopDocs::with_limit(depth).order_by_score(), facets))
-                    .map_err(self.err("searching"))?;
-                for f in FACETS {
-                    let values = counts
-                        .get(&format!("/{f}"))
-                        .filter_map(|(facet, n)| facet.to_path().last().map(|v| ((*v).to_owned(), n)))
-                        .collect();
-                    results.facets.insert(f.to_owned(), values);
-                }
-                top
             }
             None => Vec::new(),
         };
@@ -206,25 +215,45 @@ fn fuse(keyword: Vec<(SearchDoc, f32)>, semantic: Vec<(SearchDoc, f32)>) -> Vec<
     order.into_iter().filter_map(|(id, score)| docs.remove(&id).map(|d| (d, score))).collect()
 }
 
-/// The text part of a query: per token, an exact hit in any field (boosted by field), a fuzzy hit
-/// (edit distance 1 from 4 characters, 2 from 8) and, for the last token, a prefix hit. Tokens are
-/// alternatives (BM25 ranks documents matching more of them higher). `None` if the text has no token.
-pub(crate) fn keyword_query(f: &Fields, text: &str) -> Option<Box<dyn Query>> {
+/// The text part of a query: per token, an exact hit in any field (boosted by field) and, for the
+/// last token, a prefix hit (search-as-you-type). A token that no document the caller may see holds
+/// is taken for a typo and matched fuzzily instead (edit distance 1 from 4 characters, 2 from 8):
+/// expanding a known word would cost a dictionary walk and a union over every neighbour in each query
+/// while rarely helping. "Known" is judged within `filter` (the caller's visibility), never by the
+/// index-wide dictionary, so whether a query is corrected reveals nothing of other tenants' words. Tokens are alternatives (BM25 ranks documents matching more of them higher).
+/// `None` if the text has no token.
+pub(crate) fn keyword_query(
+    f: &Fields,
+    searcher: &Searcher,
+    filter: &dyn Query,
+    text: &str,
+) -> Result<Option<Box<dyn Query>>> {
     let toks = tokens(text);
-    let last = toks.len().checked_sub(1)?;
+    let Some(last) = toks.len().checked_sub(1) else { return Ok(None) };
     let fields = [(f.title, TITLE_BOOST), (f.names, NAMES_BOOST), (f.body, BODY_BOOST)];
     let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
     for (i, tok) in toks.iter().enumerate() {
         let chars = tok.chars().count();
+        let distance = match chars {
+            0..4 => 0,
+            4..8 => 1,
+            _ => 2,
+        };
+        let any_field: Vec<(Occur, Box<dyn Query>)> =
+            fields.iter().map(|&(field, _)| (Occur::Should, raw_text(field, tok))).collect();
+        let known = visible_match(
+            searcher,
+            &BooleanQuery::new(vec![
+                (Occur::Must, filter.box_clone()),
+                (Occur::Must, Box::new(BooleanQuery::new(any_field))),
+            ]),
+        )?;
         for (field, boost) in fields {
             let term = Term::from_field_text(field, tok);
-            clauses.push((Occur::Should, boosted(TermQuery::new(term.clone(), IndexRecordOption::WithFreqs), boost)));
-            let distance = match chars {
-                0..4 => 0,
-                4..8 => 1,
-                _ => 2,
-            };
-            if distance > 0 {
+            if known {
+                clauses
+                    .push((Occur::Should, boosted(TermQuery::new(term.clone(), IndexRecordOption::WithFreqs), boost)));
+            } else if distance > 0 {
                 let fuzzy = FuzzyTermQuery::new(term.clone(), distance, true);
                 clauses.push((Occur::Should, boosted(fuzzy, boost * FUZZY_WEIGHT)));
             }
@@ -234,11 +263,38 @@ pub(crate) fn keyword_query(f: &Fields, text: &str) -> Option<Box<dyn Query>> {
             }
         }
     }
-    Some(Box::new(BooleanQuery::new(clauses)))
+    if clauses.is_empty() {
+        // Every token unknown and too short to correct: nothing can match.
+        return Ok(Some(Box::new(tantivy::query::EmptyQuery)));
+    }
+    Ok(Some(Box::new(BooleanQuery::new(clauses))))
 }
 
 fn boosted(q: impl Query, boost: f32) -> Box<dyn Query> {
     Box::new(BoostQuery::new(Box::new(q), boost))
+}
+
+/// Whether any live document matches `q` (stops at the first).
+fn visible_match(searcher: &Searcher, q: &dyn Query) -> Result<bool> {
+    let err = |source| Error::Index { dir: Default::default(), what: "looking a word up", source };
+    let weight = q.weight(EnableScoring::disabled_from_searcher(searcher)).map_err(err)?;
+    for segment in searcher.segment_readers() {
+        let mut scorer = weight.scorer(segment, 1.0).map_err(err)?;
+        let alive = segment.alive_bitset();
+        let mut doc = scorer.doc();
+        while doc != TERMINATED {
+            if alive.is_none_or(|a| a.is_alive(doc)) {
+                return Ok(true);
+            }
+            doc = scorer.advance();
+        }
+    }
+    Ok(false)
+}
+
+/// A match of one analysed token in a text field, unscored.
+fn raw_text(field: Field, token: &str) -> Box<dyn Query> {
+    Box::new(TermQuery::new(Term::from_field_text(field, token), IndexRecordOption::Basic))
 }
 
 fn raw(field: Field, value: &str) -> Box<dyn Query> {
@@ -248,6 +304,11 @@ fn raw(field: Field, value: &str) -> Box<dyn Query> {
 /// The visibility as a non-scoring query: the tenant, and one of the rules (a type, and for owner
 /// rules one of the owners).
 pub(crate) fn visibility_query(f: &Fields, vis: &Visibility) -> Box<dyn Query> {
+    let everything = DocType::ALL.iter().all(|t| vis.rules.iter().any(|(r, reach)| r == t && *reach == Reach::All));
+    if everything {
+        // The whole tenant: one term instead of a union over every type's postings.
+        return Box::new(ConstScoreQuery::new(raw(f.tenant, &vis.tenant_id), 0.0));
+    }
     let rules: Vec<(Occur, Box<dyn Query>)> = vis
         .rules
         .iter()

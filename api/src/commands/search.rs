@@ -96,7 +96,7 @@ async fn query(args: &SearchQueryArgs) -> anyhow::Result<()> {
     let embedder = if mode == Mode::Keyword { None } else { load_embedder(&args.model)? };
     let dir = args.data_dir.clone();
     let ix = tokio::task::spawn_blocking(move || open(&dir, Access::ReadOnly, embedder)).await??;
-    let req = SearchRequest { text: args.text.clone(), mode, limit: usize::from(args.limit), types };
+    let req = SearchRequest { text: args.text.clone(), mode, limit: usize::from(args.limit), types, facets: true };
     let vis = Visibility::tenant(&args.tenant);
     let results = tokio::task::spawn_blocking(move || ix.search(&req, &vis)).await??;
     println!("{}", serde_json::to_string_pretty(&results)?);

@@ -32,7 +32,7 @@ pub struct SearchParams {
     /// The query text (typos and a trailing prefix are tolerated in keyword mode).
     pub q: Option<String>,
     /// Only these types, comma-separated: account, contact, lead, opportunity, ticket, ticket_message,
-    /// knowledge_article, document, employee.
+    /// knowledge_article, document, document_version, employee.
     #[serde(rename = "type")]
     #[param(rename = "type")]
     pub types: Option<String>,
@@ -41,6 +41,9 @@ pub struct SearchParams {
     pub mode: Option<String>,
     /// How many results (1..=100, default 20).
     pub limit: Option<String>,
+    /// Count facets over every match (`true`, the default) or skip them (`false`: faster for broad
+    /// queries, e.g. search-as-you-type; `facets` comes back empty).
+    pub facets: Option<String>,
 }
 
 /// A validated request, or the 422 problem listing every bad parameter.
@@ -84,7 +87,15 @@ fn validate(p: SearchParams, semantic: bool) -> Result<SearchRequest, Problem> {
             DEFAULT_LIMIT
         }
     };
-    if problem.errors.is_empty() { Ok(SearchRequest { text, mode, limit, types }) } else { Err(problem) }
+    let facets = match p.facets.as_deref() {
+        None | Some("true") => true,
+        Some("false") => false,
+        Some(_) => {
+            problem = problem.with_field("facets", "true or false");
+            true
+        }
+    };
+    if problem.errors.is_empty() { Ok(SearchRequest { text, mode, limit, types, facets }) } else { Err(problem) }
 }
 
 fn unavailable(detail: &str) -> Problem {
@@ -134,6 +145,7 @@ mod tests {
             types: t.map(str::to_owned),
             mode: mode.map(str::to_owned),
             limit: limit.map(str::to_owned),
+            facets: None,
         }
     }
 
@@ -149,7 +161,10 @@ mod tests {
         assert_eq!((r.text.as_str(), r.mode, r.limit), ("acme", Mode::Keyword, 5));
         assert_eq!(r.types, [DocType::Account, DocType::Ticket]);
         let d = validate(params(Some("x"), None, None, None), false).expect("valid");
-        assert_eq!((d.mode, d.limit), (Mode::Keyword, DEFAULT_LIMIT));
+        assert_eq!((d.mode, d.limit, d.facets), (Mode::Keyword, DEFAULT_LIMIT, true));
+        let lean =
+            validate(SearchParams { facets: Some("false".into()), ..params(Some("x"), None, None, None) }, false);
+        assert_eq!(lean.map(|r| r.facets).ok(), Some(false));
         assert_eq!(validate(params(Some("x"), None, None, None), true).map(|r| r.mode).ok(), Some(Mode::Hybrid));
         let e = validate(params(Some("x"), None, Some("semantic"), None), false).expect_err("no model");
         assert_eq!(fields(e), ["mode"]);

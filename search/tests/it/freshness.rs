@@ -10,7 +10,7 @@ fn hits(ix: &SearchIndex, text: &str, vis: &Visibility) -> Vec<String> {
 }
 
 fn hits_in(ix: &SearchIndex, text: &str, mode: Mode, vis: &Visibility) -> Vec<String> {
-    let req = SearchRequest { text: text.to_owned(), mode, limit: 10, types: Vec::new() };
+    let req = SearchRequest { text: text.to_owned(), mode, limit: 10, types: Vec::new(), facets: false };
     ix.search(&req, vis).unwrap_or_else(|e| panic!("{text:?}: {e}")).hits.into_iter().map(|h| h.id).collect()
 }
 

@@ -64,7 +64,7 @@ const EXPECTED: &[(&str, &str)] = &[
 ];
 
 fn request(text: &str, mode: Mode) -> SearchRequest {
-    SearchRequest { text: text.to_owned(), mode, limit: 10, types: Vec::new() }
+    SearchRequest { text: text.to_owned(), mode, limit: 10, types: Vec::new(), facets: true }
 }
 
 fn search(ix: &SearchIndex, text: &str, mode: Mode, vis: &Visibility) -> SearchResults {
