@@ -16,17 +16,22 @@
 #   --bench    also what the benchmarks need: wrk, the API peer service's Python packages
 #              (bench/api/peer/requirements.txt) and the model peers (bench/models/requirements.txt:
 #              scikit-learn) in the same virtualenv
+#   --bench-embed  also the peers of `orbas bench embed` (bench/search/requirements-embed.txt:
+#              sentence-transformers with PyTorch, onnxruntime) in their own virtualenv
+#              ${ORBAS_EMBED_VENV:-~/.cache/orbas/venv-embed} — about 6 GB, so never part of the tests
 #   --no-rust  skip the Rust toolchain checks (benchmarking a prebuilt binary)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 
 bench=false
+bench_embed=false
 rust=true
 for arg in "$@"; do
   case "$arg" in
     --bench) bench=true ;;
+    --bench-embed) bench_embed=true ;;
     --no-rust) rust=false ;;
-    *) echo "setup: unknown flag $arg (known: --bench, --no-rust)" >&2; exit 2 ;;
+    *) echo "setup: unknown flag $arg (known: --bench, --bench-embed, --no-rust)" >&2; exit 2 ;;
   esac
 done
 
@@ -105,8 +110,11 @@ if ! "$venv/bin/python" -c '' 2>/dev/null; then
     python3 -m venv "$venv"
   fi
 fi
+# pinned_installed PYTHON REQUIREMENTS...: whether PYTHON has every pinned package at its version.
 pinned_installed() {
-  "$venv/bin/python" - "$@" <<'PY'
+  local python="$1"
+  shift
+  "$python" - "$@" <<'PY'
 import re, sys
 from importlib.metadata import PackageNotFoundError, version
 for path in sys.argv[1:]:
@@ -122,12 +130,23 @@ for path in sys.argv[1:]:
             sys.exit(1)
 PY
 }
-if ! pinned_installed "${requirements[@]}"; then
+if ! pinned_installed "$venv/bin/python" "${requirements[@]}"; then
   echo "setup: installing Python packages into $venv"
   args=()
   for r in "${requirements[@]}"; do args+=(-r "$r"); done
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${args[@]}"
-  pinned_installed "${requirements[@]}" || { echo "setup: $venv does not hold the pinned versions" >&2; exit 1; }
+  pinned_installed "$venv/bin/python" "${requirements[@]}" || { echo "setup: $venv does not hold the pinned versions" >&2; exit 1; }
+fi
+
+# The embedding peers: their own virtualenv (PyTorch's wheels are gigabytes).
+if $bench_embed; then
+  embed_venv="${ORBAS_EMBED_VENV:-$HOME/.cache/orbas/venv-embed}"
+  embed_requirements="$root/bench/search/requirements-embed.txt"
+  [ -x "$embed_venv/bin/python" ] || python3 -m venv "$embed_venv"
+  if ! pinned_installed "$embed_venv/bin/python" "$embed_requirements"; then
+    echo "setup: installing the embedding peers into $embed_venv (about 6 GB, once)"
+    "$embed_venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$embed_requirements"
+  fi
 fi
 
 # The sentence encoder for embeddings and sentiment (orbas_models::embed), only when missing.

@@ -473,6 +473,55 @@ pub enum BenchCommand {
     /// Decision latency: a rep's logged call → their next-best actions updated in the API, on a
     /// running `orbas demo`, beside the call's own trip into the lake.
     Decisions(BenchDecisionsArgs),
+    /// Search: indexing docs/s, QPS and latency at 1M documents vs Postgres full-text search
+    /// (tsvector + GIN + ts_rank) on the same corpus and queries.
+    Search(BenchSearchArgs),
+    /// Sentence embeddings/s of our encoder vs sentence-transformers and onnxruntime with the same
+    /// model on the same sentences, and how close the vectors are (`scripts/setup.sh --bench-embed`).
+    Embed(BenchEmbedArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchSearchArgs {
+    /// Documents in the corpus.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub docs: u64,
+    /// Tenants the documents spread over (each query runs as one tenant).
+    #[arg(long, default_value_t = 20)]
+    pub tenants: u32,
+    /// Distinct queries (cycled through by the clients).
+    #[arg(long, default_value_t = 5_000)]
+    pub queries: usize,
+    /// Concurrent clients per engine.
+    #[arg(long, default_value_t = 2)]
+    pub clients: usize,
+    /// Length of each measured load run.
+    #[arg(long, default_value_t = 30)]
+    pub seconds: u64,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Where our index is built (a temporary directory inside it; default the system temp dir).
+    #[arg(long)]
+    pub work_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchEmbedArgs {
+    /// Sentences embedded (generated CRM-like texts of 5 to 120 words).
+    #[arg(long, default_value_t = 2_000)]
+    pub sentences: usize,
+    /// Timed rounds per engine (the best is reported).
+    #[arg(long, default_value_t = 3)]
+    pub rounds: u32,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// The all-MiniLM-L6-v2 directory (default: $ORBAS_MODELS/all-MiniLM-L6-v2).
+    #[arg(long)]
+    pub model_dir: Option<PathBuf>,
+    /// The Python with sentence-transformers and onnxruntime (default: the venv
+    /// `scripts/setup.sh --bench-embed` makes, ~/.cache/orbas/venv-embed).
+    #[arg(long, env = "ORBAS_EMBED_PYTHON")]
+    pub python: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, clap::Args)]

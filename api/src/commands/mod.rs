@@ -2,8 +2,10 @@
 
 mod bench_cdc;
 mod bench_decisions;
+mod bench_embed;
 mod bench_freshness;
 mod bench_kpi;
+mod bench_search;
 mod bench_seed;
 mod bench_sink;
 mod bench_tpch;
@@ -45,6 +47,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Kpi(args)) => bench_kpi::run(&settings, &args).await,
         Command::Bench(BenchCommand::Tpch(args)) => bench_tpch::run(&args).await,
         Command::Bench(BenchCommand::Decisions(args)) => bench_decisions::run(&settings, &args).await,
+        Command::Bench(BenchCommand::Search(args)) => bench_search::run(&settings, &args).await,
+        Command::Bench(BenchCommand::Embed(args)) => bench_embed::run(&args).await,
         Command::Search(cmd) => search::run(&settings, cmd).await,
     }
 }

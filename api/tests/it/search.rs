@@ -62,6 +62,12 @@ async fn search_is_tenant_scoped_and_validates_its_parameters() {
     assert!(!hits.is_empty(), "{body}");
     assert!(hits.iter().all(|h| !theirs.contains(&h["id"].as_str().unwrap_or_default().to_owned())), "{body}");
     assert!(body["facets"]["type"].is_object(), "{body}");
+    let (status, lean) =
+        send(search().query(&[("q", q.as_str()), ("mode", "keyword"), ("limit", "50"), ("facets", "false")]), &token)
+            .await;
+    assert_eq!(status, 200, "{lean}");
+    assert_eq!(lean["hits"], body["hits"], "facets=false changes only the facets");
+    assert_eq!(lean["facets"], serde_json::json!({}), "{lean}");
 
     let (status, body) =
         send(search().query(&[("q", q.as_str()), ("type", "ticket"), ("mode", "keyword")]), &token).await;
@@ -74,6 +80,7 @@ async fn search_is_tenant_scoped_and_validates_its_parameters() {
         ("q=x&mode=fuzzy", "mode"),
         ("q=x&limit=0", "limit"),
         ("q=x&limit=101", "limit"),
+        ("q=x&facets=maybe", "facets"),
     ] {
         let resp = app.http.get(url(params)).bearer_auth(&token).send().await.expect("get");
         assert_eq!(resp.status().as_u16(), 422, "{params}");
@@ -318,4 +325,36 @@ async fn the_assistant_answers_extractively_from_the_callers_records() {
     }
     let status = app.http.post(&url).json(&serde_json::json!({ "question": "x" })).send().await.expect("post");
     assert_eq!(status.status().as_u16(), 401);
+}
+
+/// `orbas bench search` on a small corpus: both engines answer the same queries, and ours finds the
+/// query's source document at least as often as Postgres does (typo queries are ours alone to fix).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_search_runs_both_engines_on_the_same_queries() {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_orbas"))
+        .args(["bench", "search", "--docs", "3000", "--tenants", "3", "--queries", "300"])
+        .args(["--clients", "1", "--seconds", "1"])
+        .env_remove("DATABASE_URL")
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("run orbas bench search");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let row = |engine: &str| -> Vec<f64> {
+        let line = stdout.lines().find(|l| l.starts_with(&format!("| {engine} |"))).unwrap_or_default();
+        line.split('|').skip(2).filter_map(|c| c.trim().trim_end_matches(" %").parse::<f64>().ok()).collect()
+    };
+    let (ours, faceted, peer) =
+        (row("Orbas search"), row("Orbas search, with facet counts"), row("Postgres FTS (tsvector + GIN + ts_rank)"));
+    for r in [&ours, &faceted, &peer] {
+        // docs/s, MiB, QPS, p50, p99, found %
+        assert_eq!(r.len(), 6, "{stdout}");
+        assert!(r[0] > 0.0 && r[2] > 0.0, "{stdout}");
+    }
+    let (found_ours, found_peer) = (ours[5], peer[5]);
+    assert!(found_ours >= 50.0, "ours found the source document in {found_ours} % of queries:\n{stdout}");
+    assert!(found_ours >= found_peer, "{stdout}");
+    assert_eq!(faceted[5], found_ours, "facets change no ranking");
 }
