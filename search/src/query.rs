@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Serialize;
 use tantivy::collector::{FacetCollector, TopDocs};
 use tantivy::query::{
-    BooleanQuery, BoostQuery, ConstScoreQuery, EnableScoring, FuzzyTermQuery, Occur, Query, TermQuery,
+    BooleanQuery, BoostQuery, ConstScoreQuery, EnableScoring, FuzzyTermQuery, Occur, Query, RegexQuery, TermQuery,
 };
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::snippet::SnippetGenerator;
@@ -258,8 +258,7 @@ pub(crate) fn keyword_query(
                 clauses.push((Occur::Should, boosted(fuzzy, boost * FUZZY_WEIGHT)));
             }
             if i == last && chars >= 2 {
-                clauses
-                    .push((Occur::Should, boosted(FuzzyTermQuery::new_prefix(term, 0, true), boost * PREFIX_WEIGHT)));
+                clauses.push((Occur::Should, boosted(completions(field, tok, term)?, boost * PREFIX_WEIGHT)));
             }
         }
     }
@@ -272,6 +271,22 @@ pub(crate) fn keyword_query(
 
 fn boosted(q: impl Query, boost: f32) -> Box<dyn Query> {
     Box::new(BoostQuery::new(Box::new(q), boost))
+}
+
+/// The words that start with `tok` and go on (search-as-you-type). The word itself is left out: the
+/// exact clause scores it already, and for a common word its postings are the most expensive part of
+/// the expansion.
+fn completions(field: Field, tok: &str, term: Term) -> Result<Box<dyn Query>> {
+    if !tok.chars().all(char::is_alphanumeric) {
+        // The analyser only emits alphanumerics; anything else gets the plain prefix automaton.
+        return Ok(Box::new(FuzzyTermQuery::new_prefix(term, 0, true)));
+    }
+    let q = RegexQuery::from_pattern(&format!("{tok}.+"), field).map_err(|source| Error::Index {
+        dir: Default::default(),
+        what: "building a prefix query",
+        source,
+    })?;
+    Ok(Box::new(q))
 }
 
 /// Whether any live document matches `q` (stops at the first).

@@ -144,6 +144,19 @@ pub async fn run(settings: &Settings, args: &BenchSearchArgs) -> anyhow::Result<
             found * 100.0
         );
     }
+    println!("\nBy kind of query (p50 / p99 ms):\n");
+    println!("| query | {} |", runs.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(" | "));
+    println!("|---|{}", "---:|".repeat(runs.len()));
+    for kind in Kind::ALL {
+        let cells: Vec<String> = runs
+            .iter()
+            .map(|(_, l)| {
+                let k = l.of(kind);
+                format!("{:.2} / {:.2}", k.percentile(50.0), k.percentile(99.0))
+            })
+            .collect();
+        println!("| {} | {} |", kind.label(), cells.join(" | "));
+    }
     let peer_qps = runs.last().map_or(1.0, |(_, l)| l.qps());
     println!(
         "\nQPS ratio ours/Postgres: {:.1}× (without facets), {:.1}× (with); mean top-10 overlap {overlap:.1} ids",
@@ -302,17 +315,20 @@ impl Corpus {
                 let any = |rng: &mut StdRng, ws: &[&str]| {
                     ws.get(rng.random_range(0..ws.len().max(1))).map(|w| w.to_lowercase())
                 };
-                let text = match rng.random_range(0..100) {
-                    0..40 => any(&mut rng, &title),
-                    40..70 => match (any(&mut rng, &title), any(&mut rng, &body)) {
-                        (Some(t), Some(b)) => Some(format!("{t} {b}")),
-                        (t, b) => t.or(b),
-                    },
-                    70..85 => any(&mut rng, &names),
-                    _ => any(&mut rng, &names).map(|w| typo(&mut rng, &w)),
-                }
-                .unwrap_or_else(|| d.title.to_lowercase());
-                BenchQuery { tenant: d.tenant_id, text, source: d.id }
+                let (kind, text) = match rng.random_range(0..100) {
+                    0..40 => (Kind::TitleWord, any(&mut rng, &title)),
+                    40..70 => (
+                        Kind::TwoWords,
+                        match (any(&mut rng, &title), any(&mut rng, &body)) {
+                            (Some(t), Some(b)) => Some(format!("{t} {b}")),
+                            (t, b) => t.or(b),
+                        },
+                    ),
+                    70..85 => (Kind::Name, any(&mut rng, &names)),
+                    _ => (Kind::NameTypo, any(&mut rng, &names).map(|w| typo(&mut rng, &w))),
+                };
+                let text = text.unwrap_or_else(|| d.title.to_lowercase());
+                BenchQuery { tenant: d.tenant_id, text, source: d.id, kind }
             })
             .collect()
     }
@@ -323,6 +339,29 @@ struct BenchQuery {
     text: String,
     /// The document the query was drawn from.
     source: String,
+    kind: Kind,
+}
+
+/// What a query was drawn from (latency is reported per kind too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    TitleWord,
+    TwoWords,
+    Name,
+    NameTypo,
+}
+
+impl Kind {
+    const ALL: [Kind; 4] = [Kind::TitleWord, Kind::TwoWords, Kind::Name, Kind::NameTypo];
+
+    fn label(self) -> &'static str {
+        match self {
+            Kind::TitleWord => "a title word (40 %)",
+            Kind::TwoWords => "a title and a body word (30 %)",
+            Kind::Name => "a name (15 %)",
+            Kind::NameTypo => "a name with a typo (15 %)",
+        }
+    }
 }
 
 fn tenant_id(t: u64) -> String {
@@ -394,8 +433,9 @@ fn ours_load(
                     let mut k = c * queries.len() / clients;
                     while started.elapsed() < run_for {
                         let t = Instant::now();
-                        ours_query(index, &queries[k % queries.len()], facets)?;
-                        lat.push(t.elapsed());
+                        let q = &queries[k % queries.len()];
+                        ours_query(index, q, facets)?;
+                        lat.push((q.kind, t.elapsed()));
                         k += 1;
                     }
                     Ok::<_, anyhow::Error>(lat)
@@ -532,8 +572,9 @@ async fn peer_load(
             let mut k = c * queries.len() / clients;
             while started.elapsed() < run_for {
                 let t = Instant::now();
-                peer_query(&mut conn, &queries[k % queries.len()]).await?;
-                lat.push(t.elapsed());
+                let q = &queries[k % queries.len()];
+                peer_query(&mut conn, q).await?;
+                lat.push((q.kind, t.elapsed()));
                 k += 1;
             }
             Ok::<_, anyhow::Error>(lat)
@@ -551,13 +592,20 @@ async fn peer_load(
 /// Latencies of one load run.
 struct Load {
     latencies: Vec<Duration>,
+    by_kind: Vec<(Kind, Duration)>,
     elapsed: Duration,
 }
 
 impl Load {
-    fn new(mut latencies: Vec<Duration>, elapsed: Duration) -> Self {
+    fn new(by_kind: Vec<(Kind, Duration)>, elapsed: Duration) -> Self {
+        let mut latencies: Vec<Duration> = by_kind.iter().map(|(_, d)| *d).collect();
         latencies.sort();
-        Load { latencies, elapsed }
+        Load { latencies, by_kind, elapsed }
+    }
+
+    /// The latencies of one kind of query alone.
+    fn of(&self, kind: Kind) -> Load {
+        Load::new(self.by_kind.iter().filter(|(k, _)| *k == kind).copied().collect(), self.elapsed)
     }
 
     fn qps(&self) -> f64 {
@@ -610,7 +658,8 @@ mod tests {
 
     #[test]
     fn percentiles_use_the_nearest_rank() {
-        let l = Load::new((1..=100).map(Duration::from_millis).collect(), Duration::from_secs(1));
+        let l =
+            Load::new((1..=100).map(|ms| (Kind::Name, Duration::from_millis(ms))).collect(), Duration::from_secs(1));
         assert_eq!(l.percentile(50.0), 50.0);
         assert_eq!(l.percentile(99.0), 99.0);
         assert_eq!(l.qps(), 100.0);
