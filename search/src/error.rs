@@ -27,6 +27,12 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+    /// The directory holds an index of an older layout, which a read-only follower cannot replace.
+    #[error(
+        "search index in {dir} has an older layout; the indexer (`orbas search index`, `orbas demo`) replaces it \
+         on start, or run `orbas search rebuild`"
+    )]
+    Outdated { dir: PathBuf },
     /// Semantic or hybrid search was asked for but no embedding model is loaded.
     #[error(
         "semantic search is unavailable: no sentence-embedding model is loaded (run scripts/setup.sh or \

@@ -23,7 +23,7 @@ use orbas_models::embed::Embedder;
 use serde::{Deserialize, Serialize};
 use tantivy::directory::MmapDirectory;
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument};
-use tracing::{debug, info, instrument};
+use tracing::{debug, info, instrument, warn};
 
 use crate::document::SearchDoc;
 use crate::error::{Error, Result};
@@ -107,6 +107,16 @@ pub struct SearchIndex {
     meta_seen: Mutex<Option<MetaStamp>>,
 }
 
+/// Removes every file of an index directory (the directory itself stays).
+fn clear_dir(dir: &Path) -> Result<()> {
+    let io = |e: std::io::Error| Error::Dir { dir: dir.to_owned(), source: Box::new(e) };
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let path = entry.map_err(io)?.path();
+        if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) }.map_err(io)?;
+    }
+    Ok(())
+}
+
 /// meta.json's identity (tantivy replaces the file atomically on every commit).
 type MetaStamp = (std::time::SystemTime, u64, u64);
 
@@ -138,6 +148,21 @@ impl SearchIndex {
             let dir = dir.to_owned();
             move |source| Error::Index { dir, what, source }
         };
+        let mut mmap = mmap;
+        if Index::exists(&mmap).map_err(|e| Error::Dir { dir: dir.to_owned(), source: Box::new(e) })? {
+            let existing = Index::open(mmap.clone()).map_err(ix("opening"))?;
+            if existing.schema() != schema {
+                // Derived data: the writer starts the index afresh (its checkpoint goes with it, so the
+                // indexer re-reads the change stream from the start); a follower waits for the writer.
+                if access == Access::ReadOnly {
+                    return Err(Error::Outdated { dir: dir.to_owned() });
+                }
+                drop(existing);
+                warn!("the search index has an older layout: removing it, to be rebuilt from the change stream");
+                clear_dir(dir)?;
+                mmap = MmapDirectory::open(dir).map_err(|e| Error::Dir { dir: dir.to_owned(), source: Box::new(e) })?;
+            }
+        }
         let index = Index::open_or_create(mmap, schema).map_err(ix("opening"))?;
         Fields::register_tokenizer(&index);
         // Reloaded explicitly: by the writer after each commit, by a follower before each search.
@@ -488,6 +513,50 @@ mod tests {
         assert_eq!(writer.num_docs(), 0);
         writer.clear()?;
         assert_eq!(writer.checkpoint(), Checkpoint::default());
+        Ok(())
+    }
+
+    #[test]
+    fn an_index_of_an_older_layout_is_replaced_by_the_writer_and_refused_to_a_follower() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::Dir { dir: PathBuf::new(), source: Box::new(e) })?;
+        let old = {
+            let mut b = tantivy::schema::Schema::builder();
+            let title = b.add_text_field("title", tantivy::schema::TEXT | tantivy::schema::STORED);
+            (b.build(), title)
+        };
+        {
+            let index = Index::create_in_dir(dir.path(), old.0).map_err(|source| Error::Index {
+                dir: dir.path().to_owned(),
+                what: "creating",
+                source,
+            })?;
+            let mut w: IndexWriter = index.writer(15_000_000).map_err(|source| Error::Index {
+                dir: dir.path().to_owned(),
+                what: "writer",
+                source,
+            })?;
+            let mut d = TantivyDocument::default();
+            d.add_text(old.1, "quantum");
+            w.add_document(d).and_then(|_| w.commit()).map_err(|source| Error::Index {
+                dir: dir.path().to_owned(),
+                what: "commit",
+                source,
+            })?;
+        }
+        let follower = SearchIndex::open(dir.path(), Access::ReadOnly, None);
+        assert!(matches!(follower, Err(Error::Outdated { .. })), "{follower:?}");
+
+        let writer = SearchIndex::open(dir.path(), Access::Writer, None)?;
+        assert_eq!(writer.num_docs(), 0);
+        assert_eq!(writer.checkpoint(), Checkpoint::default(), "the change stream is read again from the start");
+        writer.apply(Batch {
+            changes: vec![Change::Upsert(Box::new(doc("1", "Quantum billing")))],
+            ..Batch::default()
+        })?;
+        assert_eq!(titles(&writer, "quantum"), ["Quantum billing"]);
+        drop(writer);
+        let follower = SearchIndex::open(dir.path(), Access::ReadOnly, None)?;
+        assert_eq!(titles(&follower, "quant"), ["Quantum billing"], "completions of the last word");
         Ok(())
     }
 }

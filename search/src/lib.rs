@@ -7,6 +7,7 @@
 //! - `schema`: the tantivy fields, their analysis and weights (title > names/e-mail > body);
 //! - [`index`]: the tantivy index of a data directory, written in batches whose commits carry the
 //!   Kafka positions and applied LSN (resume without loss or duplicates);
+//! - `terms`: expansion of a word into the tenant's terms (completions, typo corrections);
 //! - `query`: BM25 with typo tolerance, prefix search-as-you-type, facets and highlighted snippets;
 //! - [`vector`]: the HNSW graph over the documents' sentence embeddings (from `orbas_models`);
 //! - [`hybrid`]: reciprocal rank fusion and the query modes;
@@ -26,6 +27,7 @@ pub mod index;
 pub mod indexer;
 mod query;
 mod schema;
+mod terms;
 pub mod vector;
 pub mod visibility;
 

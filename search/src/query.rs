@@ -1,15 +1,15 @@
 //! Answering a query: the keyword path (BM25 over title/names/body with field boosts, fuzzy terms for
 //! typos, prefix matching of the last term), the semantic path (the HNSW graph) and their fusion.
-//! Tenant and visibility are Must clauses of the tantivy query and the ANN filter — applied before
-//! ranking, never after. Facet counts cover every visible match; snippets highlight the query's terms.
+//! Tenant and visibility are applied before ranking, never after: the keyword path reads only the
+//! tenant's own terms (see [`crate::schema::scoped`]) and adds the visibility as a Must clause when the
+//! caller sees less than the whole tenant (or a fuzzy term needs it); the ANN search takes the same
+//! predicate as its filter. Facet counts cover every visible match; snippets highlight the query's terms.
 
 use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 use tantivy::collector::{FacetCollector, TopDocs};
-use tantivy::query::{
-    BooleanQuery, BoostQuery, ConstScoreQuery, EnableScoring, FuzzyTermQuery, Occur, Query, RegexQuery, TermQuery,
-};
+use tantivy::query::{BooleanQuery, BoostQuery, ConstScoreQuery, EnableScoring, Occur, Query, TermQuery};
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::snippet::SnippetGenerator;
 use tantivy::{DocAddress, DocSet as _, Searcher, TERMINATED, TantivyDocument, Term};
@@ -19,7 +19,7 @@ use crate::document::{DocType, SearchDoc};
 use crate::error::{Error, Result};
 use crate::hybrid::{Mode, rrf};
 use crate::index::SearchIndex;
-use crate::schema::{BODY_BOOST, FACETS, Fields, NAMES_BOOST, TITLE_BOOST, tokens};
+use crate::schema::{BODY_BOOST, FACETS, Fields, NAMES_BOOST, TITLE_BOOST, analyzer, scoped, tokens, unscoped};
 use crate::visibility::{Reach, Visibility};
 
 /// The most results one query returns.
@@ -101,20 +101,34 @@ impl SearchIndex {
             return Ok(results);
         }
         let filter = visibility_query(&self.fields, &vis);
-        let text = keyword_query(&self.fields, &searcher, filter.as_ref(), &req.text)?;
+        let whole_tenant = vis.whole_tenant();
+        let text = keyword_query(
+            &self.fields,
+            &searcher,
+            &vis.tenant_id,
+            (!whole_tenant).then_some(filter.as_ref()),
+            &req.text,
+        )?;
         let depth = if req.mode == Mode::Keyword { req.limit } else { FUSION_DEPTH.max(req.limit) };
         let keyword = match &text {
             Some(t) => {
-                let q = BooleanQuery::new(vec![(Occur::Must, t.box_clone()), (Occur::Must, filter.box_clone())]);
+                // The tenant's own terms need no tenant filter: without one the query stays a union of
+                // term scorers, which tantivy prunes with block-max WAND.
+                let q: Box<dyn Query> = if whole_tenant {
+                    t.box_clone()
+                } else {
+                    Box::new(BooleanQuery::new(vec![(Occur::Must, t.box_clone()), (Occur::Must, filter.box_clone())]))
+                };
                 let top_docs = TopDocs::with_limit(depth).order_by_score();
                 if !req.facets {
-                    searcher.search(&q, &top_docs).map_err(self.err("searching"))?
+                    searcher.search(q.as_ref(), &top_docs).map_err(self.err("searching"))?
                 } else {
                     let mut facets = FacetCollector::for_field("facets");
                     for f in FACETS {
                         facets.add_facet(&format!("/{f}"));
                     }
-                    let (top, counts) = searcher.search(&q, &(top_docs, facets)).map_err(self.err("searching"))?;
+                    let (top, counts) =
+                        searcher.search(q.as_ref(), &(top_docs, facets)).map_err(self.err("searching"))?;
                     for f in FACETS {
                         let values = counts
                             .get(&format!("/{f}"))
@@ -215,22 +229,24 @@ fn fuse(keyword: Vec<(SearchDoc, f32)>, semantic: Vec<(SearchDoc, f32)>) -> Vec<
     order.into_iter().filter_map(|(id, score)| docs.remove(&id).map(|d| (d, score))).collect()
 }
 
-/// The text part of a query: per token, an exact hit in any field (boosted by field) and, for the
-/// last token, a prefix hit (search-as-you-type). A token that no document the caller may see holds
-/// is taken for a typo and matched fuzzily instead (edit distance 1 from 4 characters, 2 from 8):
-/// expanding a known word would cost a dictionary walk and a union over every neighbour in each query
-/// while rarely helping. "Known" is judged within `filter` (the caller's visibility), never by the
-/// index-wide dictionary, so whether a query is corrected reveals nothing of other tenants' words. Tokens are alternatives (BM25 ranks documents matching more of them higher).
-/// `None` if the text has no token.
+/// The text part of a query, a union of the tenant's terms: per token, an exact hit in any field
+/// (boosted by field) and, for the last token, its most frequent completions in the tenant
+/// (search-as-you-type). A token that no document the caller may see holds is taken for a typo and
+/// replaced by the tenant's words within edit distance 1 (from 4 characters) or 2 (from 8): expanding
+/// a known word too would cost a dictionary walk and a wider union in every query while rarely helping. "Known" is judged among the tenant's terms
+/// within `filter` (the caller's visibility, `None` for the whole tenant), never by the index-wide
+/// dictionary, so whether a query is corrected reveals nothing of other tenants' words. Tokens are
+/// alternatives (BM25 ranks documents matching more of them higher). `None` if the text has no token.
 pub(crate) fn keyword_query(
     f: &Fields,
     searcher: &Searcher,
-    filter: &dyn Query,
+    tenant: &str,
+    filter: Option<&dyn Query>,
     text: &str,
 ) -> Result<Option<Box<dyn Query>>> {
     let toks = tokens(text);
     let Some(last) = toks.len().checked_sub(1) else { return Ok(None) };
-    let fields = [(f.title, TITLE_BOOST), (f.names, NAMES_BOOST), (f.body, BODY_BOOST)];
+    let fields = [(f.title_terms, TITLE_BOOST), (f.names_terms, NAMES_BOOST), (f.body_terms, BODY_BOOST)];
     let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
     for (i, tok) in toks.iter().enumerate() {
         let chars = tok.chars().count();
@@ -239,26 +255,32 @@ pub(crate) fn keyword_query(
             4..8 => 1,
             _ => 2,
         };
+        let scoped_tok = scoped(tenant, tok);
         let any_field: Vec<(Occur, Box<dyn Query>)> =
-            fields.iter().map(|&(field, _)| (Occur::Should, raw_text(field, tok))).collect();
-        let known = visible_match(
-            searcher,
-            &BooleanQuery::new(vec![
-                (Occur::Must, filter.box_clone()),
-                (Occur::Must, Box::new(BooleanQuery::new(any_field))),
-            ]),
-        )?;
+            fields.iter().map(|&(field, _)| (Occur::Should, raw(field, &scoped_tok))).collect();
+        let any_field = Box::new(BooleanQuery::new(any_field));
+        let known = match filter {
+            Some(filter) => visible_match(
+                searcher,
+                &BooleanQuery::new(vec![(Occur::Must, filter.box_clone()), (Occur::Must, any_field)]),
+            )?,
+            None => visible_match(searcher, any_field.as_ref())?,
+        };
         for (field, boost) in fields {
-            let term = Term::from_field_text(field, tok);
+            let term = Term::from_field_text(field, &scoped_tok);
             if known {
-                clauses
-                    .push((Occur::Should, boosted(TermQuery::new(term.clone(), IndexRecordOption::WithFreqs), boost)));
+                clauses.push((Occur::Should, boosted(TermQuery::new(term, IndexRecordOption::WithFreqs), boost)));
             } else if distance > 0 {
-                let fuzzy = FuzzyTermQuery::new(term.clone(), distance, true);
-                clauses.push((Occur::Should, boosted(fuzzy, boost * FUZZY_WEIGHT)));
+                for correction in crate::terms::corrections(searcher, field, tenant, tok, distance)? {
+                    let q = TermQuery::new(correction, IndexRecordOption::WithFreqs);
+                    clauses.push((Occur::Should, boosted(q, boost * FUZZY_WEIGHT)));
+                }
             }
             if i == last && chars >= 2 {
-                clauses.push((Occur::Should, boosted(completions(field, tok, term)?, boost * PREFIX_WEIGHT)));
+                for completion in crate::terms::completions(searcher, field, &scoped_tok)? {
+                    let q = TermQuery::new(completion, IndexRecordOption::WithFreqs);
+                    clauses.push((Occur::Should, boosted(q, boost * PREFIX_WEIGHT)));
+                }
             }
         }
     }
@@ -271,22 +293,6 @@ pub(crate) fn keyword_query(
 
 fn boosted(q: impl Query, boost: f32) -> Box<dyn Query> {
     Box::new(BoostQuery::new(Box::new(q), boost))
-}
-
-/// The words that start with `tok` and go on (search-as-you-type). The word itself is left out: the
-/// exact clause scores it already, and for a common word its postings are the most expensive part of
-/// the expansion.
-fn completions(field: Field, tok: &str, term: Term) -> Result<Box<dyn Query>> {
-    if !tok.chars().all(char::is_alphanumeric) {
-        // The analyser only emits alphanumerics; anything else gets the plain prefix automaton.
-        return Ok(Box::new(FuzzyTermQuery::new_prefix(term, 0, true)));
-    }
-    let q = RegexQuery::from_pattern(&format!("{tok}.+"), field).map_err(|source| Error::Index {
-        dir: Default::default(),
-        what: "building a prefix query",
-        source,
-    })?;
-    Ok(Box::new(q))
 }
 
 /// Whether any live document matches `q` (stops at the first).
@@ -307,11 +313,6 @@ fn visible_match(searcher: &Searcher, q: &dyn Query) -> Result<bool> {
     Ok(false)
 }
 
-/// A match of one analysed token in a text field, unscored.
-fn raw_text(field: Field, token: &str) -> Box<dyn Query> {
-    Box::new(TermQuery::new(Term::from_field_text(field, token), IndexRecordOption::Basic))
-}
-
 fn raw(field: Field, value: &str) -> Box<dyn Query> {
     Box::new(TermQuery::new(Term::from_field_text(field, value), IndexRecordOption::Basic))
 }
@@ -319,8 +320,7 @@ fn raw(field: Field, value: &str) -> Box<dyn Query> {
 /// The visibility as a non-scoring query: the tenant, and one of the rules (a type, and for owner
 /// rules one of the owners).
 pub(crate) fn visibility_query(f: &Fields, vis: &Visibility) -> Box<dyn Query> {
-    let everything = DocType::ALL.iter().all(|t| vis.rules.iter().any(|(r, reach)| r == t && *reach == Reach::All));
-    if everything {
+    if vis.whole_tenant() {
         // The whole tenant: one term instead of a union over every type's postings.
         return Box::new(ConstScoreQuery::new(raw(f.tenant, &vis.tenant_id), 0.0));
     }
@@ -356,19 +356,33 @@ struct Snippets {
 }
 
 impl Snippets {
+    /// Highlights the words of `q`'s terms (the tenant's scoped terms, rarer words weighing more) in
+    /// the stored texts.
     fn new(searcher: &Searcher, q: &dyn Query, f: &Fields) -> Result<Self> {
-        let make = |field| {
-            let mut g = SnippetGenerator::create(searcher, q, field).map_err(|source| Error::Index {
-                dir: Default::default(),
-                what: "creating a snippet generator",
-                source,
-            })?;
-            g.set_max_num_chars(SNIPPET_CHARS);
-            Ok::<_, Error>(g)
+        let mut terms: Vec<Term> = Vec::new();
+        q.query_terms(&mut |term, _| terms.push(term.clone()));
+        let make = |indexed: Field, stored: Field| {
+            let mut words = BTreeMap::new();
+            for term in terms.iter().filter(|t| t.field() == indexed) {
+                let value = term.value();
+                let Some(text) = value.as_str() else { continue };
+                let doc_freq = searcher.doc_freq(term).map_err(|source| Error::Index {
+                    dir: Default::default(),
+                    what: "creating a snippet generator",
+                    source,
+                })?;
+                if doc_freq > 0 {
+                    words.insert(unscoped(text).to_owned(), 1.0 / (1.0 + doc_freq as f32));
+                }
+            }
+            Ok::<_, Error>(SnippetGenerator::new(words, analyzer(), stored, SNIPPET_CHARS))
         };
-        Ok(Snippets { body: make(f.body)?, names: make(f.names)?, title: make(f.title)? })
+        Ok(Snippets {
+            body: make(f.body_terms, f.body)?,
+            names: make(f.names_terms, f.names)?,
+            title: make(f.title_terms, f.title)?,
+        })
     }
-
     fn of(&self, d: &SearchDoc) -> String {
         for (g, text) in [(&self.body, &d.body), (&self.names, &d.names), (&self.title, &d.title)] {
             let s = g.snippet(text);

@@ -2,11 +2,20 @@
 //! conversion both ways. Text fields share one analyser (split on non-alphanumerics, lower-case,
 //! ASCII-folded) so a query is tokenised like the documents. Tenant, type and owner are raw (untokenised)
 //! terms, the filters of every query; `id` is the key updates and deletes address.
+//!
+//! The words of a document are indexed *scoped to its tenant*: the term of `word` in tenant `t` is
+//! `t:word` (see [`scoped`]), in the `*_terms` fields; the original text is stored beside them for
+//! display and snippets. A tenant's query is then a plain union of its own terms, which tantivy ranks
+//! with block-max WAND (skipping blocks of postings that cannot reach the top k) — a tenant filter as a
+//! Must clause would instead make it score every matching document. Document frequencies, and so BM25's
+//! IDF, are per tenant as a side effect: one tenant's vocabulary never shapes another's ranking.
 
 use tantivy::schema::{
     FacetOptions, Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions, Value,
 };
-use tantivy::tokenizer::{AsciiFoldingFilter, LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnalyzer};
+use tantivy::tokenizer::{
+    AsciiFoldingFilter, LowerCaser, PreTokenizedString, RemoveLongFilter, SimpleTokenizer, TextAnalyzer, Token,
+};
 use tantivy::{Index, TantivyDocument, Term};
 
 use crate::document::{DocType, SearchDoc};
@@ -29,9 +38,14 @@ pub(crate) struct Fields {
     pub doc_type: Field,
     pub tenant: Field,
     pub owner: Field,
+    /// The stored text (not indexed).
     pub title: Field,
     pub names: Field,
     pub body: Field,
+    /// The indexed words of each text, scoped to the tenant (not stored).
+    pub title_terms: Field,
+    pub names_terms: Field,
+    pub body_terms: Field,
     pub facets: Field,
     pub stage: Field,
     pub status: Field,
@@ -45,21 +59,21 @@ pub(crate) struct Fields {
 impl Fields {
     pub fn schema() -> (Schema, Fields) {
         let mut b = Schema::builder();
-        let text = TextOptions::default()
-            .set_indexing_options(
-                TextFieldIndexing::default()
-                    .set_tokenizer(TOKENIZER)
-                    .set_index_option(IndexRecordOption::WithFreqsAndPositions),
-            )
-            .set_stored();
+        // Term frequencies and field norms for BM25; no positions (no phrase queries).
+        let terms = TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default().set_tokenizer(TOKENIZER).set_index_option(IndexRecordOption::WithFreqs),
+        );
         let fields = Fields {
             id: b.add_text_field("id", STRING | STORED),
             doc_type: b.add_text_field("type", STRING | STORED),
             tenant: b.add_text_field("tenant_id", STRING | STORED),
             owner: b.add_text_field("owner_id", STRING | STORED),
-            title: b.add_text_field("title", text.clone()),
-            names: b.add_text_field("names", text.clone()),
-            body: b.add_text_field("body", text),
+            title: b.add_text_field("title", STORED),
+            names: b.add_text_field("names", STORED),
+            body: b.add_text_field("body", STORED),
+            title_terms: b.add_text_field("title_terms", terms.clone()),
+            names_terms: b.add_text_field("names_terms", terms.clone()),
+            body_terms: b.add_text_field("body_terms", terms),
             facets: b.add_facet_field("facets", FacetOptions::default()),
             stage: b.add_text_field("stage", STRING | STORED),
             status: b.add_text_field("status", STRING | STORED),
@@ -85,9 +99,15 @@ impl Fields {
         t.add_text(self.id, &d.id);
         t.add_text(self.doc_type, d.doc_type.as_str());
         t.add_text(self.tenant, &d.tenant_id);
-        t.add_text(self.title, &d.title);
-        t.add_text(self.names, &d.names);
-        t.add_text(self.body, &d.body);
+        let mut analyzer = analyzer();
+        for (stored, indexed, text) in [
+            (self.title, self.title_terms, &d.title),
+            (self.names, self.names_terms, &d.names),
+            (self.body, self.body_terms, &d.body),
+        ] {
+            t.add_text(stored, text);
+            t.add_pre_tokenized_text(indexed, scoped_tokens(&mut analyzer, &d.tenant_id, text));
+        }
         t.add_facet(self.facets, tantivy::schema::Facet::from_path(["type", d.doc_type.as_str()]));
         let optional =
             [(self.owner, "owner", &d.owner_id), (self.stage, "stage", &d.stage), (self.status, "status", &d.status)];
@@ -152,6 +172,34 @@ pub(crate) fn tokens(text: &str) -> Vec<String> {
     out
 }
 
+/// The term of `token` in `tenant`'s documents. Tokens are alphanumeric, so the last `:` splits the two
+/// unambiguously.
+pub(crate) fn scoped(tenant: &str, token: &str) -> String {
+    format!("{tenant}:{token}")
+}
+
+/// The token of a [`scoped`] term.
+pub(crate) fn unscoped(term: &str) -> &str {
+    term.rsplit_once(':').map_or(term, |(_, t)| t)
+}
+
+/// `text` analysed, each token scoped to `tenant` (the text itself is stored in another field).
+fn scoped_tokens(analyzer: &mut TextAnalyzer, tenant: &str, text: &str) -> PreTokenizedString {
+    let mut stream = analyzer.token_stream(text);
+    let mut tokens = Vec::new();
+    while stream.advance() {
+        let t = stream.token();
+        tokens.push(Token {
+            text: scoped(tenant, &t.text),
+            offset_from: t.offset_from,
+            offset_to: t.offset_to,
+            position: t.position,
+            position_length: t.position_length,
+        });
+    }
+    PreTokenizedString { text: String::new(), tokens }
+}
+
 /// A vector as little-endian f32s.
 pub fn encode_vector(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
@@ -187,6 +235,25 @@ mod tests {
     #[test]
     fn the_analyser_splits_lowercases_and_folds() {
         assert_eq!(tokens("José O'Neil <jose.oneil@Acme.io>"), ["jose", "o", "neil", "jose", "oneil", "acme", "io"]);
+    }
+
+    proptest! {
+        #[test]
+        fn scoped_terms_give_back_their_token(tenant in "[a-z0-9:-]{0,40}", text in "\\PC{0,60}") {
+            for tok in tokens(&text) {
+                let term = scoped(&tenant, &tok);
+                prop_assert_eq!(unscoped(&term), tok.as_str());
+            }
+        }
+    }
+
+    #[test]
+    fn words_are_indexed_under_their_tenant() {
+        let mut a = analyzer();
+        let t = scoped_tokens(&mut a, "t1", "Quantum Billing");
+        let texts: Vec<&str> = t.tokens.iter().map(|t| t.text.as_str()).collect();
+        assert_eq!(texts, ["t1:quantum", "t1:billing"]);
+        assert_eq!((t.tokens[1].offset_from, t.tokens[1].offset_to), (8, 15));
     }
 
     #[test]

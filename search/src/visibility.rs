@@ -53,6 +53,11 @@ impl Visibility {
         Self { tenant_id: principal.tenant.to_string(), rules }
     }
 
+    /// Whether every record of every type of the tenant is visible (then the tenant is the only filter).
+    pub fn whole_tenant(&self) -> bool {
+        DocType::ALL.iter().all(|t| self.rules.iter().any(|(r, reach)| r == t && *reach == Reach::All))
+    }
+
     /// Keeps only the rules of `types` (an empty slice keeps all).
     pub fn restrict_to(mut self, types: &[DocType]) -> Self {
         if !types.is_empty() {
