@@ -4,17 +4,20 @@
 //! terms, the filters of every query; `id` is the key updates and deletes address.
 //!
 //! The words of a document are indexed *scoped to its tenant*: the term of `word` in tenant `t` is
-//! `t:word` (see [`scoped`]), in the `*_terms` fields; the original text is stored beside them for
-//! display and snippets. A tenant's query is then a plain union of its own terms, which tantivy ranks
+//! `k:word`, `k` a compact injective key of `t` (see [`scoped`]), in the `*_terms` fields, whose
+//! analyser reads the key in front of the text and writes it in front of every token (no allocation
+//! per token); the original text is stored beside them for display and snippets. A tenant's query is then a plain union of its own terms, which tantivy ranks
 //! with block-max WAND (skipping blocks of postings that cannot reach the top k) — a tenant filter as a
 //! Must clause would instead make it score every matching document. Document frequencies, and so BM25's
 //! IDF, are per tenant as a side effect: one tenant's vocabulary never shapes another's ranking.
 
+use base64::Engine as _;
 use tantivy::schema::{
     FacetOptions, Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions, Value,
 };
 use tantivy::tokenizer::{
-    AsciiFoldingFilter, LowerCaser, PreTokenizedString, RemoveLongFilter, SimpleTokenizer, TextAnalyzer, Token,
+    AsciiFoldingFilter, BoxTokenStream, LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnalyzer, Token,
+    TokenStream, Tokenizer,
 };
 use tantivy::{Index, TantivyDocument, Term};
 
@@ -22,6 +25,9 @@ use crate::document::{DocType, SearchDoc};
 
 /// The analyser of every text field.
 pub(crate) const TOKENIZER: &str = "orbas";
+/// The analyser of the indexed `*_terms` fields: [`TOKENIZER`]'s tokens, each behind the tenant key the
+/// value starts with.
+const SCOPED_TOKENIZER: &str = "orbas_scoped";
 
 /// Field weights: a hit in the title counts most, then names and e-mail addresses, then the body.
 pub(crate) const TITLE_BOOST: f32 = 3.0;
@@ -61,7 +67,7 @@ impl Fields {
         let mut b = Schema::builder();
         // Term frequencies and field norms for BM25; no positions (no phrase queries).
         let terms = TextOptions::default().set_indexing_options(
-            TextFieldIndexing::default().set_tokenizer(TOKENIZER).set_index_option(IndexRecordOption::WithFreqs),
+            TextFieldIndexing::default().set_tokenizer(SCOPED_TOKENIZER).set_index_option(IndexRecordOption::WithFreqs),
         );
         let fields = Fields {
             id: b.add_text_field("id", STRING | STORED),
@@ -87,6 +93,7 @@ impl Fields {
     /// Registers the analyser the text fields name.
     pub fn register_tokenizer(index: &Index) {
         index.tokenizers().register(TOKENIZER, analyzer());
+        index.tokenizers().register(SCOPED_TOKENIZER, TextAnalyzer::from(ScopedTokenizer { inner: analyzer() }));
     }
 
     pub fn id_term(&self, id: &str) -> Term {
@@ -99,14 +106,20 @@ impl Fields {
         t.add_text(self.id, &d.id);
         t.add_text(self.doc_type, d.doc_type.as_str());
         t.add_text(self.tenant, &d.tenant_id);
-        let mut analyzer = analyzer();
+        let key = tenant_key(&d.tenant_id);
+        let mut scoped_text = String::new();
         for (stored, indexed, text) in [
             (self.title, self.title_terms, &d.title),
             (self.names, self.names_terms, &d.names),
             (self.body, self.body_terms, &d.body),
         ] {
             t.add_text(stored, text);
-            t.add_pre_tokenized_text(indexed, scoped_tokens(&mut analyzer, &d.tenant_id, text));
+            scoped_text.clear();
+            scoped_text.reserve(key.len() + 1 + text.len());
+            scoped_text.push_str(&key);
+            scoped_text.push(':');
+            scoped_text.push_str(text);
+            t.add_text(indexed, &scoped_text);
         }
         t.add_facet(self.facets, tantivy::schema::Facet::from_path(["type", d.doc_type.as_str()]));
         let optional =
@@ -172,32 +185,73 @@ pub(crate) fn tokens(text: &str) -> Vec<String> {
     out
 }
 
-/// The term of `token` in `tenant`'s documents. Tokens are alphanumeric, so the last `:` splits the two
-/// unambiguously.
+/// The compact key of a tenant in its terms: a UUID as its 16 bytes in unpadded base64url (22
+/// characters), anything else as `~` and its bytes in hex. Injective, and never holds a `:`.
+pub(crate) fn tenant_key(tenant: &str) -> String {
+    match uuid::Uuid::parse_str(tenant) {
+        Ok(u) => base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(u.as_bytes()),
+        Err(_) => std::iter::once("~".to_owned()).chain(tenant.bytes().map(|b| format!("{b:02x}"))).collect(),
+    }
+}
+
+/// The term of `token` in `tenant`'s documents: `key:token`. Neither the key nor the (alphanumeric)
+/// token holds another `:`.
 pub(crate) fn scoped(tenant: &str, token: &str) -> String {
-    format!("{tenant}:{token}")
+    format!("{}:{token}", tenant_key(tenant))
 }
 
 /// The token of a [`scoped`] term.
 pub(crate) fn unscoped(term: &str) -> &str {
-    term.rsplit_once(':').map_or(term, |(_, t)| t)
+    term.split_once(':').map_or(term, |(_, t)| t)
 }
 
-/// `text` analysed, each token scoped to `tenant` (the text itself is stored in another field).
-fn scoped_tokens(analyzer: &mut TextAnalyzer, tenant: &str, text: &str) -> PreTokenizedString {
-    let mut stream = analyzer.token_stream(text);
-    let mut tokens = Vec::new();
-    while stream.advance() {
-        let t = stream.token();
-        tokens.push(Token {
-            text: scoped(tenant, &t.text),
-            offset_from: t.offset_from,
-            offset_to: t.offset_to,
-            position: t.position,
-            position_length: t.position_length,
-        });
+/// The analyser of the `*_terms` fields: their value is `key:text`; each token of `text` (as
+/// [`analyzer`] makes them) comes out as `key:token`, written into one reused buffer.
+#[derive(Clone)]
+struct ScopedTokenizer {
+    inner: TextAnalyzer,
+}
+
+struct ScopedStream<'a> {
+    prefix: &'a str,
+    inner: BoxTokenStream<'a>,
+    token: Token,
+}
+
+impl Tokenizer for ScopedTokenizer {
+    type TokenStream<'a> = ScopedStream<'a>;
+
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> ScopedStream<'a> {
+        // A value without a key (never written by `stored`) is indexed under no tenant: unreachable.
+        let cut = text.find(':').map_or(0, |i| i + 1);
+        let (prefix, rest) = text.split_at(cut);
+        ScopedStream { prefix, inner: self.inner.token_stream(rest), token: Token::default() }
     }
-    PreTokenizedString { text: String::new(), tokens }
+}
+
+impl TokenStream for ScopedStream<'_> {
+    fn advance(&mut self) -> bool {
+        if !self.inner.advance() {
+            return false;
+        }
+        let t = self.inner.token();
+        self.token.text.clear();
+        self.token.text.push_str(self.prefix);
+        self.token.text.push_str(&t.text);
+        self.token.offset_from = t.offset_from + self.prefix.len();
+        self.token.offset_to = t.offset_to + self.prefix.len();
+        self.token.position = t.position;
+        self.token.position_length = t.position_length;
+        true
+    }
+
+    fn token(&self) -> &Token {
+        &self.token
+    }
+
+    fn token_mut(&mut self) -> &mut Token {
+        &mut self.token
+    }
 }
 
 /// A vector as little-endian f32s.
@@ -239,21 +293,37 @@ mod tests {
 
     proptest! {
         #[test]
-        fn scoped_terms_give_back_their_token(tenant in "[a-z0-9:-]{0,40}", text in "\\PC{0,60}") {
+        fn scoped_terms_give_back_their_token(tenant in "\\PC{0,40}", text in "\\PC{0,60}") {
             for tok in tokens(&text) {
                 let term = scoped(&tenant, &tok);
                 prop_assert_eq!(unscoped(&term), tok.as_str());
             }
         }
+
+        #[test]
+        fn tenant_keys_are_injective(a in "\\PC{0,40}", b in "\\PC{0,40}", ua: u128, ub: u128) {
+            prop_assert_eq!(tenant_key(&a) == tenant_key(&b), a == b);
+            let (ua, ub) = (uuid::Uuid::from_u128(ua).to_string(), uuid::Uuid::from_u128(ub).to_string());
+            prop_assert_eq!(tenant_key(&ua) == tenant_key(&ub), ua == ub);
+            prop_assert!(!tenant_key(&a).contains(':') && !tenant_key(&ua).contains(':'));
+        }
     }
 
     #[test]
     fn words_are_indexed_under_their_tenant() {
-        let mut a = analyzer();
-        let t = scoped_tokens(&mut a, "t1", "Quantum Billing");
-        let texts: Vec<&str> = t.tokens.iter().map(|t| t.text.as_str()).collect();
-        assert_eq!(texts, ["t1:quantum", "t1:billing"]);
-        assert_eq!((t.tokens[1].offset_from, t.tokens[1].offset_to), (8, 15));
+        let tenant = "0190f5b2-7c1e-7000-8000-000000000001";
+        let key = tenant_key(tenant);
+        assert_eq!(key.len(), 22);
+        assert_eq!(tenant_key("t1"), "~7431");
+        let mut a = TextAnalyzer::from(ScopedTokenizer { inner: analyzer() });
+        let value = format!("{key}:Quantum Billing");
+        let mut stream = a.token_stream(&value);
+        let mut texts = Vec::new();
+        while stream.advance() {
+            texts.push(stream.token().text.clone());
+        }
+        assert_eq!(texts, [scoped(tenant, "quantum"), scoped(tenant, "billing")]);
+        assert_eq!(texts[1], format!("{key}:billing"));
     }
 
     #[test]

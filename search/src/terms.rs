@@ -158,11 +158,22 @@ mod tests {
 
     #[test]
     fn typos_reach_only_the_tenants_own_words() {
-        let words = ["t1:quantum", "t1:quantom", "t1:phantom", "t2:quantum", "t3:quantum", "t1x:quantum", "t1:qu"];
-        assert_eq!(matches(&words, "t1", "quantom", 1), ["t1:quantom", "t1:quantum"]);
-        assert_eq!(matches(&words, "t2", "quantom", 1), ["t2:quantum"]);
+        let (t1, t2, t3, t1x) = ("t1", "t2", "t3", "t1x");
+        let w = |t: &str, word: &str| scoped(t, word);
+        let words = [
+            w(t1, "quantum"),
+            w(t1, "quantom"),
+            w(t1, "phantom"),
+            w(t2, "quantum"),
+            w(t3, "quantum"),
+            w(t1x, "quantum"),
+            w(t1, "qu"),
+        ];
+        let words: Vec<&str> = words.iter().map(String::as_str).collect();
+        assert_eq!(matches(&words, t1, "quantom", 1), [w(t1, "quantom"), w(t1, "quantum")]);
+        assert_eq!(matches(&words, t2, "quantom", 1), [w(t2, "quantum")]);
         // An edit in the prefix is not an edit of the word: t1x's words stay out of t1's reach.
-        assert_eq!(matches(&words, "t1", "quantum", 2), ["t1:quantom", "t1:quantum"]);
+        assert_eq!(matches(&words, t1, "quantum", 2), [w(t1, "quantom"), w(t1, "quantum")]);
         assert!(matches(&words, "t4", "quantum", 2).is_empty());
     }
 }
