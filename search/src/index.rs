@@ -345,14 +345,24 @@ impl SearchIndex {
         }
         let generation = self.reader.searcher().generation().generation_id();
         if let Ok(mut v) = self.vectors.write() {
+            // Runs of upserts enter the graph together (in parallel); order is kept around the rest.
+            let mut run: Vec<(Box<SearchDoc>, Vec<f32>)> = Vec::new();
             for (change, embedding) in batch.changes.into_iter().zip(embeddings) {
-                match (change, embedding) {
-                    (Change::Upsert(d), Some(e)) => v.0.upsert(&d, e),
-                    (Change::Upsert(d), None) => v.0.remove(&d.id),
-                    (Change::Delete { id }, _) => v.0.remove(&id),
-                    (Change::Truncate { doc_type }, _) => v.0.remove_type(doc_type),
+                let other = match (change, embedding) {
+                    (Change::Upsert(d), Some(e)) => {
+                        run.push((d, e));
+                        continue;
+                    }
+                    (other, _) => other,
+                };
+                v.0.upsert_many(run.drain(..));
+                match other {
+                    Change::Upsert(d) => v.0.remove(&d.id),
+                    Change::Delete { id } => v.0.remove(&id),
+                    Change::Truncate { doc_type } => v.0.remove_type(doc_type),
                 }
             }
+            v.0.upsert_many(run);
             v.0.compact_if_needed();
             v.1 = generation;
         }

@@ -8,6 +8,7 @@
 //! Every point carries its tenant, type and owner; searches pass a [`Visibility`] into hnsw_rs's
 //! filtered search, so invisible points are skipped *during* the graph walk and never take a slot.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 
 use hnsw_rs::filter::FilterT;
@@ -80,9 +81,7 @@ impl VectorIndex {
     pub fn build(docs: impl IntoIterator<Item = (SearchDoc, Vec<f32>)>) -> Self {
         let docs: Vec<_> = docs.into_iter().collect();
         let mut v = Self::with_capacity(docs.len());
-        for (d, e) in docs {
-            v.upsert(&d, e);
-        }
+        v.upsert_many(docs);
         v
     }
 
@@ -97,18 +96,39 @@ impl VectorIndex {
 
     /// Adds or replaces a document's vector (the old point becomes a tombstone).
     pub fn upsert(&mut self, d: &SearchDoc, vector: Vec<f32>) {
-        self.remove(&d.id);
-        let at = self.points.len();
-        self.graph.insert((vector.as_slice(), at));
-        self.points.push(Point {
-            id: d.id.clone(),
-            tenant_id: d.tenant_id.clone(),
-            doc_type: d.doc_type,
-            owner_id: d.owner_id.clone(),
-            vector,
-            alive: true,
-        });
-        self.live.insert(d.id.clone(), at);
+        self.upsert_many(std::iter::once((d, vector)));
+    }
+
+    /// Adds or replaces many documents' vectors, in order (a later vector of the same document wins).
+    /// The new points enter the graph together, on every core (hnsw_rs's parallel insertion).
+    pub fn upsert_many<D: Borrow<SearchDoc>>(&mut self, docs: impl IntoIterator<Item = (D, Vec<f32>)>) {
+        let first = self.points.len();
+        for (d, vector) in docs {
+            let d = d.borrow();
+            self.remove(&d.id);
+            let at = self.points.len();
+            self.points.push(Point {
+                id: d.id.clone(),
+                tenant_id: d.tenant_id.clone(),
+                doc_type: d.doc_type,
+                owner_id: d.owner_id.clone(),
+                vector,
+                alive: true,
+            });
+            self.live.insert(d.id.clone(), at);
+        }
+        self.insert_points_from(first);
+    }
+
+    /// Inserts the points from `first` on into the graph.
+    fn insert_points_from(&self, first: usize) {
+        let new: Vec<(&[f32], usize)> =
+            self.points.iter().enumerate().skip(first).map(|(at, p)| (p.vector.as_slice(), at)).collect();
+        match new.as_slice() {
+            [] => {}
+            [one] => self.graph.insert_slice(*one),
+            _ => self.graph.parallel_insert_slice(&new),
+        }
     }
 
     /// Tombstones a document's point; rebuilds when tombstones pile up.
@@ -139,11 +159,10 @@ impl VectorIndex {
         let live: Vec<Point> = std::mem::take(&mut self.points).into_iter().filter(|p| p.alive).collect();
         let mut fresh = Self::with_capacity(live.len());
         for p in live {
-            let at = fresh.points.len();
-            fresh.graph.insert((p.vector.as_slice(), at));
-            fresh.live.insert(p.id.clone(), at);
+            fresh.live.insert(p.id.clone(), fresh.points.len());
             fresh.points.push(p);
         }
+        fresh.insert_points_from(0);
         *self = fresh;
     }
 
@@ -228,5 +247,26 @@ mod tests {
         assert_eq!(v.tombstones(), 0);
         assert_eq!(v.len(), 70);
         assert_eq!(v.search(&unit(0, 100), 1, &Visibility::tenant("a"))[0].id, "a1");
+    }
+
+    #[test]
+    fn a_graph_built_in_parallel_finds_every_point_and_the_last_vector_wins() {
+        let n = 400;
+        let docs: Vec<(SearchDoc, Vec<f32>)> = (0..n).map(|i| (doc(&format!("d{i}"), "a"), unit(i, n))).collect();
+        let mut v = VectorIndex::build(docs);
+        assert_eq!(v.len(), n);
+        for i in (0..n).step_by(37) {
+            let hits = v.search(&unit(i, n), 1, &Visibility::tenant("a"));
+            assert_eq!(hits[0].id, format!("d{i}"), "nearest to its own vector");
+        }
+        // One run holding the same document twice: the later vector is the live one.
+        let d = doc("d0", "a");
+        v.upsert_many([(&d, unit(200, n)), (&d, unit(300, n))]);
+        assert_eq!(v.len(), n);
+        assert_eq!(v.tombstones(), 2);
+        let hits = v.search(&unit(300, n), 2, &Visibility::tenant("a"));
+        let ids: Vec<&str> = hits.iter().map(|h| h.id.as_str()).collect();
+        assert!(ids.contains(&"d0") && ids.contains(&"d300"), "{ids:?}");
+        assert!(v.search(&unit(0, n), 1, &Visibility::tenant("a"))[0].id != "d0", "the old vector is gone");
     }
 }
