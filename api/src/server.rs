@@ -52,7 +52,7 @@ pub struct Extras {
     /// The lake's root: `POST /v1/sql` over its silver tables.
     pub lake: Option<url::Url>,
     /// The search index: `GET /v1/search` and the assistant's retrieval.
-    pub search: Option<Arc<orbas_search::SearchIndex>>,
+    pub search: crate::state::SearchSlot,
     /// The key that seals tenants' language-model API keys at rest; without it admins cannot store one.
     pub secrets: Option<Arc<orbas_oltp::secrets::SecretsKey>>,
     /// The language model for tenants without settings of their own (`ORBAS_LLM_*`).

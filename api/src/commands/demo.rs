@@ -69,7 +69,7 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
     let server_pool = app_pool.clone();
     let extras = Extras {
         lake: lake_url,
-        search: search.as_ref().map(|s| s.index.clone()),
+        search: search.as_ref().map(|s| s.index.clone()).into(),
         secrets: Some(Arc::new(secrets_key(&settings, args.data_dir.as_deref())?)),
         default_llm: orbas_models::LlmConfig::from_env(),
     };

@@ -43,11 +43,40 @@ fn open(dir: &Path, access: Access, embedder: Option<Arc<Embedder>>) -> anyhow::
 }
 
 /// The index at `dir`, read-only, with the default embedding model if installed (for `orbas serve`).
-pub async fn open_follower(dir: &Path) -> anyhow::Result<Arc<SearchIndex>> {
+/// A missing or unreadable model fails at once (configuration); an index that cannot be opened yet —
+/// absent, or of an older layout the indexer has not replaced — is retried in the background every
+/// few seconds while the server answers 503 for search.
+pub async fn follower_slot(dir: &Path) -> anyhow::Result<crate::state::SearchSlot> {
     let model = SearchModelArgs { model_dir: None, models: None, no_embeddings: false };
     let embedder = load_embedder(&model)?;
-    let dir = dir.to_owned();
-    tokio::task::spawn_blocking(move || open(&dir, Access::ReadOnly, embedder)).await?
+    let slot = crate::state::SearchSlot::pending();
+    let (dir, filler) = (dir.to_owned(), slot.clone());
+    let first = {
+        let (dir, embedder) = (dir.clone(), embedder.clone());
+        tokio::task::spawn_blocking(move || open(&dir, Access::ReadOnly, embedder)).await?
+    };
+    match first {
+        Ok(ix) => slot.fill(ix),
+        Err(e) => {
+            tracing::warn!(error = format!("{e:#}"), "search index not open yet; retrying every 5 s");
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                    let (dir, embedder) = (dir.clone(), embedder.clone());
+                    match tokio::task::spawn_blocking(move || open(&dir, Access::ReadOnly, embedder)).await {
+                        Ok(Ok(ix)) => {
+                            tracing::info!("search index open");
+                            filler.fill(ix);
+                            return;
+                        }
+                        Ok(Err(e)) => tracing::debug!(error = format!("{e:#}"), "search index still not open"),
+                        Err(e) => tracing::warn!(error = %e, "opening the search index panicked; retrying"),
+                    }
+                }
+            });
+        }
+    }
+    Ok(slot)
 }
 
 async fn index(settings: &Settings, args: &SearchIndexArgs, rebuild: bool) -> anyhow::Result<()> {

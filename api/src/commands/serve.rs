@@ -34,8 +34,8 @@ pub async fn run(settings: &Settings, args: &ServeArgs) -> anyhow::Result<()> {
         _ => None,
     };
     let search = match std::env::var("ORBAS_SEARCH_DIR") {
-        Ok(d) if !d.is_empty() => Some(super::search::open_follower(std::path::Path::new(&d)).await?),
-        _ => None,
+        Ok(d) if !d.is_empty() => super::search::follower_slot(std::path::Path::new(&d)).await?,
+        _ => Default::default(),
     };
     let extras = Extras {
         lake,

@@ -174,9 +174,7 @@ async fn query(
     let started = Instant::now();
     let Json(q) = body.map_err(|e| Problem::new(StatusCode::UNPROCESSABLE_ENTITY, e.body_text()))?;
     validate(&q)?;
-    let Some(index) = state.search.clone() else {
-        return Err(Problem::new(StatusCode::SERVICE_UNAVAILABLE, "search index not configured"));
-    };
+    let index = state.search.get().map_err(|why| Problem::new(StatusCode::SERVICE_UNAVAILABLE, why))?;
     let p = &auth.principal;
     let llm: Option<LlmClient> = {
         let mut tx = state.db.begin(p.tenant).await?;

@@ -105,16 +105,14 @@ fn unavailable(detail: &str) -> Problem {
 /// Search the records you may read.
 #[utoipa::path(get, path = "/v1/search", tag = "search", params(SearchParams), security(("bearer" = [])),
     responses((status = 200, body = SearchResults), (status = 400, body = Problem), (status = 401, body = Problem),
-              (status = 422, body = Problem), (status = 503, body = Problem, description = "no search index configured")))]
+              (status = 422, body = Problem), (status = 503, body = Problem, description = "no search index configured, or not open yet")))]
 async fn search(
     State(state): State<AppState>,
     auth: Authenticated,
     query: Result<Query<SearchParams>, QueryRejection>,
 ) -> Result<Json<SearchResults>, Problem> {
     let Query(params) = query.map_err(|e| Problem::new(StatusCode::BAD_REQUEST, e.body_text()))?;
-    let Some(index): Option<Arc<SearchIndex>> = state.search.clone() else {
-        return Err(unavailable("search index not configured"));
-    };
+    let index: Arc<SearchIndex> = state.search.get().map_err(unavailable)?;
     let req = validate(params, index.semantic_available())?;
     let vis = Visibility::for_principal(&auth.principal);
     let result = tokio::task::spawn_blocking(move || index.search(&req, &vis)).await.map_err(|e| {

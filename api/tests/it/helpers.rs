@@ -45,7 +45,7 @@ pub async fn spawn_app_with(lake: Option<url::Url>, search: Option<Arc<orbas_sea
     .expect("admin");
     let secret = SecretString::from("a-test-signing-key-of-at-least-32-bytes");
     let secrets = orbas_oltp::secrets::SecretsKey::from_bytes(&[42; 32]).expect("secrets key");
-    let extras = Extras { lake, search, secrets: Some(Arc::new(secrets)), default_llm: None };
+    let extras = Extras { lake, search: search.into(), secrets: Some(Arc::new(secrets)), default_llm: None };
     let server = Server::build_with("127.0.0.1:0".parse().expect("addr"), db.app.pool().clone(), &secret, extras)
         .await
         .expect("build");

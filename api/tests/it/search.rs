@@ -140,15 +140,24 @@ async fn orbas_search_query_reads_an_index_directory() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("semantic search is unavailable"), "{out:?}");
 }
 
-/// `orbas serve` with ORBAS_SEARCH_DIR follows the commits of the process that writes the index.
+/// `orbas serve` with ORBAS_SEARCH_DIR follows the commits of the process that writes the index —
+/// and starts even while the directory holds an index of an older layout: search answers 503 until
+/// the writer has replaced it, then serves it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orbas_serve_follows_the_index_writer() {
     use tokio::io::AsyncBufReadExt;
 
     let app = spawn_app().await;
     let dir = tempfile::tempdir().expect("temp dir");
-    let ix = SearchIndex::open(dir.path(), Access::Writer, None).expect("index");
-    fill(&ix, &app.db).await;
+    {
+        // An index another version wrote: a schema that is not ours.
+        let mut b = tantivy::schema::Schema::builder();
+        let title = b.add_text_field("title", tantivy::schema::TEXT | tantivy::schema::STORED);
+        let index = tantivy::Index::create_in_dir(dir.path(), b.build()).expect("old index");
+        let mut w: tantivy::IndexWriter = index.writer(15_000_000).expect("writer");
+        w.add_document(tantivy::doc!(title => "quokka")).expect("add");
+        w.commit().expect("commit");
+    }
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_orbas"))
         .arg("serve")
         .env_remove("DATABASE_URL")
@@ -190,7 +199,14 @@ async fn orbas_serve_follows_the_index_writer() {
         .await
         .expect("tenant");
 
-    // A document committed after the server opened the index.
+    let (status, body) =
+        send(http.get(format!("{base}/v1/search")).query(&[("q", "quokka"), ("mode", "keyword")]), &token).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body["detail"].as_str().is_some_and(|d| d.contains("not open yet")), "{body}");
+
+    // The writer replaces the old index; then a document committed after the server opened it.
+    let ix = SearchIndex::open(dir.path(), Access::Writer, None).expect("index");
+    fill(&ix, &app.db).await;
     let row = serde_json::json!({"id": uuid::Uuid::now_v7().to_string(), "tenant_id": tenant.to_string(),
                                  "name": "Zyxwv Quokka Holdings"});
     let row: Map<String, Value> = serde_json::from_value(row).expect("object");
