@@ -109,12 +109,18 @@ pub struct SearchIndex {
 
 /// Removes every file of an index directory (the directory itself stays).
 fn clear_dir(dir: &Path) -> Result<()> {
-    let io = |e: std::io::Error| Error::Dir { dir: dir.to_owned(), source: Box::new(e) };
-    for entry in std::fs::read_dir(dir).map_err(io)? {
-        let path = entry.map_err(io)?.path();
-        if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) }.map_err(io)?;
+    for entry in std::fs::read_dir(dir).map_err(dir_err(dir))? {
+        let path = entry.map_err(dir_err(dir))?.path();
+        if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) }
+            .map_err(dir_err(dir))?;
     }
     Ok(())
+}
+
+/// A failure on the index directory itself, as [`Error::Dir`].
+fn dir_err<E: std::error::Error + Send + Sync + 'static>(dir: &Path) -> impl FnOnce(E) -> Error {
+    let dir = dir.to_owned();
+    move |e| Error::Dir { dir, source: Box::new(e) }
 }
 
 /// meta.json's identity (tantivy replaces the file atomically on every commit).
@@ -141,15 +147,15 @@ impl SearchIndex {
     /// unavailable and documents without embeddings.
     #[instrument(skip_all, fields(dir = %dir.display(), ?access))]
     pub fn open(dir: &Path, access: Access, embedder: Option<Arc<Embedder>>) -> Result<Self> {
-        std::fs::create_dir_all(dir).map_err(|e| Error::Dir { dir: dir.to_owned(), source: Box::new(e) })?;
-        let mmap = MmapDirectory::open(dir).map_err(|e| Error::Dir { dir: dir.to_owned(), source: Box::new(e) })?;
+        std::fs::create_dir_all(dir).map_err(dir_err(dir))?;
+        let mmap = MmapDirectory::open(dir).map_err(dir_err(dir))?;
         let (schema, fields) = Fields::schema();
         let ix = |what: &'static str| {
             let dir = dir.to_owned();
             move |source| Error::Index { dir, what, source }
         };
         let mut mmap = mmap;
-        if Index::exists(&mmap).map_err(|e| Error::Dir { dir: dir.to_owned(), source: Box::new(e) })? {
+        if Index::exists(&mmap).map_err(dir_err(dir))? {
             let existing = Index::open(mmap.clone()).map_err(ix("opening"))?;
             if existing.schema() != schema {
                 // Derived data: the writer starts the index afresh (its checkpoint goes with it, so the
@@ -160,7 +166,7 @@ impl SearchIndex {
                 drop(existing);
                 warn!("the search index has an older layout: removing it, to be rebuilt from the change stream");
                 clear_dir(dir)?;
-                mmap = MmapDirectory::open(dir).map_err(|e| Error::Dir { dir: dir.to_owned(), source: Box::new(e) })?;
+                mmap = MmapDirectory::open(dir).map_err(dir_err(dir))?;
             }
         }
         let index = Index::open_or_create(mmap, schema).map_err(ix("opening"))?;

@@ -2,8 +2,7 @@
 //! typos, prefix matching of the last term), the semantic path (the HNSW graph) and their fusion.
 //! Tenant and visibility are applied before ranking, never after: the keyword path reads only the
 //! tenant's own terms (see [`crate::schema::scoped`]) and adds the visibility as a Must clause when the
-//! caller sees less than the whole tenant (or a fuzzy term needs it); the ANN search takes the same
-//! predicate as its filter. Facet counts cover every visible match; snippets highlight the query's terms.
+//! caller sees less than the whole tenant; the ANN search takes the same predicate as its filter. Facet counts cover every visible match; snippets highlight the query's terms.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -233,10 +232,11 @@ fn fuse(keyword: Vec<(SearchDoc, f32)>, semantic: Vec<(SearchDoc, f32)>) -> Vec<
 /// (boosted by field) and, for the last token, its most frequent completions in the tenant
 /// (search-as-you-type). A token that no document the caller may see holds is taken for a typo and
 /// replaced by the tenant's words within edit distance 1 (from 4 characters) or 2 (from 8): expanding
-/// a known word too would cost a dictionary walk and a wider union in every query while rarely helping. "Known" is judged among the tenant's terms
-/// within `filter` (the caller's visibility, `None` for the whole tenant), never by the index-wide
-/// dictionary, so whether a query is corrected reveals nothing of other tenants' words. Tokens are
-/// alternatives (BM25 ranks documents matching more of them higher). `None` if the text has no token.
+/// a known word too would cost a dictionary walk and a wider union in every query while rarely
+/// helping. "Known" is judged among the tenant's terms within `filter` (the caller's visibility,
+/// `None` for the whole tenant), never by the index-wide dictionary, so whether a query is corrected
+/// reveals nothing of other tenants' words. Tokens are alternatives (BM25 ranks documents matching
+/// more of them higher). `None` if the text has no token.
 pub(crate) fn keyword_query(
     f: &Fields,
     searcher: &Searcher,
@@ -247,6 +247,7 @@ pub(crate) fn keyword_query(
     let toks = tokens(text);
     let Some(last) = toks.len().checked_sub(1) else { return Ok(None) };
     let fields = [(f.title_terms, TITLE_BOOST), (f.names_terms, NAMES_BOOST), (f.body_terms, BODY_BOOST)];
+    let tenant_prefix = scoped(tenant, "");
     let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
     for (i, tok) in toks.iter().enumerate() {
         let chars = tok.chars().count();
@@ -255,7 +256,7 @@ pub(crate) fn keyword_query(
             4..8 => 1,
             _ => 2,
         };
-        let scoped_tok = scoped(tenant, tok);
+        let scoped_tok = format!("{tenant_prefix}{tok}");
         let any_field: Vec<(Occur, Box<dyn Query>)> =
             fields.iter().map(|&(field, _)| (Occur::Should, raw(field, &scoped_tok))).collect();
         let any_field = Box::new(BooleanQuery::new(any_field));
@@ -271,7 +272,7 @@ pub(crate) fn keyword_query(
             if known {
                 clauses.push((Occur::Should, boosted(TermQuery::new(term, IndexRecordOption::WithFreqs), boost)));
             } else if distance > 0 {
-                for correction in crate::terms::corrections(searcher, field, tenant, tok, distance)? {
+                for correction in crate::terms::corrections(searcher, field, &scoped_tok, distance)? {
                     let q = TermQuery::new(correction, IndexRecordOption::WithFreqs);
                     clauses.push((Occur::Should, boosted(q, boost * FUZZY_WEIGHT)));
                 }
@@ -383,6 +384,7 @@ impl Snippets {
             title: make(f.title_terms, f.title)?,
         })
     }
+
     fn of(&self, d: &SearchDoc) -> String {
         for (g, text) in [(&self.body, &d.body), (&self.names, &d.names), (&self.title, &d.title)] {
             let s = g.snippet(text);

@@ -14,7 +14,7 @@ use tantivy::{Searcher, Term};
 use tantivy_fst::Automaton;
 
 use crate::error::{Error, Result};
-use crate::schema::scoped;
+use crate::schema::unscoped;
 
 /// Completions of the last word taken per field (the most frequent in the tenant).
 const MAX_COMPLETIONS: usize = 24;
@@ -26,61 +26,51 @@ const MAX_CORRECTIONS: usize = 16;
 static BUILDERS: LazyLock<[LevenshteinAutomatonBuilder; 2]> =
     LazyLock::new(|| [LevenshteinAutomatonBuilder::new(1, true), LevenshteinAutomatonBuilder::new(2, true)]);
 
-/// The tenant's words that start with the scoped token `prefix` and go on, the most frequent first.
-/// The word itself is left out: the exact clause scores it already.
-pub(crate) fn completions(searcher: &Searcher, field: Field, prefix: &str) -> Result<Vec<Term>> {
-    let lo = prefix.as_bytes();
-    let mut hi = lo.to_vec();
-    if let Some(b) = hi.last_mut() {
-        // UTF-8 never holds 0xFF, so the last byte can be raised: every key with the prefix sorts below.
-        *b += 1;
-    }
-    let mut freq: HashMap<Vec<u8>, u64> = HashMap::new();
-    for segment in searcher.segment_readers() {
-        let inverted = segment.inverted_index(field).map_err(err)?;
-        let mut stream = inverted.terms().range().gt(lo).lt(&hi).into_stream().map_err(io_err)?;
-        while stream.advance() {
-            *freq.entry(stream.key().to_vec()).or_default() += u64::from(stream.value().doc_freq);
-        }
-    }
-    Ok(most_frequent(field, freq, MAX_COMPLETIONS))
+/// The tenant's words that start with the scoped token `scoped_tok` and go on, the most frequent
+/// first. The word itself is left out: the exact clause scores it already.
+pub(crate) fn completions(searcher: &Searcher, field: Field, scoped_tok: &str) -> Result<Vec<Term>> {
+    let anything_after = Scoped { prefix: scoped_tok.as_bytes(), dfa: None };
+    most_frequent(searcher, field, anything_after, scoped_tok, MAX_COMPLETIONS)
 }
 
-/// The tenant's words within `distance` edits of `token` (not `token` itself), the most frequent first.
-pub(crate) fn corrections(
+/// The tenant's words within `distance` edits of the scoped token `scoped_tok` (not the word itself),
+/// the most frequent first.
+pub(crate) fn corrections(searcher: &Searcher, field: Field, scoped_tok: &str, distance: u8) -> Result<Vec<Term>> {
+    let Some(builder) = BUILDERS.get(usize::from(distance).wrapping_sub(1)) else { return Ok(Vec::new()) };
+    let token = unscoped(scoped_tok);
+    let tenant_prefix = &scoped_tok[..scoped_tok.len() - token.len()];
+    let dfa = builder.build_dfa(token);
+    let near = Scoped { prefix: tenant_prefix.as_bytes(), dfa: Some(&dfa) };
+    most_frequent(searcher, field, near, scoped_tok, MAX_CORRECTIONS)
+}
+
+/// The `n` terms of `field` that `automaton` accepts, other than `except`, by document frequency
+/// summed over the segments.
+fn most_frequent(
     searcher: &Searcher,
     field: Field,
-    tenant: &str,
-    token: &str,
-    distance: u8,
+    automaton: Scoped<'_>,
+    except: &str,
+    n: usize,
 ) -> Result<Vec<Term>> {
-    let Some(builder) = BUILDERS.get(usize::from(distance).wrapping_sub(1)) else { return Ok(Vec::new()) };
-    let dfa = builder.build_dfa(token);
-    let prefix = scoped(tenant, "");
-    let exact = scoped(tenant, token);
     let mut freq: HashMap<Vec<u8>, u64> = HashMap::new();
     for segment in searcher.segment_readers() {
         let inverted = segment.inverted_index(field).map_err(err)?;
-        let automaton = Scoped { prefix: prefix.as_bytes(), dfa: &dfa };
         let mut stream = inverted.terms().search(automaton).into_stream().map_err(io_err)?;
         while stream.advance() {
-            if stream.key() != exact.as_bytes() {
+            if stream.key() != except.as_bytes() {
                 *freq.entry(stream.key().to_vec()).or_default() += u64::from(stream.value().doc_freq);
             }
         }
     }
-    Ok(most_frequent(field, freq, MAX_CORRECTIONS))
-}
-
-fn most_frequent(field: Field, freq: HashMap<Vec<u8>, u64>, n: usize) -> Vec<Term> {
     let mut ranked: Vec<(Vec<u8>, u64)> = freq.into_iter().collect();
     ranked.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    ranked
+    Ok(ranked
         .into_iter()
         .take(n)
         .filter_map(|(key, _)| String::from_utf8(key).ok())
         .map(|word| Term::from_field_text(field, &word))
-        .collect()
+        .collect())
 }
 
 fn err(source: tantivy::TantivyError) -> Error {
@@ -91,10 +81,11 @@ fn io_err(e: std::io::Error) -> Error {
     err(tantivy::TantivyError::from(e))
 }
 
-/// Matches `prefix` exactly, then the word automaton `dfa` on the rest.
+/// Matches `prefix` exactly, then the word automaton `dfa` on the rest (`None`: anything).
+#[derive(Clone, Copy)]
 struct Scoped<'a> {
     prefix: &'a [u8],
-    dfa: &'a DFA,
+    dfa: Option<&'a DFA>,
 }
 
 /// Bytes of the prefix matched so far (`None`: the key left the prefix), then the DFA's state.
@@ -108,28 +99,29 @@ impl Automaton for Scoped<'_> {
     type State = State;
 
     fn start(&self) -> State {
-        State { matched: Some(0), dfa: self.dfa.initial_state() }
+        State { matched: Some(0), dfa: self.dfa.map_or(SINK_STATE, DFA::initial_state) }
     }
 
     fn is_match(&self, s: &State) -> bool {
-        s.matched == Some(self.prefix.len()) && matches!(self.dfa.distance(s.dfa), Distance::Exact(_))
+        s.matched == Some(self.prefix.len())
+            && self.dfa.is_none_or(|dfa| matches!(dfa.distance(s.dfa), Distance::Exact(_)))
     }
 
     fn can_match(&self, s: &State) -> bool {
         match s.matched {
             None => false,
             Some(n) if n < self.prefix.len() => true,
-            Some(_) => s.dfa != SINK_STATE,
+            Some(_) => self.dfa.is_none() || s.dfa != SINK_STATE,
         }
     }
 
     fn accept(&self, s: &State, byte: u8) -> State {
-        match s.matched {
-            Some(n) if n < self.prefix.len() => {
+        match (s.matched, self.dfa) {
+            (Some(n), _) if n < self.prefix.len() => {
                 State { matched: (self.prefix[n] == byte).then_some(n + 1), dfa: s.dfa }
             }
-            Some(n) => State { matched: Some(n), dfa: self.dfa.transition(s.dfa, byte) },
-            None => *s,
+            (Some(_), Some(dfa)) => State { matched: s.matched, dfa: dfa.transition(s.dfa, byte) },
+            _ => *s,
         }
     }
 }
@@ -139,16 +131,21 @@ mod tests {
     use tantivy_fst::{IntoStreamer as _, Map, Streamer as _};
 
     use super::*;
+    use crate::schema::scoped;
 
-    /// The keys of `words` the automaton for `token` (≤ `distance` edits) accepts in `tenant`.
-    fn matches(words: &[&str], tenant: &str, token: &str, distance: u8) -> Vec<String> {
+    /// The keys of `words` the automaton for `token` (≤ `distance` edits; `None`: its completions)
+    /// accepts in `tenant`.
+    fn matches(words: &[&str], tenant: &str, token: &str, distance: Option<u8>) -> Vec<String> {
         let mut keys: Vec<&str> = words.to_vec();
         keys.sort_unstable();
         keys.dedup();
         let map = Map::from_iter(keys.iter().map(|k| (k.as_bytes(), 0u64))).expect("sorted keys");
-        let dfa = BUILDERS[usize::from(distance) - 1].build_dfa(token);
-        let prefix = scoped(tenant, "");
-        let mut stream = map.search(Scoped { prefix: prefix.as_bytes(), dfa: &dfa }).into_stream();
+        let dfa = distance.map(|d| BUILDERS[usize::from(d) - 1].build_dfa(token));
+        let prefix = match distance {
+            Some(_) => scoped(tenant, ""),
+            None => scoped(tenant, token),
+        };
+        let mut stream = map.search(Scoped { prefix: prefix.as_bytes(), dfa: dfa.as_ref() }).into_stream();
         let mut out = Vec::new();
         while let Some((k, _)) = stream.next() {
             out.push(String::from_utf8_lossy(k).into_owned());
@@ -170,10 +167,13 @@ mod tests {
             w(t1, "qu"),
         ];
         let words: Vec<&str> = words.iter().map(String::as_str).collect();
-        assert_eq!(matches(&words, t1, "quantom", 1), [w(t1, "quantom"), w(t1, "quantum")]);
-        assert_eq!(matches(&words, t2, "quantom", 1), [w(t2, "quantum")]);
+        assert_eq!(matches(&words, t1, "quantom", Some(1)), [w(t1, "quantom"), w(t1, "quantum")]);
+        assert_eq!(matches(&words, t2, "quantom", Some(1)), [w(t2, "quantum")]);
         // An edit in the prefix is not an edit of the word: t1x's words stay out of t1's reach.
-        assert_eq!(matches(&words, t1, "quantum", 2), [w(t1, "quantom"), w(t1, "quantum")]);
-        assert!(matches(&words, "t4", "quantum", 2).is_empty());
+        assert_eq!(matches(&words, t1, "quantum", Some(2)), [w(t1, "quantom"), w(t1, "quantum")]);
+        assert!(matches(&words, "t4", "quantum", Some(2)).is_empty());
+        // Completions: the tenant's words with the prefix, the word itself included (callers drop it).
+        assert_eq!(matches(&words, t1, "qu", None), [w(t1, "qu"), w(t1, "quantom"), w(t1, "quantum")]);
+        assert_eq!(matches(&words, t1x, "qu", None), [w(t1x, "quantum")]);
     }
 }

@@ -50,20 +50,20 @@ pub async fn follower_slot(dir: &Path) -> anyhow::Result<crate::state::SearchSlo
     let model = SearchModelArgs { model_dir: None, models: None, no_embeddings: false };
     let embedder = load_embedder(&model)?;
     let slot = crate::state::SearchSlot::pending();
-    let (dir, filler) = (dir.to_owned(), slot.clone());
-    let first = {
+    let dir = dir.to_owned();
+    let attempt = move || {
         let (dir, embedder) = (dir.clone(), embedder.clone());
-        tokio::task::spawn_blocking(move || open(&dir, Access::ReadOnly, embedder)).await?
+        tokio::task::spawn_blocking(move || open(&dir, Access::ReadOnly, embedder))
     };
-    match first {
+    match attempt().await? {
         Ok(ix) => slot.fill(ix),
         Err(e) => {
             tracing::warn!(error = format!("{e:#}"), "search index not open yet; retrying every 5 s");
+            let filler = slot.clone();
             tokio::spawn(async move {
                 loop {
                     tokio::time::sleep(std::time::Duration::from_secs(5)).await;
-                    let (dir, embedder) = (dir.clone(), embedder.clone());
-                    match tokio::task::spawn_blocking(move || open(&dir, Access::ReadOnly, embedder)).await {
+                    match attempt().await {
                         Ok(Ok(ix)) => {
                             tracing::info!("search index open");
                             filler.fill(ix);
