@@ -53,6 +53,9 @@ have openssl || need_apt+=(openssl)
 # The PostgreSQL JDBC driver (the one DBeaver and Metabase use) and a JRE run the SQL port's JDBC test.
 pkg_installed libpostgresql-jdbc-java || need_apt+=(libpostgresql-jdbc-java)
 have java || need_apt+=(default-jre-headless)
+# Headless Chromium runs the web UI's browser tests (driven over DevTools by chromiumoxide, which
+# never downloads a browser; ORBAS_CHROMIUM points elsewhere).
+[ -x "${ORBAS_CHROMIUM:-/usr/bin/chromium}" ] || need_apt+=(chromium)
 if $bench; then
   have wrk || need_apt+=(wrk)
 fi

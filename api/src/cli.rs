@@ -479,6 +479,31 @@ pub enum BenchCommand {
     /// Sentence embeddings/s of our encoder vs sentence-transformers and onnxruntime with the same
     /// model on the same sentences, and how close the vectors are (`scripts/setup.sh --bench-embed`).
     Embed(BenchEmbedArgs),
+    /// Dashboard data as `GET /v1/dashboards/{id}/data` computes it, cold and warm cache, for every
+    /// role's default dashboard over a seeded lake.
+    Dashboards(BenchDashboardsArgs),
+    /// The vector graph vs faiss's HNSW on the same vectors: build, queries/s and recall, save and
+    /// load (a restart's cost) (`scripts/setup.sh --bench-embed`).
+    Vectors(BenchVectorsArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchVectorsArgs {
+    /// Vectors in the graph.
+    #[arg(long, default_value_t = 100_000)]
+    pub points: usize,
+    /// Queries (one at a time, on one thread).
+    #[arg(long, default_value_t = 1_000)]
+    pub queries: usize,
+    /// Dimensions (all-MiniLM-L6-v2's: 384).
+    #[arg(long, default_value_t = 384)]
+    pub dim: usize,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// The Python with faiss-cpu (default: the venv `scripts/setup.sh --bench-embed` makes,
+    /// ~/.cache/orbas/venv-embed).
+    #[arg(long, env = "ORBAS_EMBED_PYTHON")]
+    pub python: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -568,6 +593,20 @@ pub struct BenchTpchArgs {
     /// Print the results as one JSON document instead of a markdown table.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchDashboardsArgs {
+    #[arg(long, default_value_t = 3)]
+    pub tenants: u32,
+    /// Seed scale (1 ≈ 1M rows in total).
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f64,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Timed loads per dashboard and tenant (each cold, then warm).
+    #[arg(long, default_value_t = 10)]
+    pub runs: u64,
 }
 
 #[derive(Debug, Clone, clap::Args)]

@@ -42,21 +42,29 @@ impl FromRequestParts<AppState> for Authenticated {
         if let Ok(key) = ApiKey::parse(token.trim()) {
             return with_api_key(state, &key, now).await;
         }
-        let claims =
-            state.tokens.verify(token.trim(), now).map_err(|_| unauthorized("invalid or expired access token"))?;
-        // Access tokens die with their session: logout and refresh-token reuse take effect at once.
-        let mut tx = state.db.begin(claims.tid).await?;
-        // Only roles with `team`-scoped permissions need their reports (a recursive query) looked up.
-        let with_team = orbas_oltp::model::uses_team_scope(claims.role);
-        let team = identity::live_session_team(tx.conn(), claims.sid, claims.sub, now, with_team).await?;
-        tx.commit().await?;
-        let Some(reports) = team else {
-            return Err(unauthorized("the session has ended; log in again"));
-        };
-        let mut principal = Principal::interactive(claims.tid, claims.sub, claims.role);
-        principal.reports = reports;
-        Ok(Authenticated { principal, claims: Some(claims) })
+        with_access_token(state, token.trim(), now).await
     }
+}
+
+/// Authenticates an access token (from the `Authorization` header, or the web UI's session cookie):
+/// valid, unexpired, and its session still live — logout and refresh-token reuse take effect at once.
+pub(crate) async fn with_access_token(
+    state: &AppState,
+    token: &str,
+    now: chrono::DateTime<Utc>,
+) -> Result<Authenticated, Problem> {
+    let claims = state.tokens.verify(token, now).map_err(|_| unauthorized("invalid or expired access token"))?;
+    let mut tx = state.db.begin(claims.tid).await?;
+    // Only roles with `team`-scoped permissions need their reports (a recursive query) looked up.
+    let with_team = orbas_oltp::model::uses_team_scope(claims.role);
+    let team = identity::live_session_team(tx.conn(), claims.sid, claims.sub, now, with_team).await?;
+    tx.commit().await?;
+    let Some(reports) = team else {
+        return Err(unauthorized("the session has ended; log in again"));
+    };
+    let mut principal = Principal::interactive(claims.tid, claims.sub, claims.role);
+    principal.reports = reports;
+    Ok(Authenticated { principal, claims: Some(claims) })
 }
 
 /// Authenticates an API key: live (not revoked or expired), its user active, within its rate limit.

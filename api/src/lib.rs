@@ -19,3 +19,4 @@ pub mod sql_port;
 pub mod state;
 pub mod telemetry;
 pub mod tenant_llm;
+pub mod web;

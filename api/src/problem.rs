@@ -107,6 +107,45 @@ impl From<orbas_oltp::Error> for Problem {
     }
 }
 
+impl From<orbas_dashboards::Error> for Problem {
+    /// Definitions and queries the caller can fix are 422 with their fields; a query the lake refuses
+    /// is 422 too (it is the caller's SQL or KPI); the lake being unreadable is 503.
+    fn from(e: orbas_dashboards::Error) -> Self {
+        use orbas_dashboards::Error as E;
+        use orbas_warehouse::sql::QueryError as Q;
+        let unprocessable = StatusCode::UNPROCESSABLE_ENTITY;
+        match e {
+            E::Invalid(errors) => {
+                let mut p = Problem::new(unprocessable, "the definition or query is not valid");
+                p.errors = errors.into_iter().map(|f| FieldError { field: f.field, message: f.message }).collect();
+                p
+            }
+            E::Yaml(e) => Problem::new(unprocessable, "the YAML does not hold valid definitions")
+                .with_field(e.location().map_or("yaml".to_owned(), |l| format!("line {}", l.line())), e.to_string()),
+            E::Db(e) => e.into(),
+            E::Query(Q::NotAllowed(m)) => {
+                Problem::new(unprocessable, format!("only queries are allowed: {m}")).with_field("sql", m)
+            }
+            E::Query(Q::Invalid(m)) => Problem::new(unprocessable, "the query does not plan").with_field("sql", m),
+            E::Query(e @ (Q::Timeout(_) | Q::Memory(_))) => Problem::new(unprocessable, e.to_string()),
+            E::Query(Q::Internal(e)) | E::Lake(e) => {
+                tracing::error!(error = %e, "reading the lake");
+                let mut p = Problem::new(StatusCode::SERVICE_UNAVAILABLE, "the lake cannot be read right now");
+                p.retry_after_secs = Some(1);
+                p
+            }
+            E::Corrupt(m) => {
+                tracing::error!(error = %m, "a stored dashboard or KPI cannot be read");
+                Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "the server could not complete the request")
+            }
+            E::Render(e) => {
+                tracing::error!(error = %e, "rendering a page");
+                Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "the server could not complete the request")
+            }
+        }
+    }
+}
+
 impl From<JsonRejection> for Problem {
     /// Malformed JSON is 400; well-formed JSON of the wrong shape (unknown field, wrong type) is 422
     /// with the offending field named.

@@ -121,7 +121,8 @@ pub fn etag<T: Serialize>(record: &T) -> String {
     format!("\"{}\"", hex::encode(&Sha256::digest(bytes)[..12]))
 }
 
-fn with_etag<T: Serialize>(status: StatusCode, record: T) -> Response {
+/// `record` as JSON with its `ETag`.
+pub fn with_etag<T: Serialize>(status: StatusCode, record: T) -> Response {
     let tag = etag(&record);
     let mut resp = (status, Json(record)).into_response();
     if let Ok(v) = HeaderValue::from_str(&tag) {
@@ -239,13 +240,7 @@ pub async fn update<R: Resource>(
     if !(may_now && may_assign) {
         return Err(forbidden::<R>(Action::Update));
     }
-    if let Some(expected) = ctx.headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok())
-        && expected.trim() != "*"
-        && expected.trim() != etag(&current)
-    {
-        let detail = format!("the {} changed since you read it; fetch it again", R::TABLE.entity);
-        return Err(Problem::new(StatusCode::PRECONDITION_FAILED, detail));
-    }
+    check_if_match(ctx, &current, R::TABLE.entity)?;
     let updated = R::update(tx.conn(), p, id, &patch).await?;
     let changes = audit::diff(Some(&as_json(&current)), Some(&as_json(&updated)));
     audit::record(tx.conn(), p.tenant, &actor(auth, ctx), "update", R::NAME, id, &changes).await?;
@@ -271,6 +266,18 @@ pub async fn delete<R: Resource>(
     audit::record(tx.conn(), p.tenant, &actor(auth, ctx), "delete", R::NAME, id, &changes).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// 412 when the request's `If-Match` names neither `*` nor the current version of the `entity`.
+pub fn check_if_match<T: Serialize>(ctx: &WriteContext, current: &T, entity: &str) -> Result<(), Problem> {
+    if let Some(expected) = ctx.headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok())
+        && expected.trim() != "*"
+        && expected.trim() != etag(current)
+    {
+        let detail = format!("the {entity} changed since you read it; fetch it again");
+        return Err(Problem::new(StatusCode::PRECONDITION_FAILED, detail));
+    }
+    Ok(())
 }
 
 /// Loads the record a sub-resource hangs off (locked when writing) and checks the caller may `action`

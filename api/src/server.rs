@@ -74,12 +74,14 @@ impl Server {
         let listener = TcpListener::bind(addr).await?;
         observe::prometheus();
         let tokens = AccessTokens::new(jwt_secret).map_err(|e| anyhow::anyhow!("access-token key: {e}"))?;
+        let lake = extras.lake.map(|root| Arc::new(orbas_warehouse::sql::Lake::new(root)));
         let state = AppState {
             db: db::Db::new(app_pool),
             tokens: Arc::new(tokens),
             throttle: LoginThrottle::default(),
             limiter: crate::ratelimit::RateLimiter::default(),
-            lake: extras.lake.map(|root| Arc::new(orbas_warehouse::sql::Lake::new(root))),
+            dashboards: lake.clone().map(|l| Arc::new(orbas_dashboards::engine::Engine::new(l))),
+            lake,
             search: extras.search,
             llms: Arc::new(TenantLlms::new(extras.default_llm, extras.secrets)),
         };
@@ -105,6 +107,9 @@ impl Server {
             .merge(routes::assistant::admin_router())
             .merge(routes::interactions::router())
             .merge(routes::sql::router())
+            .merge(routes::kpis::router())
+            .merge(routes::dashboards::router())
+            .merge(routes::reports::router())
             .split_for_parts();
         let mut doc = doc;
         utoipa::Modify::modify(&crate::openapi::ProblemJson, &mut doc);
@@ -113,6 +118,8 @@ impl Server {
             .route("/readyz", get(readyz))
             .route("/metrics", get(observe::metrics_endpoint))
             .merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
+            .nest("/ui", crate::web::router(state.clone()))
+            .route("/", get(|| async { axum::response::Redirect::to("/ui/inbox") }))
             .fallback(not_found)
             .layer(axum::middleware::from_fn_with_state(state.clone(), crate::idempotency::middleware))
             .layer(axum::middleware::from_fn(run_to_completion))

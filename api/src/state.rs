@@ -16,6 +16,8 @@ pub struct AppState {
     pub limiter: crate::ratelimit::RateLimiter,
     /// The lake's silver tables for `POST /v1/sql`; `None` when the server has no lake configured.
     pub lake: Option<Arc<orbas_warehouse::sql::Lake>>,
+    /// Runs KPI and dashboard queries over `lake` with a result cache (present with the lake).
+    pub dashboards: Option<Arc<orbas_dashboards::engine::Engine>>,
     /// The search index for `GET /v1/search` and the assistant (503 while it is absent).
     pub search: SearchSlot,
     /// The assistant's language model per tenant (its admin's settings, else the server's default).

@@ -125,6 +125,23 @@ pub struct SearchDoc {
 }
 
 impl SearchDoc {
+    /// A document with no text and none of the optional fields (set them after).
+    pub fn new(id: impl Into<String>, doc_type: DocType, tenant_id: impl Into<String>) -> Self {
+        SearchDoc {
+            id: id.into(),
+            doc_type,
+            tenant_id: tenant_id.into(),
+            title: String::new(),
+            names: String::new(),
+            body: String::new(),
+            owner_id: None,
+            stage: None,
+            status: None,
+            parent_id: None,
+            updated_at: None,
+        }
+    }
+
     /// The text the sentence encoder embeds: title, names and body.
     pub fn embedding_text(&self) -> String {
         [self.title.as_str(), self.names.as_str(), self.body.as_str()]

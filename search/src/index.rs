@@ -10,9 +10,16 @@
 //!
 //! One process writes (tantivy's directory lock); others open the directory read-only and follow the
 //! writer's commits (a follower checks meta.json before each search and reloads when the writer has
-//! committed since; the vector graph is rebuilt from the stored embeddings when the commit changed, at
-//! most every 30 s and never without an embedder — fine at demo scale, a cost to revisit for large
-//! indexes: the graph is not persisted).
+//! committed since).
+//!
+//! The vector graph follows the stored embeddings, each stamped with its batch number
+//! ([`Checkpoint::seq`]): on open the newest graph saved beside the index (`vectors/`, see
+//! [`crate::vector`]) is loaded and only the vectors of later batches are read from the index and
+//! inserted; when the graph's live count differs from the index's (documents were deleted since), the
+//! two are reconciled by document id and batch from the fast fields. The writer saves the graph when a
+//! tenth of it (at least [`SAVE_AFTER`] points) is new since the last save, and when the indexer stops;
+//! a follower inserts the new vectors on every reload and reconciles at most every
+//! [`FOLLOWER_RECONCILE`]. Without an embedder the graph is never read.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,19 +28,25 @@ use std::time::{Duration, Instant};
 
 use orbas_models::embed::Embedder;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
 use tantivy::directory::MmapDirectory;
-use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument};
+use tantivy::{DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument};
 use tracing::{debug, info, instrument, warn};
 
 use crate::document::SearchDoc;
 use crate::error::{Error, Result};
 use crate::schema::Fields;
-use crate::vector::VectorIndex;
+use crate::vector::{SAVED_DIR, VectorIndex};
 
-/// A follower rebuilds its vector graph from the stored embeddings at most this often (the graph may
-/// lag the text index by that much: semantic hits are re-checked against the index, so a deleted
-/// document never comes back, but a new one is found by keyword search first).
-const FOLLOWER_VECTOR_REFRESH: Duration = Duration::from_secs(30);
+/// A follower compares its whole vector graph with the index (to drop the points of deleted documents)
+/// at most this often; meanwhile such points may take a semantic slot, never a result (hits are
+/// re-checked against the index).
+pub const FOLLOWER_RECONCILE: Duration = Duration::from_secs(30);
+
+/// The writer saves the vector graph once this many points (or a tenth of the graph, if more) were
+/// inserted since its last save: a restart then reads and inserts at most that many from the index.
+pub const SAVE_AFTER: usize = 2_000;
 
 /// Memory the writer may buffer before it flushes a segment.
 const WRITER_MEMORY: usize = 64 * 1024 * 1024;
@@ -45,6 +58,10 @@ pub struct Checkpoint {
     pub positions: BTreeMap<String, i64>,
     /// The highest commit LSN of a change applied (0 before any).
     pub applied_lsn: i64,
+    /// The number of the last batch committed (it only grows, across clears too): the embeddings a
+    /// batch writes carry it, so the vector graph knows what it is missing.
+    #[serde(default)]
+    pub seq: u64,
 }
 
 impl Checkpoint {
@@ -98,13 +115,31 @@ pub struct SearchIndex {
     writer: Option<Mutex<IndexWriter<TantivyDocument>>>,
     /// The HNSW graph and the searcher generation it reflects.
     pub(crate) vectors: RwLock<(VectorIndex, u64)>,
-    /// When the graph was last rebuilt from the stored embeddings; held while rebuilding, so
-    /// concurrent searches use the current graph instead of rebuilding it again.
-    rebuilt: Mutex<Option<Instant>>,
+    /// When the graph was last reconciled with the index; held while the graph catches up, so
+    /// concurrent searches use the current graph instead of catching up again.
+    reconciled: Mutex<Option<Instant>>,
+    /// Where the graph came from and how much it read from the index.
+    vector_stats: Mutex<VectorStats>,
     pub(crate) embedder: Option<Arc<Embedder>>,
     checkpoint: RwLock<Checkpoint>,
     /// A follower's view of the writer's last commit: meta.json's stamp when last reloaded.
     meta_seen: Mutex<Option<MetaStamp>>,
+}
+
+/// The vector graph's provenance and size (for tests, logs and metrics).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VectorStats {
+    /// Live points.
+    pub live: usize,
+    pub tombstones: usize,
+    /// The last batch the graph holds.
+    pub seq: u64,
+    /// The save the graph was loaded from on open (`None`: built from the index).
+    pub loaded_from: Option<PathBuf>,
+    /// Vectors read from the index and inserted by catch-ups and reconciliations since open.
+    pub read_from_index: usize,
+    /// The last save this process wrote.
+    pub saved: Option<PathBuf>,
 }
 
 /// Removes every file of an index directory (the directory itself stays).
@@ -178,20 +213,32 @@ impl SearchIndex {
             Access::Writer => Some(Mutex::new(index.writer(WRITER_MEMORY).map_err(ix("opening the writer"))?)),
             Access::ReadOnly => None,
         };
+        // The saved graph, brought up to date from the index by the first refresh.
+        let saved = embedder.as_ref().and_then(|e| VectorIndex::load(&dir.join(SAVED_DIR), e.dim()));
+        let (graph, loaded_from) = saved.map_or((VectorIndex::default(), None), |(g, from)| (g, Some(from)));
         let this = SearchIndex {
             dir: dir.to_owned(),
             index,
             fields,
             reader,
             writer,
-            vectors: RwLock::new((VectorIndex::default(), u64::MAX)),
-            rebuilt: Mutex::new(None),
+            vectors: RwLock::new((graph, u64::MAX)),
+            reconciled: Mutex::new(None),
+            vector_stats: Mutex::new(VectorStats { loaded_from, ..VectorStats::default() }),
             embedder,
             checkpoint: RwLock::new(Checkpoint::default()),
             meta_seen: Mutex::new(None),
         };
         this.refresh()?;
-        info!(docs = this.reader.searcher().num_docs(), applied_lsn = this.applied_lsn(), "search index open");
+        let vectors = this.vector_stats();
+        info!(
+            docs = this.reader.searcher().num_docs(),
+            applied_lsn = this.applied_lsn(),
+            vectors = vectors.live,
+            vectors_loaded_from = ?vectors.loaded_from,
+            vectors_read = vectors.read_from_index,
+            "search index open"
+        );
         Ok(this)
     }
 
@@ -274,35 +321,167 @@ impl SearchIndex {
             set_checkpoint(cp);
             return Ok(());
         }
-        // One rebuild at a time; a follower's at most every FOLLOWER_VECTOR_REFRESH (a writer's graph
-        // is rebuilt only on open: afterwards `apply` keeps it current).
-        let Ok(mut rebuilt) = self.rebuilt.try_lock() else {
+        // One catch-up at a time (a writer's graph catches up only on open: afterwards `apply` keeps
+        // it current); a follower reconciles at most every FOLLOWER_RECONCILE.
+        let Ok(mut reconciled) = self.reconciled.try_lock() else {
             set_checkpoint(cp);
             return Ok(());
         };
-        let recent = rebuilt.is_some_and(|at| at.elapsed() < FOLLOWER_VECTOR_REFRESH);
-        if self.writer.is_none() && recent {
-            set_checkpoint(cp);
-            return Ok(());
+        let may_reconcile = self.writer.is_some() || reconciled.is_none_or(|at| at.elapsed() >= FOLLOWER_RECONCILE);
+        if self.sync_vectors(&searcher, generation, may_reconcile)? {
+            *reconciled = Some(Instant::now());
         }
-        *rebuilt = Some(Instant::now());
-        let mut docs = Vec::new();
-        for segment in searcher.segment_readers() {
-            let store = segment.get_store_reader(64).map_err(|e| self.err("reading stored documents")(e.into()))?;
-            for doc in segment.doc_ids_alive() {
-                let t: TantivyDocument = store.get(doc).map_err(self.err("reading a stored document"))?;
-                if let (Some(d), Some(e)) = (self.fields.doc_of(&t), self.fields.embedding_of(&t)) {
-                    docs.push((d, e));
-                }
-            }
-        }
-        debug!(vectors = docs.len(), generation, "vector graph rebuilt from the index");
-        let graph = VectorIndex::build(docs);
-        if let Ok(mut v) = self.vectors.write() {
-            *v = (graph, generation);
+        drop(reconciled);
+        if self.writer.is_some() {
+            self.save_vectors_if_due();
         }
         set_checkpoint(cp);
         Ok(())
+    }
+
+    /// Brings the vector graph up to `searcher`'s documents: inserts the vectors of batches after the
+    /// graph's; then, if the graph's live count still differs from the index's (documents were deleted
+    /// since, or the save was of another index) and `may_reconcile`, compares every document's id and
+    /// batch with the graph's, dropping points the index no longer has and inserting what is missing.
+    /// Returns whether it reconciled.
+    fn sync_vectors(&self, searcher: &Searcher, generation: u64, may_reconcile: bool) -> Result<bool> {
+        let since = self.vectors.read().map_err(|_| Error::Poisoned("vector graph"))?.0.seq();
+        let mut newer = Vec::new();
+        let mut with_vectors = 0;
+        let mut latest = since;
+        for (ord, segment) in searcher.segment_readers().iter().enumerate() {
+            let batches = segment.fast_fields().u64("vector_seq").map_err(self.err("reading vector batches"))?;
+            for doc in segment.doc_ids_alive() {
+                if let Some(seq) = batches.first(doc) {
+                    with_vectors += 1;
+                    if seq > since {
+                        newer.push((DocAddress::new(ord as u32, doc), seq));
+                        latest = latest.max(seq);
+                    }
+                }
+            }
+        }
+        let new = self.read_vectors(searcher, newer)?;
+        let mut read = new.len();
+        let mut v = self.vectors.write().map_err(|_| Error::Poisoned("vector graph"))?;
+        v.0.upsert_many(new);
+        let reconcile = v.0.len() != with_vectors && may_reconcile;
+        if reconcile {
+            let in_index = self.vector_docs(searcher)?;
+            v.0.retain_docs(|id, seq| in_index.get(id).is_some_and(|(s, _)| *s == seq));
+            let missing: Vec<_> = in_index
+                .iter()
+                .filter(|(id, (seq, _))| v.0.seq_of(id) != Some(*seq))
+                .map(|(_, (seq, at))| (*at, *seq))
+                .collect();
+            let missing = self.read_vectors(searcher, missing)?;
+            read += missing.len();
+            v.0.upsert_many(missing);
+        }
+        v.0.advance_to(latest);
+        v.0.compact_if_needed();
+        v.1 = generation;
+        debug!(read, reconcile, live = v.0.len(), seq = v.0.seq(), generation, "vector graph caught up");
+        if let Ok(mut stats) = self.vector_stats.lock() {
+            stats.read_from_index += read;
+        }
+        Ok(reconcile)
+    }
+
+    /// Every live document with an embedding: its batch and address, by id (from the fast fields).
+    fn vector_docs(&self, searcher: &Searcher) -> Result<HashMap<String, (u64, DocAddress)>> {
+        let mut found = HashMap::new();
+        for (ord, segment) in searcher.segment_readers().iter().enumerate() {
+            let fast = segment.fast_fields();
+            let batches = fast.u64("vector_seq").map_err(self.err("reading vector batches"))?;
+            let Some(ids) = fast.str("id").map_err(self.err("reading document ids"))? else { continue };
+            // The segment's ids in term order, read once (a dictionary lookup per document costs more).
+            let mut by_ord = Vec::with_capacity(ids.num_terms());
+            let mut terms = ids.dictionary().stream().map_err(|e| self.err("reading document ids")(e.into()))?;
+            while terms.advance() {
+                by_ord.push(String::from_utf8_lossy(terms.key()).into_owned());
+            }
+            for doc in segment.doc_ids_alive() {
+                let (Some(seq), Some(id)) = (batches.first(doc), ids.term_ords(doc).next()) else { continue };
+                if let Some(id) = by_ord.get(id as usize) {
+                    found.insert(id.clone(), (seq, DocAddress::new(ord as u32, doc)));
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// The stored documents and embeddings at `at` (each with its batch), read in index order.
+    fn read_vectors(
+        &self,
+        searcher: &Searcher,
+        mut at: Vec<(DocAddress, u64)>,
+    ) -> Result<Vec<(SearchDoc, u64, Vec<f32>)>> {
+        at.sort_unstable_by_key(|(a, _)| (a.segment_ord, a.doc_id));
+        let mut out = Vec::with_capacity(at.len());
+        let mut store = None;
+        for (a, seq) in at {
+            let reader = match &store {
+                Some((ord, reader)) if *ord == a.segment_ord => reader,
+                _ => {
+                    let segment = searcher.segment_reader(a.segment_ord);
+                    let reader =
+                        segment.get_store_reader(64).map_err(|e| self.err("reading stored documents")(e.into()))?;
+                    &store.insert((a.segment_ord, reader)).1
+                }
+            };
+            let t: TantivyDocument = reader.get(a.doc_id).map_err(self.err("reading a stored document"))?;
+            if let (Some(d), Some(e)) = (self.fields.doc_of(&t), self.fields.embedding_of(&t)) {
+                out.push((d, seq, e));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Saves the vector graph beside the index if enough is new since the last save (see
+    /// [`SAVE_AFTER`]). A failed save is logged, not returned: the graph is a cache of the index.
+    fn save_vectors_if_due(&self) {
+        let due = self.vectors.read().is_ok_and(|v| v.0.unsaved() >= SAVE_AFTER.max(v.0.len() / 10));
+        if due {
+            self.save_vectors();
+        }
+    }
+
+    /// Saves the vector graph beside the index if anything is new since the last save (the writer,
+    /// with an embedder; the indexer calls it when it stops).
+    pub fn save_vectors(&self) {
+        let (Some(_), Some(embedder)) = (&self.writer, &self.embedder) else { return };
+        // Searches go on during the save (a read lock); only this thread changes the writer's graph.
+        let saved = {
+            let Ok(v) = self.vectors.read() else { return };
+            let unsaved = v.0.unsaved();
+            if unsaved == 0 && self.vector_stats.lock().is_ok_and(|s| s.saved.is_some() || s.loaded_from.is_some()) {
+                return;
+            }
+            v.0.save(&self.dir.join(SAVED_DIR), embedder.dim()).map(|dir| (dir, unsaved))
+        };
+        match saved {
+            Ok((dir, unsaved)) => {
+                if let Ok(mut v) = self.vectors.write() {
+                    v.0.mark_saved(unsaved);
+                }
+                if let Ok(mut stats) = self.vector_stats.lock() {
+                    stats.saved = dir;
+                }
+            }
+            Err(e) => warn!(error = %e, "could not save the vector graph (it is rebuilt from the index on open)"),
+        }
+    }
+
+    /// The vector graph's provenance and size.
+    pub fn vector_stats(&self) -> VectorStats {
+        let mut stats = self.vector_stats.lock().map(|s| s.clone()).unwrap_or_default();
+        if let Ok(v) = self.vectors.read() {
+            stats.live = v.0.len();
+            stats.tombstones = v.0.tombstones();
+            stats.seq = v.0.seq();
+        }
+        stats
     }
 
     /// Applies a batch in one commit (blocking: embedding and the commit are CPU and disk work; call
@@ -321,6 +500,8 @@ impl SearchIndex {
         if let Some(lsn) = batch.max_lsn {
             cp.applied_lsn = cp.applied_lsn.max(lsn);
         }
+        cp.seq += 1;
+        let seq = cp.seq;
         let payload =
             serde_json::to_string(&cp).map_err(|source| Error::Checkpoint { dir: self.dir.clone(), source })?;
         {
@@ -329,7 +510,7 @@ impl SearchIndex {
                 match change {
                     Change::Upsert(d) => {
                         w.delete_term(self.fields.id_term(&d.id));
-                        w.add_document(self.fields.stored(d, embedding.as_deref()))
+                        w.add_document(self.fields.stored(d, embedding.as_deref().map(|e| (e, seq))))
                             .map_err(self.err("adding a document"))?;
                     }
                     Change::Delete { id } => {
@@ -352,11 +533,11 @@ impl SearchIndex {
         let generation = self.reader.searcher().generation().generation_id();
         if let Ok(mut v) = self.vectors.write() {
             // Runs of upserts enter the graph together (in parallel); order is kept around the rest.
-            let mut run: Vec<(Box<SearchDoc>, Vec<f32>)> = Vec::new();
+            let mut run: Vec<(Box<SearchDoc>, u64, Vec<f32>)> = Vec::new();
             for (change, embedding) in batch.changes.into_iter().zip(embeddings) {
                 let other = match (change, embedding) {
                     (Change::Upsert(d), Some(e)) => {
-                        run.push((d, e));
+                        run.push((d, seq, e));
                         continue;
                     }
                     (other, _) => other,
@@ -369,12 +550,14 @@ impl SearchIndex {
                 }
             }
             v.0.upsert_many(run);
+            v.0.advance_to(seq);
             v.0.compact_if_needed();
             v.1 = generation;
         }
         if let Ok(mut c) = self.checkpoint.write() {
             *c = cp;
         }
+        self.save_vectors_if_due();
         Ok(())
     }
 
@@ -433,11 +616,14 @@ impl SearchIndex {
         let Some(writer) = &self.writer else {
             return Err(Error::ReadOnly);
         };
+        // The batch numbers go on: a follower's graph must not take later batches for ones it holds.
+        let cleared =
+            Checkpoint { seq: self.checkpoint.read().map(|c| c.seq).unwrap_or_default() + 1, ..Checkpoint::default() };
         {
             let mut w = writer.lock().map_err(|_| Error::Poisoned("index writer"))?;
             w.delete_all_documents().map_err(self.err("clearing"))?;
             let mut commit = w.prepare_commit().map_err(self.err("preparing a commit"))?;
-            let payload = serde_json::to_string(&Checkpoint::default())
+            let payload = serde_json::to_string(&cleared)
                 .map_err(|source| Error::Checkpoint { dir: self.dir.clone(), source })?;
             commit.set_payload(&payload);
             commit.commit().map_err(self.err("committing"))?;
@@ -445,11 +631,18 @@ impl SearchIndex {
         self.reader.reload().map_err(self.err("reloading the reader"))?;
         let generation = self.reader.searcher().generation().generation_id();
         if let Ok(mut v) = self.vectors.write() {
-            *v = (VectorIndex::default(), generation);
+            let mut empty = VectorIndex::default();
+            empty.advance_to(cleared.seq);
+            *v = (empty, generation);
         }
         if let Ok(mut c) = self.checkpoint.write() {
-            *c = Checkpoint::default();
+            *c = cleared;
         }
+        // The saves go too (saving an empty graph removes them).
+        if let Ok(mut stats) = self.vector_stats.lock() {
+            *stats = VectorStats::default();
+        }
+        self.save_vectors();
         info!("search index cleared");
         Ok(())
     }
@@ -466,19 +659,7 @@ mod tests {
     use crate::visibility::Visibility;
 
     fn doc(id: &str, title: &str) -> SearchDoc {
-        SearchDoc {
-            id: id.into(),
-            doc_type: DocType::KnowledgeArticle,
-            tenant_id: "t".into(),
-            title: title.into(),
-            names: String::new(),
-            body: String::new(),
-            owner_id: None,
-            stage: None,
-            status: None,
-            parent_id: None,
-            updated_at: None,
-        }
+        SearchDoc { title: title.into(), ..SearchDoc::new(id, DocType::KnowledgeArticle, "t") }
     }
 
     fn titles(ix: &SearchIndex, q: &str) -> Vec<String> {
@@ -527,8 +708,92 @@ mod tests {
             ..Batch::default()
         })?;
         assert_eq!(writer.num_docs(), 0);
+        let before = writer.checkpoint().seq;
         writer.clear()?;
-        assert_eq!(writer.checkpoint(), Checkpoint::default());
+        let cleared = writer.checkpoint();
+        assert_eq!((cleared.positions.len(), cleared.applied_lsn), (0, 0));
+        assert!(cleared.seq > before, "batch numbers go on after a clear");
+        Ok(())
+    }
+
+    fn semantic(ix: &SearchIndex, q: &str) -> Vec<String> {
+        let req = SearchRequest { text: q.into(), mode: Mode::Semantic, limit: 3, types: Vec::new(), facets: false };
+        ix.search(&req, &Visibility::tenant("t"))
+            .map(|r| r.hits.into_iter().map(|h| h.id).collect())
+            .unwrap_or_default()
+    }
+
+    fn embedder() -> Arc<Embedder> {
+        let dir = orbas_models::embed::model_dir(None).expect("a models root ($ORBAS_MODELS or $HOME)");
+        Arc::new(Embedder::load(&dir).expect("the all-MiniLM-L6-v2 model (scripts/setup.sh)"))
+    }
+
+    fn upserts(docs: &[(&str, &str)]) -> Batch {
+        Batch {
+            changes: docs.iter().map(|(id, title)| Change::Upsert(Box::new(doc(id, title)))).collect(),
+            ..Batch::default()
+        }
+    }
+
+    const FIRE: &str = "The printer caught fire in the office";
+    const CAKE: &str = "Chocolate cake recipe with fresh berries";
+    const SAILING: &str = "Sailing regatta results from the harbour";
+
+    #[test]
+    fn the_vector_graph_is_saved_loaded_and_caught_up_with_what_was_committed_after() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::Dir { dir: PathBuf::new(), source: Box::new(e) })?;
+        let embedder = embedder();
+        let writer = SearchIndex::open(dir.path(), Access::Writer, Some(embedder.clone()))?;
+        writer.apply(upserts(&[
+            ("a", "Quarterly invoice payment is overdue"),
+            ("b", FIRE),
+            ("c", "Kubernetes cluster upgrade plan"),
+        ]))?;
+        writer.save_vectors();
+        let saved = writer.vector_stats().saved.expect("a save");
+        assert!(saved.starts_with(dir.path().join(SAVED_DIR)), "{saved:?}");
+
+        // A follower loads the save and reads only what the writer commits after it.
+        let follower = SearchIndex::open(dir.path(), Access::ReadOnly, Some(embedder.clone()))?;
+        let stats = follower.vector_stats();
+        assert_eq!((stats.loaded_from.as_ref(), stats.read_from_index, stats.live), (Some(&saved), 0, 3));
+        writer.apply(upserts(&[("d", CAKE)]))?;
+        assert_eq!(semantic(&follower, CAKE).first().map(String::as_str), Some("d"));
+        assert_eq!(follower.vector_stats().read_from_index, 1, "only the new vector was read");
+
+        // After the save: a delete, an insert and an update; then the writer goes without saving (a crash).
+        writer.apply(Batch {
+            changes: vec![
+                Change::Delete { id: "b".into() },
+                Change::Upsert(Box::new(doc("e", "Hiking boots for winter mountains"))),
+                Change::Upsert(Box::new(doc("a", SAILING))),
+            ],
+            ..Batch::default()
+        })?;
+        assert_eq!(semantic(&writer, SAILING).first().map(String::as_str), Some("a"));
+        drop(writer);
+
+        let writer = SearchIndex::open(dir.path(), Access::Writer, Some(embedder.clone()))?;
+        let stats = writer.vector_stats();
+        assert_eq!(stats.loaded_from.as_ref(), Some(&saved));
+        assert_eq!(stats.read_from_index, 3, "d, e and the new a: {stats:?}");
+        assert_eq!(stats.live, 4, "a, c, d, e: the deleted b was reconciled away ({stats:?})");
+        assert_eq!(semantic(&writer, SAILING).first().map(String::as_str), Some("a"), "a's new vector");
+        assert!(!semantic(&writer, FIRE).contains(&"b".to_owned()));
+        assert_eq!(semantic(&writer, CAKE).first().map(String::as_str), Some("d"));
+
+        // The follower reconciles too (its first reconciliation is due at once).
+        writer.apply(upserts(&[("f", "Gardening tips for tomatoes")]))?;
+        assert!(!semantic(&follower, FIRE).contains(&"b".to_owned()));
+        assert_eq!(follower.vector_stats().live, 5);
+
+        // A clear removes the saves; the next open builds from the (empty) index.
+        writer.clear()?;
+        assert!(semantic(&writer, CAKE).is_empty());
+        drop(writer);
+        let writer = SearchIndex::open(dir.path(), Access::Writer, Some(embedder))?;
+        let stats = writer.vector_stats();
+        assert_eq!((stats.loaded_from, stats.live), (None, 0));
         Ok(())
     }
 

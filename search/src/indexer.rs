@@ -161,6 +161,9 @@ pub async fn run(cfg: IndexerConfig, index: Arc<SearchIndex>, mut stop: watch::R
         }
         let done = idle && ix.cfg.until_caught_up && !ix.assigned.is_empty() && ix.caught_up().await?;
         if *stop.borrow() || done {
+            // The vector graph as of the last batch, so the next open loads instead of inserting.
+            let index = ix.index.clone();
+            tokio::task::spawn_blocking(move || index.save_vectors()).await.map_err(Error::Task)?;
             info!(batches = ix.stats.batches, messages = ix.stats.messages, "search indexer stopped");
             return Ok(ix.stats);
         }

@@ -9,7 +9,8 @@
 //!   Kafka positions and applied LSN (resume without loss or duplicates);
 //! - `terms`: expansion of a word into the tenant's terms (completions, typo corrections);
 //! - `query`: BM25 with typo tolerance, prefix search-as-you-type, facets and highlighted snippets;
-//! - [`vector`]: the HNSW graph over the documents' sentence embeddings (from `orbas_models`);
+//! - [`vector`]: the HNSW graph over the documents' sentence embeddings (from `orbas_models`), saved
+//!   beside the index and caught up from it on open;
 //! - [`hybrid`]: reciprocal rank fusion and the query modes;
 //! - [`visibility`]: tenant and read-scope filters from `orbas_oltp`'s permission matrix, applied
 //!   inside both searches, before ranking;
@@ -35,7 +36,7 @@ pub use assistant::{AnswerMode, AnswerStream, Assistant, AssistantAnswer, Assist
 pub use document::{DocType, SearchDoc};
 pub use error::{Error, Result};
 pub use hybrid::Mode;
-pub use index::{Access, Checkpoint, SearchIndex};
+pub use index::{Access, Checkpoint, SearchIndex, VectorStats};
 pub use indexer::{IndexerConfig, IndexerStats};
 pub use query::{Hit, MAX_LIMIT, SearchRequest, SearchResults};
 pub use schema::FACETS;

@@ -13,7 +13,7 @@
 
 use base64::Engine as _;
 use tantivy::schema::{
-    FacetOptions, Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions, Value,
+    FAST, FacetOptions, Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions, Value,
 };
 use tantivy::tokenizer::{
     AsciiFoldingFilter, BoxTokenStream, LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnalyzer, Token,
@@ -60,6 +60,9 @@ pub(crate) struct Fields {
     /// The document's sentence embedding (little-endian f32s), empty without an embedder: the vector
     /// index is rebuilt from these, so it can never disagree with the committed documents.
     pub embedding: Field,
+    /// The batch that wrote the embedding (a fast field, only on documents with one): the vector graph
+    /// catches up on what was committed after the batch it holds by scanning this column.
+    pub vector_seq: Field,
 }
 
 impl Fields {
@@ -70,7 +73,8 @@ impl Fields {
             TextFieldIndexing::default().set_tokenizer(SCOPED_TOKENIZER).set_index_option(IndexRecordOption::WithFreqs),
         );
         let fields = Fields {
-            id: b.add_text_field("id", STRING | STORED),
+            // Fast: the vector graph reconciles its documents with the index's from this column.
+            id: b.add_text_field("id", STRING | STORED | FAST),
             doc_type: b.add_text_field("type", STRING | STORED),
             tenant: b.add_text_field("tenant_id", STRING | STORED),
             owner: b.add_text_field("owner_id", STRING | STORED),
@@ -86,6 +90,7 @@ impl Fields {
             parent: b.add_text_field("parent_id", STRING | STORED),
             updated_at: b.add_text_field("updated_at", STORED),
             embedding: b.add_bytes_field("embedding", STORED),
+            vector_seq: b.add_u64_field("vector_seq", FAST),
         };
         (b.build(), fields)
     }
@@ -100,8 +105,8 @@ impl Fields {
         Term::from_field_text(self.id, id)
     }
 
-    /// The stored form of a document (with its embedding, if any).
-    pub fn stored(&self, d: &SearchDoc, embedding: Option<&[f32]>) -> TantivyDocument {
+    /// The stored form of a document (with its embedding and the batch writing it, if any).
+    pub fn stored(&self, d: &SearchDoc, embedding: Option<(&[f32], u64)>) -> TantivyDocument {
         let mut t = TantivyDocument::default();
         t.add_text(self.id, &d.id);
         t.add_text(self.doc_type, d.doc_type.as_str());
@@ -136,8 +141,9 @@ impl Fields {
         if let Some(u) = &d.updated_at {
             t.add_text(self.updated_at, u);
         }
-        if let Some(e) = embedding {
+        if let Some((e, seq)) = embedding {
             t.add_bytes(self.embedding, &encode_vector(e));
+            t.add_u64(self.vector_seq, seq);
         }
         t
     }
@@ -342,7 +348,7 @@ mod tests {
             parent_id: None,
             updated_at: Some("2026-12-04T00:00:00Z".into()),
         };
-        let t = f.stored(&d, Some(&[0.5, -1.0]));
+        let t = f.stored(&d, Some((&[0.5, -1.0], 3)));
         assert_eq!(f.doc_of(&t), Some(d));
         assert_eq!(f.embedding_of(&t), Some(vec![0.5, -1.0]));
     }

@@ -7,6 +7,12 @@
 //!
 //! Teardown: the cluster's watchdog stops the server and deletes its directory when the test process
 //! exits, however it exits. Used from `tests/` only.
+//!
+//! [`browser`]: headless Chromium for browser tests (navigate, fill, click, wait, read, screenshot).
+
+pub mod browser;
+
+pub mod smtp;
 
 use orbas_oltp::cluster::{ClusterOptions, PgCluster};
 use orbas_oltp::db::{self, Db};

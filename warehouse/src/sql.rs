@@ -98,11 +98,38 @@ impl std::fmt::Debug for Snapshot {
     }
 }
 
+/// How much of a table a session sees beyond its tenant's rows.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Access {
+    /// Every row of the tenant.
+    All,
+    /// Not the table at all (queries naming it fail as for a table that does not exist).
+    Hidden,
+    /// Only the rows whose `column` is one of `values` (a viewer's own records, or their team's).
+    Rows { column: String, values: Vec<String> },
+}
+
 impl Snapshot {
+    /// The tables of the snapshot (`schema.table`) with their columns.
+    pub fn tables(&self) -> impl Iterator<Item = (&str, SchemaRef)> {
+        self.providers.iter().map(|(k, p)| (k.as_str(), p.schema()))
+    }
+
     /// Registers every table of the snapshot in `ctx`'s default schema, restricted to `tenant` (tables
     /// without a tenant column are not exposed), replacing earlier registrations and dropping tables
     /// that are gone.
     pub fn install(&self, ctx: &SessionContext, tenant: &str) -> Result<()> {
+        self.install_scoped(ctx, tenant, |_, _| Access::All)
+    }
+
+    /// As [`Snapshot::install`], each table further restricted by `access(key, schema)`: hidden, or
+    /// limited to rows whose column holds one of some values (a table without that column is hidden).
+    pub fn install_scoped(
+        &self,
+        ctx: &SessionContext,
+        tenant: &str,
+        access: impl Fn(&str, &SchemaRef) -> Access,
+    ) -> Result<()> {
         for schema_name in [SILVER_SCHEMA, gold::SQL_SCHEMA] {
             if let Some(schema) = ctx.catalog("lake").and_then(|c| c.schema(schema_name)) {
                 for gone in schema.table_names() {
@@ -114,13 +141,26 @@ impl Snapshot {
         }
         for (key, provider) in &self.providers {
             let Some((schema, name)) = key.split_once('.') else { continue };
-            match TenantScoped::new(provider.clone(), TENANT_COLUMN, ScalarValue::from(tenant)) {
-                Some(scoped) => {
-                    let reference = TableReference::partial(schema, name);
-                    ctx.deregister_table(reference.clone())?;
-                    ctx.register_table(reference, Arc::new(scoped))?;
-                }
-                None => debug!(table = %key, "no tenant column: not exposed to tenant sessions"),
+            let reference = TableReference::partial(schema, name);
+            let scoped: Option<Arc<dyn TableProvider>> =
+                match TenantScoped::new(provider.clone(), TENANT_COLUMN, ScalarValue::from(tenant)) {
+                    None => {
+                        debug!(table = %key, "no tenant column: not exposed to tenant sessions");
+                        None
+                    }
+                    Some(t) => match access(key, &provider.schema()) {
+                        Access::All => Some(Arc::new(t)),
+                        Access::Hidden => None,
+                        Access::Rows { column, values } => {
+                            let values = values.into_iter().map(ScalarValue::from).collect();
+                            TenantScoped::any_of(Arc::new(t), &column, values)
+                                .map(|r| Arc::new(r) as Arc<dyn TableProvider>)
+                        }
+                    },
+                };
+            ctx.deregister_table(reference.clone())?;
+            if let Some(scoped) = scoped {
+                ctx.register_table(reference, scoped)?;
             }
         }
         Ok(())

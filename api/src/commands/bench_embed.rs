@@ -142,22 +142,19 @@ pub async fn run(args: &BenchEmbedArgs) -> anyhow::Result<()> {
     let ours_path = work.path().join("ours.f32");
     std::fs::write(&sentences_path, serde_json::to_vec(&sentences)?)?;
     std::fs::write(&ours_path, vectors.iter().flatten().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>())?;
-    let python = args.python.clone().unwrap_or_else(default_python);
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/search/embed_peer.py");
-    let out = tokio::process::Command::new(&python)
-        .arg(&script)
-        .arg(&sentences_path)
-        .arg(&ours_path)
-        .arg(rounds.to_string())
-        .arg(threads.to_string())
-        .arg(BATCH.to_string())
-        .output()
-        .await
-        .with_context(|| format!("running {} (scripts/setup.sh --bench-embed installs it)", python.display()))?;
-    if !out.status.success() {
-        bail!("the embedding peers failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    let peers: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let peers = run_peer(
+        args.python.as_deref(),
+        "embed_peer.py",
+        "the embedding peers",
+        &[
+            sentences_path.as_os_str(),
+            ours_path.as_os_str(),
+            rounds.to_string().as_ref(),
+            threads.to_string().as_ref(),
+            BATCH.to_string().as_ref(),
+        ],
+    )
+    .await?;
 
     let n = sentences.len() as f64;
     let rate = |s: f64| n / s.max(1e-9);
@@ -199,6 +196,28 @@ fn ours(dir: &Path, sentences: &[String], rounds: u32) -> anyhow::Result<(Durati
         best = best.min(started.elapsed());
     }
     Ok((best, vectors))
+}
+
+/// Runs `bench/search/<script>` with the peers' Python (`python`, else the `--bench-embed` venv's) on
+/// `args`, and returns the JSON object it prints.
+pub(crate) async fn run_peer(
+    python: Option<&Path>,
+    script: &str,
+    what: &str,
+    args: &[&std::ffi::OsStr],
+) -> anyhow::Result<serde_json::Value> {
+    let python = python.map_or_else(default_python, Path::to_path_buf);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/search").join(script);
+    let out = tokio::process::Command::new(&python)
+        .arg(&script)
+        .args(args)
+        .output()
+        .await
+        .with_context(|| format!("running {} (scripts/setup.sh --bench-embed installs it)", python.display()))?;
+    if !out.status.success() {
+        bail!("{what} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(serde_json::from_slice(&out.stdout)?)
 }
 
 fn default_python() -> PathBuf {

@@ -436,6 +436,7 @@ async fn seed_if_empty(admin: &PgPool, args: &DemoArgs) -> anyhow::Result<()> {
     cfg.as_of = args.seed.as_of.unwrap_or_else(|| chrono::Utc::now().date_naive());
     let report = seed::load(admin, &cfg).await?;
     super::seed::print_report(&report);
+    super::seed::install_dashboards(admin, report.tenants.iter().map(|(t, _)| *t)).await?;
     Ok(())
 }
 
@@ -457,6 +458,7 @@ async fn print_banner(
     println!("Orbas demo is up");
     println!("  API            {http}");
     println!("  API docs       {http}/docs   (OpenAPI: {http}/openapi.json)");
+    println!("  web UI         {http}/ui/login   (workspace = tenant slug below)");
     println!("  health         {http}/healthz   readiness {http}/readyz   metrics {http}/metrics");
     println!("  Postgres       {} ({})", redact(admin_url), if embedded { "embedded" } else { "DATABASE_URL" });
     if let Some(k) = kafka {

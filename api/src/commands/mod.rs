@@ -1,6 +1,7 @@
 //! Subcommand implementations. Each builds what it needs from [`Settings`] and runs it.
 
 mod bench_cdc;
+mod bench_dashboards;
 mod bench_decisions;
 mod bench_embed;
 mod bench_freshness;
@@ -9,6 +10,7 @@ mod bench_search;
 mod bench_seed;
 mod bench_sink;
 mod bench_tpch;
+mod bench_vectors;
 mod demo;
 mod doctor;
 mod lake;
@@ -45,10 +47,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Sink(args)) => bench_sink::run(&settings, &args).await,
         Command::Bench(BenchCommand::Freshness(args)) => bench_freshness::run(&settings, &args).await,
         Command::Bench(BenchCommand::Kpi(args)) => bench_kpi::run(&settings, &args).await,
+        Command::Bench(BenchCommand::Dashboards(args)) => bench_dashboards::run(&settings, &args).await,
         Command::Bench(BenchCommand::Tpch(args)) => bench_tpch::run(&args).await,
         Command::Bench(BenchCommand::Decisions(args)) => bench_decisions::run(&settings, &args).await,
         Command::Bench(BenchCommand::Search(args)) => bench_search::run(&settings, &args).await,
         Command::Bench(BenchCommand::Embed(args)) => bench_embed::run(&args).await,
+        Command::Bench(BenchCommand::Vectors(args)) => bench_vectors::run(&args).await,
         Command::Search(cmd) => search::run(&settings, cmd).await,
     }
 }

@@ -1,6 +1,8 @@
 //! `orbas seed`: deterministic synthetic data, loaded with COPY (or written as CSV files).
 
+use orbas_oltp::model::TenantId;
 use orbas_oltp::{db, seed};
+use sqlx::PgPool;
 
 use crate::cli::SeedArgs;
 use crate::settings::Settings;
@@ -20,6 +22,23 @@ pub async fn run(settings: &Settings, args: &SeedArgs) -> anyhow::Result<()> {
     let admin = db::connect(settings.database.admin_url()?, 4).await?;
     let report = seed::load(&admin, &cfg).await?;
     print_report(&report);
+    install_dashboards(&admin, report.tenants.iter().map(|(t, _)| *t)).await?;
+    Ok(())
+}
+
+/// Gives each tenant the standard KPIs and the default dashboards of the roles it lacks (by key).
+pub async fn install_dashboards(pool: &PgPool, tenants: impl IntoIterator<Item = TenantId>) -> anyhow::Result<()> {
+    let db = db::Db::new(pool.clone());
+    let (mut kpis, mut boards) = (0, 0);
+    for tenant in tenants {
+        let mut tx = db.begin(tenant).await?;
+        let (k, b) = orbas_dashboards::store::install_defaults(tx.conn(), tenant, chrono::Utc::now()).await?;
+        tx.commit().await?;
+        (kpis, boards) = (kpis + k, boards + b);
+    }
+    if kpis + boards > 0 {
+        println!("installed {kpis} standard KPI(s) and {boards} default dashboard(s)");
+    }
     Ok(())
 }
 

@@ -2,7 +2,8 @@
 //! when that is set — and then also the intelligence jobs (`orbas models run`: retraining, sentiment,
 //! next-best actions, forecasts) unless `--without-models` leaves them to a process of their own — and
 //! `GET /v1/search` over the index at ORBAS_SEARCH_DIR (read-only, following the commits of
-//! `orbas search index`) when that is set.
+//! `orbas search index`) when that is set, and — with a lake and ORBAS_SMTP_URL (and ORBAS_MAIL_FROM) —
+//! the sender of scheduled reports.
 
 use std::sync::Arc;
 
@@ -29,7 +30,28 @@ pub async fn run(settings: &Settings, args: &ServeArgs) -> anyhow::Result<()> {
             let lake = Arc::new(orbas_warehouse::sql::Lake::new(url.clone()));
             let service = Service { admin, db: Db::new(app_pool.clone()), lake };
             println!("models: retraining, sentiment, next-best actions and forecasts over {url}");
-            Some(service.spawn(args.schedule.schedule(), stop_rx))
+            Some(service.spawn(args.schedule.schedule(), stop_rx.clone()))
+        }
+        _ => None,
+    };
+    let reports = match (&lake, std::env::var("ORBAS_SMTP_URL")) {
+        (Some(url), Ok(smtp)) if !smtp.is_empty() => {
+            let from = std::env::var("ORBAS_MAIL_FROM").unwrap_or_else(|_| "Orbas <reports@localhost>".into());
+            let mailer = orbas_dashboards::report::Mailer::new(&smtp, &from)?;
+            let admin =
+                db::connect(settings.database.admin_url().context("the report sender lists tenants as admin")?, 2)
+                    .await?;
+            let engine =
+                Arc::new(orbas_dashboards::engine::Engine::new(Arc::new(orbas_warehouse::sql::Lake::new(url.clone()))));
+            let sender = orbas_dashboards::scheduler::Scheduler::new(
+                admin,
+                Db::new(app_pool.clone()),
+                engine,
+                Arc::new(mailer),
+                orbas_dashboards::scheduler::SchedulerConfig::default(),
+            );
+            println!("reports: scheduled reports mailed through {}", redact(&smtp));
+            Some(tokio::spawn(sender.run(stop_rx.clone())))
         }
         _ => None,
     };
@@ -48,5 +70,20 @@ pub async fn run(settings: &Settings, args: &ServeArgs) -> anyhow::Result<()> {
     let served = server.run_until_stopped(super::shutdown_signal()).await;
     let _ = stop_tx.send(true);
     drop(jobs);
+    if let Some(r) = reports {
+        let _ = r.await;
+    }
     served
+}
+
+/// An SMTP URL without its password.
+fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        Ok(u) => u.to_string(),
+        Err(_) => "(an unparsable URL)".into(),
+    }
 }

@@ -95,11 +95,23 @@ async fn login(
     headers: HeaderMap,
     Body(req): Body<LoginRequest>,
 ) -> Result<Json<TokenResponse>, Problem> {
+    let agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
+    Ok(Json(password_login(&state, peer, agent, req).await?))
+}
+
+/// The password login both `POST /v1/auth/login` and the web UI's login form use: the same answers
+/// for unknown tenants, e-mails and wrong passwords, the lockout throttle, `login_history`, and a new
+/// session's tokens on success.
+pub(crate) async fn password_login(
+    state: &AppState,
+    peer: SocketAddr,
+    agent: Option<&str>,
+    req: LoginRequest,
+) -> Result<TokenResponse, Problem> {
     let Some(tenant) = identity::tenant_of(state.db.pool(), Lookup::Slug(req.tenant.trim())).await? else {
         check_password(dummy_hash(), req.password).await;
         return Err(bad_credentials());
     };
-    let agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let now = Utc::now();
     let mut tx = state.db.begin(tenant).await?;
     let user = identity::login_user_by_email(tx.conn(), &req.email).await?;
@@ -108,7 +120,7 @@ async fn login(
         method: LoginMethod::Password,
         failure,
         ip: Some(peer.ip()),
-        user_agent: agent.as_deref(),
+        user_agent: agent,
     };
     let Some(user) = user else {
         check_password(dummy_hash(), req.password).await;
@@ -132,9 +144,9 @@ async fn login(
     identity::set_login_failures(tx.conn(), user.id, 0, None).await?;
     identity::record_login(tx.conn(), tenant, &attempt(Some(user.id), None)).await?;
     identity::touch_last_login(tx.conn(), user.id, now).await?;
-    let tokens = start_session(&state, &mut tx, tenant, user.id, user.role).await?;
+    let tokens = start_session(state, &mut tx, tenant, user.id, user.role).await?;
     tx.commit().await?;
-    Ok(Json(tokens))
+    Ok(tokens)
 }
 
 /// A refusal before the password is even checked: locked or not an active user.
@@ -187,7 +199,13 @@ async fn refresh(
     State(state): State<AppState>,
     Body(req): Body<RefreshRequest>,
 ) -> Result<Json<TokenResponse>, Problem> {
-    let presented = RefreshToken::parse(req.refresh_token.trim()).map_err(|_| unauthorized("invalid refresh token"))?;
+    Ok(Json(rotate_refresh(&state, &req.refresh_token).await?))
+}
+
+/// Rotates a refresh token into new tokens (the API's refresh and the web UI's transparent renewal of
+/// an expired access token). A replayed, already-rotated token revokes its whole session family.
+pub(crate) async fn rotate_refresh(state: &AppState, presented: &str) -> Result<TokenResponse, Problem> {
+    let presented = RefreshToken::parse(presented.trim()).map_err(|_| unauthorized("invalid refresh token"))?;
     let hash = presented.hash();
     let Some(tenant) = identity::tenant_of(state.db.pool(), Lookup::RefreshTokenHash(&hash)).await? else {
         return Err(unauthorized("invalid refresh token"));
@@ -218,9 +236,9 @@ async fn refresh(
     if status != "active" {
         return Err(unauthorized("the account is not active"));
     }
-    let tokens = issue(&state, Claims::new(session.user_id, tenant, role, session.id, now), &next)?;
+    let tokens = issue(state, Claims::new(session.user_id, tenant, role, session.id, now), &next)?;
     tx.commit().await?;
-    Ok(Json(tokens))
+    Ok(tokens)
 }
 
 /// End the current session: its access and refresh tokens stop working at once.
@@ -230,10 +248,16 @@ async fn logout(State(state): State<AppState>, auth: Authenticated) -> Result<im
     let Some(claims) = &auth.claims else {
         return Err(Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "an API key is revoked, not logged out"));
     };
+    end_session(&state, claims).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Revokes the session an access token belongs to: its access and refresh tokens stop working.
+pub(crate) async fn end_session(state: &AppState, claims: &Claims) -> Result<(), Problem> {
     let mut tx = state.db.begin(claims.tid).await?;
     identity::revoke_session(tx.conn(), claims.sid, Utc::now()).await?;
     tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
 /// Who the access token belongs to.

@@ -47,14 +47,23 @@ async fn mine(
     query: Result<Query<MineQuery>, QueryRejection>,
 ) -> Result<Json<Vec<Recommendation>>, Problem> {
     let Query(q) = query.map_err(|e| Problem::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    Ok(Json(actionable(&state, &auth, q.limit.unwrap_or(20)).await?))
+}
+
+/// The caller's actionable recommendations, best first (the API's list and the web UI's inbox).
+pub(crate) async fn actionable(
+    state: &AppState,
+    auth: &Authenticated,
+    limit: u32,
+) -> Result<Vec<Recommendation>, Problem> {
     let p = &auth.principal;
     if p.scope_for(RESOURCE, Action::Read).is_none() {
         return Err(forbidden());
     }
     let mut tx = state.db.begin(p.tenant).await?;
-    let recs = recommendations::for_user(tx.conn(), p.user, Utc::now(), q.limit.unwrap_or(20)).await?;
+    let recs = recommendations::for_user(tx.conn(), p.user, Utc::now(), limit).await?;
     tx.commit().await?;
-    Ok(Json(recs))
+    Ok(recs)
 }
 
 /// Accept, dismiss or snooze one of your recommendations.
@@ -70,14 +79,26 @@ async fn feedback(
     Id(id): Id<RecommendationId>,
     Body(fb): Body<Feedback>,
 ) -> Result<Json<Recommendation>, Problem> {
+    Ok(Json(give_feedback(&state, &auth, &ctx, id, &fb).await?))
+}
+
+/// Records the caller's feedback on one of their recommendations, audited in the same transaction
+/// (the API's route and the web UI's inbox forms).
+pub(crate) async fn give_feedback(
+    state: &AppState,
+    auth: &Authenticated,
+    ctx: &WriteContext,
+    id: RecommendationId,
+    fb: &Feedback,
+) -> Result<Recommendation, Problem> {
     let p = &auth.principal;
     if !p.may(RESOURCE, Action::Update, Some(p.user)) {
         return Err(forbidden());
     }
     let mut tx = state.db.begin(p.tenant).await?;
-    let rec = recommendations::give_feedback(tx.conn(), p.tenant, id, p.user, &fb).await?;
+    let rec = recommendations::give_feedback(tx.conn(), p.tenant, id, p.user, fb).await?;
     let changes = serde_json::json!({ "status": { "after": rec.status }, "reason": { "after": fb.reason } });
-    audit::record(tx.conn(), p.tenant, &ctx.actor(&auth), "feedback", RESOURCE, id.0, &changes).await?;
+    audit::record(tx.conn(), p.tenant, &ctx.actor(auth), "feedback", RESOURCE, id.0, &changes).await?;
     tx.commit().await?;
-    Ok(Json(rec))
+    Ok(rec)
 }

@@ -112,6 +112,16 @@ async fn search(
     query: Result<Query<SearchParams>, QueryRejection>,
 ) -> Result<Json<SearchResults>, Problem> {
     let Query(params) = query.map_err(|e| Problem::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    Ok(Json(run(&state, &auth, params).await?))
+}
+
+/// Validates and answers a search for the caller (the API's route and the web UI's results page):
+/// 503 without an index, 422 for invalid parameters.
+pub(crate) async fn run(
+    state: &AppState,
+    auth: &Authenticated,
+    params: SearchParams,
+) -> Result<SearchResults, Problem> {
     let index: Arc<SearchIndex> = state.search.get().map_err(unavailable)?;
     let req = validate(params, index.semantic_available())?;
     let vis = Visibility::for_principal(&auth.principal);
@@ -120,7 +130,7 @@ async fn search(
         Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "the search failed")
     })?;
     match result {
-        Ok(r) => Ok(Json(r)),
+        Ok(r) => Ok(r),
         Err(e @ orbas_search::Error::SemanticUnavailable) => {
             Err(Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid search parameters")
                 .with_field("mode", e.to_string()))

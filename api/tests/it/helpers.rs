@@ -5,8 +5,15 @@ use std::sync::Arc;
 use deltalake::arrow::array::{RecordBatch, StringArray};
 use deltalake::arrow::datatypes::{DataType, Field, Schema};
 use deltalake::protocol::SaveMode;
+use std::time::Duration;
+
 use orbas_api::server::{Extras, Server};
+use orbas_oltp::model::TenantId;
 use orbas_oltp::seed;
+use orbas_pipeline::broker::{Broker, BrokerOptions};
+use orbas_pipeline::cdc::CdcConfig;
+use orbas_warehouse::sink::{Sink, SinkConfig};
+use orbas_warehouse::sql::{Lake, Limits};
 use secrecy::SecretString;
 
 #[derive(Debug)]
@@ -20,6 +27,8 @@ pub struct TestApp {
 }
 
 pub const DEMO_PASSWORD: &str = "orbas-demo-password";
+/// The access-token signing key of [`spawn_app`]'s server.
+pub const JWT_SECRET: &str = "a-test-signing-key-of-at-least-32-bytes";
 
 pub async fn spawn_app() -> TestApp {
     spawn_app_with_lake(None).await
@@ -43,7 +52,7 @@ pub async fn spawn_app_with(lake: Option<url::Url>, search: Option<Arc<orbas_sea
     .fetch_one(&db.admin)
     .await
     .expect("admin");
-    let secret = SecretString::from("a-test-signing-key-of-at-least-32-bytes");
+    let secret = SecretString::from(JWT_SECRET);
     let secrets = orbas_oltp::secrets::SecretsKey::from_bytes(&[42; 32]).expect("secrets key");
     let extras = Extras { lake, search: search.into(), secrets: Some(Arc::new(secrets)), default_llm: None };
     let server = Server::build_with("127.0.0.1:0".parse().expect("addr"), db.app.pool().clone(), &secret, extras)
@@ -106,4 +115,90 @@ pub async fn write_accounts(app: &TestApp, root: &std::path::Path) {
     let url = url::Url::from_directory_path(&dir).expect("url");
     let table = deltalake::DeltaTable::try_from_url(url).await.expect("table");
     table.write(vec![batch]).with_save_mode(SaveMode::Append).await.expect("write");
+}
+
+/// The change stream of a test app's database into a lake: CDC, the broker and the sink (with gold).
+pub struct Flow {
+    _broker: Broker,
+    pub lake: Lake,
+}
+
+/// CDC and the sink from the app's database into `root`.
+pub async fn flow(app: &TestApp, root: &url::Url) -> Flow {
+    let broker = Broker::start(BrokerOptions::default()).expect("start tansu (./scripts/setup.sh installs it)");
+    let mut cfg = CdcConfig::new(&app.db.admin_url, &broker.bootstrap()).expect("cdc config");
+    cfg.slot = format!("s_{}", &app.db.name[2..18]);
+    cfg.status_interval = Duration::from_millis(100);
+    cfg.heartbeat_interval = Duration::ZERO;
+    let slot = cfg.slot.clone();
+    tokio::spawn(orbas_pipeline::cdc::run(cfg, std::future::pending::<()>()));
+    orbas_testkit::cdc_snapshot_done(&app.db.admin, &slot).await;
+    let mut sink = SinkConfig::new(&app.db.admin_url, &broker.bootstrap(), root.clone());
+    sink.batch_interval = Duration::from_millis(200);
+    sink.discovery_interval = Duration::from_millis(500);
+    let (_stop, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        let _keep = _stop;
+        if let Err(e) = async { Sink::connect(sink).await?.run(rx).await }.await {
+            eprintln!("the sink stopped: {e}");
+        }
+    });
+    Flow { _broker: broker, lake: Lake::new(root.clone()) }
+}
+
+/// Waits until the tenant's silver `table` holds what Postgres holds (row count, and the latest
+/// `updated_at`, so updates have arrived too).
+pub async fn landed(app: &TestApp, lake: &Lake, tenant: TenantId, table: &str) {
+    // Table names are constants of this file.
+    let (want, latest): (i64, Option<chrono::DateTime<chrono::Utc>>) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT count(*), max(updated_at) FROM {table} WHERE tenant_id = $1"
+    )))
+    .bind(tenant)
+    .fetch_one(&app.db.admin)
+    .await
+    .expect("count");
+    let want_latest = latest.map(|t| t.timestamp_micros());
+    orbas_testkit::eventually(&format!("silver {table}: {want} rows"), Duration::from_secs(240), || async {
+        let Ok(ctx) = lake.session(&tenant.to_string(), Limits::default()).await else { return false };
+        let sql = format!("SELECT count(*), CAST(max(updated_at) AS BIGINT) FROM {table}");
+        let Ok(df) = ctx.sql(&sql).await else { return false };
+        let Ok(batches) = df.collect().await else { return false };
+        batches.first().is_some_and(|b| {
+            use deltalake::arrow::array::{Array, AsArray};
+            use deltalake::arrow::datatypes::Int64Type;
+            let n = b.column(0).as_primitive::<Int64Type>().value(0);
+            let m = b.column(1).as_primitive::<Int64Type>();
+            n == want && (m.is_valid(0).then(|| m.value(0)) == want_latest)
+        })
+    })
+    .await;
+}
+
+/// A test app over a lake directory, its first tenant with the standard KPIs and role dashboards
+/// installed (the lake stays empty until [`flow`] streams the CRM into it).
+pub struct LakeApp {
+    pub app: TestApp,
+    pub tenant: TenantId,
+    pub root: url::Url,
+    pub db: orbas_oltp::db::Db,
+    /// The lake's directory, removed when dropped.
+    pub dir: tempfile::TempDir,
+}
+
+pub async fn lake_app_with_dashboards() -> LakeApp {
+    let dir = tempfile::tempdir().expect("lake dir");
+    let root = url::Url::from_directory_path(dir.path()).expect("lake url");
+    let app = spawn_app_with_lake(Some(root.clone())).await;
+    let tenant = TenantId(
+        sqlx::query_scalar("SELECT id FROM tenants WHERE slug = $1")
+            .bind(&app.tenant_slug)
+            .fetch_one(&app.db.admin)
+            .await
+            .expect("tenant"),
+    );
+    let db = orbas_oltp::db::Db::new(app.db.app.pool().clone());
+    let mut tx = db.begin(tenant).await.expect("tx");
+    orbas_dashboards::store::install_defaults(tx.conn(), tenant, chrono::Utc::now()).await.expect("install");
+    tx.commit().await.expect("commit");
+    LakeApp { app, tenant, root, db, dir }
 }

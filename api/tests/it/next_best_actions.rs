@@ -5,75 +5,14 @@
 //! "call this lead" action it answers.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use orbas_models::nba::{self, HOT_LEAD, Settings};
 use orbas_oltp::db::Db;
 use orbas_oltp::model::TenantId;
-use orbas_pipeline::broker::{Broker, BrokerOptions};
-use orbas_pipeline::cdc::CdcConfig;
-use orbas_warehouse::sink::{Sink, SinkConfig};
-use orbas_warehouse::sql::{Lake, Limits};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{DEMO_PASSWORD, TestApp, send, spawn_app_with_lake};
-
-struct Flow {
-    _broker: Broker,
-    lake: Lake,
-}
-
-/// CDC and the sink from the app's database into `root`.
-async fn flow(app: &TestApp, root: &url::Url) -> Flow {
-    let broker = Broker::start(BrokerOptions::default()).expect("start tansu (./scripts/setup.sh installs it)");
-    let mut cfg = CdcConfig::new(&app.db.admin_url, &broker.bootstrap()).expect("cdc config");
-    cfg.slot = format!("s_{}", &app.db.name[2..18]);
-    cfg.status_interval = Duration::from_millis(100);
-    cfg.heartbeat_interval = Duration::ZERO;
-    let slot = cfg.slot.clone();
-    tokio::spawn(orbas_pipeline::cdc::run(cfg, std::future::pending::<()>()));
-    orbas_testkit::cdc_snapshot_done(&app.db.admin, &slot).await;
-    let mut sink = SinkConfig::new(&app.db.admin_url, &broker.bootstrap(), root.clone());
-    sink.batch_interval = Duration::from_millis(200);
-    sink.discovery_interval = Duration::from_millis(500);
-    let (_stop, rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        let _keep = _stop;
-        if let Err(e) = async { Sink::connect(sink).await?.run(rx).await }.await {
-            eprintln!("the sink stopped: {e}");
-        }
-    });
-    Flow { _broker: broker, lake: Lake::new(root.clone()) }
-}
-
-/// Waits until the tenant's silver `table` holds what Postgres holds (row count, and the latest
-/// `updated_at`, so updates have arrived too).
-async fn landed(app: &TestApp, lake: &Lake, tenant: TenantId, table: &str) {
-    // Table names are constants of this file.
-    let (want, latest): (i64, Option<chrono::DateTime<chrono::Utc>>) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT count(*), max(updated_at) FROM {table} WHERE tenant_id = $1"
-    )))
-    .bind(tenant)
-    .fetch_one(&app.db.admin)
-    .await
-    .expect("count");
-    let want_latest = latest.map(|t| t.timestamp_micros());
-    orbas_testkit::eventually(&format!("silver {table}: {want} rows"), Duration::from_secs(240), || async {
-        let Ok(ctx) = lake.session(&tenant.to_string(), Limits::default()).await else { return false };
-        let sql = format!("SELECT count(*), CAST(max(updated_at) AS BIGINT) FROM {table}");
-        let Ok(df) = ctx.sql(&sql).await else { return false };
-        let Ok(batches) = df.collect().await else { return false };
-        batches.first().is_some_and(|b| {
-            use deltalake::arrow::array::{Array, AsArray};
-            use deltalake::arrow::datatypes::Int64Type;
-            let n = b.column(0).as_primitive::<Int64Type>().value(0);
-            let m = b.column(1).as_primitive::<Int64Type>();
-            n == want && (m.is_valid(0).then(|| m.value(0)) == want_latest)
-        })
-    })
-    .await;
-}
+use crate::helpers::{DEMO_PASSWORD, TestApp, flow, landed, send, spawn_app_with_lake};
 
 const TABLES: [&str; 13] = [
     "leads",

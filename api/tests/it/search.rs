@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 use crate::helpers::{admin_token, send, spawn_app, spawn_app_with};
 
 /// Every account and ticket of every tenant, as the index's documents.
-async fn fill(ix: &SearchIndex, db: &orbas_testkit::TestDb) {
+pub(crate) async fn fill(ix: &SearchIndex, db: &orbas_testkit::TestDb) {
     let mut changes = Vec::new();
     for table in ["accounts", "tickets"] {
         let rows: Vec<Value> =

@@ -145,6 +145,7 @@ pub fn default_scope(role: RoleKey, resource: &str, action: Action) -> Option<Sc
                     "knowledge_articles",
                     "predictions",
                     "dashboards",
+                    "kpi_definitions",
                 ]) =>
             {
                 Some(All)
@@ -172,6 +173,8 @@ pub fn default_scope(role: RoleKey, resource: &str, action: Action) -> Option<Sc
                     "products",
                     "users",
                     "documents",
+                    "dashboards",
+                    "kpi_definitions",
                 ]) =>
             {
                 Some(All)

@@ -80,6 +80,9 @@ id_type!(
     ModelId,
     ModelVersionId,
     PredictionId,
+    KpiId,
+    DashboardId,
+    WidgetId,
 );
 
 /// Deterministic UUIDv7 generator: the timestamp comes from the caller's (simulated) clock and the 74

@@ -298,6 +298,15 @@ pub async fn live_session_team(
     Ok(live.unwrap_or(false).then_some(team))
 }
 
+/// The full names of the tenant's users among `ids` (unknown ids are left out), for labels.
+pub async fn names_of(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<(Uuid, String)>> {
+    let rows: Vec<(Uuid, String)> = sqlx::query_as("SELECT id, full_name FROM users WHERE id = ANY($1) ORDER BY id")
+        .bind(ids)
+        .fetch_all(conn)
+        .await?;
+    Ok(rows)
+}
+
 /// Everyone who reports to `user`, directly or through managers below them (for `team` scope).
 pub async fn reports_of(conn: &mut PgConnection, user: UserId) -> Result<Vec<UserId>> {
     let ids: Vec<UserId> = sqlx::query_scalar(

@@ -1,20 +1,18 @@
 //! Rows of the tenant-wide reference tables: the tenant itself, currency rates, campaigns, tags,
 //! segments, pipeline stages, SLA policies, the knowledge base, products and price books, the model
-//! registry, KPIs, dashboards, scheduled reports and the seed template.
+//! registry and the seed template (the KPI, dashboard and report tables stay empty: see [`configuration`]).
 
-use chrono::{Datelike, Days};
 use rand::Rng;
 use serde_json::{Value, json};
-use uuid::Uuid;
 
 use super::GENERATOR_VERSION;
 use super::catalog::{MODELS, PRODUCT_SPECS, SLA, STAGE_LOST, STAGE_PROBABILITY, STAGE_WON, TAG_SPECS};
 use super::csv::Emitter;
 use super::ctx::{Cur, TenantCtx};
-use super::rng::{between, chance, lognormal, pick, uniform};
+use super::rng::{between, lognormal, pick, uniform};
 use super::schema::*;
 use super::text;
-use super::time::{DAY, HOUR, Ms, date_of, ms_of};
+use super::time::{DAY, HOUR, ms_of};
 use crate::Result;
 
 /// `tenants` and `currency_rates`: the first rows of a tenant.
@@ -72,8 +70,7 @@ pub(crate) fn emit_tail(em: &mut Emitter<'_>, c: &TenantCtx) -> Result<()> {
     products(em, c)?;
     price_books(em, c)?;
     models(em, c)?;
-    let kpis = kpis(em, c)?;
-    dashboards(em, c, &kpis)?;
+    configuration(em)?;
     seed_template(em, c)
 }
 
@@ -366,202 +363,15 @@ fn models(em: &mut Emitter<'_>, c: &TenantCtx) -> Result<()> {
     em.finish()
 }
 
-/// (key, name, unit, good direction, definition)
-fn kpi_specs() -> Vec<(&'static str, &'static str, &'static str, &'static str, Value)> {
-    let won = json!({"field": "status", "op": "eq", "value": "won"});
-    vec![
-        (
-            "bookings",
-            "Bookings",
-            "currency",
-            "up",
-            json!({"measure": "sum", "table": "opportunities", "column": "amount", "filters": [won], "time": "closed_at", "currency": "corporate"}),
-        ),
-        (
-            "open_pipeline",
-            "Open pipeline",
-            "currency",
-            "up",
-            json!({"measure": "sum", "table": "opportunities", "column": "amount", "filters": [{"field": "status", "op": "eq", "value": "open"}], "time": "close_date", "currency": "corporate"}),
-        ),
-        (
-            "win_rate",
-            "Win rate",
-            "percent",
-            "up",
-            json!({"measure": "ratio", "table": "opportunities", "numerator": {"filters": [won]}, "denominator": {"filters": [{"field": "status", "op": "in", "value": ["won", "lost"]}]}, "time": "closed_at"}),
-        ),
-        (
-            "avg_deal_size",
-            "Average deal size",
-            "currency",
-            "up",
-            json!({"measure": "avg", "table": "opportunities", "column": "amount", "filters": [won], "time": "closed_at", "currency": "corporate"}),
-        ),
-        (
-            "sales_cycle_days",
-            "Sales cycle",
-            "days",
-            "down",
-            json!({"measure": "avg", "table": "opportunities", "expression": "closed_at - created_at", "filters": [won], "time": "closed_at"}),
-        ),
-        (
-            "lead_conversion_rate",
-            "Lead conversion rate",
-            "percent",
-            "up",
-            json!({"measure": "ratio", "table": "leads", "numerator": {"filters": [{"field": "status", "op": "eq", "value": "converted"}]}, "denominator": {"filters": []}, "time": "created_at"}),
-        ),
-        (
-            "mrr",
-            "Monthly recurring revenue",
-            "currency",
-            "up",
-            json!({"measure": "sum", "table": "subscriptions", "column": "mrr", "filters": [{"field": "status", "op": "in", "value": ["active", "past_due"]}], "currency": "corporate"}),
-        ),
-        (
-            "gross_churn_rate",
-            "Gross churn rate",
-            "percent",
-            "down",
-            json!({"measure": "ratio", "table": "subscriptions", "numerator": {"filters": [{"field": "status", "op": "eq", "value": "cancelled"}]}, "denominator": {"filters": []}, "time": "cancelled_at"}),
-        ),
-        (
-            "csat",
-            "Customer satisfaction",
-            "ratio",
-            "up",
-            json!({"measure": "avg", "table": "tickets", "column": "csat", "time": "solved_at"}),
-        ),
-        (
-            "open_tickets",
-            "Open tickets",
-            "count",
-            "down",
-            json!({"measure": "count", "table": "tickets", "filters": [{"field": "status", "op": "in", "value": ["new", "open", "pending"]}]}),
-        ),
-        (
-            "activities_logged",
-            "Activities logged",
-            "count",
-            "up",
-            json!({"measure": "count", "table": "interaction_logs", "time": "occurred_at"}),
-        ),
-    ]
-}
-
-fn kpis(em: &mut Emitter<'_>, c: &TenantCtx) -> Result<Vec<Uuid>> {
-    let mut ids = c.t.ids("kpi_definitions");
-    let at = c.t.history_start;
-    let mut out = Vec::new();
-    em.begin(KPI_DEFINITIONS);
-    for (key, name, unit, direction, def) in kpi_specs() {
-        let id = ids.at_millis(at as u64);
-        out.push(id);
-        em.row()
-            .uuid(c.t.id)
-            .uuid(id)
-            .text(key)
-            .text(name)
-            .text(&format!("{name} ({unit})."))
-            .json(&def)
-            .text(unit)
-            .text(direction)
-            .ts(at)
-            .ts(at)
-            .end()?;
+/// KPIs, dashboards, their widgets and scheduled reports are configuration, not generated history: the
+/// standard KPI set and each role's dashboard are installed after seeding
+/// (`orbas_dashboards::store::install_defaults`), so the generator leaves these tables empty.
+fn configuration(em: &mut Emitter<'_>) -> Result<()> {
+    for table in [KPI_DEFINITIONS, DASHBOARDS, DASHBOARD_WIDGETS, SCHEDULED_REPORTS] {
+        em.begin(table);
+        em.finish()?;
     }
-    em.finish()?;
-    Ok(out)
-}
-
-fn dashboards(em: &mut Emitter<'_>, c: &TenantCtx, kpis: &[Uuid]) -> Result<()> {
-    let mut rng = c.t.rng("dashboards");
-    let mut ids = c.t.ids("dashboards");
-    let manager = c.org.managers.first().copied().unwrap_or(c.org.admin);
-    let analyst = c.org.analysts.first().copied().unwrap_or(c.org.admin);
-    let specs: [(&str, usize, &[usize]); 4] = [
-        ("Sales leadership", c.org.admin, &[0, 1, 2, 3, 4]),
-        ("Pipeline health", manager, &[1, 2, 4, 10]),
-        ("Customer health", analyst, &[6, 7, 8]),
-        ("Support operations", analyst, &[9, 8, 10]),
-    ];
-    let mut boards = Vec::new();
-    em.begin(DASHBOARDS);
-    for (i, (name, owner, _)) in specs.iter().enumerate() {
-        let at = c.t.history_start + i as i64 * 9 * DAY;
-        let id = ids.at_millis(at as u64);
-        boards.push((id, at));
-        em.row()
-            .uuid(c.t.id)
-            .uuid(id)
-            .text(name)
-            .text(&format!("{name} at a glance."))
-            .uuid(c.org.users[*owner].id)
-            .boolean(i != 3)
-            .json(&json!({"period": "current_fiscal_quarter"}))
-            .ts(at)
-            .ts(at)
-            .end()?;
-    }
-    em.finish()?;
-    em.begin(DASHBOARD_WIDGETS);
-    let kinds = ["number", "line", "bar", "table", "pie", "funnel"];
-    for ((board, at), (_, _, widgets)) in boards.iter().zip(specs.iter()) {
-        for (j, k) in widgets.iter().enumerate() {
-            let kind = if j == 0 { "number" } else { kinds[(j + k) % kinds.len()] };
-            em.row()
-                .uuid(c.t.id)
-                .uuid(ids.at_millis(*at as u64))
-                .uuid(*board)
-                .opt_uuid(kpis.get(*k).copied())
-                .text(kind)
-                .text(&text::capitalize(&kpi_specs()[*k % 11].1.to_lowercase()))
-                .json(&json!({"group_by": if j % 2 == 0 { "month" } else { "owner" }}))
-                .int((j as i64 % 3) * 4)
-                .int(j as i64 / 3 * 3)
-                .int(4)
-                .int(3)
-                .ts(*at)
-                .ts(*at)
-                .end()?;
-        }
-    }
-    em.finish()?;
-    scheduled_reports(em, c, &boards, &mut rng)
-}
-
-fn scheduled_reports(em: &mut Emitter<'_>, c: &TenantCtx, boards: &[(Uuid, Ms)], rng: &mut impl Rng) -> Result<()> {
-    let mut ids = c.t.ids("scheduled_reports");
-    let now = date_of(c.t.now);
-    let last_monday = now - Days::new(u64::from(now.weekday().num_days_from_monday()));
-    let (last_run, next_run) = (ms_of(last_monday) + 8 * HOUR, ms_of(last_monday) + 7 * DAY + 8 * HOUR);
-    let recipients: Vec<String> = c.org.managers.iter().take(4).map(|m| c.org.users[*m].email.clone()).collect();
-    em.begin(SCHEDULED_REPORTS);
-    for (i, (board, at)) in boards.iter().enumerate().take(3) {
-        let owner = if i == 0 { c.org.admin } else { c.org.analysts.first().copied().unwrap_or(c.org.admin) };
-        let mut to = recipients.clone();
-        to.push(c.org.users[owner].email.clone());
-        let created = at + between(rng, DAY, 20 * DAY);
-        let active = !chance(rng, 0.15);
-        em.row()
-            .uuid(c.t.id)
-            .uuid(ids.at_millis(created as u64))
-            .uuid(*board)
-            .uuid(c.org.users[owner].id)
-            .text(&format!("Weekly report #{}", i + 1))
-            .text("0 8 * * 1")
-            .text(c.t.timezone)
-            .text_array(&to)
-            .text(pick(rng, &["html", "pdf", "csv"]))
-            .boolean(active)
-            .opt_ts(Some(last_run))
-            .opt_ts(active.then_some(next_run))
-            .ts(created)
-            .ts(last_run)
-            .end()?;
-    }
-    em.finish()
+    Ok(())
 }
 
 fn seed_template(em: &mut Emitter<'_>, c: &TenantCtx) -> Result<()> {

@@ -19,7 +19,8 @@
 //!   momentum) that are never stored; they show only through observable columns: activity volume and
 //!   recency, lead source, seat usage, ticket volume and tone, payment delays.
 //! * **Sized.** `scale` 1.0 is about 1,000,000 rows over all tables and tenants (tenants get unequal
-//!   shares: weights 1, 0.59, 0.42, …); every tenant has rows in every table even at tiny scales.
+//!   shares: weights 1, 0.59, 0.42, …); every tenant has rows in every generated table even at tiny
+//!   scales (the configuration tables — KPIs, dashboards, reports — are installed afterwards).
 
 mod catalog;
 mod catalog_emit;

@@ -32,9 +32,19 @@ async fn same_seed_gives_identical_databases() {
     let ry = seed::load(&y.admin, &cfg).await.expect("load y");
     assert_eq!(rx.total_rows, ry.total_rows);
     let (cx, cy) = (table_checksums(&x.admin).await, table_checksums(&y.admin).await);
-    // Every table but the ones only models write (sentiment is computed from the seeded text) and the
-    // assistant's (an admin's settings, the questions users ask).
-    let derived = ["sentiment_scores", "ai_settings", "ai_queries"];
+    // Every table but the ones only models write (sentiment is computed from the seeded text), the
+    // assistant's (an admin's settings, the questions users ask) and the configuration installed after
+    // seeding or written by users (KPIs, dashboards, reports and their deliveries).
+    let derived = [
+        "sentiment_scores",
+        "ai_settings",
+        "ai_queries",
+        "kpi_definitions",
+        "dashboards",
+        "dashboard_widgets",
+        "scheduled_reports",
+        "report_deliveries",
+    ];
     assert!(cx.iter().all(|(t, s)| s.is_some() || derived.contains(&t.as_str())), "every table has rows: {cx:?}");
     assert_eq!(cx, cy);
 

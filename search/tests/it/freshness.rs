@@ -1,7 +1,7 @@
 //! Updates and deletes written to Postgres reach the index (checked by LSN, never by time), and a
 //! restarted indexer continues from the positions in the index's last commit.
 
-use orbas_search::{Mode, SearchIndex, SearchRequest, Visibility};
+use orbas_search::{Access, Mode, SearchIndex, SearchRequest, Visibility};
 
 use crate::corpus;
 
@@ -48,6 +48,7 @@ async fn updates_and_deletes_are_visible_once_applied_and_restarts_resume() {
     let docs = ix.num_docs();
     assert_eq!(docs as usize, corpus::size() - 1);
     let before = ix.checkpoint();
+    let saved = ix.vector_stats().saved.expect("the stopping indexer saved the vector graph");
     drop(ix);
 
     // Written while no indexer runs; a restarted one reads only what is new.
@@ -56,12 +57,30 @@ async fn updates_and_deletes_are_visible_once_applied_and_restarts_resume() {
             .await;
     let indexing = crate::Indexing::start(&stream, dir.path(), true).await;
     assert_eq!(indexing.index.checkpoint(), before, "the positions survive a restart");
+    // The vector graph is the saved one: nothing had to be read back from the index.
+    let stats = indexing.index.vector_stats();
+    assert_eq!(stats.loaded_from.as_ref(), Some(&saved), "{stats:?}");
+    assert_eq!((stats.read_from_index, stats.live), (0, docs as usize), "{stats:?}");
     indexing.reach(lsn).await;
     assert_eq!(hits(&indexing.index, "fire", &vis).first(), Some(&a.id_of("printer")));
-    // The vector graph, rebuilt from the stored embeddings on open, has the update and not the delete.
+    // The vector graph, loaded from the save, has the update and not the delete.
     let semantic = hits_in(&indexing.index, "the printer is burning", Mode::Semantic, &vis);
     assert_eq!(semantic.first(), Some(&a.id_of("printer")), "{semantic:?}");
     assert!(!hits_in(&indexing.index, near, Mode::Semantic, &vis).contains(&a.id_of("torvalds")));
+    // So has a read-only follower (`orbas serve`): the save, plus the one vector committed after it.
+    let follower = {
+        let dir = dir.path().to_owned();
+        tokio::task::spawn_blocking(move || {
+            SearchIndex::open(&dir, Access::ReadOnly, Some(crate::embedder_or_panic())).expect("open a follower")
+        })
+        .await
+        .expect("open task")
+    };
+    let semantic = hits_in(&follower, "the printer is burning", Mode::Semantic, &vis);
+    assert_eq!(semantic.first(), Some(&a.id_of("printer")), "{semantic:?}");
+    let stats = follower.vector_stats();
+    assert_eq!((stats.loaded_from.as_ref(), stats.read_from_index), (Some(&saved), 1), "{stats:?}");
+    drop(follower);
     assert!(hits_in(&indexing.index, "Katherine Johnson", Mode::Hybrid, &vis).contains(&a.id_of("johnson")));
     let (ix, second) = indexing.stop().await;
     assert_eq!(ix.num_docs(), docs, "no document twice after the restart");
