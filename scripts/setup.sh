@@ -56,6 +56,8 @@ have java || need_apt+=(default-jre-headless)
 # Headless Chromium runs the web UI's browser tests (driven over DevTools by chromiumoxide, which
 # never downloads a browser; ORBAS_CHROMIUM points elsewhere).
 [ -x "${ORBAS_CHROMIUM:-/usr/bin/chromium}" ] || need_apt+=(chromium)
+# poppler's pdftotext reads the PDF reports back in the report tests.
+have pdftotext || need_apt+=(poppler-utils)
 if $bench; then
   have wrk || need_apt+=(wrk)
 fi

@@ -607,6 +607,9 @@ pub struct BenchDashboardsArgs {
     /// Timed loads per dashboard and tenant (each cold, then warm).
     #[arg(long, default_value_t = 10)]
     pub runs: u64,
+    /// Page loads per dashboard and tenant in headless Chromium (each cold, then warm); 0 skips them.
+    #[arg(long, default_value_t = 5)]
+    pub browser_runs: u64,
 }
 
 #[derive(Debug, Clone, clap::Args)]

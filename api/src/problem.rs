@@ -142,6 +142,12 @@ impl From<orbas_dashboards::Error> for Problem {
                 tracing::error!(error = %e, "rendering a page");
                 Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "the server could not complete the request")
             }
+            E::Print(e) => {
+                tracing::error!(error = %e, "printing a dashboard");
+                let mut p = Problem::new(StatusCode::SERVICE_UNAVAILABLE, "the dashboard could not be printed right now");
+                p.retry_after_secs = Some(5);
+                p
+            }
         }
     }
 }

@@ -57,6 +57,8 @@ pub struct Extras {
     pub secrets: Option<Arc<orbas_oltp::secrets::SecretsKey>>,
     /// The language model for tenants without settings of their own (`ORBAS_LLM_*`).
     pub default_llm: Option<orbas_models::LlmConfig>,
+    /// Headless Chromium: PDF reports and exports (without it they are refused).
+    pub renderer: Option<Arc<orbas_dashboards::render::Renderer>>,
 }
 
 impl Server {
@@ -84,6 +86,7 @@ impl Server {
             lake,
             search: extras.search,
             llms: Arc::new(TenantLlms::new(extras.default_llm, extras.secrets)),
+            renderer: extras.renderer,
         };
         let (api, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
             .merge(routes::auth::router())

@@ -22,6 +22,8 @@ pub struct AppState {
     pub search: SearchSlot,
     /// The assistant's language model per tenant (its admin's settings, else the server's default).
     pub llms: Arc<crate::tenant_llm::TenantLlms>,
+    /// Headless Chromium for PDF reports and exports; `None` refuses them.
+    pub renderer: Option<Arc<orbas_dashboards::render::Renderer>>,
 }
 
 /// The search index a server answers from: none configured, or configured and open — possibly only

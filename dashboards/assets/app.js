@@ -69,9 +69,15 @@
     return base;
   }
 
+  // A printed dashboard (<html data-print="pdf|mail">, rendered server-side by headless Chromium):
+  // PDFs get vector (SVG) charts, mails PNG images of canvas charts; no interaction.
+  var PRINT = document.documentElement.getAttribute("data-print");
+  var drawn = [];
+
   function draw(el, item) {
-    var chart = window.echarts.init(el, null, { renderer: "canvas" });
+    var chart = window.echarts.init(el, null, { renderer: PRINT === "pdf" ? "svg" : "canvas" });
     chart.setOption(option(item));
+    drawn.push({ widget: String(item.id), chart: chart });
     chart.on("click", function (p) {
       var row = p.data && p.data.row;
       var links = item.drill || [];
@@ -176,12 +182,34 @@
     form.addEventListener("change", preview);
   }
 
+  // The charts of the page as PNG data URLs (for the mail renderer), in page order.
+  window.orbasChartImages = function () {
+    return drawn.map(function (d) {
+      return { widget: d.widget, url: d.chart.getDataURL({ type: "png", pixelRatio: 2, backgroundColor: "#fff" }) };
+    });
+  };
+
   document.addEventListener("DOMContentLoaded", function () {
+    var root = document.documentElement;
     if (typeof window.echarts !== "undefined") {
-      document.documentElement.classList.add("charts-on");
-      factors();
-      board();
+      root.classList.add("charts-on");
+      try {
+        factors();
+        board();
+      } catch (e) {
+        root.setAttribute("data-charts-ready", "failed: " + e);
+        throw e;
+      }
     }
     editor();
+    // Every chart is drawn once its first frame is out: renderers and tests wait for this mark.
+    var pending = drawn.length;
+    function ready() { window.orbasReadyAt = performance.now(); root.setAttribute("data-charts-ready", "1"); }
+    function one() { pending -= 1; if (pending === 0) ready(); }
+    if (pending === 0) ready();
+    drawn.forEach(function (d) {
+      var seen = false;
+      d.chart.on("finished", function () { if (!seen) { seen = true; one(); } });
+    });
   });
 })();

@@ -32,6 +32,9 @@ pub enum Error {
     /// A page template failed to render (a bug, not the caller's).
     #[error("rendering a page")]
     Render(#[source] askama::Error),
+    /// Headless Chromium could not print a dashboard (absent, crashed or timed out).
+    #[error("printing the dashboard: {0}")]
+    Print(#[source] crate::render::RenderError),
 }
 
 impl Error {

@@ -11,7 +11,9 @@
 //! - [`store`]: dashboards as stored, and the default dashboard of each role;
 //! - [`engine`]: runs the queries on one lake snapshot, with a cache dropped whenever the lake commits;
 //! - [`viewer`]: what of the lake a person sees (the permission matrix applied to lake tables);
-//! - [`report`]: scheduled reports — schedules, one recipient's copy in HTML, CSV or XLSX, the mailer;
+//! - [`report`]: scheduled reports — schedules, one recipient's copy in HTML (charts inline), PDF, CSV or
+//!   XLSX, the mailer;
+//! - [`render`]: headless Chromium printing a dashboard to PDF and its charts to PNG images;
 //! - [`scheduler`]: the sender that claims due runs and mails every recipient's copy.
 //! - [`web`]: the web UI's templates, view models and static assets (the HTTP side is `orbas-api`).
 
@@ -20,6 +22,7 @@ pub mod catalog;
 pub mod engine;
 mod error;
 pub mod kpi;
+pub mod render;
 pub mod report;
 pub mod scheduler;
 pub mod standard;

@@ -4,8 +4,10 @@
 //!
 //! Formats: `html` puts the dashboard in the mail body (tiles with their change, tables of every other
 //! widget); `csv` attaches one RFC 4180 file per widget; `xlsx` one workbook with a sheet per widget.
-//! Every format also carries the HTML summary in the body, so a mail is readable without opening an
-//! attachment. (`pdf` needs the browser renderer and is refused until a server has one.)
+//! `pdf` attaches the whole dashboard printed by headless Chromium ([`Renderer`]) — the web UI's own
+//! charts and tables. Every format also carries the HTML summary in the body, so a mail is readable
+//! without opening an attachment; with a renderer, its charts are in it as inline PNG images
+//! (`multipart/related`, `cid:` links). A server without Chromium refuses `pdf` and mails tables only.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -21,7 +23,9 @@ use crate::engine::Engine;
 use crate::error::{Error, FieldError, Result};
 use crate::kpi::{Status, Unit};
 use crate::store::StoredDashboard;
+use crate::render::Renderer;
 use crate::viewer::Viewer;
+use crate::web::{PrintMode, PrintPage};
 
 /// How a report is delivered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -117,8 +121,9 @@ fn yes() -> bool {
 const MAX_RECIPIENTS: usize = 50;
 
 impl ReportSpec {
-    /// Shape problems (recipients' existence is checked against the tenant's users by the caller).
-    pub fn problems(&self) -> Vec<FieldError> {
+    /// Shape problems (recipients' existence is checked against the tenant's users by the caller);
+    /// `can_print`: whether the server has the renderer PDF needs.
+    pub fn problems(&self, can_print: bool) -> Vec<FieldError> {
         let mut out = Vec::new();
         let mut bad = |f: &str, m: String| out.push(FieldError { field: f.to_owned(), message: m });
         if self.name.trim().is_empty() || self.name.chars().count() > 120 {
@@ -132,11 +137,8 @@ impl ReportSpec {
                 bad(&format!("recipients[{i}]"), format!("{r:?} is not an e-mail address"));
             }
         }
-        if self.format == Format::Pdf {
-            bad(
-                "format",
-                "PDF needs the browser renderer, which this server does not run yet: use html, csv or xlsx".into(),
-            );
+        if self.format == Format::Pdf && !can_print {
+            bad("format", NO_RENDERER.into());
         }
         if let Err(p) = Schedule::parse(&self.cron, &self.timezone) {
             out.extend(p);
@@ -160,10 +162,21 @@ pub struct Rendered {
     pub html: String,
     pub text: String,
     pub attachments: Vec<Attachment>,
+    /// Images the HTML body shows (`<img src="cid:…">`).
+    pub inline: Vec<InlineImage>,
+}
+
+/// An image of the HTML body, referred to by its content id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InlineImage {
+    /// Without angle brackets: `chart-1@orbas`.
+    pub cid: String,
+    pub png: Vec<u8>,
 }
 
 /// A widget's data as the report shows it.
 struct Section<'a> {
+    widget: &'a crate::store::StoredWidget,
     title: &'a str,
     kind: WidgetKind,
     unit: Unit,
@@ -300,13 +313,14 @@ fn xlsx_of(sections: &[Section<'_>]) -> Result<Vec<u8>> {
 /// The most rows of a widget shown in the mail body (attachments carry them all).
 const BODY_ROWS: usize = 25;
 
-fn html_of(dashboard: &StoredDashboard, filters: &DashboardFilters, sections: &[Section<'_>]) -> (String, String) {
-    let range = match (filters.from, filters.until) {
-        (Some(a), Some(b)) => format!("{a} to {}", b.pred_opt().unwrap_or(b)),
-        (Some(a), None) => format!("since {a}"),
-        (None, Some(b)) => format!("until {}", b.pred_opt().unwrap_or(b)),
-        (None, None) => "all time".into(),
-    };
+/// The mail body: `images` names the inline image (content id) of each drawn chart, by widget id.
+fn html_of(
+    dashboard: &StoredDashboard,
+    filters: &DashboardFilters,
+    sections: &[Section<'_>],
+    images: &BTreeMap<String, String>,
+) -> (String, String) {
+    let range = period_of(filters);
     let mut html = String::new();
     let mut text = String::new();
     let _ = write!(
@@ -344,6 +358,14 @@ fn html_of(dashboard: &StoredDashboard, filters: &DashboardFilters, sections: &[
             let _ = writeln!(text, "{shown}{delta}\n");
             continue;
         }
+        if let Some(cid) = images.get(&s.widget.id.0.to_string()) {
+            let _ = write!(
+                html,
+                "<p><img src=\"cid:{}\" alt=\"{}\" style=\"max-width:100%;height:auto\"></p>",
+                escape(cid),
+                escape(&format!("{} chart; the table below lists its values", s.title))
+            );
+        }
         html.push_str("<table style=\"border-collapse:collapse\"><thead><tr>");
         for c in &t.columns {
             let _ = write!(
@@ -375,16 +397,38 @@ fn html_of(dashboard: &StoredDashboard, filters: &DashboardFilters, sections: &[
     (html, text)
 }
 
-/// Renders `dashboard` for `viewer` under `filters` (already resolved to dates) in `format`.
-pub async fn render(
-    engine: &Engine,
-    viewer: &Viewer,
-    dashboard: &StoredDashboard,
-    kpis: &BTreeMap<String, StoredKpi>,
-    filters: &DashboardFilters,
-    format: Format,
-    report_name: &str,
-) -> Result<Rendered> {
+/// What one copy of a report is made of.
+#[derive(Debug, Clone, Copy)]
+pub struct Job<'a> {
+    pub report_name: &'a str,
+    pub dashboard: &'a StoredDashboard,
+    pub kpis: &'a BTreeMap<String, StoredKpi>,
+    /// Already resolved to dates.
+    pub filters: &'a DashboardFilters,
+    pub format: Format,
+    /// The tenant's corporate currency (how money reads on the printed dashboard).
+    pub currency: &'a str,
+    /// When the copy is made (named on the printed dashboard).
+    pub at: DateTime<Utc>,
+}
+
+/// The period of `filters` in words.
+pub fn period_of(filters: &DashboardFilters) -> String {
+    match (filters.from, filters.until) {
+        (Some(a), Some(b)) => format!("{a} to {}", b.pred_opt().unwrap_or(b)),
+        (Some(a), None) => format!("since {a}"),
+        (None, Some(b)) => format!("until {}", b.pred_opt().unwrap_or(b)),
+        (None, None) => "all time".into(),
+    }
+}
+
+/// The dashboard of `job` for `viewer`, in its format. `renderer` prints the PDF and the charts the
+/// HTML body shows; without one, `pdf` is refused and the body has tables only.
+pub async fn render(engine: &Engine, viewer: &Viewer, job: Job<'_>, renderer: Option<&Renderer>) -> Result<Rendered> {
+    let Job { report_name, dashboard, kpis, filters, format, .. } = job;
+    if format == Format::Pdf && renderer.is_none() {
+        return Err(Error::Invalid(vec![FieldError { field: "format".into(), message: NO_RENDERER.into() }]));
+    }
     let mut sections = Vec::with_capacity(dashboard.widgets.len());
     for w in &dashboard.widgets {
         let kpi = w.spec.kpi.as_ref().and_then(|k| kpis.get(k)).map(|k| &k.definition);
@@ -398,18 +442,35 @@ pub async fn render(
             }
         };
         sections.push(Section {
+            widget: w,
             title: &w.spec.title,
             kind: w.spec.kind,
             unit: kpi.map(|k| k.unit).unwrap_or_default(),
             data,
         });
     }
-    let (html, text) = html_of(dashboard, filters, &sections);
+    let charted = |s: &Section<'_>| {
+        !matches!(s.kind, WidgetKind::Tile | WidgetKind::Table) && s.data.table.is_some() && s.data.error.is_none()
+    };
+    let mut inline = Vec::new();
+    let mut images = BTreeMap::new();
+    match renderer {
+        Some(r) if format != Format::Pdf && sections.iter().any(charted) => {
+            let doc = print_document(&job, &sections, PrintMode::Mail)?;
+            for (i, image) in r.chart_images(&doc).await.map_err(Error::Print)?.into_iter().enumerate() {
+                let cid = format!("chart-{}@orbas", i + 1);
+                images.insert(image.widget, cid.clone());
+                inline.push(InlineImage { cid, png: image.png });
+            }
+        }
+        _ => {}
+    }
+    let (html, text) = html_of(dashboard, filters, &sections, &images);
     let mut attachments = Vec::new();
+    let mut taken = Vec::new();
     match format {
         Format::Html => {}
         Format::Csv => {
-            let mut taken = Vec::new();
             for s in &sections {
                 if let Some(t) = &s.data.table {
                     attachments.push(Attachment {
@@ -421,7 +482,6 @@ pub async fn render(
             }
         }
         Format::Xlsx => {
-            let mut taken = Vec::new();
             attachments.push(Attachment {
                 filename: format!("{}.xlsx", slug(&dashboard.name, &mut taken, 64)),
                 content_type: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet".into(),
@@ -429,13 +489,33 @@ pub async fn render(
             });
         }
         Format::Pdf => {
-            return Err(Error::Invalid(vec![FieldError {
-                field: "format".into(),
-                message: "PDF needs the browser renderer, which this server does not run yet".into(),
-            }]));
+            let doc = print_document(&job, &sections, PrintMode::Pdf)?;
+            let r = renderer.ok_or_else(|| Error::Corrupt(NO_RENDERER.into()))?;
+            attachments.push(Attachment {
+                filename: format!("{}.pdf", slug(&dashboard.name, &mut taken, 64)),
+                content_type: "application/pdf".into(),
+                bytes: r.pdf(&doc).await.map_err(Error::Print)?,
+            });
         }
     }
-    Ok(Rendered { subject: format!("{report_name}: {}", dashboard.name), html, text, attachments })
+    Ok(Rendered { subject: format!("{report_name}: {}", dashboard.name), html, text, attachments, inline })
+}
+
+/// Why a server without Chromium refuses PDF reports.
+pub const NO_RENDERER: &str =
+    "PDF needs headless Chromium, which this server does not have (install Debian's chromium or set \
+     ORBAS_CHROMIUM): use html, csv or xlsx";
+
+/// The printed document of a copy.
+fn print_document(job: &Job<'_>, sections: &[Section<'_>], mode: PrintMode) -> Result<String> {
+    let subtitle = format!(
+        "{} · {} · made {}",
+        job.report_name,
+        period_of(job.filters),
+        job.at.format("%Y-%m-%d %H:%M UTC")
+    );
+    let data = sections.iter().map(|s| &s.data);
+    crate::web::render(&PrintPage::of_dashboard(mode, job.dashboard, job.kpis, data, job.currency, subtitle))
 }
 
 /// Sends rendered reports over SMTP.
@@ -478,9 +558,20 @@ impl Mailer {
         use lettre::message::header::ContentType;
         use lettre::message::{Attachment as Part, MultiPart, SinglePart};
         let to: lettre::message::Mailbox = to.parse().map_err(|e| MailError::Message(format!("{to:?}: {e}")))?;
-        let body = MultiPart::alternative()
-            .singlepart(SinglePart::plain(r.text.clone()))
-            .singlepart(SinglePart::html(r.html.clone()));
+        // The HTML with its images (multipart/related) beside the plain text.
+        let html = if r.inline.is_empty() {
+            MultiPart::alternative()
+                .singlepart(SinglePart::plain(r.text.clone()))
+                .singlepart(SinglePart::html(r.html.clone()))
+        } else {
+            let mut related = MultiPart::related().singlepart(SinglePart::html(r.html.clone()));
+            for image in &r.inline {
+                let png = ContentType::parse("image/png").map_err(|e| MailError::Message(e.to_string()))?;
+                related = related.singlepart(Part::new_inline(image.cid.clone()).body(image.png.clone(), png));
+            }
+            MultiPart::alternative().singlepart(SinglePart::plain(r.text.clone())).multipart(related)
+        };
+        let body = html;
         let mut mixed = MultiPart::mixed().multipart(body);
         for a in &r.attachments {
             let ct = ContentType::parse(&a.content_type).map_err(|e| MailError::Message(e.to_string()))?;
@@ -516,6 +607,24 @@ mod tests {
             Schedule::parse("nope", "Mars/Olympus").map(|_| ()).map_err(fields),
             Err(vec!["cron".to_owned(), "timezone".to_owned()])
         );
+    }
+
+    #[test]
+    fn pdf_needs_a_renderer() {
+        let spec = ReportSpec {
+            name: "Weekly".into(),
+            dashboard_id: orbas_oltp::model::DashboardId(uuid::Uuid::nil()),
+            cron: "0 8 * * 1".into(),
+            timezone: "UTC".into(),
+            recipients: vec!["a@example.com".into()],
+            format: Format::Pdf,
+            filters: None,
+            is_active: true,
+        };
+        assert_eq!(spec.problems(true), Vec::new());
+        let problems = spec.problems(false);
+        assert_eq!(problems.iter().map(|p| p.field.as_str()).collect::<Vec<_>>(), ["format"]);
+        assert!(problems[0].message.contains("ORBAS_CHROMIUM"), "{problems:?}");
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! report's next run is computed from its cron schedule — a run is claimed exactly once; (2) pending
 //! deliveries are locked a few at a time, rendered, sent, and marked sent — or failed with the error,
 //! retried after 30 s, 1, 2, 4 min, then given up. A crash between sending and marking can send one copy
-//! twice (the mail server already has it); nothing is ever skipped.
+//! twice (the mail server already has it); nothing is ever skipped. With a [`Renderer`], PDFs are
+//! printed and HTML mails carry their charts as images.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +22,7 @@ use tracing::{info, warn};
 use crate::board::{self, DashboardFilters, ViewFilters};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::render::Renderer;
 use crate::report::{self, Format, Mailer, Schedule};
 use crate::store;
 use crate::viewer::Viewer;
@@ -56,12 +58,20 @@ pub struct Scheduler {
     db: Db,
     engine: Arc<Engine>,
     mailer: Arc<Mailer>,
+    /// Prints PDFs and the charts of HTML mails (without it: no PDF, tables only).
+    renderer: Option<Arc<Renderer>>,
     cfg: SchedulerConfig,
 }
 
 impl Scheduler {
     pub fn new(admin: sqlx::PgPool, db: Db, engine: Arc<Engine>, mailer: Arc<Mailer>, cfg: SchedulerConfig) -> Self {
-        Scheduler { admin, db, engine, mailer, cfg }
+        Scheduler { admin, db, engine, mailer, renderer: None, cfg }
+    }
+
+    /// The sender with headless Chromium to print PDFs and draw the charts of HTML mails.
+    pub fn with_renderer(mut self, renderer: Option<Arc<Renderer>>) -> Self {
+        self.renderer = renderer;
+        self
     }
 
     /// Runs until `stop` turns true.
@@ -191,7 +201,17 @@ impl Scheduler {
             _ => dashboard.filters.clone(),
         };
         let filters = board::effective(&defaults, &ViewFilters::default(), now.date_naive());
+        let currency = identity::corporate_currency(conn, tenant).await?;
         let viewer = Viewer::new(principal);
-        report::render(&self.engine, &viewer, &dashboard, &kpis, &filters, format, &r.name).await
+        let job = report::Job {
+            report_name: &r.name,
+            dashboard: &dashboard,
+            kpis: &kpis,
+            filters: &filters,
+            format,
+            currency: &currency,
+            at: now,
+        };
+        report::render(&self.engine, &viewer, job, self.renderer.as_deref()).await
     }
 }

@@ -200,10 +200,20 @@ impl VectorIndex {
     /// Inserts `vectors`, those of the points from `first` on, into the graph.
     fn insert(&mut self, first: usize, vectors: &[Vec<f32>]) {
         let new: Vec<(&[f32], usize)> = vectors.iter().enumerate().map(|(i, v)| (v.as_slice(), first + i)).collect();
-        match new.as_slice() {
+        // Into an empty graph the first point goes alone: hnsw_rs's parallel insertion races on the
+        // entry point there (a point of a higher layer can be stored without becoming the entry point,
+        // leaving it unlinked and above the layers its iterator walks).
+        let rest = match new.split_first() {
+            Some((first, rest)) if self.graph.get_nb_point() == 0 => {
+                self.graph.insert_slice(*first);
+                rest
+            }
+            _ => new.as_slice(),
+        };
+        match rest {
             [] => {}
             [one] => self.graph.insert_slice(*one),
-            _ => self.graph.parallel_insert_slice(&new),
+            _ => self.graph.parallel_insert_slice(&rest.to_vec()),
         }
         self.unsaved += new.len();
     }
@@ -243,7 +253,10 @@ impl VectorIndex {
         }
         debug!(points = self.points.len(), tombstones = self.tombstones, "rebuilding the HNSW graph");
         let mut vectors: Vec<Option<Vec<f32>>> = vec![None; self.points.len()];
-        for p in self.graph.get_point_indexation() {
+        // Every layer, not hnsw_rs's iterator: that one stops at the entry point's layer (see `insert`).
+        let indexation = self.graph.get_point_indexation();
+        let layers = (0..=MAX_LAYERS).filter(|l| indexation.get_layer_nb_point(*l) > 0);
+        for p in layers.flat_map(|l| indexation.get_layer_iterator(l)) {
             let at = p.get_origin_id();
             if let Some(slot) = vectors.get_mut(at).filter(|_| self.points.get(at).is_some_and(|p| p.alive)) {
                 *slot = Some(p.get_v().to_vec());
@@ -372,5 +385,26 @@ mod tests {
         let ids: Vec<&str> = hits.iter().map(|h| h.id.as_str()).collect();
         assert!(ids.contains(&"d0") && ids.contains(&"d300"), "{ids:?}");
         assert!(v.search(&unit(0, n), 1, &Visibility::tenant("a"))[0].id != "d0", "the old vector is gone");
+    }
+
+    #[test]
+    fn small_graphs_built_in_parallel_keep_every_point_through_a_rebuild() {
+        // A few points inserted together into an empty graph, then a rebuild: many times over, since
+        // hnsw_rs's parallel insertion into an empty graph races on the entry point.
+        let n = 5;
+        for round in 0..300 {
+            let docs: Vec<(SearchDoc, u64, Vec<f32>)> =
+                (0..n).map(|i| (doc(&format!("d{i}"), "a"), 1, unit(i, n))).collect();
+            let mut v = VectorIndex::default();
+            v.upsert_many(docs);
+            v.remove("d0");
+            v.remove("d1");
+            v.compact_if_needed();
+            assert_eq!((v.len(), v.tombstones()), (n - 2, 0), "round {round}: rebuilt without tombstones");
+            for i in 2..n {
+                let hits = v.search(&unit(i, n), 1, &Visibility::tenant("a"));
+                assert_eq!(hits.first().map(|h| h.id.clone()), Some(format!("d{i}")), "round {round}");
+            }
+        }
     }
 }

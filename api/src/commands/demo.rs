@@ -72,6 +72,7 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
         search: search.as_ref().map(|s| s.index.clone()).into(),
         secrets: Some(Arc::new(secrets_key(&settings, args.data_dir.as_deref())?)),
         default_llm: orbas_models::LlmConfig::from_env(),
+        renderer: orbas_dashboards::render::Renderer::from_env()?.map(Arc::new),
     };
     let server = Server::build_with(settings.http_addr, app_pool, &jwt_secret, extras).await?;
     let http = format!("http://{}", server.local_addr()?);

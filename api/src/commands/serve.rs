@@ -34,6 +34,12 @@ pub async fn run(settings: &Settings, args: &ServeArgs) -> anyhow::Result<()> {
         }
         _ => None,
     };
+    // Headless Chromium prints PDF reports and the charts of HTML mails (started on first use).
+    let renderer = orbas_dashboards::render::Renderer::from_env()?.map(Arc::new);
+    match &renderer {
+        Some(r) => println!("reports: PDFs and mail charts rendered by {}", r.path().display()),
+        None => println!("reports: no Chromium found (ORBAS_CHROMIUM): PDF reports are refused, mails carry tables"),
+    }
     let reports = match (&lake, std::env::var("ORBAS_SMTP_URL")) {
         (Some(url), Ok(smtp)) if !smtp.is_empty() => {
             let from = std::env::var("ORBAS_MAIL_FROM").unwrap_or_else(|_| "Orbas <reports@localhost>".into());
@@ -49,7 +55,8 @@ pub async fn run(settings: &Settings, args: &ServeArgs) -> anyhow::Result<()> {
                 engine,
                 Arc::new(mailer),
                 orbas_dashboards::scheduler::SchedulerConfig::default(),
-            );
+            )
+            .with_renderer(renderer.clone());
             println!("reports: scheduled reports mailed through {}", redact(&smtp));
             Some(tokio::spawn(sender.run(stop_rx.clone())))
         }
@@ -64,6 +71,7 @@ pub async fn run(settings: &Settings, args: &ServeArgs) -> anyhow::Result<()> {
         search,
         secrets: settings.secrets_key()?.map(Arc::new),
         default_llm: orbas_models::LlmConfig::from_env(),
+        renderer: renderer.clone(),
     };
     let server = Server::build_with(settings.http_addr, app_pool, settings.jwt_secret()?, extras).await?;
     println!("listening on http://{}", server.local_addr()?);
@@ -72,6 +80,9 @@ pub async fn run(settings: &Settings, args: &ServeArgs) -> anyhow::Result<()> {
     drop(jobs);
     if let Some(r) = reports {
         let _ = r.await;
+    }
+    if let Some(r) = renderer {
+        r.close().await;
     }
     served
 }

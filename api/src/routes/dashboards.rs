@@ -41,6 +41,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(add_widget))
         .routes(routes!(remove_widget))
         .routes(routes!(data))
+        .routes(routes!(pdf))
         .routes(routes!(mine))
         .routes(routes!(preview))
 }
@@ -377,6 +378,77 @@ async fn data(
     Ok(Json(dashboard_data(&state, &auth.principal, id, &q.view()).await?))
 }
 
+/// The dashboard printed to PDF under the viewer's filters and permissions (A4 landscape, the web UI's
+/// charts and every widget's table) by headless Chromium; 503 on a server without it.
+#[utoipa::path(get, path = "/v1/dashboards/{id}/pdf", tag = "dashboards", params(("id" = uuid::Uuid, Path), DataQuery),
+    security(("bearer" = [])),
+    responses((status = 200, content_type = "application/pdf", body = Vec<u8>), (status = 400, body = Problem),
+              (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+              (status = 422, body = Problem), (status = 503, body = Problem)))]
+async fn pdf(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    Id(id): Id<DashboardId>,
+    query: Result<Query<DataQuery>, QueryRejection>,
+) -> Result<Response, Problem> {
+    let Query(q) = query.map_err(|e| Problem::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let Some(renderer) = state.renderer.clone() else {
+        return Err(Problem::new(StatusCode::SERVICE_UNAVAILABLE, orbas_dashboards::report::NO_RENDERER));
+    };
+    let (name, bytes) = print_pdf(&state, &renderer, &auth.principal, id, &q.view()).await?;
+    Ok(pdf_response(&name, bytes))
+}
+
+/// A PDF download named after dashboard `name`.
+pub(crate) fn pdf_response(name: &str, bytes: Vec<u8>) -> Response {
+    let mut resp = Response::new(axum::body::Body::from(bytes));
+    let headers = resp.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/pdf"));
+    let disposition = format!("attachment; filename=\"{}.pdf\"", file_stem(name));
+    if let Ok(v) = HeaderValue::from_str(&disposition) {
+        headers.insert(header::CONTENT_DISPOSITION, v);
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    resp
+}
+
+/// Dashboard `id` as `p` sees it under `view`, printed: its name and the PDF.
+pub(crate) async fn print_pdf(
+    state: &AppState,
+    renderer: &orbas_dashboards::render::Renderer,
+    p: &Principal,
+    id: DashboardId,
+    view: &ViewFilters,
+) -> Result<(String, Vec<u8>), Problem> {
+    let (data, d, kpis) = board_data(state, p, id, view).await?;
+    let mut tx = state.db.begin(p.tenant).await?;
+    let currency = orbas_oltp::repo::identity::corporate_currency(tx.conn(), p.tenant).await?;
+    tx.commit().await?;
+    let subtitle = format!(
+        "{} · printed {}",
+        orbas_dashboards::report::period_of(&data.filters),
+        Utc::now().format("%Y-%m-%d %H:%M UTC")
+    );
+    let page = orbas_dashboards::web::PrintPage::of_dashboard(
+        orbas_dashboards::web::PrintMode::Pdf,
+        &d,
+        &kpis,
+        data.widgets.iter().map(|w| &w.data),
+        &currency,
+        subtitle,
+    );
+    let html = orbas_dashboards::web::render(&page)?;
+    let bytes = renderer.pdf(&html).await.map_err(orbas_dashboards::Error::Print)?;
+    Ok((d.name, bytes))
+}
+
+/// A file name from a dashboard's name: ASCII letters, digits, `-` and `_` only.
+fn file_stem(name: &str) -> String {
+    let s: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
+    let s = s.trim_matches('_');
+    if s.is_empty() { "dashboard".to_owned() } else { s.chars().take(64).collect() }
+}
+
 /// Every widget's data of dashboard `id` for `p` under `view` (shared by the JSON route and the web UI),
 /// with the dashboard itself and its KPIs.
 pub(crate) async fn dashboard_data(
@@ -405,28 +477,26 @@ pub(crate) async fn board_data(
     };
     let filters = board::effective(&d.filters, view, Utc::now().date_naive());
     let viewer = Viewer::new(p.clone());
-    let mut widgets = Vec::with_capacity(d.widgets.len());
-    for w in &d.widgets {
+    let shared = d.is_shared || d.default_for_role.is_some();
+    // The widgets' queries run together (each awaits the lake's files in turn).
+    let widgets = futures::future::join_all(d.widgets.iter().map(|w| {
         let kpi = w.spec.kpi.as_ref().and_then(|k| kpis.get(k)).map(|k| &k.definition);
-        let shared = d.is_shared || d.default_for_role.is_some();
-        let data = match kpi {
-            Some(k) if shared && k.status != Status::Approved => WidgetData::unavailable(format!(
-                "the KPI {} was changed and awaits an admin's approval before it shows on a shared dashboard",
-                k.key
-            )),
-            _ => {
-                let sql = w.spec.sql.as_deref();
-                board::widget_data(engine, &viewer, w.spec.kind, kpi, sql, &w.spec.config, &filters).await
-            }
-        };
-        widgets.push(WidgetResult {
-            id: w.id,
-            title: w.spec.title.clone(),
-            kind: w.spec.kind,
-            kpi: w.spec.kpi.clone(),
-            data,
-        });
-    }
+        let (viewer, filters) = (&viewer, &filters);
+        async move {
+            let data = match kpi {
+                Some(k) if shared && k.status != Status::Approved => WidgetData::unavailable(format!(
+                    "the KPI {} was changed and awaits an admin's approval before it shows on a shared dashboard",
+                    k.key
+                )),
+                _ => {
+                    let sql = w.spec.sql.as_deref();
+                    board::widget_data(engine, viewer, w.spec.kind, kpi, sql, &w.spec.config, filters).await
+                }
+            };
+            WidgetResult { id: w.id, title: w.spec.title.clone(), kind: w.spec.kind, kpi: w.spec.kpi.clone(), data }
+        }
+    }))
+    .await;
     Ok((DashboardData { id, filters, widgets }, d, kpis))
 }
 

@@ -42,8 +42,13 @@ fn invalid(problems: Vec<FieldError>) -> Problem {
 
 /// Checks `spec` and turns it into a row: the schedule, the dashboard (one the writer may open), the
 /// recipients (active users of the tenant).
-async fn checked(c: &mut PgConnection, p: &Principal, spec: &ReportSpec) -> Result<ReportWrite, Problem> {
-    let mut problems = spec.problems();
+async fn checked(
+    c: &mut PgConnection,
+    p: &Principal,
+    spec: &ReportSpec,
+    can_print: bool,
+) -> Result<ReportWrite, Problem> {
+    let mut problems = spec.problems(can_print);
     match dashboards_repo::get(c, spec.dashboard_id, false).await {
         Ok(d) => {
             let visible = p.role == RoleKey::Admin
@@ -126,7 +131,7 @@ async fn create(
         return Err(forbidden("schedule"));
     }
     let mut tx = state.db.begin(p.tenant).await?;
-    let w = checked(tx.conn(), p, &spec).await?;
+    let w = checked(tx.conn(), p, &spec, state.renderer.is_some()).await?;
     let row = reports::create(tx.conn(), p.tenant, p.user, &w).await?;
     audit_write(tx.conn(), &auth, &ctx, ("create", RESOURCE), row.id, &changes(None::<&()>, Some(&row))).await?;
     tx.commit().await?;
@@ -183,7 +188,7 @@ async fn replace(
     let p = &auth.principal;
     let mut tx = state.db.begin(p.tenant).await?;
     let before = load(tx.conn(), p, id, Action::Update, true).await?;
-    let w = checked(tx.conn(), p, &spec).await?;
+    let w = checked(tx.conn(), p, &spec, state.renderer.is_some()).await?;
     let after = reports::update(tx.conn(), id, &w).await?;
     audit_write(tx.conn(), &auth, &ctx, ("update", RESOURCE), id, &changes(Some(&before), Some(&after))).await?;
     tx.commit().await?;

@@ -188,6 +188,11 @@ pub(super) async fn view(
     let mut layout = user.layout(d.name.clone(), Nav::Dashboards);
     layout.charts = !charts.is_empty();
     let notice = q.contains_key("added").then(|| "The widget was added.".to_owned());
+    let pdf_href = state.renderer.as_ref().map(|_| {
+        let query: String = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(&base_filters).finish();
+        let sep = if query.is_empty() { "" } else { "?" };
+        format!("/ui/dashboards/{}/pdf{sep}{query}", id.0)
+    });
     page(&DashboardPage {
         layout,
         id: id.0.to_string(),
@@ -198,7 +203,24 @@ pub(super) async fn view(
         data_json: script_json(&Value::Array(charts)),
         can_edit: p.may("dashboards", Action::Update, d.owner_id),
         notice,
+        pdf_href,
     })
+}
+
+/// `GET /ui/dashboards/{id}/pdf?from=&until=&territory=&owner=&segment=`: the dashboard under the
+/// filters as a PDF file (503 page on a server without Chromium).
+pub(super) async fn pdf(
+    State(state): State<AppState>,
+    user: UiUser,
+    PathId(id): PathId,
+    Query(q): Query<Params>,
+) -> Result<Response, HtmlError> {
+    let Some(renderer) = state.renderer.clone() else {
+        return Err(Problem::new(StatusCode::SERVICE_UNAVAILABLE, orbas_dashboards::report::NO_RENDERER).into());
+    };
+    let view = view_filters(&q, &[])?;
+    let (name, bytes) = dashboards::print_pdf(&state, &renderer, &user.auth.principal, DashboardId(id), &view).await?;
+    Ok(dashboards::pdf_response(&name, bytes))
 }
 
 /// `GET /ui/dashboards/{id}/drill?widget=&period=&<dimension>=&<filters>`: the records behind one value

@@ -38,6 +38,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/dashboards/mine", get(dashboards::mine))
         .route("/dashboards/{id}", get(dashboards::view))
         .route("/dashboards/{id}/drill", get(dashboards::drill))
+        .route("/dashboards/{id}/pdf", get(dashboards::pdf))
         .route("/dashboards/{id}/edit", get(editor::edit))
         .route("/dashboards/{id}/widgets", post(editor::save))
         .route("/widgets/preview", post(editor::preview))

@@ -41,6 +41,15 @@ pub async fn spawn_app_with_lake(lake: Option<url::Url>) -> TestApp {
 
 /// As [`spawn_app_with_lake`], with `GET /v1/search` over `search`.
 pub async fn spawn_app_with(lake: Option<url::Url>, search: Option<Arc<orbas_search::SearchIndex>>) -> TestApp {
+    spawn_app_rendering(lake, search, None).await
+}
+
+/// As [`spawn_app_with`], with headless Chromium printing PDFs.
+pub async fn spawn_app_rendering(
+    lake: Option<url::Url>,
+    search: Option<Arc<orbas_search::SearchIndex>>,
+    renderer: Option<Arc<orbas_dashboards::render::Renderer>>,
+) -> TestApp {
     let db = orbas_testkit::fresh_db().await;
     let report = seed::load(&db.admin, &seed::SeedConfig::new(2, 0.01, 21).expect("cfg")).await.expect("seed");
     let (tenant, tenant_slug) = report.tenants[0].clone();
@@ -54,7 +63,7 @@ pub async fn spawn_app_with(lake: Option<url::Url>, search: Option<Arc<orbas_sea
     .expect("admin");
     let secret = SecretString::from(JWT_SECRET);
     let secrets = orbas_oltp::secrets::SecretsKey::from_bytes(&[42; 32]).expect("secrets key");
-    let extras = Extras { lake, search: search.into(), secrets: Some(Arc::new(secrets)), default_llm: None };
+    let extras = Extras { lake, search: search.into(), secrets: Some(Arc::new(secrets)), default_llm: None, renderer };
     let server = Server::build_with("127.0.0.1:0".parse().expect("addr"), db.app.pool().clone(), &secret, extras)
         .await
         .expect("build");
@@ -186,9 +195,14 @@ pub struct LakeApp {
 }
 
 pub async fn lake_app_with_dashboards() -> LakeApp {
+    lake_app_rendering(None).await
+}
+
+/// As [`lake_app_with_dashboards`], the server printing PDFs with `renderer`.
+pub async fn lake_app_rendering(renderer: Option<Arc<orbas_dashboards::render::Renderer>>) -> LakeApp {
     let dir = tempfile::tempdir().expect("lake dir");
     let root = url::Url::from_directory_path(dir.path()).expect("lake url");
-    let app = spawn_app_with_lake(Some(root.clone())).await;
+    let app = spawn_app_rendering(Some(root.clone()), None, renderer).await;
     let tenant = TenantId(
         sqlx::query_scalar("SELECT id FROM tenants WHERE slug = $1")
             .bind(&app.tenant_slug)

@@ -56,6 +56,11 @@ pub fn asset(version: &str, path: &str) -> Option<Asset> {
     Some(Asset { bytes: f.data, content_type })
 }
 
+/// An embedded asset's bytes, whatever the version (for documents that inline their assets).
+pub(super) fn embedded(path: &str) -> Option<Cow<'static, [u8]>> {
+    Assets::get(path).map(|f| f.data)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,6 +10,7 @@
 mod assets;
 mod boards;
 mod pages;
+mod print;
 mod views;
 
 pub use askama::Template;
@@ -21,4 +22,5 @@ pub use pages::{
     BoardLink, Choice, DashboardPage, DashboardsPage, DrillPage, EditorPage, ErrorPage, FilterForm, InboxPage, Layout,
     LoginPage, Nav, RecordPage, SearchPage, WidgetForm, render,
 };
+pub use print::{PrintMode, PrintPage};
 pub use views::{Factor, Field, HitView, RecView, ScoreView, TimelineRow, account_fields, opportunity_fields};

@@ -141,6 +141,8 @@ pub struct DashboardPage {
     /// The caller may add widgets (link to the editor).
     pub can_edit: bool,
     pub notice: Option<String>,
+    /// The PDF of the dashboard under the same filters (`None`: the server cannot print).
+    pub pdf_href: Option<String>,
 }
 
 /// The records behind one value of a widget.

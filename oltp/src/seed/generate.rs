@@ -13,7 +13,7 @@ use crate::model::TenantId;
 use crate::{Error, Result};
 
 /// The demo users' password (every generated user can log in with it).
-pub(crate) const DEMO_PASSWORD: &str = "orbas-demo-password";
+pub const DEMO_PASSWORD: &str = "orbas-demo-password";
 
 /// What a run produced, besides the rows themselves.
 #[derive(Debug)]

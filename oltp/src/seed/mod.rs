@@ -56,6 +56,7 @@ use tracing::{info, instrument};
 use crate::model::TenantId;
 use crate::{Error, Result};
 
+pub use generate::DEMO_PASSWORD;
 pub use text::{planted_ticket_label, ticket_text};
 
 /// `n` support-ticket texts (subject and description, as [`ticket_text`] joins them) written by the
