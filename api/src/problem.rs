@@ -144,7 +144,8 @@ impl From<orbas_dashboards::Error> for Problem {
             }
             E::Print(e) => {
                 tracing::error!(error = %e, "printing a dashboard");
-                let mut p = Problem::new(StatusCode::SERVICE_UNAVAILABLE, "the dashboard could not be printed right now");
+                let mut p =
+                    Problem::new(StatusCode::SERVICE_UNAVAILABLE, "the dashboard could not be printed right now");
                 p.retry_after_secs = Some(5);
                 p
             }

@@ -189,6 +189,14 @@
     });
   };
 
+  // A script error anywhere ends the wait of whoever waits for the charts, with the reason.
+  window.addEventListener("error", function (e) {
+    var root = document.documentElement;
+    if (root.getAttribute("data-charts-ready") !== "1") {
+      root.setAttribute("data-charts-ready", "failed: " + (e.message || "a script error"));
+    }
+  });
+
   document.addEventListener("DOMContentLoaded", function () {
     var root = document.documentElement;
     if (typeof window.echarts !== "undefined") {
@@ -206,6 +214,11 @@
     var pending = drawn.length;
     function ready() { window.orbasReadyAt = performance.now(); root.setAttribute("data-charts-ready", "1"); }
     function one() { pending -= 1; if (pending === 0) ready(); }
+    if (PRINT) {
+      // Printing: paint every chart now (no animation frames to wait for — a background tab may get none).
+      drawn.forEach(function (d) { d.chart.getZr().flush(); });
+      pending = 0;
+    }
     if (pending === 0) ready();
     drawn.forEach(function (d) {
       var seen = false;

@@ -4,12 +4,13 @@
 //!
 //! Owns one browser process per server, started on first use (`--headless --no-sandbox --disable-gpu
 //! --disable-background-networking`, a temporary profile) and restarted when it has died. Every
-//! rendering opens its own tab on `about:blank`, writes the self-contained document into it (no
-//! network: the document's content security policy allows inline scripts and styles and `data:`
-//! images only), waits until the page says its charts are drawn (`data-charts-ready` on the root
+//! rendering writes the self-contained document to a file in the browser's private profile directory
+//! and opens it in a tab of its own (no network: the document's content security policy allows inline
+//! scripts and styles and `data:` images only), waits until the page says its charts are drawn (`data-charts-ready` on the root
 //! element) and closes the tab. At most [`PAGES`] renderings run at once; each is bounded by a timeout.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -39,13 +40,16 @@ pub enum RenderError {
     Timeout(Duration),
     #[error("the page's charts: {0}")]
     Charts(String),
+    #[error("writing the page for Chromium: {0}")]
+    Io(#[from] std::io::Error),
 }
 
 /// A running browser.
 struct Running {
     browser: Browser,
     events: tokio::task::JoinHandle<()>,
-    _profile: tempfile::TempDir,
+    /// The browser's profile; the documents printed are written here too.
+    profile: tempfile::TempDir,
 }
 
 /// The renderer (see the module docs).
@@ -53,6 +57,8 @@ pub struct Renderer {
     path: PathBuf,
     running: Mutex<Option<Running>>,
     pages: Semaphore,
+    /// Names the documents written for the tabs.
+    documents: AtomicU64,
 }
 
 impl std::fmt::Debug for Renderer {
@@ -71,7 +77,12 @@ pub struct ChartImage {
 impl Renderer {
     /// A renderer with the Chromium at `path` (nothing starts until the first rendering).
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        Renderer { path: path.into(), running: Mutex::new(None), pages: Semaphore::new(PAGES) }
+        Renderer {
+            path: path.into(),
+            running: Mutex::new(None),
+            pages: Semaphore::new(PAGES),
+            documents: AtomicU64::new(0),
+        }
     }
 
     /// The renderer of this machine: `ORBAS_CHROMIUM` when set (an error when it is not a file), else
@@ -115,15 +126,16 @@ impl Renderer {
         let (browser, mut handler) = Browser::launch(config).await.map_err(|e| launch_err(e.to_string()))?;
         let events = tokio::spawn(async move { while handler.next().await.is_some() {} });
         info!(path = %self.path.display(), "Chromium started for rendering");
-        Ok(Running { browser, events, _profile: profile })
+        Ok(Running { browser, events, profile })
     }
 
-    /// A fresh tab, starting (or restarting) the browser when needed.
-    async fn tab(&self) -> Result<chromiumoxide::Page, RenderError> {
+    /// A fresh tab and the browser's profile directory, starting (or restarting) the browser when
+    /// needed.
+    async fn tab(&self) -> Result<(chromiumoxide::Page, PathBuf), RenderError> {
         let mut running = self.running.lock().await;
         if let Some(r) = running.as_ref() {
             match r.browser.new_page("about:blank").await {
-                Ok(page) => return Ok(page),
+                Ok(page) => return Ok((page, r.profile.path().to_owned())),
                 Err(e) => warn!(error = %e, "Chromium did not open a tab; restarting it"),
             }
             if let Some(mut old) = running.take() {
@@ -133,8 +145,9 @@ impl Renderer {
         }
         let r = self.launch().await?;
         let page = r.browser.new_page("about:blank").await?;
+        let profile = r.profile.path().to_owned();
         *running = Some(r);
-        Ok(page)
+        Ok((page, profile))
     }
 
     /// Runs `work` on a tab holding `html`, once its charts are drawn; the tab is closed after.
@@ -144,9 +157,15 @@ impl Renderer {
         work: impl AsyncFnOnce(&chromiumoxide::Page) -> Result<T, RenderError>,
     ) -> Result<T, RenderError> {
         let _slot = self.pages.acquire().await.map_err(|_| RenderError::Charts("the renderer is closed".into()))?;
-        let page = self.tab().await?;
+        let (page, profile) = self.tab().await?;
+        // A navigation to a file (not `document.write` into a blank tab): the document is parsed and
+        // its scripts run exactly as in a page the browser loaded.
+        let file = profile.join(format!("print-{}.html", self.documents.fetch_add(1, Ordering::Relaxed)));
         let done = tokio::time::timeout(TIMEOUT, async {
-            page.set_content(html).await?;
+            tokio::fs::write(&file, html).await?;
+            let url = url::Url::from_file_path(&file)
+                .map_err(|()| RenderError::Charts(format!("no file URL for {}", file.display())))?;
+            page.goto(url.as_str()).await?;
             wait_drawn(&page).await?;
             work(&page).await
         })
@@ -154,6 +173,9 @@ impl Renderer {
         .unwrap_or(Err(RenderError::Timeout(TIMEOUT)));
         if let Err(e) = page.close().await {
             debug!(error = %e, "closing a rendering tab");
+        }
+        if let Err(e) = tokio::fs::remove_file(&file).await {
+            debug!(error = %e, "removing a printed document");
         }
         done
     }

@@ -22,8 +22,8 @@ use crate::catalog::StoredKpi;
 use crate::engine::Engine;
 use crate::error::{Error, FieldError, Result};
 use crate::kpi::{Status, Unit};
-use crate::store::StoredDashboard;
 use crate::render::Renderer;
+use crate::store::StoredDashboard;
 use crate::viewer::Viewer;
 use crate::web::{PrintMode, PrintPage};
 
@@ -502,18 +502,13 @@ pub async fn render(engine: &Engine, viewer: &Viewer, job: Job<'_>, renderer: Op
 }
 
 /// Why a server without Chromium refuses PDF reports.
-pub const NO_RENDERER: &str =
-    "PDF needs headless Chromium, which this server does not have (install Debian's chromium or set \
+pub const NO_RENDERER: &str = "PDF needs headless Chromium, which this server does not have (install Debian's chromium or set \
      ORBAS_CHROMIUM): use html, csv or xlsx";
 
 /// The printed document of a copy.
 fn print_document(job: &Job<'_>, sections: &[Section<'_>], mode: PrintMode) -> Result<String> {
-    let subtitle = format!(
-        "{} · {} · made {}",
-        job.report_name,
-        period_of(job.filters),
-        job.at.format("%Y-%m-%d %H:%M UTC")
-    );
+    let subtitle =
+        format!("{} · {} · made {}", job.report_name, period_of(job.filters), job.at.format("%Y-%m-%d %H:%M UTC"));
     let data = sections.iter().map(|s| &s.data);
     crate::web::render(&PrintPage::of_dashboard(mode, job.dashboard, job.kpis, data, job.currency, subtitle))
 }

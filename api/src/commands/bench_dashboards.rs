@@ -231,9 +231,11 @@ async fn in_browser(
     let events = tokio::spawn(async move { while handler.next().await.is_some() {} });
     let page = browser.new_page("about:blank").await?;
 
-    println!("
+    println!(
+        "
 ## Dashboard page in the browser: cold and warm
-");
+"
+    );
     println!(
         "Headless Chromium ({}), {runs} loads per dashboard and tenant, timed from navigation start to every chart          drawn
 ",

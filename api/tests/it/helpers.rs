@@ -216,3 +216,13 @@ pub async fn lake_app_rendering(renderer: Option<Arc<orbas_dashboards::render::R
     tx.commit().await.expect("commit");
     LakeApp { app, tenant, root, db, dir }
 }
+
+/// Logs of the code under test on the test's output, filtered by `RUST_LOG` (nothing when unset).
+pub fn trace() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    }
+}

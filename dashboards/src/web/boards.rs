@@ -50,6 +50,8 @@ fn cell_text(v: &Value, unit: Option<Unit>, currency: &str) -> String {
         (Value::Number(n), Some(u)) => n.as_f64().map_or_else(|| n.to_string(), |x| format_value(x, u, currency)),
         (Value::Number(n), None) => match n.as_f64() {
             Some(x) if x.fract() != 0.0 => grouped(x, 2),
+            // A whole number read as a float (`5.0`) shows as the integer it is; no grouping (years, ids).
+            Some(x) if x.abs() < 1e15 => format!("{x:.0}"),
             _ => n.to_string(),
         },
         (Value::String(s), _) => s.clone(),
@@ -337,6 +339,11 @@ mod tests {
         assert_eq!(format_value(1200.5, Unit::Currency, "EUR"), "1,200.50 EUR");
         assert_eq!(format_value(0.256, Unit::Percent, "EUR"), "25.6 %");
         assert_eq!(format_value(12.25, Unit::Days, "EUR"), "12.2 days");
+        // Cells without a unit: whole floats as integers, ungrouped; fractions to two places.
+        assert_eq!(cell_text(&json!(5.0), None, "EUR"), "5");
+        assert_eq!(cell_text(&json!(2026), None, "EUR"), "2026");
+        assert_eq!(cell_text(&json!(1234.567), None, "EUR"), "1,234.57");
+        assert_eq!(cell_text(&Value::Null, None, "EUR"), "—");
     }
 
     #[test]
