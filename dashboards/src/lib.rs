@@ -12,9 +12,12 @@
 //! - [`engine`]: runs the queries on one lake snapshot, with a cache dropped whenever the lake commits;
 //! - [`viewer`]: what of the lake a person sees (the permission matrix applied to lake tables);
 //! - [`report`]: scheduled reports — schedules, one recipient's copy in HTML, CSV or XLSX, the mailer;
-//! - [`scheduler`]: the sender that claims due runs and mails every recipient's copy.
+//! - [`alerts`]: threshold alerts on KPIs — goals from data, checked per recipient, de-duplicated,
+//!   mailed as digests;
+//! - [`scheduler`]: the sender that claims due runs and mails every recipient's copy, and checks alerts.
 //! - [`web`]: the web UI's templates, view models and static assets (the HTTP side is `orbas-api`).
 
+pub mod alerts;
 pub mod board;
 pub mod catalog;
 pub mod engine;
