@@ -95,7 +95,8 @@ impl Viewer {
                     None => continue,
                 },
             };
-            let scope = p.scope_for(resource, Action::Update).or(p.scope_for(resource, Action::Read)).unwrap_or(Scope::Own);
+            let scope =
+                p.scope_for(resource, Action::Update).or(p.scope_for(resource, Action::Read)).unwrap_or(Scope::Own);
             narrowest = Some(narrowest.map_or(scope, |n| n.min(scope)));
         }
         match narrowest {

@@ -101,7 +101,12 @@ async fn check_goal_sql(state: &AppState, p: &Principal, spec: &AlertSpec, sql: 
 
 /// Checks `spec` and turns it into a row: the KPIs (approved, with the group's dimension), the goal,
 /// the recipients (active users of the tenant) and the schedule.
-async fn checked(state: &AppState, c: &mut PgConnection, p: &Principal, spec: &AlertSpec) -> Result<AlertWrite, Problem> {
+async fn checked(
+    state: &AppState,
+    c: &mut PgConnection,
+    p: &Principal,
+    spec: &AlertSpec,
+) -> Result<AlertWrite, Problem> {
     if matches!(spec.goal, Goal::Sql { .. }) && !may_query_lake(p) {
         return Err(forbidden("write goal queries (they query the lake)"));
     }
@@ -125,7 +130,8 @@ async fn checked(state: &AppState, c: &mut PgConnection, p: &Principal, spec: &A
     let users = reports::recipients(c, &spec.recipients).await?;
     for (i, email) in spec.recipients.iter().enumerate() {
         let at = format!("recipients[{i}]");
-        if !problems.iter().any(|f| f.field == at) && !users.iter().any(|u| u.active && u.email.eq_ignore_ascii_case(email))
+        if !problems.iter().any(|f| f.field == at)
+            && !users.iter().any(|u| u.active && u.email.eq_ignore_ascii_case(email))
         {
             let why = format!("{email} is not an active user of this tenant (each is alerted as they see the data)");
             field(&mut problems, &at, why);
@@ -179,7 +185,7 @@ async fn list(State(state): State<AppState>, auth: Authenticated) -> Result<Json
     let all = repo::list(tx.conn()).await?;
     tx.commit().await?;
     let readable = |r: &&AlertRow| scope == Scope::All || p.may(RESOURCE, Action::Read, Some(r.owner_id));
-    Ok(Json(all.iter().filter(readable).map(stored).collect::<Result<_, _>>()?))
+    Ok(Json(all.iter().filter(readable).map(stored).collect::<Result<Vec<_>, _>>()?))
 }
 
 /// Create an alert (owned by the caller).
@@ -210,7 +216,13 @@ async fn create(
 }
 
 /// The alert `id` if the caller may `action` it: outside their read scope 404, readable only 403.
-async fn load(c: &mut PgConnection, p: &Principal, id: AlertId, action: Action, lock: bool) -> Result<AlertRow, Problem> {
+async fn load(
+    c: &mut PgConnection,
+    p: &Principal,
+    id: AlertId,
+    action: Action,
+    lock: bool,
+) -> Result<AlertRow, Problem> {
     if p.scope_for(RESOURCE, Action::Read).is_none() {
         return Err(forbidden("read alerts"));
     }

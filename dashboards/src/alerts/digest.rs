@@ -73,8 +73,12 @@ pub(super) fn render(events: &[PendingEvent], names: &BTreeMap<String, String>) 
                 );
                 let _ = writeln!(text, "{what}\ngroup\tvalue\tgoal\tgap");
             }
-            let cells =
-                [group_label(e, names), format_value(e.value, unit), format_value(e.goal, unit), signed(e.value - e.goal, unit)];
+            let cells = [
+                group_label(e, names),
+                format_value(e.value, unit),
+                format_value(e.goal, unit),
+                signed(e.value - e.goal, unit),
+            ];
             html.push_str("<tr>");
             for c in &cells {
                 let _ = write!(html, "<td style=\"padding:2px 8px\">{}</td>", escape(c));

@@ -148,7 +148,8 @@ pub async fn evaluate(
                 Some(v) => *v,
                 None => continue,
             },
-        } * spec.factor;
+        };
+        let goal = goal * spec.factor;
         compared += 1;
         if spec.comparison.breached(value, goal) {
             breaches.push(Breach { group: group.map(|_| key), value, goal });

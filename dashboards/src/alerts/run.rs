@@ -134,7 +134,8 @@ pub async fn check(
                         goal: b.goal,
                     })
                     .collect();
-                let added = alerts::add_events(conn, tenant, row.id, (Some(user), email), &events, now).await?;
+                let added =
+                    alerts::add_events(conn, tenant, row.id, (Some(user), email.as_str()), &events, now).await?;
                 r.compared = e.compared;
                 r.breaches = e
                     .breaches
