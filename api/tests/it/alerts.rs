@@ -254,17 +254,36 @@ async fn alerts_mail_each_recipient_one_digest_of_the_breaches_they_answer_for()
     );
     assert!(to(&rep, &new_mails).is_empty(), "the rep's breach was already mailed");
 
-    // The next fiscal quarter is a new period: its breaches are mailed again.
+    // The next fiscal quarter is a new period: the rep's quota for it (set now, streamed to the lake)
+    // is not met yet, and that breach is mailed again.
     let next_day: NaiveDate = quarter.until + chrono::Duration::days(1);
     let next_quarter = Window::of(Period::FiscalQuarter, None, next_day, fiscal as u32);
-    let later = next_day.and_hms_opt(12, 0, 0).expect("noon").and_utc();
+    sqlx::query(
+        "INSERT INTO quotas (tenant_id, id, user_id, territory_id, fiscal_year, fiscal_quarter, period_start, \
+                             period_end, amount, currency) \
+         SELECT tenant_id, gen_random_uuid(), user_id, territory_id, \
+                CASE WHEN fiscal_quarter = 4 THEN fiscal_year + 1 ELSE fiscal_year END, fiscal_quarter % 4 + 1, \
+                $3, $4, amount, currency \
+           FROM quotas WHERE tenant_id = $1 AND user_id = $2::uuid AND period_start = $5 \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(tenant)
+    .bind(&rep_id)
+    .bind(next_quarter.from)
+    .bind(next_quarter.until)
+    .bind(quarter.from)
+    .execute(&app.db.admin)
+    .await
+    .expect("next quarter's quota");
+    landed(&app, &f.lake, tenant, "quotas").await;
     let next_oracle = oracle(&app, tenant.0, next_quarter, 1.0).await;
+    assert!(breaching(&next_oracle).contains(&rep_id), "{next_oracle:?}");
     let before = sink.messages().len();
-    scheduler.tick(later).await.expect("tick");
+    let later = next_day.and_hms_opt(12, 0, 0).expect("noon").and_utc();
+    let tick = scheduler.tick(later).await.expect("tick");
     let next_mails = mails(&sink, before);
     let rep_next: Vec<BTreeSet<String>> = to(&rep, &next_mails).iter().map(|(_, b)| uuids(b)).collect();
-    let want_next: Vec<BTreeSet<String>> =
-        if breaching(&next_oracle).contains(&rep_id) { vec![want_rep.clone()] } else { vec![] };
-    assert_eq!(rep_next, want_next, "{next_oracle:?}");
-    assert!(!next_mails.is_empty(), "next quarter's quotas are not met yet: {next_oracle:?}");
+    assert_eq!(rep_next, vec![want_rep.clone()]);
+    assert!(to(&rep, &next_mails)[0].1.contains(&next_quarter.from.to_string()), "the new period is named");
+    assert_eq!(tick.digests as usize, next_mails.len());
 }
