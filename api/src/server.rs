@@ -113,6 +113,7 @@ impl Server {
             .merge(routes::kpis::router())
             .merge(routes::dashboards::router())
             .merge(routes::reports::router())
+            .merge(routes::alerts::router())
             .split_for_parts();
         let mut doc = doc;
         utoipa::Modify::modify(&crate::openapi::ProblemJson, &mut doc);

@@ -214,6 +214,23 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// The columns `sql_text` returns as `viewer` sees the lake, planned without running it; a query the
+    /// lake refuses (unknown table or column, not read-only) is `Err` with the reason.
+    pub async fn plan_columns(
+        &self,
+        viewer: &Viewer,
+        sql_text: &str,
+    ) -> Result<std::result::Result<Vec<String>, String>> {
+        let ctx = Lake::context(self.limits)?;
+        self.lake.snapshot().await?.install_scoped(&ctx, &viewer.tenant().to_string(), |k, s| viewer.access(k, s))?;
+        Ok(match ctx.sql_with_options(sql_text, sql::read_only()).await {
+            Ok(df) => Ok(df.schema().fields().iter().map(|f| f.name().clone()).collect()),
+            Err(e) => Err(first_line(&e.to_string())),
+        })
+    }
+}
+
 fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or_default().chars().take(500).collect()
 }

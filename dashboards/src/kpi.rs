@@ -181,14 +181,14 @@ pub struct Compiled {
 
 const MAX_NAME: usize = 120;
 
-fn is_identifier(s: &str) -> bool {
+pub(crate) fn is_identifier(s: &str) -> bool {
     let mut chars = s.chars();
     chars.next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
         && s.len() <= 63
 }
 
-fn is_key(s: &str) -> bool {
+pub(crate) fn is_key(s: &str) -> bool {
     is_identifier(s) && s.starts_with(|c: char| c.is_ascii_lowercase()) && (2..=61).contains(&s.len())
 }
 
@@ -229,7 +229,7 @@ fn check_expression(sql: &str) -> std::result::Result<(), String> {
 }
 
 /// Whether `sql` is exactly one query (SELECT or WITH … SELECT).
-fn check_query(sql: &str) -> std::result::Result<(), String> {
+pub(crate) fn check_query(sql: &str) -> std::result::Result<(), String> {
     use datafusion::sql::sqlparser::ast::Statement;
     let statements = Parser::parse_sql(&GenericDialect {}, sql).map_err(|e| e.to_string())?;
     match statements.as_slice() {

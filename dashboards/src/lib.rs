@@ -14,9 +14,12 @@
 //! - [`report`]: scheduled reports — schedules, one recipient's copy in HTML (charts inline), PDF, CSV or
 //!   XLSX, the mailer;
 //! - [`render`]: headless Chromium printing a dashboard to PDF and its charts to PNG images;
-//! - [`scheduler`]: the sender that claims due runs and mails every recipient's copy.
+//! - [`alerts`]: threshold alerts on KPIs — goals from data, checked per recipient, de-duplicated,
+//!   mailed as digests;
+//! - [`scheduler`]: the sender that claims due runs and mails every recipient's copy, and checks alerts.
 //! - [`web`]: the web UI's templates, view models and static assets (the HTTP side is `orbas-api`).
 
+pub mod alerts;
 pub mod board;
 pub mod catalog;
 pub mod engine;

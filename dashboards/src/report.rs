@@ -183,7 +183,7 @@ struct Section<'a> {
     data: WidgetData,
 }
 
-fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

@@ -6,8 +6,9 @@
 //! report's next run is computed from its cron schedule — a run is claimed exactly once; (2) pending
 //! deliveries are locked a few at a time, rendered, sent, and marked sent — or failed with the error,
 //! retried after 30 s, 1, 2, 4 min, then given up. A crash between sending and marking can send one copy
-//! twice (the mail server already has it); nothing is ever skipped. With a [`Renderer`], PDFs are
-//! printed and HTML mails carry their charts as images.
+//! twice (the mail server already has it); nothing is ever skipped. Then (3) the tenant's due alerts
+//! are checked and their new breaches mailed as digests ([`crate::alerts`]). With a [`Renderer`], PDFs
+//! are printed and HTML mails carry their charts as images.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +20,7 @@ use orbas_oltp::model::{TenantId, uses_team_scope};
 use orbas_oltp::repo::{identity, reports};
 use tracing::{info, warn};
 
+use crate::alerts;
 use crate::board::{self, DashboardFilters, ViewFilters};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -48,6 +50,10 @@ pub struct Tick {
     pub runs: u64,
     pub sent: u64,
     pub failed: u64,
+    /// Alert breaches recorded for the first time (see [`crate::alerts`]).
+    pub alerts: u64,
+    /// Alert digests mailed.
+    pub digests: u64,
 }
 
 /// The sender.
@@ -99,11 +105,22 @@ impl Scheduler {
             total.runs += t.runs;
             total.sent += t.sent;
             total.failed += t.failed;
+            total.alerts += t.alerts;
+            total.digests += t.digests;
         }
         Ok(total)
     }
 
     async fn tick_tenant(&self, tenant: TenantId, now: DateTime<Utc>) -> Result<Tick> {
+        let mut done = self.deliver_reports(tenant, now).await?;
+        done.alerts = alerts::check_due(&self.engine, &self.db, tenant, now).await?;
+        let sent = alerts::send_pending(&self.mailer, &self.db, tenant, now, self.cfg.max_attempts).await?;
+        done.digests = sent.digests;
+        done.failed += sent.failed;
+        Ok(done)
+    }
+
+    async fn deliver_reports(&self, tenant: TenantId, now: DateTime<Utc>) -> Result<Tick> {
         let mut done = Tick { runs: self.claim_runs(tenant, now).await?, ..Tick::default() };
         loop {
             let mut tx = self.db.begin(tenant).await?;

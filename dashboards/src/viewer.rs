@@ -14,7 +14,7 @@ use std::hash::{Hash, Hasher};
 
 use datafusion::arrow::datatypes::SchemaRef;
 use orbas_oltp::auth::Principal;
-use orbas_oltp::model::{Action, RESOURCES, Scope, TenantId};
+use orbas_oltp::model::{Action, RESOURCES, Scope, TenantId, UserId};
 use orbas_warehouse::sql::Access;
 
 /// The CRM table a gold table is computed from.
@@ -73,6 +73,39 @@ impl Viewer {
         Access::Rows { column: column.to_owned(), values: owners.iter().map(ToString::to_string).collect() }
     }
 
+    /// The people whose numbers an alert over `source` (a KPI's source SQL) tells this viewer about,
+    /// `None` for everyone. Reading a table is not enough to be alerted about its owners: a line role
+    /// hears about the records it answers for — the scope it may change them in (a rep: their own, a
+    /// manager: their team's) — and a role that only reads (analyst, read-only) about what it reads.
+    /// Over several tables the narrowest scope wins; a table the viewer cannot read counts as `own`.
+    pub fn people_in_reach(&self, source: &str) -> Option<Vec<UserId>> {
+        use datafusion::sql::sqlparser::dialect::GenericDialect;
+        use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+        let p = &self.principal;
+        let own = Some(vec![p.user]);
+        let Ok(tokens) = Tokenizer::new(&GenericDialect {}, source).tokenize() else { return own };
+        let mut narrowest: Option<Scope> = None;
+        for t in tokens {
+            let Token::Word(w) = t else { continue };
+            let word = w.value.to_ascii_lowercase();
+            let resource = match gold_base(&word) {
+                Some(r) => r,
+                None => match RESOURCES.iter().find(|r| **r == word) {
+                    Some(r) => *r,
+                    None => continue,
+                },
+            };
+            let scope =
+                p.scope_for(resource, Action::Update).or(p.scope_for(resource, Action::Read)).unwrap_or(Scope::Own);
+            narrowest = Some(narrowest.map_or(scope, |n| n.min(scope)));
+        }
+        match narrowest {
+            None | Some(Scope::All) => None,
+            Some(Scope::Own) => own,
+            Some(Scope::Team) => Some(std::iter::once(p.user).chain(p.reports.iter().copied()).collect()),
+        }
+    }
+
     /// Whether every table the matrix names is readable in full.
     fn reads_all(&self) -> bool {
         RESOURCES.iter().all(|r| self.principal.scope_for(r, Action::Read) == Some(Scope::All))
@@ -100,7 +133,7 @@ mod tests {
     use std::sync::Arc;
 
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
-    use orbas_oltp::model::{RoleKey, UserId};
+    use orbas_oltp::model::RoleKey;
 
     use super::*;
 
@@ -133,6 +166,23 @@ mod tests {
         let (admin, _) = viewer(RoleKey::Admin);
         assert_eq!(admin.access("gold.something_new", &schema(&["tenant_id"])), Access::All);
         assert_eq!(agent.access("gold.something_new", &schema(&["tenant_id"])), Access::Hidden);
+    }
+
+    #[test]
+    fn alerts_reach_the_people_a_viewer_answers_for() {
+        let source = "SELECT owner_id, amount FROM opportunities WHERE status = 'won'";
+        let (rep, me) = viewer(RoleKey::SalesRep);
+        assert_eq!(rep.people_in_reach(source), Some(vec![me]), "a rep reads every deal but answers for their own");
+        let mut p = Principal::interactive(TenantId::new(), UserId::new(), RoleKey::Manager);
+        let report = UserId::new();
+        p.reports = vec![report];
+        let boss = p.user;
+        assert_eq!(Viewer::new(p).people_in_reach("gold.win_rate"), Some(vec![boss, report]));
+        let (analyst, _) = viewer(RoleKey::Analyst);
+        assert_eq!(analyst.people_in_reach(source), None, "analysts are told about everyone");
+        let (admin, _) = viewer(RoleKey::Admin);
+        assert_eq!(admin.people_in_reach(source), None);
+        assert_eq!(rep.people_in_reach("SELECT user_id AS owner_id, amount FROM quotas"), None, "reference data");
     }
 
     #[test]

@@ -177,7 +177,7 @@ async fn replace(
     Ok(with_etag(StatusCode::OK, &updated))
 }
 
-/// Delete a KPI (409 while a dashboard widget uses it).
+/// Delete a KPI (409 while a dashboard widget or an alert uses it).
 #[utoipa::path(delete, path = "/v1/kpis/{key}", tag = "kpis", params(("key" = String, Path)), security(("bearer" = [])),
     responses((status = 204), (status = 401, body = Problem), (status = 403, body = Problem),
               (status = 404, body = Problem), (status = 409, body = Problem)))]
@@ -196,7 +196,7 @@ async fn remove(
     }
     kpis::delete(tx.conn(), &key).await.map_err(|e| match e.kind() {
         orbas_oltp::ErrorKind::Conflict => {
-            Problem::new(StatusCode::CONFLICT, "a dashboard widget uses this KPI; remove the widget first")
+            Problem::new(StatusCode::CONFLICT, "a dashboard widget or an alert uses this KPI; remove them first")
         }
         _ => e.into(),
     })?;

@@ -1,6 +1,7 @@
 //! HTTP routes under `/v1`, one module per area.
 
 pub mod accounts;
+pub mod alerts;
 pub mod assistant;
 pub mod auth;
 pub mod catalog;

@@ -1,6 +1,7 @@
 //! Black-box tests of the `orbas` binary: the real executable, real Postgres clusters.
 
 mod accounts;
+mod alerts;
 mod assistant;
 mod auth;
 mod cdc_crash;

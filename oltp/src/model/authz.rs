@@ -76,6 +76,7 @@ pub const RESOURCES: &[&str] = &[
     "predictions",
     "dashboards",
     "scheduled_reports",
+    "kpi_alerts",
     "kpi_definitions",
     "audit_logs",
     "api_keys",
@@ -97,7 +98,7 @@ const SALES: &[&str] = &[
 ];
 const SERVICE: &[&str] = &["tickets", "knowledge_articles"];
 const ADMIN_ONLY: &[&str] = &["users", "employees", "api_keys", "audit_logs", "pipeline_stages", "products"];
-const ANALYTICS: &[&str] = &["dashboards", "scheduled_reports", "kpi_definitions"];
+const ANALYTICS: &[&str] = &["dashboards", "scheduled_reports", "kpi_alerts", "kpi_definitions"];
 
 /// The default scope a role has for `action` on `resource`, `None` when it may not act at all.
 pub fn default_scope(role: RoleKey, resource: &str, action: Action) -> Option<Scope> {
@@ -223,6 +224,18 @@ mod tests {
         assert_eq!(default_scope(RoleKey::Manager, "ai_queries", Action::Read), Some(Scope::Team));
         assert_eq!(default_scope(RoleKey::Analyst, "ai_queries", Action::Read), Some(Scope::All));
         assert_eq!(default_scope(RoleKey::ReadOnly, "ai_queries", Action::Read), Some(Scope::Own));
+        // Alerts are authorised as reports are: analytics roles write their own, admins all.
+        for action in Action::ALL {
+            for role in RoleKey::ALL {
+                assert_eq!(
+                    default_scope(*role, "kpi_alerts", *action),
+                    default_scope(*role, "scheduled_reports", *action),
+                    "{role:?} {action:?}"
+                );
+            }
+        }
+        assert_eq!(default_scope(RoleKey::Manager, "kpi_alerts", Action::Create), Some(Scope::Own));
+        assert_eq!(default_scope(RoleKey::SalesRep, "kpi_alerts", Action::Read), None);
         assert!(default_matrix().count() > 100);
         assert!(uses_team_scope(RoleKey::Manager));
         assert!(!uses_team_scope(RoleKey::Admin) && !uses_team_scope(RoleKey::SalesRep));

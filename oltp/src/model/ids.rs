@@ -83,6 +83,8 @@ id_type!(
     KpiId,
     DashboardId,
     WidgetId,
+    AlertId,
+    AlertEventId,
 );
 
 /// Deterministic UUIDv7 generator: the timestamp comes from the caller's (simulated) clock and the 74

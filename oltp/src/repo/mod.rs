@@ -7,6 +7,7 @@
 
 pub mod access;
 pub mod accounts;
+pub mod alerts;
 pub mod assistant;
 pub mod audit;
 pub mod catalog;

@@ -34,7 +34,7 @@ async fn same_seed_gives_identical_databases() {
     let (cx, cy) = (table_checksums(&x.admin).await, table_checksums(&y.admin).await);
     // Every table but the ones only models write (sentiment is computed from the seeded text), the
     // assistant's (an admin's settings, the questions users ask) and the configuration installed after
-    // seeding or written by users (KPIs, dashboards, reports and their deliveries).
+    // seeding or written by users (KPIs, dashboards, reports and their deliveries, alerts and their events).
     let derived = [
         "sentiment_scores",
         "ai_settings",
@@ -44,6 +44,8 @@ async fn same_seed_gives_identical_databases() {
         "dashboard_widgets",
         "scheduled_reports",
         "report_deliveries",
+        "kpi_alerts",
+        "alert_events",
     ];
     assert!(cx.iter().all(|(t, s)| s.is_some() || derived.contains(&t.as_str())), "every table has rows: {cx:?}");
     assert_eq!(cx, cy);
