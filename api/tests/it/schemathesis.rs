@@ -1,10 +1,11 @@
 //! Property-based API testing with schemathesis (PyPI, installed by `scripts/setup.sh` into
 //! `$ORBAS_VENV`): generated and mutated requests against every documented `/v1` operation except the
-//! login flows; no response may be a 5xx or contradict `/openapi.json`.
+//! login flows; no response may be a 5xx or contradict `/openapi.json`. The server is configured as in
+//! production: a lake, a search index and headless Chromium for printing.
 
 use serde_json::Value;
 
-use crate::helpers::{DEMO_PASSWORD, spawn_app_with};
+use crate::helpers::{DEMO_PASSWORD, spawn_app_rendering};
 
 fn schemathesis() -> std::path::PathBuf {
     let venv = std::env::var_os("ORBAS_VENV").map(std::path::PathBuf::from).unwrap_or_else(|| {
@@ -22,7 +23,15 @@ async fn generated_requests_find_no_5xx_and_no_schema_violation() {
     // An (empty, keyword-only) search index, so `GET /v1/search` answers as a configured server does.
     let search = tempfile::tempdir().expect("search dir");
     let index = orbas_search::SearchIndex::open(search.path(), orbas_search::Access::Writer, None).expect("index");
-    let app = spawn_app_with(url::Url::from_directory_path(lake.path()).ok(), Some(std::sync::Arc::new(index))).await;
+    // Headless Chromium, so `GET /v1/dashboards/{id}/pdf` prints as on a configured server.
+    let renderer =
+        std::sync::Arc::new(orbas_dashboards::render::Renderer::new(orbas_testkit::browser::chromium_path()));
+    let app = spawn_app_rendering(
+        url::Url::from_directory_path(lake.path()).ok(),
+        Some(std::sync::Arc::new(index)),
+        Some(renderer.clone()),
+    )
+    .await;
     let body: Value = app.login(&app.admin_email, DEMO_PASSWORD).await.json().await.expect("json");
     let token = body["access_token"].as_str().unwrap_or_default().to_owned();
     let report = tempfile::tempdir().expect("tempdir");
@@ -42,6 +51,7 @@ async fn generated_requests_find_no_5xx_and_no_schema_violation() {
         .output()
         .await
         .expect("run schemathesis");
+    renderer.close().await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let tail = |s: &str| s.chars().rev().take(20_000).collect::<Vec<_>>().into_iter().rev().collect::<String>();
