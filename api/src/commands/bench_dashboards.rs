@@ -231,14 +231,10 @@ async fn in_browser(
     let events = tokio::spawn(async move { while handler.next().await.is_some() {} });
     let page = browser.new_page("about:blank").await?;
 
+    println!("\n## Dashboard page in the browser: cold and warm\n");
     println!(
-        "
-## Dashboard page in the browser: cold and warm
-"
-    );
-    println!(
-        "Headless Chromium ({}), {runs} loads per dashboard and tenant, timed from navigation start to every chart          drawn
-",
+        "Headless Chromium ({}), {runs} loads per dashboard and tenant, timed from navigation start to every chart \
+         drawn\n",
         chromium.display()
     );
     println!("| dashboard | cold p50 ms | cold p95 ms | cold max ms | warm p50 ms | warm p95 ms | warm max ms |");

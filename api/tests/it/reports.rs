@@ -16,7 +16,7 @@ use orbas_dashboards::scheduler::{Scheduler, SchedulerConfig};
 use orbas_testkit::smtp::SmtpSink;
 use serde_json::{Value, json};
 
-use crate::helpers::{LakeApp, admin_token, flow, lake_app_rendering, landed, send};
+use crate::helpers::{LakeApp, admin_token, flow, lake_app_rendering, landed, pdf_text, send};
 
 /// `user_id → n` from CSV text with a header `user_id,n`.
 fn counts_of_csv(text: &str) -> BTreeMap<String, i64> {
@@ -28,21 +28,6 @@ fn counts_of_csv(text: &str) -> BTreeMap<String, i64> {
             (u.to_owned(), n.trim().parse().expect("a count"))
         })
         .collect()
-}
-
-/// The text of a PDF, by poppler's `pdftotext` (installed by scripts/setup.sh).
-fn pdf_text(pdf: &[u8]) -> String {
-    let dir = tempfile::tempdir().expect("dir");
-    let path = dir.path().join("report.pdf");
-    std::fs::write(&path, pdf).expect("write the PDF");
-    let out = std::process::Command::new("pdftotext")
-        .args(["-layout", "-enc", "UTF-8"])
-        .arg(&path)
-        .arg("-")
-        .output()
-        .expect("pdftotext (poppler-utils; run scripts/setup.sh)");
-    assert!(out.status.success(), "pdftotext: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).expect("utf8")
 }
 
 /// `user_id → n` of the lines of `text` that start with one of `users`' ids followed by a count.

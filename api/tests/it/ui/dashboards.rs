@@ -10,7 +10,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::browser_login;
-use crate::helpers::{DEMO_PASSWORD, TestApp, admin_token, flow, landed, send, spawn_app_with_lake};
+use crate::helpers::{DEMO_PASSWORD, TestApp, admin_token, flow, landed, pdf_text, send, spawn_app_rendering};
 
 async fn won(app: &TestApp, tenant: TenantId, owner: Option<&str>) -> i64 {
     sqlx::query_scalar(
@@ -37,7 +37,9 @@ fn painted(selector: &str) -> String {
 async fn a_manager_reads_filters_drills_into_and_extends_a_dashboard_in_the_browser() {
     let dir = tempfile::tempdir().expect("lake dir");
     let root = url::Url::from_directory_path(dir.path()).expect("lake url");
-    let app = spawn_app_with_lake(Some(root.clone())).await;
+    let renderer =
+        std::sync::Arc::new(orbas_dashboards::render::Renderer::new(orbas_testkit::browser::chromium_path()));
+    let app = spawn_app_rendering(Some(root.clone()), None, Some(renderer.clone())).await;
     let (tenant, manager, email): (Uuid, Uuid, String) = sqlx::query_as(
         "SELECT t.id, u.id, u.email FROM users u JOIN roles r ON r.id = u.role_id JOIN tenants t ON t.id = u.tenant_id \
          WHERE t.slug = $1 AND r.key = 'manager' AND u.status = 'active' ORDER BY u.id LIMIT 1",
@@ -124,6 +126,26 @@ async fn a_manager_reads_filters_drills_into_and_extends_a_dashboard_in_the_brow
     page.wait_for(".widget-bar .chart[data-rendered=true] canvas").await;
     page.screenshot("filtered-by-owner").await;
 
+    // "Download as PDF" prints what the page shows, under the same filters and the same session.
+    let href: String = page.eval("document.querySelector('a.pdf-link').getAttribute('href')").await;
+    assert!(
+        href.starts_with(&format!("/ui/dashboards/{board}/pdf?")) && href.contains(&format!("owner={owner}")),
+        "{href}"
+    );
+    let (kind, b64): (String, String) = page
+        .eval(&format!(
+            "fetch({href:?}).then(async r => {{ const b = new Uint8Array(await r.arrayBuffer()); let s = ''; \
+             for (let i = 0; i < b.length; i++) s += String.fromCharCode(b[i]); \
+             return [r.status + ' ' + r.headers.get('content-type'), btoa(s)]; }})"
+        ))
+        .await;
+    assert_eq!(kind, "200 application/pdf");
+    let pdf = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b64).expect("base64");
+    let text = pdf_text(&pdf);
+    assert!(text.contains("Won deals") && text.contains("Won by owner"), "{text}");
+    let figures: Vec<String> = text.split_whitespace().map(|w| w.replace(',', "")).collect();
+    assert!(figures.contains(&owned.to_string()), "the owner's {owned} won deals in {text}");
+
     // Clicking the bar opens the records behind it.
     let (x, y): (f64, f64) = page
         .eval(
@@ -209,6 +231,7 @@ async fn a_manager_reads_filters_drills_into_and_extends_a_dashboard_in_the_brow
     page.wait_for(".widget-pie .chart[data-rendered=true] canvas").await;
     page.screenshot("dashboard-with-new-widget").await;
     browser.close().await;
+    renderer.close().await;
 
     let (kind, config): (String, serde_json::Value) =
         sqlx::query_as("SELECT kind, config FROM dashboard_widgets WHERE dashboard_id = $1 AND title = $2")
