@@ -182,6 +182,18 @@
     form.addEventListener("change", preview);
   }
 
+  // The SQL page: Ctrl+Enter (Cmd+Enter) in the query runs it.
+  function sqlForm() {
+    var area = document.getElementById("sql");
+    if (!area || !area.form) return;
+    area.addEventListener("keydown", function (e) {
+      if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
+        e.preventDefault();
+        if (area.form.requestSubmit) area.form.requestSubmit(); else area.form.submit();
+      }
+    });
+  }
+
   // The charts of the page as PNG data URLs (for the mail renderer), in page order.
   window.orbasChartImages = function () {
     return drawn.map(function (d) {
@@ -210,6 +222,7 @@
       }
     }
     editor();
+    sqlForm();
     // Every chart is drawn once its first frame is out: renderers and tests wait for this mark.
     var pending = drawn.length;
     function ready() { window.orbasReadyAt = performance.now(); root.setAttribute("data-charts-ready", "1"); }

@@ -247,7 +247,7 @@ pub fn is_client_query_error(e: &QueryError) -> bool {
 }
 
 /// The first `max` rows of `batches` as JSON values, and whether there were more.
-fn json_rows(batches: &[RecordBatch], max: usize) -> (Vec<Vec<serde_json::Value>>, bool) {
+pub fn json_rows(batches: &[RecordBatch], max: usize) -> (Vec<Vec<serde_json::Value>>, bool) {
     let total: usize = batches.iter().map(RecordBatch::num_rows).sum();
     let mut rows = Vec::with_capacity(total.min(max));
     'batches: for b in batches {

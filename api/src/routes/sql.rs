@@ -5,6 +5,9 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use deltalake::arrow::array::RecordBatch;
+use deltalake::arrow::datatypes::SchemaRef;
+use orbas_oltp::auth::Principal;
 use orbas_oltp::model::Action;
 use orbas_warehouse::sql::{self, Format, Limits, QueryError};
 use serde::Deserialize;
@@ -67,17 +70,33 @@ async fn run(
     headers: HeaderMap,
     Body(req): Body<SqlRequest>,
 ) -> Result<Response, Problem> {
-    let p = &auth.principal;
-    if p.scope_for(RESOURCE, Action::Read).is_none() {
-        return Err(Problem::new(StatusCode::FORBIDDEN, "your role may not query the lake"));
-    }
+    may_query(&auth.principal)?;
     let format = format_of(&headers)?;
     let timeout_ms = req.timeout_ms.unwrap_or(30_000);
     if !(1..=MAX_TIMEOUT_MS).contains(&timeout_ms) {
         return Err(Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "timeout_ms is out of range")
             .with_field("timeout_ms", format!("must be between 1 and {MAX_TIMEOUT_MS}")));
     }
-    if req.sql.trim().is_empty() {
+    let limits = Limits { timeout: std::time::Duration::from_millis(timeout_ms), ..Limits::default() };
+    let (schema, batches) = query(&state, &auth.principal, &req.sql, limits, req.as_of).await?;
+    let body = sql::encode(format, &schema, &batches).map_err(|e| {
+        tracing::error!(error = %e, "encoding a lake result");
+        Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "the result could not be encoded")
+    })?;
+    Ok(([(header::CONTENT_TYPE, format.content_type())], body).into_response())
+}
+
+/// Runs `sql` over the lake for `p`'s tenant as `POST /v1/sql` does (the web UI's SQL page too): the
+/// caller's role must be allowed to query the lake; only queries plan; errors are problems.
+pub(crate) async fn query(
+    state: &AppState,
+    p: &Principal,
+    sql_text: &str,
+    limits: Limits,
+    as_of: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<(SchemaRef, Vec<RecordBatch>), Problem> {
+    may_query(p)?;
+    if sql_text.trim().is_empty() {
         return Err(
             Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "sql is empty").with_field("sql", "must hold a query")
         );
@@ -85,13 +104,12 @@ async fn run(
     let Some(lake) = state.lake.clone() else {
         return Err(Problem::new(StatusCode::SERVICE_UNAVAILABLE, "this server has no lake configured (ORBAS_LAKE)"));
     };
-    let limits = Limits { timeout: std::time::Duration::from_millis(timeout_ms), ..Limits::default() };
-    if req.as_of.is_some_and(|t| t > chrono::Utc::now() + chrono::Duration::minutes(5)) {
+    if as_of.is_some_and(|t| t > chrono::Utc::now() + chrono::Duration::minutes(5)) {
         return Err(Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "as_of is in the future")
             .with_field("as_of", "must not be later than now"));
     }
     let tenant = p.tenant.to_string();
-    let session = match req.as_of {
+    let session = match as_of {
         Some(at) => lake.session_at(&tenant, limits, at).await,
         None => lake.session(&tenant, limits).await,
     };
@@ -99,7 +117,7 @@ async fn run(
         tracing::error!(error = %e, "opening a lake session");
         Problem::new(StatusCode::SERVICE_UNAVAILABLE, "the lake cannot be read right now")
     })?;
-    let (schema, batches) = sql::query(&ctx, &req.sql, limits).await.map_err(|e| match e {
+    sql::query(&ctx, sql_text, limits).await.map_err(|e| match e {
         QueryError::NotAllowed(m) => Problem::new(StatusCode::FORBIDDEN, format!("only queries are allowed: {m}")),
         QueryError::Invalid(m) => Problem::new(StatusCode::BAD_REQUEST, m).with_field("sql", "does not plan"),
         QueryError::Timeout(_) | QueryError::Memory(_) => Problem::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
@@ -107,10 +125,13 @@ async fn run(
             tracing::error!(error = %e, "lake query");
             Problem::new(StatusCode::SERVICE_UNAVAILABLE, "the lake cannot be read right now")
         }
-    })?;
-    let body = sql::encode(format, &schema, &batches).map_err(|e| {
-        tracing::error!(error = %e, "encoding a lake result");
-        Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "the result could not be encoded")
-    })?;
-    Ok(([(header::CONTENT_TYPE, format.content_type())], body).into_response())
+    })
+}
+
+/// Whether `p`'s role may query the lake (403 when not).
+pub(crate) fn may_query(p: &Principal) -> Result<(), Problem> {
+    match p.scope_for(RESOURCE, Action::Read) {
+        Some(_) => Ok(()),
+        None => Err(Problem::new(StatusCode::FORBIDDEN, "your role may not query the lake")),
+    }
 }

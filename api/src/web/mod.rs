@@ -34,6 +34,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/accounts/{id}", get(records::account))
         .route("/opportunities/{id}", get(records::opportunity))
         .route("/search", get(pages::search))
+        .route("/sql", get(pages::sql))
         .route("/dashboards", get(dashboards::list))
         .route("/dashboards/mine", get(dashboards::mine))
         .route("/dashboards/{id}", get(dashboards::view))

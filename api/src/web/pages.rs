@@ -6,7 +6,7 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{Redirect, Response};
 use chrono::{Duration, Utc};
-use orbas_dashboards::web::{HitView, InboxPage, Nav, RecView, SearchPage};
+use orbas_dashboards::web::{HitView, InboxPage, Nav, RecView, SearchPage, SqlPage, TableView};
 use orbas_oltp::model::{FeedbackVerdict, RecommendationId};
 use orbas_oltp::repo::recommendations::Feedback;
 use serde::Deserialize;
@@ -159,4 +159,65 @@ pub(super) async fn search(
     let mut resp = page(&SearchPage { layout, hits, message })?;
     *resp.status_mut() = status;
     Ok(resp)
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct SqlQuery {
+    q: Option<String>,
+}
+
+/// The longest query text the page accepts (a URL carries it).
+const MAX_SQL: usize = 20_000;
+
+/// `GET /ui/sql?q=…`: the SQL page — with `q`, the query run as `POST /v1/sql` runs it (the caller's
+/// tenant, read-only, the role must be allowed to query the lake) and its first rows as a table; a
+/// query that does not plan, is not a query or runs too long shows why, with the text kept to fix it.
+pub(super) async fn sql(
+    State(state): State<AppState>,
+    user: UiUser,
+    Query(q): Query<SqlQuery>,
+) -> Result<Response, HtmlError> {
+    crate::routes::sql::may_query(&user.auth.principal)?;
+    let text = q.q.unwrap_or_default();
+    let layout = user.layout("SQL", Nav::Sql);
+    let mut view = SqlPage { layout, sql: text.clone(), table: None, row_count: 0, elapsed_ms: 0, error: None };
+    if text.trim().is_empty() {
+        return page(&view);
+    }
+    if text.len() > MAX_SQL {
+        view.error = Some(format!("The query is longer than {MAX_SQL} characters."));
+        let mut resp = page(&view)?;
+        *resp.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+        return Ok(resp);
+    }
+    let started = std::time::Instant::now();
+    let limits = orbas_warehouse::sql::Limits::default();
+    match crate::routes::sql::query(&state, &user.auth.principal, &text, limits, None).await {
+        Ok((schema, batches)) => {
+            view.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            view.row_count = batches.iter().map(|b| b.num_rows()).sum();
+            let (rows, truncated) = orbas_dashboards::engine::json_rows(&batches, orbas_dashboards::engine::MAX_ROWS);
+            let table = orbas_dashboards::engine::Table {
+                columns: schema.fields().iter().map(|f| f.name().clone()).collect(),
+                rows,
+                truncated,
+                generation: 0,
+            };
+            // Raw values (an analyst's query shows ids as ids); record ids still link to their pages.
+            view.table = Some(TableView::new(&table, None, "", &[], &Default::default()));
+            page(&view)
+        }
+        Err(p) if p.status < 500 => {
+            let why = match (p.detail.as_deref(), p.errors.first()) {
+                (Some(d), _) if !d.is_empty() => d.to_owned(),
+                (_, Some(e)) => e.message.clone(),
+                _ => p.title.clone(),
+            };
+            view.error = Some(format!("The query did not run: {why}"));
+            let mut resp = page(&view)?;
+            *resp.status_mut() = StatusCode::from_u16(p.status).unwrap_or(StatusCode::BAD_REQUEST);
+            Ok(resp)
+        }
+        Err(p) => Err(p.into()),
+    }
 }

@@ -51,7 +51,9 @@ pub struct UiUser {
 impl UiUser {
     /// The page frame for this user.
     pub fn layout(&self, title: impl Into<String>, nav: Nav) -> Layout {
-        Layout::new(title, Some(self.email.clone()), nav)
+        let mut layout = Layout::new(title, Some(self.email.clone()), nav);
+        layout.sql = crate::routes::sql::may_query(&self.auth.principal).is_ok();
+        layout
     }
 }
 

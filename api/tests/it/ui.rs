@@ -140,6 +140,10 @@ async fn the_inbox_lists_recommendations_best_first_and_accepting_one_records_it
     assert_eq!(page.low_contrast_texts().await, Vec::<String>::new(), "WCAG AA contrast");
     assert_eq!(page.texts(".rec-title").await, ["Send the case study"]);
     page.screenshot("inbox-after-accept").await;
+    // A rep may not query the lake: no SQL in the menu, and the page says so.
+    assert!(!page.texts("nav[aria-label=Main] a").await.contains(&"SQL".to_owned()));
+    page.goto(&format!("{}/ui/sql", app.base)).await;
+    assert_eq!(page.text("h1").await, "Not allowed");
     browser.close().await;
 
     assert_eq!(rec_status(&app, best).await, "accepted");

@@ -13,6 +13,7 @@ pub enum Nav {
     Inbox,
     Search,
     Dashboards,
+    Sql,
 }
 
 /// What every page's frame needs.
@@ -26,6 +27,8 @@ pub struct Layout {
     pub query: String,
     /// Load the chart library (pages with charts only).
     pub charts: bool,
+    /// The user may query the lake (the SQL page is in the menu).
+    pub sql: bool,
 }
 
 impl Layout {
@@ -43,6 +46,10 @@ impl Layout {
 
     pub fn is_search(&self) -> bool {
         self.nav == Nav::Search
+    }
+
+    pub fn is_sql(&self) -> bool {
+        self.nav == Nav::Sql
     }
 
     pub fn is_dashboards(&self) -> bool {
@@ -88,6 +95,35 @@ pub struct RecordPage {
     pub scores: Option<Vec<ScoreView>>,
     /// `None`: the caller's role has no recommendations.
     pub recommendations: Option<Vec<RecView>>,
+}
+
+/// The SQL page: a query over the lake as the analyst's tools send it (`POST /v1/sql`), and its result.
+#[derive(Debug, Template)]
+#[template(path = "sql.html")]
+pub struct SqlPage {
+    pub layout: Layout,
+    /// The query as typed.
+    pub sql: String,
+    /// The result, when a query ran.
+    pub table: Option<super::boards::TableView>,
+    /// Rows the query returned (more than the table shows when truncated).
+    pub row_count: usize,
+    pub elapsed_ms: u64,
+    /// Why the query did not run.
+    pub error: Option<String>,
+}
+
+impl SqlPage {
+    /// The result's caption (the table is labelled by it).
+    pub fn caption(&self) -> String {
+        let rows = if self.row_count == 1 { "1 row".to_owned() } else { format!("{} rows", self.row_count) };
+        format!("{rows} in {} ms", self.elapsed_ms)
+    }
+
+    /// The most rows a result shows.
+    pub fn max_rows(&self) -> usize {
+        crate::engine::MAX_ROWS
+    }
 }
 
 #[derive(Debug, Template)]

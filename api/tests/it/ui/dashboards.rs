@@ -230,6 +230,36 @@ async fn a_manager_reads_filters_drills_into_and_extends_a_dashboard_in_the_brow
     assert!(page.texts(".widget h2").await.contains(&"Won deals by owner".to_owned()));
     page.wait_for(".widget-pie .chart[data-rendered=true] canvas").await;
     page.screenshot("dashboard-with-new-widget").await;
+
+    // The SQL page (managers may query the lake): the query answers as Postgres counts, run from the
+    // keyboard (Ctrl+Enter).
+    page.click_and_wait("nav[aria-label=Main] a[href='/ui/sql']").await;
+    assert_eq!(page.text("h1").await, "SQL");
+    assert_eq!(page.eval::<String>("document.querySelector('label[for=sql]').textContent").await, "Query");
+    page.fill("#sql", "SELECT count(*) AS n FROM opportunities WHERE status = 'won'").await;
+    let _: bool = page
+        .eval(
+            "document.querySelector('#sql').dispatchEvent(new KeyboardEvent('keydown', \
+             {key: 'Enter', ctrlKey: true, bubbles: true, cancelable: true}))",
+        )
+        .await;
+    page.wait_for(".sql-result table.data td").await;
+    assert_eq!(page.texts(".sql-result table.data th").await, ["n"]);
+    assert_eq!(page.texts(".sql-result table.data td").await, [all.to_string()]);
+    assert_eq!(page.text(".sql-result [role=status]").await.split(' ').next(), Some("1"));
+    assert_eq!(page.low_contrast_texts().await, Vec::<String>::new(), "WCAG AA contrast");
+    page.screenshot("sql").await;
+    // A query that does not plan says why and keeps the text to fix; a write is refused.
+    page.fill("#sql", "SELECT nope FROM opportunities").await;
+    page.click_and_wait("form.sql-form button[type=submit]").await;
+    let error = page.text(".sql-error[role=alert]").await;
+    assert!(error.contains("nope"), "{error}");
+    assert_eq!(page.eval::<String>("document.querySelector('#sql').value").await, "SELECT nope FROM opportunities");
+    page.fill("#sql", "DELETE FROM opportunities").await;
+    page.click_and_wait("form.sql-form button[type=submit]").await;
+    let error = page.text(".sql-error[role=alert]").await;
+    assert!(error.contains("only queries are allowed"), "{error}");
+    assert!(!page.exists(".sql-result").await);
     browser.close().await;
     renderer.close().await;
 
