@@ -245,9 +245,11 @@ async fn in_browser(
         let role = spec.default_for_role.as_deref().unwrap_or("admin");
         let key = spec.key.as_deref().unwrap_or_default();
         let (mut cold, mut warm) = (Vec::new(), Vec::new());
-        for (tenant, slug) in tenants {
+        for (nth, (tenant, slug)) in (0u64..).zip(tenants) {
             let found: Option<(String, uuid::Uuid)> = sqlx::query_as(
-                "SELECT u.email, d.id FROM users u JOIN roles r ON r.id = u.role_id                    JOIN dashboards d ON d.tenant_id = u.tenant_id AND d.key = $3                   WHERE u.tenant_id = $1 AND r.key = $2 AND u.status = 'active' ORDER BY u.id LIMIT 1",
+                "SELECT u.email, d.id FROM users u JOIN roles r ON r.id = u.role_id \
+                 JOIN dashboards d ON d.tenant_id = u.tenant_id AND d.key = $3 \
+                 WHERE u.tenant_id = $1 AND r.key = $2 AND u.status = 'active' ORDER BY u.id LIMIT 1",
             )
             .bind(tenant)
             .bind(role)
@@ -259,7 +261,7 @@ async fn in_browser(
             for run in 0..runs {
                 // A range no earlier load asked for: every widget is computed.
                 let from = today - chrono::Days::new(365);
-                let until = today + chrono::Days::new(1 + run + 1000 * u64::from(tenant.0.as_u128() as u16));
+                let until = today + chrono::Days::new(1 + run + nth * runs);
                 let at = format!("{base}/ui/dashboards/{id}?from={from}&until={until}");
                 cold.push(page_load(&page, &at).await?);
                 warm.push(page_load(&page, &at).await?);
@@ -306,12 +308,28 @@ async fn log_in(page: &chromiumoxide::Page, base: &str, slug: &str, email: &str)
         password = serde_json::json!(seed::DEMO_PASSWORD),
     );
     page.evaluate(fill).await?;
-    page.wait_for_navigation().await?;
-    let at = page.url().await?.unwrap_or_default();
-    if at.contains("/ui/login") {
-        bail!("{email} could not log in to {slug} (still on {at})");
+    // The form's post and its redirect happen after `submit()` returns: wait until the page has left
+    // the login form (or the form says why not).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let at = page.url().await?.unwrap_or_default();
+        if !at.contains("/ui/login") {
+            return Ok(());
+        }
+        let why: Option<String> = page
+            .evaluate("(document.querySelector('.error') || {}).textContent || null")
+            .await
+            .ok()
+            .and_then(|v| v.into_value().ok())
+            .flatten();
+        if let Some(why) = why.filter(|w| !w.trim().is_empty()) {
+            bail!("{email} could not log in to {slug}: {}", why.trim());
+        }
+        if Instant::now() > deadline {
+            bail!("{email} could not log in to {slug} (still on {at} after 30 s)");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    Ok(())
 }
 
 /// Opens `url` and returns the time from navigation start to every chart drawn.
@@ -321,6 +339,19 @@ async fn page_load(page: &chromiumoxide::Page, url: &str) -> anyhow::Result<Dura
     loop {
         let at: Option<f64> = page.evaluate("window.orbasReadyAt ?? null").await?.into_value().unwrap_or(None);
         if let Some(ms) = at {
+            // The dashboard itself, every widget computed — not an error page that drew nothing.
+            let (widgets, failed): (u64, u64) = page
+                .evaluate(
+                    "[document.querySelectorAll('.widget').length, \
+                      document.querySelectorAll('.widget-error').length]",
+                )
+                .await?
+                .into_value()
+                .unwrap_or((0, 0));
+            if widgets == 0 || failed > 0 {
+                let title: Option<String> = page.evaluate("document.title").await?.into_value().unwrap_or(None);
+                bail!("{url}: {widgets} widgets, {failed} failed (page {title:?})");
+            }
             return Ok(Duration::from_secs_f64(ms / 1000.0));
         }
         let ready: Option<String> = page
