@@ -44,6 +44,12 @@ impl Default for SchedulerConfig {
     }
 }
 
+/// When a mail that failed on its `attempt`-th try is tried again — 30 s, 1, 2, 4 min … after `now` —
+/// or `None` once `max_attempts` are spent (report copies and alert digests alike).
+pub(crate) fn retry_at(now: DateTime<Utc>, attempt: i32, max_attempts: i32) -> Option<DateTime<Utc>> {
+    (attempt < max_attempts).then(|| now + chrono::Duration::seconds(30 * (1_i64 << (attempt - 1).clamp(0, 10))))
+}
+
 /// What one tick did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Tick {
@@ -137,8 +143,7 @@ impl Scheduler {
                     }
                     Err(why) => {
                         let attempt = d.attempts + 1;
-                        let retry = (attempt < self.cfg.max_attempts)
-                            .then(|| now + chrono::Duration::seconds(30 * (1_i64 << (attempt - 1).clamp(0, 10))));
+                        let retry = retry_at(now, attempt, self.cfg.max_attempts);
                         warn!(report = %d.report_id, to = %d.email, attempt, error = %why, "a report copy was not sent");
                         reports::mark_failed(tx.conn(), d.id, &why, retry).await?;
                         done.failed += u64::from(retry.is_none());

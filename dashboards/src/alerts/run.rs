@@ -219,8 +219,7 @@ pub async fn send_pending(
                 }
                 Err(why) => {
                     let attempt = events.iter().map(|e| e.attempts).max().unwrap_or(0) + 1;
-                    let retry = (attempt < max_attempts)
-                        .then(|| now + chrono::Duration::seconds(30 * (1_i64 << (attempt - 1).clamp(0, 10))));
+                    let retry = crate::scheduler::retry_at(now, attempt, max_attempts);
                     warn!(to = %email, attempt, error = %why, "an alert digest was not sent");
                     alerts::mark_failed(tx.conn(), &ids, &why.to_string(), retry).await?;
                     done.failed += u64::from(retry.is_none());
