@@ -28,8 +28,9 @@ pub enum Command {
     Seed(SeedArgs),
     /// Run the HTTP API (and, with ORBAS_LAKE set, the intelligence jobs of `orbas models run`).
     Serve(ServeArgs),
-    /// Check the environment: Postgres reachable, wal_level, schema current, roles safe.
-    Doctor,
+    /// Check the environment and say what to fix: Postgres reachable, wal_level, schema current, roles
+    /// safe, replication slot health, the broker reachable, the lake's tables whole.
+    Doctor(DoctorArgs),
     /// The data pipeline's services.
     #[command(subcommand)]
     Pipeline(Box<PipelineCommand>),
@@ -144,6 +145,9 @@ pub struct ModelsForecastEvalArgs {
 pub struct ModelsRunArgs {
     #[arg(long, env = "ORBAS_LAKE", default_value = "./lake")]
     pub lake: String,
+    /// Serve Prometheus metrics (each job's last success, failed rounds, round times) at http://ADDR/metrics.
+    #[arg(long, env = "ORBAS_MODELS_METRICS_ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
     #[command(flatten)]
     pub schedule: ScheduleArgs,
 }
@@ -321,6 +325,17 @@ pub enum LakeCommand {
 }
 
 #[derive(Debug, Clone, clap::Args)]
+pub struct DoctorArgs {
+    /// The lake to check (default: the settings' lake URL; unchecked when neither is set).
+    #[arg(long, env = "ORBAS_LAKE")]
+    pub lake: Option<String>,
+    /// Kafka bootstrap servers to reach (default: kafka.brokers from the settings; unchecked when
+    /// neither is set).
+    #[arg(long)]
+    pub brokers: Option<String>,
+}
+
+#[derive(Debug, Clone, clap::Args)]
 pub struct SqlArgs {
     /// Root of the lake: a directory or a `file://` URL.
     #[arg(long, env = "ORBAS_LAKE", default_value = "./lake")]
@@ -337,6 +352,9 @@ pub struct SqlArgs {
     /// Refuse connections that do not use TLS.
     #[arg(long, requires = "tls_cert")]
     pub require_tls: bool,
+    /// Serve Prometheus metrics (connections, logins, statement times, lake query times) at http://ADDR/metrics.
+    #[arg(long, env = "ORBAS_SQL_METRICS_ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// The longest a statement may run, in milliseconds (clients may set a lower statement_timeout).
     #[arg(long, default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
     pub statement_timeout_ms: u64,
@@ -733,6 +751,9 @@ pub struct SearchIndexArgs {
     /// Extra librdkafka consumer property `key=value` (repeatable).
     #[arg(long = "kafka-property")]
     pub kafka_property: Vec<String>,
+    /// Serve Prometheus metrics (messages, batches, documents, last commit) at http://ADDR/metrics.
+    #[arg(long, env = "ORBAS_SEARCH_METRICS_ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
     #[command(flatten)]
     pub model: SearchModelArgs,
 }

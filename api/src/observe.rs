@@ -7,10 +7,13 @@
 use std::sync::OnceLock;
 use std::time::Instant;
 
+use anyhow::Context as _;
+use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tracing::Instrument;
 use uuid::Uuid;
@@ -69,10 +72,79 @@ pub async fn track(req: Request, next: Next) -> Response {
     resp
 }
 
-/// `GET /metrics`: Prometheus text format, with the DB pool sampled at scrape time.
+/// Gauge (label `slot`): WAL bytes between the database's write position and what the slot's consumer
+/// (the CDC service) confirmed — how far the change stream trails the database.
+pub const CDC_SLOT_LAG_BYTES: &str = "orbas_cdc_slot_lag_bytes";
+/// Gauge (label `slot`): 1 while a consumer is connected to the slot.
+pub const CDC_SLOT_ACTIVE: &str = "orbas_cdc_slot_active";
+/// Gauge (label `layer`: silver, gold): when the lake's newest commit in the layer was made (Unix
+/// seconds) — `time() - it` is the lake's age as the server's queries see it.
+pub const LAKE_NEWEST_COMMIT: &str = "orbas_lake_newest_commit_timestamp_seconds";
+/// Counter (label `result`: hit, miss): dashboard widget queries answered from the result cache or run.
+pub const DASHBOARD_CACHE: &str = "orbas_dashboards_cache_requests_total";
+
+/// `GET /metrics`: Prometheus text format. Sampled at scrape time: the DB pool, the replication
+/// slots, the lake's newest commits, the search index's size and the dashboard cache.
 pub async fn metrics_endpoint(State(state): State<AppState>) -> impl IntoResponse {
     let pool = state.db.pool();
     metrics::gauge!(DB_POOL_CONNECTIONS, "state" => "open").set(f64::from(pool.size()));
     metrics::gauge!(DB_POOL_CONNECTIONS, "state" => "idle").set(pool.num_idle() as f64);
+    let budget = std::time::Duration::from_secs(2);
+    match tokio::time::timeout(budget, orbas_oltp::repo::status::replication_slots(pool)).await {
+        Ok(Ok(slots)) => {
+            for s in slots {
+                if let Some(lag) = s.lag_bytes {
+                    metrics::gauge!(CDC_SLOT_LAG_BYTES, "slot" => s.name.clone()).set(lag as f64);
+                }
+                metrics::gauge!(CDC_SLOT_ACTIVE, "slot" => s.name).set(f64::from(u8::from(s.active)));
+            }
+        }
+        Ok(Err(e)) => tracing::debug!(error = %e, "reading the replication slots for /metrics"),
+        Err(_) => tracing::debug!("the replication slots did not answer in time for /metrics"),
+    }
+    if let Some(lake) = &state.lake
+        && let Ok(Ok(commits)) = tokio::time::timeout(budget, lake.commits()).await
+    {
+        let gold = format!("{}.", orbas_warehouse::gold::SQL_SCHEMA);
+        for (layer, want_gold) in [("silver", false), ("gold", true)] {
+            let newest = commits
+                .iter()
+                .filter(|c| c.key.starts_with(&gold) == want_gold)
+                .filter_map(|c| c.committed_at)
+                .max();
+            if let Some(at) = newest {
+                metrics::gauge!(LAKE_NEWEST_COMMIT, "layer" => layer).set(at.timestamp_millis() as f64 / 1000.0);
+            }
+        }
+    }
+    if let Ok(ix) = state.search.get() {
+        metrics::gauge!(orbas_search::indexer::METRIC_DOCS).set(ix.num_docs() as f64);
+    }
+    if let Some(engine) = &state.dashboards {
+        let stats = engine.cache_stats();
+        metrics::counter!(DASHBOARD_CACHE, "result" => "hit").absolute(stats.hits);
+        metrics::counter!(DASHBOARD_CACHE, "result" => "miss").absolute(stats.misses);
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], prometheus().render())
+}
+
+/// Serves the process's Prometheus `/metrics` at `addr` until the returned listener is dropped
+/// (`orbas pipeline cdc|sink`, `orbas models run`, `orbas search index`, `orbas sql`: each process its own).
+pub async fn serve_metrics(addr: std::net::SocketAddr, service: &str) -> anyhow::Result<MetricsListener> {
+    let handle = prometheus();
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("bind the metrics address {addr}"))?;
+    tracing::info!(addr = %listener.local_addr()?, "{service} metrics at /metrics");
+    let app = Router::new().route("/metrics", get(move || std::future::ready(handle.render())));
+    Ok(MetricsListener(tokio::spawn(async move { axum::serve(listener, app).await })))
+}
+
+/// A running `/metrics` listener; dropping it stops it.
+pub struct MetricsListener(tokio::task::JoinHandle<std::io::Result<()>>);
+
+impl Drop for MetricsListener {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

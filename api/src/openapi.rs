@@ -19,7 +19,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         (name = "employees", description = "The HR view of the tenant's people"),
         (name = "users", description = "The user directory, invitations, API keys"),
         (name = "recommendations", description = "Next-best actions for reps"),
-        (name = "search", description = "Full-text, semantic and hybrid search over the records the caller may read"))
+        (name = "search", description = "Full-text, semantic and hybrid search over the records the caller may read"),
+        (name = "operations", description = "The system's health: database, change stream, lake, search, models, deliveries"))
 )]
 pub struct ApiDoc;
 

@@ -114,6 +114,7 @@ impl Server {
             .merge(routes::dashboards::router())
             .merge(routes::reports::router())
             .merge(routes::alerts::router())
+            .merge(routes::status::router())
             .split_for_parts();
         let mut doc = doc;
         utoipa::Modify::modify(&crate::openapi::ProblemJson, &mut doc);

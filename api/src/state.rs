@@ -46,6 +46,11 @@ impl SearchSlot {
         let _ = self.index.set(index);
     }
 
+    /// Whether the server was given an index (open or not yet).
+    pub fn is_configured(&self) -> bool {
+        self.configured
+    }
+
     /// The index, or why there is none (for the 503's detail).
     pub fn get(&self) -> Result<Arc<orbas_search::SearchIndex>, &'static str> {
         match self.index.get() {

@@ -138,6 +138,7 @@ impl Service {
 
     /// One round of retraining; true when every model of every tenant trained.
     pub async fn retrain(&self) -> Result<bool> {
+        let round = Round::start("retrain");
         let mut ok = true;
         for tenant in self.tenants().await? {
             for entity in Entity::ALL {
@@ -153,11 +154,12 @@ impl Service {
                 }
             }
         }
-        Ok(ok)
+        Ok(round.end(ok))
     }
 
     /// One round of forecast snapshots; true when every tenant's were written.
     pub async fn forecast(&self, settings: &forecast::Settings) -> Result<bool> {
+        let round = Round::start("forecast");
         let mut ok = true;
         for tenant in self.tenants().await? {
             match forecast::run(&self.db, &self.lake, tenant, settings).await {
@@ -170,11 +172,12 @@ impl Service {
                 }
             }
         }
-        Ok(ok)
+        Ok(round.end(ok))
     }
 
     /// One refresh of every tenant's next-best actions; true when all succeeded.
     pub async fn decide(&self, settings: &nba::Settings) -> Result<bool> {
+        let round = Round::start("decide");
         let mut ok = true;
         for tenant in self.tenants().await? {
             if let Err(e) = nba::refresh(&self.db, &self.lake, tenant, settings).await {
@@ -182,11 +185,12 @@ impl Service {
                 warn!(%tenant, error = %e, "refreshing next-best actions failed");
             }
         }
-        Ok(ok)
+        Ok(round.end(ok))
     }
 
     /// Scores whatever customer text is new or edited since the last round; true when all succeeded.
     pub async fn score_sentiment(&self, model: &SentimentModel, subjects: &[SentimentSubject]) -> Result<bool> {
+        let round = Round::start("sentiment");
         let mut ok = true;
         for tenant in self.tenants().await? {
             for &subject in subjects {
@@ -203,7 +207,39 @@ impl Service {
                 }
             }
         }
-        Ok(ok)
+        Ok(round.end(ok))
+    }
+}
+
+/// Gauge (label `job`: retrain, forecast, decide, sentiment): when the job last finished a round in
+/// which every tenant succeeded (Unix seconds) — `time() - it` is the age of the models, forecasts,
+/// decisions or sentiment scores.
+pub const METRIC_LAST_SUCCESS: &str = "orbas_models_last_success_timestamp_seconds";
+/// Counter (label `job`): rounds in which some tenant failed.
+pub const METRIC_FAILED_ROUNDS: &str = "orbas_models_failed_rounds_total";
+/// Histogram (label `job`): how long a round took.
+pub const METRIC_ROUND_SECONDS: &str = "orbas_models_round_seconds";
+
+/// One round of a job, timed and recorded in the job's metrics when it ends.
+struct Round {
+    job: &'static str,
+    started: std::time::Instant,
+}
+
+impl Round {
+    fn start(job: &'static str) -> Self {
+        Round { job, started: std::time::Instant::now() }
+    }
+
+    fn end(self, ok: bool) -> bool {
+        metrics::histogram!(METRIC_ROUND_SECONDS, "job" => self.job).record(self.started.elapsed().as_secs_f64());
+        if ok {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            metrics::gauge!(METRIC_LAST_SUCCESS, "job" => self.job).set(now.as_secs_f64());
+        } else {
+            metrics::counter!(METRIC_FAILED_ROUNDS, "job" => self.job).increment(1);
+        }
+        ok
     }
 }
 

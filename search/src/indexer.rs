@@ -38,6 +38,10 @@ pub const METRIC_MESSAGES: &str = "orbas_search_messages_total";
 pub const METRIC_BATCHES: &str = "orbas_search_batches_total";
 /// The highest source LSN the index holds.
 pub const METRIC_APPLIED_LSN: &str = "orbas_search_applied_lsn";
+/// When the index last committed a batch (Unix seconds): `time() - it` is the index's age.
+pub const METRIC_LAST_BATCH: &str = "orbas_search_last_batch_timestamp_seconds";
+/// Documents in the index.
+pub const METRIC_DOCS: &str = "orbas_search_documents";
 
 /// The indexer's settings.
 #[derive(Debug, Clone)]
@@ -391,6 +395,9 @@ impl Indexer {
         self.stats.messages += messages.len() as u64;
         metrics::counter!(METRIC_BATCHES).increment(1);
         metrics::gauge!(METRIC_APPLIED_LSN).set(self.index.applied_lsn() as f64);
+        metrics::gauge!(METRIC_DOCS).set(self.index.num_docs() as f64);
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        metrics::gauge!(METRIC_LAST_BATCH).set(now.as_secs_f64());
         Ok(())
     }
 

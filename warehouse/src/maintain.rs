@@ -60,6 +60,73 @@ pub async fn tables(lake: &Url) -> Result<Vec<LakeTable>> {
     Ok(out)
 }
 
+/// What [`verify`] found of one table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TableCheck {
+    pub layer: String,
+    pub name: String,
+    /// The latest version, when the log could be read.
+    pub version: Option<u64>,
+    /// Data files the latest version references.
+    pub files: usize,
+    /// Of those, the ones that are not on disk (at most the first ten).
+    pub missing: Vec<String>,
+    /// How many are missing in all.
+    pub missing_count: usize,
+    /// Why the table could not be read at all.
+    pub error: Option<String>,
+}
+
+impl TableCheck {
+    pub fn ok(&self) -> bool {
+        self.error.is_none() && self.missing_count == 0
+    }
+}
+
+/// Lake integrity (`orbas doctor`): every table's log reads and every data file its latest version
+/// references exists. A local lake only.
+pub async fn verify(lake: &Url) -> Result<Vec<TableCheck>> {
+    let mut out = Vec::new();
+    for t in tables(lake).await? {
+        let mut check = TableCheck {
+            layer: t.layer.clone(),
+            name: t.name.clone(),
+            version: None,
+            files: 0,
+            missing: Vec::new(),
+            missing_count: 0,
+            error: None,
+        };
+        match deltalake::open_table(t.url.clone()).await {
+            Err(e) => check.error = Some(e.to_string()),
+            Ok(table) => {
+                check.version = table.version();
+                match table.get_file_uris() {
+                    Err(e) => check.error = Some(e.to_string()),
+                    Ok(uris) => {
+                        for uri in uris {
+                            check.files += 1;
+                            let path = Url::parse(&uri).ok().and_then(|u| u.to_file_path().ok());
+                            let present = match &path {
+                                Some(p) => tokio::fs::try_exists(p).await.unwrap_or(false),
+                                None => tokio::fs::try_exists(&uri).await.unwrap_or(false),
+                            };
+                            if !present {
+                                check.missing_count += 1;
+                                if check.missing.len() < 10 {
+                                    check.missing.push(uri);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        out.push(check);
+    }
+    Ok(out)
+}
+
 fn has_column(table: &DeltaTable, name: &str) -> Result<bool> {
     Ok(table.snapshot()?.schema().fields().any(|f| f.name() == name))
 }

@@ -36,6 +36,15 @@ use crate::gold;
 use crate::lake;
 use crate::schema::{self, LakeColumn, LakeType, TableLayout, meta};
 
+/// Gauge: messages the broker holds that the lake has not applied yet (all assigned partitions).
+pub const METRIC_LAG_MESSAGES: &str = "orbas_lake_consumer_lag_messages";
+/// Gauge: when the sink last committed a batch (Unix seconds); `time() - it` is the sink's idle time.
+pub const METRIC_LAST_BATCH: &str = "orbas_lake_last_batch_timestamp_seconds";
+/// Gauge: Postgres commit time of the newest change in the lake (Unix seconds).
+pub const METRIC_APPLIED_COMMIT: &str = "orbas_lake_applied_commit_timestamp_seconds";
+/// Histogram: seconds from a Postgres commit to the lake commit holding it (each batch's oldest change).
+pub const METRIC_END_TO_END: &str = "orbas_lake_end_to_end_seconds";
+
 /// The sink's settings.
 #[derive(Debug, Clone)]
 pub struct SinkConfig {
@@ -228,6 +237,7 @@ impl Sink {
                     refresher.touch(scope);
                 }
             }
+            self.record_lag();
             if *stop.borrow() {
                 if let Some((refresher, task)) = gold {
                     drop(refresher);
@@ -519,10 +529,24 @@ impl Sink {
         Error::Config("the broker refused an offset the lake continues from (offset out of range)".into())
     }
 
+    /// Messages the broker holds beyond what the lake has applied, summed over the assigned partitions,
+    /// from the consumer's cached high watermarks (no broker round trip): the sink's lag gauge.
+    fn record_lag(&self) {
+        let behind: i64 = self
+            .assigned
+            .iter()
+            .filter_map(|((topic, p), next)| self.consumer.get_watermark_offsets(topic, *p).ok().map(|(_, high)| high - next))
+            .map(|lag| lag.max(0))
+            .sum();
+        metrics::gauge!(METRIC_LAG_MESSAGES).set(behind as f64);
+    }
+
     /// Applies one batch: per table, bronze then silver, then the group's offsets (monitoring only).
     /// Returns the tenants whose KPIs the batch may have changed.
     async fn flush(&mut self, batch: Vec<Received>) -> Result<Option<gold::Scope>> {
         let mut touched: Option<gold::Scope> = None;
+        // Source commit times (µs) of the oldest and newest change the batch applies.
+        let mut span: Option<(i64, i64)> = None;
         let mut by_topic: BTreeMap<String, Vec<Received>> = BTreeMap::new();
         for m in batch {
             by_topic.entry(m.topic.clone()).or_default().push(m);
@@ -541,6 +565,9 @@ impl Sink {
                 *l = (*l).max(m.offset);
             }
             self.apply(&topic, &changes, &last).await?;
+            for c in &changes {
+                span = Some(span.map_or((c.commit_us, c.commit_us), |(lo, hi)| (lo.min(c.commit_us), hi.max(c.commit_us))));
+            }
             if let Some((_, table)) = table_of_topic(&topic)
                 && let Some(scope) = gold::dirty(table, changes.iter().map(|c| c.row.as_ref()))
             {
@@ -556,6 +583,13 @@ impl Sink {
             self.stats.messages += messages.len() as u64;
         }
         self.stats.batches += 1;
+        let now_us = chrono::Utc::now().timestamp_micros();
+        metrics::gauge!(METRIC_LAST_BATCH).set(now_us as f64 / 1e6);
+        if let Some((oldest, newest)) = span {
+            metrics::gauge!(METRIC_APPLIED_COMMIT).set(newest as f64 / 1e6);
+            // The batch's worst case: its oldest change waited this long from its Postgres commit.
+            metrics::histogram!(METRIC_END_TO_END).record((now_us - oldest).max(0) as f64 / 1e6);
+        }
         if commit.count() > 0
             && let Err(e) = self.consumer.commit(&commit, CommitMode::Async)
         {

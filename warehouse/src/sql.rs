@@ -98,6 +98,16 @@ impl std::fmt::Debug for Snapshot {
     }
 }
 
+/// A lake table's latest version (see [`Lake::commits`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableCommit {
+    /// `schema.table` as SQL names it.
+    pub key: String,
+    pub version: Option<u64>,
+    /// When that version was committed.
+    pub committed_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
 /// How much of a table a session sees beyond its tenant's rows.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Access {
@@ -245,6 +255,27 @@ impl Lake {
         Ok(state.snapshot.clone())
     }
 
+    /// Every table's latest version and when it was committed (from the Delta logs as last read, after
+    /// the same refresh a query makes), by key (`public.accounts`, `gold.kpi_…`): what the status page
+    /// shows of the lake.
+    pub async fn commits(&self) -> Result<Vec<TableCommit>> {
+        self.snapshot().await?;
+        let state = self.state.lock().await;
+        Ok(state
+            .handles
+            .iter()
+            .map(|(key, table)| {
+                let version = table.version();
+                let committed_ms = version.and_then(|v| table.snapshot().ok()?.version_timestamp(v));
+                TableCommit {
+                    key: key.clone(),
+                    version,
+                    committed_at: committed_ms.and_then(chrono::DateTime::from_timestamp_millis),
+                }
+            })
+            .collect())
+    }
+
     /// A fresh session context (information_schema on, catalog `lake`, schema `public`) whose memory
     /// pool is limited to `limits`; no tables yet.
     pub fn context(limits: Limits) -> Result<SessionContext> {
@@ -331,9 +362,33 @@ pub async fn query(
         let batches = df.collect().await.map_err(classify)?;
         Ok::<_, QueryError>((schema, batches))
     };
-    match tokio::time::timeout(limits.timeout, run).await {
+    let started = std::time::Instant::now();
+    let result = match tokio::time::timeout(limits.timeout, run).await {
         Ok(result) => result,
         Err(_) => Err(QueryError::Timeout(limits.timeout)),
+    };
+    let outcome = match &result {
+        Ok(_) => "ok",
+        Err(e) => e.outcome(),
+    };
+    metrics::histogram!(METRIC_QUERY_SECONDS, "outcome" => outcome).record(started.elapsed().as_secs_f64());
+    result
+}
+
+/// Histogram (label `outcome`: ok, refused, invalid, timeout, memory, error): how long queries over
+/// the lake take — `POST /v1/sql`, the SQL page, dashboard widgets and KPIs.
+pub const METRIC_QUERY_SECONDS: &str = "orbas_lake_query_seconds";
+
+impl QueryError {
+    /// The metric label of this error.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            QueryError::NotAllowed(_) => "refused",
+            QueryError::Invalid(_) => "invalid",
+            QueryError::Timeout(_) => "timeout",
+            QueryError::Memory(_) => "memory",
+            QueryError::Internal(_) => "error",
+        }
     }
 }
 

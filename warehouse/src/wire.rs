@@ -789,7 +789,10 @@ impl<A: AuthSource> SimpleQueryHandler for Queries<A> {
         let session = self.conn.session()?;
         session.refresh(&self.conn.shared.lake).await?;
         metrics::counter!("orbas_sql_port_statements_total", "protocol" => "simple").increment(1);
-        SimpleQueryHandler::do_query(session.service.as_ref(), client, query).await.map_err(pg_error)
+        let started = std::time::Instant::now();
+        let result = SimpleQueryHandler::do_query(session.service.as_ref(), client, query).await.map_err(pg_error);
+        statement_time("simple", started, result.is_ok());
+        result
     }
 }
 
@@ -816,8 +819,22 @@ impl<A: AuthSource> ExtendedQueryHandler for Queries<A> {
     {
         let session = self.conn.session()?;
         metrics::counter!("orbas_sql_port_statements_total", "protocol" => "extended").increment(1);
-        ExtendedQueryHandler::do_query(session.service.as_ref(), client, portal, max_rows).await.map_err(pg_error)
+        let started = std::time::Instant::now();
+        let result =
+            ExtendedQueryHandler::do_query(session.service.as_ref(), client, portal, max_rows).await.map_err(pg_error);
+        statement_time("extended", started, result.is_ok());
+        result
     }
+}
+
+/// Histogram (labels `protocol`, `outcome`: ok or error): time from a statement's arrival to its
+/// answer being ready to stream (rows still in flight to the client are not included).
+pub const METRIC_STATEMENT_SECONDS: &str = "orbas_sql_port_statement_seconds";
+
+fn statement_time(protocol: &'static str, started: std::time::Instant, ok: bool) {
+    let outcome = if ok { "ok" } else { "error" };
+    metrics::histogram!(METRIC_STATEMENT_SECONDS, "protocol" => protocol, "outcome" => outcome)
+        .record(started.elapsed().as_secs_f64());
 }
 
 /// Parses (and plans) extended-protocol statements on the connection's session, after bringing it up

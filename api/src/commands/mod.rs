@@ -33,7 +33,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate => migrate::run(&settings).await,
         Command::Seed(args) => seed::run(&settings, &args).await,
         Command::Serve(args) => serve::run(&settings, &args).await,
-        Command::Doctor => doctor::run(&settings).await,
+        Command::Doctor(args) => doctor::run(&settings, &args).await,
         Command::Sql(args) => sql::run(&settings, &args).await,
         Command::Lake(cmd) => lake::run(&settings, cmd).await,
         Command::Models(cmd) => models::run(&settings, cmd).await,

@@ -38,12 +38,17 @@ async fn run_service(settings: &Settings, args: &ModelsRunArgs) -> anyhow::Resul
     let admin = db::connect(settings.database.admin_url().context("set DATABASE_URL")?, 2).await?;
     let app = Db::new(db::connect(&settings.database.app_url()?, 4).await?);
     let lake = std::sync::Arc::new(Lake::new(super::pipeline::lake_url(&args.lake)?));
+    let metrics = match args.metrics_addr {
+        Some(addr) => Some(crate::observe::serve_metrics(addr, "models").await?),
+        None => None,
+    };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let jobs = orbas_models::service::Service { admin, db: app, lake }.spawn(args.schedule.schedule(), stop_rx);
     println!("models: running over {} until Ctrl-C", args.lake);
     super::shutdown_signal().await;
     let _ = stop_tx.send(true);
     drop(jobs);
+    drop(metrics);
     Ok(())
 }
 

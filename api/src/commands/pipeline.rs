@@ -3,8 +3,6 @@
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use axum::Router;
-use axum::routing::get;
 use orbas_pipeline::catalog::Selection;
 use orbas_pipeline::cdc::{self, CdcConfig};
 use orbas_pipeline::encode::EncoderSettings;
@@ -14,7 +12,6 @@ use orbas_pipeline::resnapshot;
 use orbas_warehouse::sink::{Sink, SinkConfig};
 
 use crate::cli::{CdcArgs, ResnapshotArgs, SinkArgs};
-use crate::observe::prometheus;
 use crate::settings::Settings;
 
 /// `--kafka-property key=value` arguments as pairs.
@@ -27,19 +24,6 @@ pub(super) fn kafka_properties(props: &[String]) -> anyhow::Result<Vec<(String, 
                 .with_context(|| format!("--kafka-property {p:?}: expected key=value"))
         })
         .collect()
-}
-
-/// Serves the process's Prometheus `/metrics` at `addr` until the returned task is aborted.
-async fn serve_metrics(
-    addr: std::net::SocketAddr,
-    service: &str,
-) -> anyhow::Result<tokio::task::JoinHandle<std::io::Result<()>>> {
-    let handle = prometheus();
-    let listener =
-        tokio::net::TcpListener::bind(addr).await.with_context(|| format!("bind the metrics address {addr}"))?;
-    tracing::info!(addr = %listener.local_addr()?, "{service} metrics at /metrics");
-    let app = Router::new().route("/metrics", get(move || std::future::ready(handle.render())));
-    Ok(tokio::spawn(async move { axum::serve(listener, app).await }))
 }
 
 /// `--brokers`, else `kafka.brokers` from the settings, else a local broker.
@@ -79,9 +63,9 @@ pub async fn cdc(settings: &Settings, args: CdcArgs) -> anyhow::Result<()> {
         status_interval: Duration::from_millis(args.status_interval_ms.max(10)),
         heartbeat_interval: Duration::from_millis(args.heartbeat_interval_ms),
     };
-    let metrics = serve_metrics(args.metrics_addr, "CDC").await?;
+    let metrics = crate::observe::serve_metrics(args.metrics_addr, "CDC").await?;
     let result = cdc::run(cfg, super::shutdown_signal()).await;
-    metrics.abort();
+    drop(metrics);
     result.context("change data capture stopped")
 }
 
@@ -149,13 +133,13 @@ pub async fn sink(settings: &Settings, args: &SinkArgs) -> anyhow::Result<()> {
     cfg.batch_interval = Duration::from_millis(args.batch_ms.max(10));
     cfg.batch_rows = args.batch_rows.max(1);
     cfg.kafka_extra = kafka_properties(&args.kafka_property)?;
-    let metrics = serve_metrics(args.metrics_addr, "lake sink").await?;
+    let metrics = crate::observe::serve_metrics(args.metrics_addr, "lake sink").await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         super::shutdown_signal().await;
         let _ = stop_tx.send(true);
     });
     let result = Sink::connect(cfg).await?.run(stop_rx).await;
-    metrics.abort();
+    drop(metrics);
     result.map(|_| ()).context("lake sink stopped")
 }

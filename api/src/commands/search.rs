@@ -96,6 +96,10 @@ async fn index(settings: &Settings, args: &SearchIndexArgs, rebuild: bool) -> an
         cfg.until_caught_up = true;
         println!("search index cleared; re-reading the CDC topics from the beginning");
     }
+    let _metrics = match args.metrics_addr {
+        Some(addr) => Some(crate::observe::serve_metrics(addr, "search indexer").await?),
+        None => None,
+    };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         super::shutdown_signal().await;

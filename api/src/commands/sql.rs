@@ -25,6 +25,10 @@ pub async fn run(settings: &Settings, args: &SqlArgs) -> anyhow::Result<()> {
         listener.local_addr()?
     );
     let auth = Arc::new(CrmLogins::new(Db::new(pool)));
+    let _metrics = match args.metrics_addr {
+        Some(addr) => Some(crate::observe::serve_metrics(addr, "SQL port").await?),
+        None => None,
+    };
     tokio::select! {
         served = wire::serve(listener, lake, auth, config) => served.context("SQL port"),
         () = super::shutdown_signal() => Ok(()),

@@ -20,6 +20,7 @@ pub mod reports;
 pub mod scores;
 pub mod search;
 pub mod sql;
+pub mod status;
 pub mod tasks;
 pub mod tickets;
 pub mod users;

@@ -6,14 +6,15 @@
 //! pages, and search results ([`pages`], [`records`]); dashboards with their filters and drill-downs
 //! ([`dashboards`]) and the dashboard editor with its live preview ([`editor`]). Errors are HTML pages with the status the JSON
 //! API would give (404 for another tenant's or an unreadable record, 403, 503 without a search index);
-//! server errors show a generic text, their cause is logged. The SQL editor slots in as more routes
-//! behind the same session layer.
+//! server errors show a generic text, their cause is logged. The SQL page runs `POST /v1/sql`'s code
+//! ([`pages`]); the status page shows `GET /v1/status`'s figures ([`status`]).
 
 mod dashboards;
 mod editor;
 mod pages;
 mod records;
 mod session;
+mod status;
 
 use axum::Router;
 use axum::extract::{Path, Request};
@@ -35,6 +36,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/opportunities/{id}", get(records::opportunity))
         .route("/search", get(pages::search))
         .route("/sql", get(pages::sql))
+        .route("/status", get(status::status))
         .route("/dashboards", get(dashboards::list))
         .route("/dashboards/mine", get(dashboards::mine))
         .route("/dashboards/{id}", get(dashboards::view))

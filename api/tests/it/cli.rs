@@ -241,4 +241,28 @@ async fn lake_erase_optimize_and_vacuum_from_the_command_line() {
         .env("DATABASE_URL", &app.db.admin_url))
     .await;
     assert!(!ok && out.contains("no active tenant with slug"), "{out}");
+
+    // The doctor reads every table's log and finds every file it references…
+    let doctor = || {
+        let mut c = orbas();
+        c.args(["doctor", "--lake", &lake_arg]).env("DATABASE_URL", &app.db.admin_url);
+        c
+    };
+    let (_, out) = run(&mut doctor()).await;
+    assert!(out.contains("✓ lake tables readable and whole: 1 tables"), "{out}");
+    // …and names a table whose data file is gone, and what to do.
+    let silver = lake.path().join("silver/public/accounts");
+    let parquet = std::fs::read_dir(&silver)
+        .expect("table dir")
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "parquet"))
+        .expect("a data file");
+    std::fs::remove_file(&parquet).expect("remove a data file");
+    let (ok, out) = run(&mut doctor()).await;
+    assert!(!ok, "{out}");
+    assert!(out.contains("✗ lake tables readable and whole"), "{out}");
+    assert!(out.contains("✗ lake table: silver.accounts: 1 of ") && out.contains("data files missing"), "{out}");
+    let (_, out) = run(orbas().args(["doctor", "--lake", "/no/such/lake"]).env("DATABASE_URL", &app.db.admin_url)).await;
+    assert!(out.contains("✗ lake: /no/such/lake is not a directory"), "{out}");
 }

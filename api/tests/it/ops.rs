@@ -1,6 +1,8 @@
 //! Operations: request ids, Prometheus metrics, the body size limit.
 
-use crate::helpers::spawn_app;
+use serde_json::json;
+
+use crate::helpers::{DEMO_PASSWORD, admin_token, send, spawn_app, spawn_app_with_lake, write_accounts};
 
 #[tokio::test]
 async fn request_ids_are_echoed_and_generated() {
@@ -52,4 +54,69 @@ async fn oversized_bodies_are_refused_with_413_problem() {
         .expect("post");
     assert_eq!(resp.status(), 413);
     assert_eq!(resp.headers().get("content-type").and_then(|v| v.to_str().ok()), Some("application/problem+json"));
+}
+
+/// `GET /v1/status`: every part with its health and, where something needs attention, a note that
+/// says what to do; figures that match the database and the lake; reps are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_reports_each_part_and_what_to_fix() {
+    let lake = tempfile::tempdir().expect("lake dir");
+    let app = spawn_app_with_lake(Some(url::Url::from_directory_path(lake.path()).expect("url"))).await;
+    write_accounts(&app, lake.path()).await;
+    // A slot nobody consumes, as when the CDC service is down.
+    let slot = format!("st_{}", &app.db.name[2..18]);
+    sqlx::query("SELECT pg_create_logical_replication_slot($1, 'pgoutput')")
+        .bind(&slot)
+        .execute(&app.db.admin)
+        .await
+        .expect("slot");
+    let token = admin_token(&app).await;
+    let (code, body) = send(app.http.get(format!("{}/v1/status", app.base)), &token).await;
+    sqlx::query("SELECT pg_drop_replication_slot($1)").bind(&slot).execute(&app.db.admin).await.expect("drop slot");
+    assert_eq!(code, 200, "{body}");
+
+    let version: String = sqlx::query_scalar("SELECT current_setting('server_version')")
+        .fetch_one(&app.db.admin)
+        .await
+        .expect("version");
+    assert_eq!(body["database"]["health"], "ok", "{body}");
+    assert_eq!(body["database"]["server"]["version"], json!(version));
+
+    let cdc = &body["change_capture"];
+    assert_eq!(cdc["health"], "degraded", "{body}");
+    assert_eq!(cdc["slots"], json!([{"name": slot, "active": false, "lag_bytes": cdc["slots"][0]["lag_bytes"], "wal_status": "reserved"}]));
+    assert!(cdc["slots"][0]["lag_bytes"].as_i64().is_some_and(|b| b >= 0), "{cdc}");
+    let note = cdc["notes"][0].as_str().unwrap_or_default();
+    assert!(note.contains(&slot) && note.contains("orbas pipeline cdc"), "{note}");
+
+    let l = &body["lake"];
+    assert_eq!((l["health"].clone(), l["silver_tables"].clone(), l["gold_tables"].clone()), (json!("ok"), json!(1), json!(0)));
+    let newest: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(l["silver_newest_commit"].clone()).expect("a commit time");
+    assert!((chrono::Utc::now() - newest).num_seconds().abs() < 600, "{newest}");
+
+    assert_eq!(body["search"]["health"], "off");
+    // No model trained in this database: degraded, with what to run.
+    assert_eq!(body["models"]["health"], "degraded");
+    assert_eq!(body["models"]["active"], json!([]));
+    assert!(body["models"]["notes"][0].as_str().is_some_and(|n| n.contains("orbas models run")), "{body}");
+    assert_eq!(body["deliveries"]["health"], "ok");
+    assert_eq!(body["deliveries"]["backlog"]["reports_pending"], 0);
+    // The whole is its worst part.
+    assert_eq!(body["health"], "degraded");
+
+    let rep: String = sqlx::query_scalar(
+        "SELECT u.email FROM users u JOIN roles r ON r.id = u.role_id JOIN tenants t ON t.id = u.tenant_id \
+         WHERE t.slug = $1 AND r.key = 'sales_rep' AND u.status = 'active' ORDER BY u.id LIMIT 1",
+    )
+    .bind(&app.tenant_slug)
+    .fetch_one(&app.db.admin)
+    .await
+    .expect("rep");
+    let login: serde_json::Value = app.login(&rep, DEMO_PASSWORD).await.json().await.expect("login");
+    let rep_token = login["access_token"].as_str().unwrap_or_default();
+    let (code, body) = send(app.http.get(format!("{}/v1/status", app.base)), rep_token).await;
+    assert_eq!(code, 403, "{body}");
+    let (code, _) = send(app.http.get(format!("{}/v1/status", app.base)), "not-a-token").await;
+    assert_eq!(code, 401);
 }

@@ -20,7 +20,7 @@ pub use boards::{
 };
 pub use pages::{
     BoardLink, Choice, DashboardPage, DashboardsPage, DrillPage, EditorPage, ErrorPage, FilterForm, InboxPage, Layout,
-    LoginPage, Nav, RecordPage, SearchPage, SqlPage, WidgetForm, render,
+    LoginPage, Nav, RecordPage, SearchPage, SqlPage, StatusPage, StatusPart, WidgetForm, render,
 };
 pub use print::{PrintMode, PrintPage};
 pub use views::{Factor, Field, HitView, RecView, ScoreView, TimelineRow, account_fields, opportunity_fields};

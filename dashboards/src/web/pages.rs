@@ -14,6 +14,7 @@ pub enum Nav {
     Search,
     Dashboards,
     Sql,
+    Status,
 }
 
 /// What every page's frame needs.
@@ -50,6 +51,10 @@ impl Layout {
 
     pub fn is_sql(&self) -> bool {
         self.nav == Nav::Sql
+    }
+
+    pub fn is_status(&self) -> bool {
+        self.nav == Nav::Status
     }
 
     pub fn is_dashboards(&self) -> bool {
@@ -123,6 +128,55 @@ impl SqlPage {
     /// The most rows a result shows.
     pub fn max_rows(&self) -> usize {
         crate::engine::MAX_ROWS
+    }
+}
+
+/// The status page: each part of the loop with its health, what needs attention and its figures.
+#[derive(Debug, Template)]
+#[template(path = "status.html")]
+pub struct StatusPage {
+    pub layout: Layout,
+    /// `ok`, `degraded` or `down`: the worst part's.
+    pub health: &'static str,
+    /// When the figures were read, as shown.
+    pub checked_at: String,
+    pub parts: Vec<StatusPart>,
+}
+
+/// One part of the status page.
+#[derive(Debug, Clone)]
+pub struct StatusPart {
+    /// The section's id (`database`, `lake`, …) and heading.
+    pub id: &'static str,
+    pub name: &'static str,
+    /// `ok`, `off`, `degraded` or `down`.
+    pub health: &'static str,
+    pub notes: Vec<String>,
+    /// Label and value, in order.
+    pub figures: Vec<(String, String)>,
+    /// A table below the figures (slots, models): header and rows.
+    pub table: Option<(Vec<String>, Vec<Vec<String>>)>,
+}
+
+impl StatusPart {
+    /// The health as read aloud and shown next to the heading.
+    pub fn health_label(&self) -> &'static str {
+        health_label(self.health)
+    }
+}
+
+impl StatusPage {
+    pub fn health_label(&self) -> &'static str {
+        health_label(self.health)
+    }
+}
+
+fn health_label(health: &str) -> &'static str {
+    match health {
+        "ok" => "Working",
+        "off" => "Not configured",
+        "degraded" => "Needs attention",
+        _ => "Down",
     }
 }
 

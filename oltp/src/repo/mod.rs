@@ -28,6 +28,7 @@ pub mod people;
 pub mod recommendations;
 pub mod reports;
 pub mod sentiment;
+pub mod status;
 pub mod table;
 pub mod tasks;
 pub mod tickets;

@@ -34,7 +34,7 @@ async fn every_table_is_cdc_ready() {
     .await
     .expect("catalog query");
     assert!(bad.is_empty(), "tables without PK or REPLICA IDENTITY FULL: {bad:?}");
-    // The publication holds every table except the ones that hold secrets.
+    // The publication holds every table except the ones that hold secrets and the delivery outboxes.
     let unpublished: Vec<String> = sqlx::query_scalar(
         "SELECT tablename::text FROM pg_tables WHERE schemaname = 'public' AND tablename <> '_sqlx_migrations' \
          EXCEPT SELECT tablename::text FROM pg_publication_tables WHERE pubname = 'orbas_cdc' ORDER BY 1",
@@ -46,10 +46,12 @@ async fn every_table_is_cdc_ready() {
         unpublished,
         vec![
             "ai_settings",
+            "alert_events",
             "api_keys",
             "auth_tokens",
             "email_outbox",
             "idempotency_keys",
+            "report_deliveries",
             "sessions",
             "user_credentials"
         ]

@@ -260,6 +260,40 @@ async fn a_manager_reads_filters_drills_into_and_extends_a_dashboard_in_the_brow
     let error = page.text(".sql-error[role=alert]").await;
     assert!(error.contains("only queries are allowed"), "{error}");
     assert!(!page.exists(".sql-result").await);
+
+    // The status page: the change stream's slot has its consumer (the CDC task), the lake holds the
+    // tables the flow wrote; without a search index search is "not configured".
+    let slot: String = sqlx::query_scalar(
+        "SELECT slot_name::text FROM pg_replication_slots WHERE database = current_database() AND active",
+    )
+    .fetch_one(&app.db.admin)
+    .await
+    .expect("the flow's slot");
+    page.click_and_wait("nav[aria-label=Main] a[href='/ui/status']").await;
+    assert_eq!(page.text("h1").await, "Status");
+    let cdc = page.texts("#status-change-capture table.data td").await;
+    assert_eq!(cdc.get(..2), Some(&[slot.clone(), "connected".to_owned()][..]), "{cdc:?}");
+    assert!(page.text("#status-change-capture h2").await.contains("Working"));
+    let lake = page.texts("#status-lake dd").await;
+    let silver: usize = lake.first().and_then(|n| n.parse().ok()).unwrap_or(0);
+    assert!(silver >= 3, "opportunities, accounts, kpi_definitions and more: {lake:?}");
+    assert!(lake.get(2).is_some_and(|t| t.contains(" ago (") || t.starts_with("just now")), "{lake:?}");
+    assert!(page.text("#status-search h2").await.contains("Not configured"));
+    assert_eq!(page.low_contrast_texts().await, Vec::<String>::new(), "WCAG AA contrast");
+    page.screenshot("status").await;
+    // The same process's /metrics: the slot's consumer, the sink's lag and latency, lake queries.
+    let metrics = app.http.get(format!("{}/metrics", app.base)).send().await.expect("metrics").text().await.expect("text");
+    assert!(metrics.contains(&format!("orbas_cdc_slot_active{{slot=\"{slot}\"}} 1")), "{metrics}");
+    for name in [
+        "orbas_lake_consumer_lag_messages ",
+        "orbas_lake_end_to_end_seconds_count ",
+        "orbas_lake_newest_commit_timestamp_seconds{layer=\"silver\"}",
+        "orbas_lake_query_seconds_count{outcome=\"ok\"}",
+        "orbas_lake_query_seconds_count{outcome=\"invalid\"}",
+        "orbas_dashboards_cache_requests_total{result=\"miss\"}",
+    ] {
+        assert!(metrics.contains(name), "no {name} in /metrics");
+    }
     browser.close().await;
     renderer.close().await;
 
