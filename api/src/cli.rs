@@ -88,8 +88,9 @@ pub enum ModelsCommand {
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ModelsSentimentArgs {
-    #[arg(long, env = "ORBAS_LAKE", default_value = "./lake")]
-    pub lake: String,
+    /// Root of the lake: a directory or a `file://` URL (default: `lake.url` from the settings, else ./lake).
+    #[arg(long, env = "ORBAS_LAKE")]
+    pub lake: Option<String>,
     /// Tenant id or slug (default: every active tenant).
     #[arg(long)]
     pub tenant: Option<String>,
@@ -112,8 +113,9 @@ pub struct ModelsSentimentArgs {
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ModelsForecastArgs {
-    #[arg(long, env = "ORBAS_LAKE", default_value = "./lake")]
-    pub lake: String,
+    /// Root of the lake: a directory or a `file://` URL (default: `lake.url` from the settings, else ./lake).
+    #[arg(long, env = "ORBAS_LAKE")]
+    pub lake: Option<String>,
     /// Tenant id or slug (default: every active tenant).
     #[arg(long)]
     pub tenant: Option<String>,
@@ -124,8 +126,9 @@ pub struct ModelsForecastArgs {
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ModelsForecastEvalArgs {
-    #[arg(long, env = "ORBAS_LAKE", default_value = "./lake")]
-    pub lake: String,
+    /// Root of the lake: a directory or a `file://` URL (default: `lake.url` from the settings, else ./lake).
+    #[arg(long, env = "ORBAS_LAKE")]
+    pub lake: Option<String>,
     /// Tenant id or slug (default: every active tenant).
     #[arg(long)]
     pub tenant: Option<String>,
@@ -143,8 +146,9 @@ pub struct ModelsForecastEvalArgs {
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ModelsRunArgs {
-    #[arg(long, env = "ORBAS_LAKE", default_value = "./lake")]
-    pub lake: String,
+    /// Root of the lake: a directory or a `file://` URL (default: `lake.url` from the settings, else ./lake).
+    #[arg(long, env = "ORBAS_LAKE")]
+    pub lake: Option<String>,
     /// Serve Prometheus metrics (each job's last success, failed rounds, round times) at http://ADDR/metrics.
     #[arg(long, env = "ORBAS_MODELS_METRICS_ADDR")]
     pub metrics_addr: Option<std::net::SocketAddr>,
@@ -198,8 +202,9 @@ pub struct ServeArgs {
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ModelsTrainArgs {
-    #[arg(long, env = "ORBAS_LAKE", default_value = "./lake")]
-    pub lake: String,
+    /// Root of the lake: a directory or a `file://` URL (default: `lake.url` from the settings, else ./lake).
+    #[arg(long, env = "ORBAS_LAKE")]
+    pub lake: Option<String>,
     /// Tenant id or slug (default: every active tenant).
     #[arg(long)]
     pub tenant: Option<String>,
@@ -210,8 +215,9 @@ pub struct ModelsTrainArgs {
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ModelsEvalArgs {
-    #[arg(long, env = "ORBAS_LAKE", default_value = "./lake")]
-    pub lake: String,
+    /// Root of the lake: a directory or a `file://` URL (default: `lake.url` from the settings, else ./lake).
+    #[arg(long, env = "ORBAS_LAKE")]
+    pub lake: Option<String>,
     /// Tenant id or slug (a slug is looked up in the database).
     #[arg(long)]
     pub tenant: String,
@@ -231,8 +237,9 @@ pub struct ModelsEvalArgs {
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ModelsFeaturesArgs {
-    #[arg(long, env = "ORBAS_LAKE", default_value = "./lake")]
-    pub lake: String,
+    /// Root of the lake: a directory or a `file://` URL (default: `lake.url` from the settings, else ./lake).
+    #[arg(long, env = "ORBAS_LAKE")]
+    pub lake: Option<String>,
     /// Tenant id or slug (a slug is looked up in the database).
     #[arg(long)]
     pub tenant: String,
@@ -269,9 +276,9 @@ pub struct SinkArgs {
     /// Kafka bootstrap servers (default: kafka.brokers from the settings, else 127.0.0.1:9092).
     #[arg(long)]
     pub brokers: Option<String>,
-    /// Root of the lake: a directory or a `file://` URL.
-    #[arg(long, env = "ORBAS_LAKE", default_value = "./lake")]
-    pub lake: String,
+    /// Root of the lake: a directory or a `file://` URL (default: `lake.url` from the settings, else ./lake).
+    #[arg(long, env = "ORBAS_LAKE")]
+    pub lake: Option<String>,
     /// Consumer group; part of every position the lake records.
     #[arg(long, default_value = "orbas-lake")]
     pub group: String,
@@ -293,8 +300,9 @@ pub struct SinkArgs {
 pub enum LakeCommand {
     /// Rewrite every table's small files into large ones, sorted (Z-ordered) by tenant, and checkpoint.
     Optimize {
-        #[arg(long, env = "ORBAS_LAKE", default_value = "./lake")]
-        lake: String,
+        /// Root of the lake: a directory or a `file://` URL (default: `lake.url` from the settings, else ./lake).
+        #[arg(long, env = "ORBAS_LAKE")]
+        lake: Option<String>,
         /// Target file size in MiB.
         #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..=4096))]
         target_mb: u64,
@@ -302,8 +310,9 @@ pub enum LakeCommand {
     /// Delete the files no table version younger than the retention references (time travel reaches
     /// back as far as the retention).
     Vacuum {
-        #[arg(long, env = "ORBAS_LAKE", default_value = "./lake")]
-        lake: String,
+        /// Root of the lake: a directory or a `file://` URL (default: `lake.url` from the settings, else ./lake).
+        #[arg(long, env = "ORBAS_LAKE")]
+        lake: Option<String>,
         #[arg(long, default_value_t = 168)]
         retention_hours: u64,
     },
@@ -311,8 +320,9 @@ pub enum LakeCommand {
     /// from every bronze and silver table, with the files and log versions that held them; prints a
     /// report (JSON with --json). Erase them in the CRM first.
     Erase {
-        #[arg(long, env = "ORBAS_LAKE", default_value = "./lake")]
-        lake: String,
+        /// Root of the lake: a directory or a `file://` URL (default: `lake.url` from the settings, else ./lake).
+        #[arg(long, env = "ORBAS_LAKE")]
+        lake: Option<String>,
         /// The tenant: its id, or its slug (looked up in DATABASE_URL).
         #[arg(long)]
         tenant: String,
@@ -337,9 +347,9 @@ pub struct DoctorArgs {
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct SqlArgs {
-    /// Root of the lake: a directory or a `file://` URL.
-    #[arg(long, env = "ORBAS_LAKE", default_value = "./lake")]
-    pub lake: String,
+    /// Root of the lake: a directory or a `file://` URL (default: `lake.url` from the settings, else ./lake).
+    #[arg(long, env = "ORBAS_LAKE")]
+    pub lake: Option<String>,
     /// Listen address (default: sql.addr from the settings / ORBAS_SQL_ADDR, else 127.0.0.1:5433).
     #[arg(long)]
     pub listen: Option<std::net::SocketAddr>,

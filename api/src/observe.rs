@@ -107,11 +107,8 @@ pub async fn metrics_endpoint(State(state): State<AppState>) -> impl IntoRespons
     {
         let gold = format!("{}.", orbas_warehouse::gold::SQL_SCHEMA);
         for (layer, want_gold) in [("silver", false), ("gold", true)] {
-            let newest = commits
-                .iter()
-                .filter(|c| c.key.starts_with(&gold) == want_gold)
-                .filter_map(|c| c.committed_at)
-                .max();
+            let newest =
+                commits.iter().filter(|c| c.key.starts_with(&gold) == want_gold).filter_map(|c| c.committed_at).max();
             if let Some(at) = newest {
                 metrics::gauge!(LAKE_NEWEST_COMMIT, "layer" => layer).set(at.timestamp_millis() as f64 / 1000.0);
             }
@@ -132,9 +129,8 @@ pub async fn metrics_endpoint(State(state): State<AppState>) -> impl IntoRespons
 /// (`orbas pipeline cdc|sink`, `orbas models run`, `orbas search index`, `orbas sql`: each process its own).
 pub async fn serve_metrics(addr: std::net::SocketAddr, service: &str) -> anyhow::Result<MetricsListener> {
     let handle = prometheus();
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("bind the metrics address {addr}"))?;
+    let listener =
+        tokio::net::TcpListener::bind(addr).await.with_context(|| format!("bind the metrics address {addr}"))?;
     tracing::info!(addr = %listener.local_addr()?, "{service} metrics at /metrics");
     let app = Router::new().route("/metrics", get(move || std::future::ready(handle.render())));
     Ok(MetricsListener(tokio::spawn(async move { axum::serve(listener, app).await })))

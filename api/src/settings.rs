@@ -98,7 +98,7 @@ pub struct Overrides {
     pub sql_addr: Option<SocketAddr>,
     #[arg(long, env = "KAFKA_BROKERS", global = true)]
     pub kafka_brokers: Option<String>,
-    #[arg(long, env = "ORBAS_LAKE_URL", global = true)]
+    #[arg(long, env = "ORBAS_LAKE", global = true)]
     pub lake_url: Option<String>,
 }
 
@@ -128,6 +128,12 @@ pub const DEFAULT_SQL_ADDR: &str = "127.0.0.1:5433";
 pub const DEFAULT_APP_USER: &str = "orbas_api";
 
 impl Settings {
+    /// The lake a command works on: its `--lake` flag (or `ORBAS_LAKE`), else `lake.url` from the
+    /// settings file, else `./lake`.
+    pub fn lake(&self, flag: Option<&str>) -> String {
+        flag.map(str::to_owned).or_else(|| self.lake_url.clone()).unwrap_or_else(|| "./lake".to_owned())
+    }
+
     pub fn load(o: &Overrides) -> anyhow::Result<Self> {
         let file = match &o.config {
             Some(path) => read_file(path)?,

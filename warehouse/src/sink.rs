@@ -38,6 +38,8 @@ use crate::schema::{self, LakeColumn, LakeType, TableLayout, meta};
 
 /// Gauge: messages the broker holds that the lake has not applied yet (all assigned partitions).
 pub const METRIC_LAG_MESSAGES: &str = "orbas_lake_consumer_lag_messages";
+/// How often the lag gauge is measured (a watermark request per partition).
+const LAG_INTERVAL: Duration = Duration::from_secs(10);
 /// Gauge: when the sink last committed a batch (Unix seconds); `time() - it` is the sink's idle time.
 pub const METRIC_LAST_BATCH: &str = "orbas_lake_last_batch_timestamp_seconds";
 /// Gauge: Postgres commit time of the newest change in the lake (Unix seconds).
@@ -223,6 +225,7 @@ impl Sink {
     /// Runs until `stop` turns true (the current batch is committed first) or an error.
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) -> Result<SinkStats> {
         let mut last_discovery: Option<Instant> = None;
+        let mut last_lag: Option<Instant> = None;
         info!(group = %self.cfg.group, lake = %self.cfg.lake, "lake sink starting");
         let gold = self.cfg.gold.clone().map(|g| gold::Refresher::spawn(self.cfg.lake.clone(), g, stop.clone()));
         loop {
@@ -237,7 +240,10 @@ impl Sink {
                     refresher.touch(scope);
                 }
             }
-            self.record_lag();
+            if last_lag.is_none_or(|t| t.elapsed() >= LAG_INTERVAL) {
+                self.record_lag().await;
+                last_lag = Some(Instant::now());
+            }
             if *stop.borrow() {
                 if let Some((refresher, task)) = gold {
                     drop(refresher);
@@ -529,16 +535,24 @@ impl Sink {
         Error::Config("the broker refused an offset the lake continues from (offset out of range)".into())
     }
 
-    /// Messages the broker holds beyond what the lake has applied, summed over the assigned partitions,
-    /// from the consumer's cached high watermarks (no broker round trip): the sink's lag gauge.
-    fn record_lag(&self) {
-        let behind: i64 = self
-            .assigned
-            .iter()
-            .filter_map(|((topic, p), next)| self.consumer.get_watermark_offsets(topic, *p).ok().map(|(_, high)| high - next))
-            .map(|lag| lag.max(0))
-            .sum();
-        metrics::gauge!(METRIC_LAG_MESSAGES).set(behind as f64);
+    /// Messages the broker holds beyond what the lake has applied, summed over the assigned partitions
+    /// (one watermark request per partition, on a blocking thread): the sink's lag gauge. A partition
+    /// whose watermarks do not come within a second is left out of the sum.
+    async fn record_lag(&self) {
+        let meta = self.meta.clone();
+        let assigned: Vec<((String, i32), i64)> = self.assigned.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        let behind = tokio::task::spawn_blocking(move || {
+            assigned
+                .iter()
+                .filter_map(|((topic, p), next)| {
+                    meta.fetch_watermarks(topic, *p, Duration::from_secs(1)).ok().map(|(_, high)| (high - next).max(0))
+                })
+                .sum::<i64>()
+        })
+        .await;
+        if let Ok(behind) = behind {
+            metrics::gauge!(METRIC_LAG_MESSAGES).set(behind as f64);
+        }
     }
 
     /// Applies one batch: per table, bronze then silver, then the group's offsets (monitoring only).
@@ -566,7 +580,9 @@ impl Sink {
             }
             self.apply(&topic, &changes, &last).await?;
             for c in &changes {
-                span = Some(span.map_or((c.commit_us, c.commit_us), |(lo, hi)| (lo.min(c.commit_us), hi.max(c.commit_us))));
+                span = Some(
+                    span.map_or((c.commit_us, c.commit_us), |(lo, hi)| (lo.min(c.commit_us), hi.max(c.commit_us))),
+                );
             }
             if let Some((_, table)) = table_of_topic(&topic)
                 && let Some(scope) = gold::dirty(table, changes.iter().map(|c| c.row.as_ref()))

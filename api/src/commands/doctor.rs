@@ -94,7 +94,9 @@ async fn replication_capacity(admin: &PgPool) -> anyhow::Result<Check> {
         if ok {
             format!("max_replication_slots = {slots}, max_wal_senders = {senders}")
         } else {
-            format!("max_replication_slots = {slots}, max_wal_senders = {senders}: both must be at least 1 (restart needed)")
+            format!(
+                "max_replication_slots = {slots}, max_wal_senders = {senders}: both must be at least 1 (restart needed)"
+            )
         },
     ))
 }
@@ -143,12 +145,15 @@ async fn broker(brokers: String) -> Check {
     let answer = tokio::task::spawn_blocking(move || {
         let consumer: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &probe).create()?;
         let metadata = consumer.fetch_metadata(None, BROKER_TIMEOUT)?;
-        let cdc = metadata.topics().iter().filter(|t| t.name().starts_with(orbas_pipeline::event::TOPIC_PREFIX)).count();
+        let cdc =
+            metadata.topics().iter().filter(|t| t.name().starts_with(orbas_pipeline::event::TOPIC_PREFIX)).count();
         Ok::<_, rdkafka::error::KafkaError>((metadata.brokers().len(), cdc))
     })
     .await;
     match answer {
-        Ok(Ok((nodes, cdc))) => Check::pass("kafka broker reachable", format!("{brokers}: {nodes} broker(s), {cdc} CDC topic(s)")),
+        Ok(Ok((nodes, cdc))) => {
+            Check::pass("kafka broker reachable", format!("{brokers}: {nodes} broker(s), {cdc} CDC topic(s)"))
+        }
         Ok(Err(e)) => Check::of(
             "kafka broker reachable",
             false,

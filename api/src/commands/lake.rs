@@ -14,7 +14,7 @@ use crate::settings::Settings;
 pub async fn run(settings: &Settings, cmd: LakeCommand) -> anyhow::Result<()> {
     match cmd {
         LakeCommand::Optimize { lake, target_mb } => {
-            let root = super::pipeline::lake_url(&lake)?;
+            let root = super::pipeline::lake_url(&settings.lake(lake.as_deref()))?;
             let target =
                 NonZeroU64::new(target_mb.saturating_mul(1024 * 1024)).context("--target-mb must be positive")?;
             for t in maintain::tables(&root).await? {
@@ -35,7 +35,7 @@ pub async fn run(settings: &Settings, cmd: LakeCommand) -> anyhow::Result<()> {
             Ok(())
         }
         LakeCommand::Vacuum { lake, retention_hours } => {
-            let root = super::pipeline::lake_url(&lake)?;
+            let root = super::pipeline::lake_url(&settings.lake(lake.as_deref()))?;
             let retention = Duration::from_secs(retention_hours.saturating_mul(3600));
             let mut total = 0;
             for t in maintain::tables(&root).await? {
@@ -47,7 +47,7 @@ pub async fn run(settings: &Settings, cmd: LakeCommand) -> anyhow::Result<()> {
             Ok(())
         }
         LakeCommand::Erase { lake, tenant, subject, json } => {
-            let root = super::pipeline::lake_url(&lake)?;
+            let root = super::pipeline::lake_url(&settings.lake(lake.as_deref()))?;
             let tenant = tenant_id(settings, &tenant).await?;
             let report = maintain::erase(&root, &tenant, subject.trim()).await?;
             if json {

@@ -37,14 +37,14 @@ pub async fn run(settings: &Settings, cmd: ModelsCommand) -> anyhow::Result<()> 
 async fn run_service(settings: &Settings, args: &ModelsRunArgs) -> anyhow::Result<()> {
     let admin = db::connect(settings.database.admin_url().context("set DATABASE_URL")?, 2).await?;
     let app = Db::new(db::connect(&settings.database.app_url()?, 4).await?);
-    let lake = std::sync::Arc::new(Lake::new(super::pipeline::lake_url(&args.lake)?));
+    let lake = std::sync::Arc::new(Lake::new(super::pipeline::lake_url(&settings.lake(args.lake.as_deref()))?));
     let metrics = match args.metrics_addr {
         Some(addr) => Some(crate::observe::serve_metrics(addr, "models").await?),
         None => None,
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let jobs = orbas_models::service::Service { admin, db: app, lake }.spawn(args.schedule.schedule(), stop_rx);
-    println!("models: running over {} until Ctrl-C", args.lake);
+    println!("models: running over {} until Ctrl-C", settings.lake(args.lake.as_deref()));
     super::shutdown_signal().await;
     let _ = stop_tx.send(true);
     drop(jobs);
@@ -60,7 +60,7 @@ async fn train(settings: &Settings, args: &ModelsTrainArgs) -> anyhow::Result<()
         None => identity::active_tenants(&admin).await?,
     };
     let app = Db::new(db::connect(&settings.database.app_url()?, 2).await?);
-    let lake = Lake::new(super::pipeline::lake_url(&args.lake)?);
+    let lake = Lake::new(super::pipeline::lake_url(&settings.lake(args.lake.as_deref()))?);
     for tenant in tenants {
         for &entity in &entities {
             let r = ops::retrain(&app, &lake, tenant, entity)
@@ -110,7 +110,7 @@ async fn window(
 async fn features(settings: &Settings, args: &ModelsFeaturesArgs) -> anyhow::Result<()> {
     let entity: Entity = args.entity.parse()?;
     let tenant = super::lake::tenant_id(settings, &args.tenant).await?;
-    let lake = Lake::new(super::pipeline::lake_url(&args.lake)?);
+    let lake = Lake::new(super::pipeline::lake_url(&settings.lake(args.lake.as_deref()))?);
     let ctx = lake.session(&tenant, Limits::default()).await?;
     let (from, split_at, now) = window(&ctx, args.from, args.split).await?;
     let split = Split::monthly(&ctx, entity, from, split_at, now).await?;
@@ -151,7 +151,7 @@ fn positives(set: &FeatureSet) -> (usize, usize) {
 async fn eval(settings: &Settings, args: &ModelsEvalArgs) -> anyhow::Result<()> {
     let entities = entities(args.entity.as_deref())?;
     let tenant = super::lake::tenant_id(settings, &args.tenant).await?;
-    let lake = Lake::new(super::pipeline::lake_url(&args.lake)?);
+    let lake = Lake::new(super::pipeline::lake_url(&settings.lake(args.lake.as_deref()))?);
     let ctx = lake.session(&tenant, Limits::default()).await?;
     let (from, split_at, now) = window(&ctx, args.from, args.split).await?;
     let mut results = Vec::new();

@@ -44,7 +44,7 @@ pub async fn run(settings: &Settings, args: &ModelsSentimentArgs) -> anyhow::Res
         None => identity::active_tenants(&admin).await?,
     };
     let app = Db::new(db::connect(&settings.database.app_url()?, 2).await?);
-    let lake = Lake::new(super::pipeline::lake_url(&args.lake)?);
+    let lake = Lake::new(super::pipeline::lake_url(&settings.lake(args.lake.as_deref()))?);
     for tenant in tenants {
         for &subject in &subjects {
             let r = sentiment::score_subjects(&app, &lake, tenant, &model, subject)

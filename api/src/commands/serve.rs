@@ -18,8 +18,10 @@ use crate::settings::Settings;
 
 pub async fn run(settings: &Settings, args: &ServeArgs) -> anyhow::Result<()> {
     let app_pool = db::connect(&settings.database.app_url()?, settings.database.max_connections).await?;
-    let lake = match std::env::var("ORBAS_LAKE") {
-        Ok(l) if !l.is_empty() => Some(super::pipeline::lake_url(&l)?),
+    // Only a configured lake (`ORBAS_LAKE`, `--lake-url`, `lake.url`): without one the server runs
+    // without SQL, dashboards and the intelligence jobs.
+    let lake = match settings.lake_url.as_deref() {
+        Some(l) if !l.is_empty() => Some(super::pipeline::lake_url(l)?),
         _ => None,
     };
     let (stop_tx, stop_rx) = watch::channel(false);

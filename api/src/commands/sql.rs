@@ -16,7 +16,7 @@ use crate::sql_port::CrmLogins;
 
 pub async fn run(settings: &Settings, args: &SqlArgs) -> anyhow::Result<()> {
     let pool = db::connect(&settings.database.app_url()?, settings.database.max_connections).await?;
-    let lake = Arc::new(Lake::new(super::pipeline::lake_url(&args.lake)?));
+    let lake = Arc::new(Lake::new(super::pipeline::lake_url(&settings.lake(args.lake.as_deref()))?));
     let addr = args.listen.unwrap_or(settings.sql_addr);
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("bind the SQL port {addr}"))?;
     let config = config(settings, args)?;

@@ -257,9 +257,8 @@ async fn lake(state: &AppState) -> LakePart {
         Err(e) => return part(Health::Down, vec![format!("The lake cannot be read: {e}")]),
     };
     let gold = |k: &str| k.starts_with(&format!("{}.", orbas_warehouse::gold::SQL_SCHEMA));
-    let newest = |want_gold: bool| {
-        commits.iter().filter(|c| gold(&c.key) == want_gold).filter_map(|c| c.committed_at).max()
-    };
+    let newest =
+        |want_gold: bool| commits.iter().filter(|c| gold(&c.key) == want_gold).filter_map(|c| c.committed_at).max();
     let silver_tables = commits.iter().filter(|c| !gold(&c.key)).count();
     let mut out = part(Health::Ok, Vec::new());
     out.silver_tables = silver_tables;

@@ -263,6 +263,7 @@ async fn lake_erase_optimize_and_vacuum_from_the_command_line() {
     assert!(!ok, "{out}");
     assert!(out.contains("✗ lake tables readable and whole"), "{out}");
     assert!(out.contains("✗ lake table: silver.accounts: 1 of ") && out.contains("data files missing"), "{out}");
-    let (_, out) = run(orbas().args(["doctor", "--lake", "/no/such/lake"]).env("DATABASE_URL", &app.db.admin_url)).await;
+    let (_, out) =
+        run(orbas().args(["doctor", "--lake", "/no/such/lake"]).env("DATABASE_URL", &app.db.admin_url)).await;
     assert!(out.contains("✗ lake: /no/such/lake is not a directory"), "{out}");
 }

@@ -75,22 +75,26 @@ async fn status_reports_each_part_and_what_to_fix() {
     sqlx::query("SELECT pg_drop_replication_slot($1)").bind(&slot).execute(&app.db.admin).await.expect("drop slot");
     assert_eq!(code, 200, "{body}");
 
-    let version: String = sqlx::query_scalar("SELECT current_setting('server_version')")
-        .fetch_one(&app.db.admin)
-        .await
-        .expect("version");
+    let version: String =
+        sqlx::query_scalar("SELECT current_setting('server_version')").fetch_one(&app.db.admin).await.expect("version");
     assert_eq!(body["database"]["health"], "ok", "{body}");
     assert_eq!(body["database"]["server"]["version"], json!(version));
 
     let cdc = &body["change_capture"];
     assert_eq!(cdc["health"], "degraded", "{body}");
-    assert_eq!(cdc["slots"], json!([{"name": slot, "active": false, "lag_bytes": cdc["slots"][0]["lag_bytes"], "wal_status": "reserved"}]));
+    assert_eq!(
+        cdc["slots"],
+        json!([{"name": slot, "active": false, "lag_bytes": cdc["slots"][0]["lag_bytes"], "wal_status": "reserved"}])
+    );
     assert!(cdc["slots"][0]["lag_bytes"].as_i64().is_some_and(|b| b >= 0), "{cdc}");
     let note = cdc["notes"][0].as_str().unwrap_or_default();
     assert!(note.contains(&slot) && note.contains("orbas pipeline cdc"), "{note}");
 
     let l = &body["lake"];
-    assert_eq!((l["health"].clone(), l["silver_tables"].clone(), l["gold_tables"].clone()), (json!("ok"), json!(1), json!(0)));
+    assert_eq!(
+        (l["health"].clone(), l["silver_tables"].clone(), l["gold_tables"].clone()),
+        (json!("ok"), json!(1), json!(0))
+    );
     let newest: chrono::DateTime<chrono::Utc> =
         serde_json::from_value(l["silver_newest_commit"].clone()).expect("a commit time");
     assert!((chrono::Utc::now() - newest).num_seconds().abs() < 600, "{newest}");

@@ -38,7 +38,7 @@ async fn app_db(settings: &Settings) -> anyhow::Result<Db> {
 pub(super) async fn run(settings: &Settings, args: &ModelsForecastArgs) -> anyhow::Result<()> {
     let tenants = tenants(settings, args.tenant.as_deref()).await?;
     let app = app_db(settings).await?;
-    let lake = Lake::new(lake_url(&args.lake)?);
+    let lake = Lake::new(lake_url(&settings.lake(args.lake.as_deref()))?);
     let fs = forecast::Settings { horizon: args.horizon.max(1), ..forecast::Settings::default() };
     for tenant in tenants {
         let started = Instant::now();
@@ -166,7 +166,7 @@ struct Bench {
 pub(super) async fn eval(settings: &Settings, args: &ModelsForecastEvalArgs) -> anyhow::Result<()> {
     let tenants = tenants(settings, args.tenant.as_deref()).await?;
     let app = app_db(settings).await?;
-    let lake = Lake::new(lake_url(&args.lake)?);
+    let lake = Lake::new(lake_url(&settings.lake(args.lake.as_deref()))?);
     let fs = forecast::Settings::default();
     let mut all = Vec::new();
     for tenant in &tenants {

@@ -282,7 +282,8 @@ async fn a_manager_reads_filters_drills_into_and_extends_a_dashboard_in_the_brow
     assert_eq!(page.low_contrast_texts().await, Vec::<String>::new(), "WCAG AA contrast");
     page.screenshot("status").await;
     // The same process's /metrics: the slot's consumer, the sink's lag and latency, lake queries.
-    let metrics = app.http.get(format!("{}/metrics", app.base)).send().await.expect("metrics").text().await.expect("text");
+    let metrics =
+        app.http.get(format!("{}/metrics", app.base)).send().await.expect("metrics").text().await.expect("text");
     assert!(metrics.contains(&format!("orbas_cdc_slot_active{{slot=\"{slot}\"}} 1")), "{metrics}");
     for name in [
         "orbas_lake_consumer_lag_messages ",
