@@ -128,7 +128,8 @@ pub(super) fn lake_url(lake: &str) -> anyhow::Result<url::Url> {
 /// `orbas pipeline sink`.
 pub async fn sink(settings: &Settings, args: &SinkArgs) -> anyhow::Result<()> {
     let brokers = brokers(settings, args.brokers.as_ref());
-    let mut cfg = SinkConfig::new(settings.database.admin_url()?, &brokers, lake_url(&settings.lake(args.lake.as_deref()))?);
+    let mut cfg =
+        SinkConfig::new(settings.database.admin_url()?, &brokers, lake_url(&settings.lake(args.lake.as_deref()))?);
     cfg.group = args.group.clone();
     cfg.batch_interval = Duration::from_millis(args.batch_ms.max(10));
     cfg.batch_rows = args.batch_rows.max(1);
