@@ -137,6 +137,7 @@ pub async fn serve_metrics(addr: std::net::SocketAddr, service: &str) -> anyhow:
 }
 
 /// A running `/metrics` listener; dropping it stops it.
+#[derive(Debug)]
 pub struct MetricsListener(tokio::task::JoinHandle<std::io::Result<()>>);
 
 impl Drop for MetricsListener {
