@@ -1,7 +1,7 @@
 //! `GET /v1/status`: how the whole loop is doing, as an operator or a data team needs to know it —
 //! the database, the change stream's replication slots, the lake, the search index, the tenant's
 //! models and its report and alert deliveries — each part with a health and, when it is not fine,
-//! what to look at. The status page (`/ui/status`) shows the same [`Status`].
+//! what to look at. The status page (`/ui/status`) shows the same [`SystemStatus`].
 //!
 //! The answer is always 200 when the caller may see it: the health is in the body (readiness for a
 //! load balancer is `/readyz`). Readable by the roles that may query the lake (the data teams and
@@ -63,7 +63,7 @@ impl Health {
 
 /// The system's state as the caller's tenant sees it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct Status {
+pub struct SystemStatus {
     pub checked_at: DateTime<Utc>,
     pub health: Health,
     pub database: DatabasePart,
@@ -131,8 +131,8 @@ pub struct DeliveriesPart {
 
 /// The system's health: database, change stream, lake, search, models, deliveries.
 #[utoipa::path(get, path = "/v1/status", tag = "operations", security(("bearer" = [])),
-    responses((status = 200, body = Status), (status = 401, body = Problem), (status = 403, body = Problem)))]
-async fn get_status(State(state): State<AppState>, auth: Authenticated) -> Result<Json<Status>, Problem> {
+    responses((status = 200, body = SystemStatus), (status = 401, body = Problem), (status = 403, body = Problem)))]
+async fn get_status(State(state): State<AppState>, auth: Authenticated) -> Result<Json<SystemStatus>, Problem> {
     may_see(&auth.principal)?;
     Ok(Json(gather(&state, &auth.principal).await))
 }
@@ -146,7 +146,7 @@ pub(crate) fn may_see(p: &Principal) -> Result<(), Problem> {
 }
 
 /// Reads every part (concurrently, each within [`PART_BUDGET`]).
-pub(crate) async fn gather(state: &AppState, p: &Principal) -> Status {
+pub(crate) async fn gather(state: &AppState, p: &Principal) -> SystemStatus {
     let now = Utc::now();
     let ((database, change_capture), lake, (models, deliveries)) =
         tokio::join!(postgres(state), lake(state), tenant_parts(state, p, now));
@@ -156,7 +156,7 @@ pub(crate) async fn gather(state: &AppState, p: &Principal) -> Status {
         .filter(|h| *h != Health::Off)
         .max()
         .unwrap_or(Health::Ok);
-    Status { checked_at: now, health, database, change_capture, lake, search, models, deliveries }
+    SystemStatus { checked_at: now, health, database, change_capture, lake, search, models, deliveries }
 }
 
 async fn within<T, E: std::fmt::Display>(fut: impl Future<Output = Result<T, E>>) -> Result<T, String> {

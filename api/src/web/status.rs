@@ -1,4 +1,4 @@
-//! `GET /ui/status`: the status page — [`crate::routes::status::Status`] as people read it.
+//! `GET /ui/status`: the status page — [`crate::routes::status::SystemStatus`] as people read it.
 
 use axum::extract::State;
 use axum::response::Response;
@@ -7,7 +7,7 @@ use orbas_dashboards::web::{Nav, StatusPage, StatusPart};
 
 use super::session::UiUser;
 use super::{HtmlError, page};
-use crate::routes::status::{self, Status, bytes};
+use crate::routes::status::{self, SystemStatus, bytes};
 use crate::state::AppState;
 
 pub(super) async fn status(State(state): State<AppState>, user: UiUser) -> Result<Response, HtmlError> {
@@ -16,7 +16,7 @@ pub(super) async fn status(State(state): State<AppState>, user: UiUser) -> Resul
     page(&view(user.layout("Status", Nav::Status), &s))
 }
 
-fn view(layout: orbas_dashboards::web::Layout, s: &Status) -> StatusPage {
+fn view(layout: orbas_dashboards::web::Layout, s: &SystemStatus) -> StatusPage {
     let now = s.checked_at;
     let when = |t: Option<DateTime<Utc>>| t.map_or_else(|| "never".to_owned(), |t| ago(now, t));
     let mut parts = Vec::new();
