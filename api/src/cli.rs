@@ -510,6 +510,10 @@ pub enum BenchCommand {
     /// Dashboard data as `GET /v1/dashboards/{id}/data` computes it, cold and warm cache, for every
     /// role's default dashboard over a seeded lake.
     Dashboards(BenchDashboardsArgs),
+    /// The reliability run of docs/RELIABILITY.md: an API write burst while the CDC and the sink are
+    /// SIGKILLed and Postgres restarts, then Postgres ↔ silver reconciled; a pooled multi-tenant load
+    /// with cancelled requests checked for foreign rows; schemathesis counted for 5xx.
+    Chaos(BenchChaosArgs),
     /// The vector graph vs faiss's HNSW on the same vectors: build, queries/s and recall, save and
     /// load (a restart's cost) (`scripts/setup.sh --bench-embed`).
     Vectors(BenchVectorsArgs),
@@ -652,6 +656,34 @@ pub struct BenchKpiArgs {
     /// Timed runs per query and engine.
     #[arg(long, default_value_t = 5)]
     pub runs: u64,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchChaosArgs {
+    /// Accounts created through the API during the burst (every tenth also renamed).
+    #[arg(long, default_value_t = 100_000)]
+    pub rows: u64,
+    /// SIGKILLs during the burst, alternating between the CDC and the sink process.
+    #[arg(long, default_value_t = 20)]
+    pub kills: u32,
+    /// Postgres restarts (fast shutdown, start on the same data directory) during the burst.
+    #[arg(long, default_value_t = 2)]
+    pub pg_restarts: u32,
+    /// Tenants seeded; all of them take part in the pooled load, the first four write the burst.
+    #[arg(long, default_value_t = 200)]
+    pub tenants: u32,
+    /// Requests of the pooled load (about 10 % cancelled mid-flight).
+    #[arg(long, default_value_t = 20_000)]
+    pub requests: u64,
+    /// Concurrent API clients of the burst.
+    #[arg(long, default_value_t = 16)]
+    pub clients: usize,
+    /// Seed of the data, the kill and restart schedule and the load.
+    #[arg(long, default_value_t = 20_261_206)]
+    pub seed: u64,
+    /// Leave schemathesis out (CI runs it in a test of its own).
+    #[arg(long)]
+    pub no_schemathesis: bool,
 }
 
 #[derive(Debug, Clone, clap::Args)]

@@ -1,6 +1,7 @@
 //! Subcommand implementations. Each builds what it needs from [`Settings`] and runs it.
 
 mod bench_cdc;
+mod bench_chaos;
 mod bench_dashboards;
 mod bench_decisions;
 mod bench_embed;
@@ -44,6 +45,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         },
         Command::Bench(BenchCommand::Seed(args)) => bench_seed::run(&settings, &args).await,
         Command::Bench(BenchCommand::Cdc(args)) => bench_cdc::run(&settings, &args).await,
+        Command::Bench(BenchCommand::Chaos(args)) => bench_chaos::run(&args).await,
         Command::Bench(BenchCommand::Sink(args)) => bench_sink::run(&settings, &args).await,
         Command::Bench(BenchCommand::Freshness(args)) => bench_freshness::run(&settings, &args).await,
         Command::Bench(BenchCommand::Kpi(args)) => bench_kpi::run(&settings, &args).await,

@@ -5,6 +5,7 @@ mod alerts;
 mod assistant;
 mod auth;
 mod cdc_crash;
+mod chaos;
 mod cli;
 mod commerce;
 mod dedupe;
