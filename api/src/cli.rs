@@ -517,6 +517,30 @@ pub enum BenchCommand {
     /// The vector graph vs faiss's HNSW on the same vectors: build, queries/s and recall, save and
     /// load (a restart's cost) (`scripts/setup.sh --bench-embed`).
     Vectors(BenchVectorsArgs),
+    /// Every benchmark above (and `scripts/bench-api.sh`, the models' evaluations) one after the other,
+    /// each one's figures written into its block of docs/BENCHMARKS.md with the command, date, machine
+    /// and commit as soon as it finishes; benches whose peers are not installed are skipped.
+    All(BenchAllArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchAllArgs {
+    /// Only these benches (comma-separated: seed, api, cdc, cdc-socket, sink, freshness, kpi, tpch,
+    /// models-eval, forecast-eval, sentiment, decisions, search, embed, vectors, dashboards).
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
+    /// Not these benches (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub skip: Vec<String>,
+    /// The document whose generated blocks are rewritten.
+    #[arg(long, default_value = "docs/BENCHMARKS.md")]
+    pub file: PathBuf,
+    /// Small sizes: a smoke run of every code path in minutes, not figures to publish.
+    #[arg(long)]
+    pub quick: bool,
+    /// Print the commands that would run (and what is skipped), run nothing, write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Clone, clap::Args)]

@@ -1,5 +1,6 @@
 //! Subcommand implementations. Each builds what it needs from [`Settings`] and runs it.
 
+mod bench_all;
 mod bench_cdc;
 mod bench_chaos;
 mod bench_dashboards;
@@ -55,6 +56,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Search(args)) => bench_search::run(&settings, &args).await,
         Command::Bench(BenchCommand::Embed(args)) => bench_embed::run(&args).await,
         Command::Bench(BenchCommand::Vectors(args)) => bench_vectors::run(&args).await,
+        Command::Bench(BenchCommand::All(args)) => bench_all::run(&args).await,
         Command::Search(cmd) => search::run(&settings, cmd).await,
     }
 }
