@@ -5,7 +5,7 @@
 //! rendered the same way on both sides (SQL on Postgres, DataFusion SQL on the Delta table).
 //!
 //! Columns are rendered as text where both sides print the same text (booleans, integers, exact
-//! numerics, strings, uuids, enums, JSON), as whole days (`date`) or microseconds since the epoch
+//! numerics, strings, uuids, enums, JSON, addresses), as whole days (`date`) or microseconds since the epoch
 //! (timestamps); floating-point, time, interval, binary and array columns are left out of the
 //! checksum (their text forms differ between the engines) and listed as such.
 
@@ -24,7 +24,9 @@ fn render(name: &str, pg_type: &str) -> Option<(String, String)> {
     let text = (format!("{c}::text"), format!("CAST({c} AS VARCHAR)"));
     match pg_type {
         "boolean" | "smallint" | "integer" | "bigint" | "oid" | "text" | "character varying" | "character" | "name"
-        | "uuid" | "json" | "jsonb" | "inet" | "numeric" => Some(text),
+        | "uuid" | "json" | "jsonb" | "numeric" => Some(text),
+        // The change event carries the output function's text (`10.0.0.1`); `::text` adds the mask.
+        "inet" | "cidr" => Some((format!("CASE WHEN {c} IS NOT NULL THEN format('%s', {c}) END"), text.1)),
         t if t.starts_with("numeric(") || t.starts_with("character varying(") || t.starts_with("character(") => {
             Some(text)
         }

@@ -52,7 +52,7 @@ impl Launcher {
         };
         cmd.args(["--brokers", &self.brokers, "--metrics-addr", "127.0.0.1:0"])
             .env("DATABASE_URL", &self.database_url)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", "warn,deltalake_core=error")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(log))
