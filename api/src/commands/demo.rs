@@ -4,6 +4,11 @@
 //! Delta tables from those topics, the search indexer keeping the tantivy + vector index from the same
 //! topics, the intelligence service (`orbas_models::service`: retraining, sentiment, next-best actions,
 //! forecasts) once the lake has caught up, the HTTP server and the SQL port listening, URLs printed.
+//! Long steps show progress bars on a terminal ([`progress`]). Ctrl-C (or SIGTERM) at any point stops
+//! cleanly: every service finishes its current batch, Postgres shuts down, the exit code is 0; an
+//! interrupted seed leaves no tenant behind; a second Ctrl-C exits at once.
+
+mod progress;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -32,6 +37,9 @@ use crate::settings::{Settings, with_credentials};
 const DEMO_DATABASE: &str = "orbas";
 
 pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
+    let (stop_tx, stop) = watch::channel(false);
+    let stop_tx = Arc::new(stop_tx);
+    watch_signals(stop_tx.clone());
     let mut cluster = None;
     if settings.database.url.is_none() {
         let opts = ClusterOptions { data_dir: args.data_dir.clone(), ..ClusterOptions::default() };
@@ -40,18 +48,53 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
         settings.database.url = Some(SecretString::from(c.url(DEMO_DATABASE)));
         cluster = Some(c);
     }
+    let outcome = serve(settings, &args, cluster.is_some(), &stop_tx, stop).await;
+    // Last, once every service has stopped: Postgres (fast shutdown), also after a failure.
+    if let Some(c) = cluster {
+        let stopped = c.stop().await.context("stopping the embedded Postgres");
+        outcome?;
+        stopped?;
+        println!("demo stopped; Postgres shut down cleanly");
+        return Ok(());
+    }
+    outcome
+}
+
+/// The first Ctrl-C (or SIGTERM) asks every service to stop after its current batch; a second one
+/// exits at once (the Postgres and broker watchdogs then stop what this process started).
+fn watch_signals(stop: Arc<watch::Sender<bool>>) {
+    tokio::spawn(async move {
+        super::shutdown_signal().await;
+        eprintln!("stopping: every service finishes its current batch (Ctrl-C again to force)");
+        let _ = stop.send(true);
+        super::shutdown_signal().await;
+        eprintln!("forced exit: the current batches are abandoned (they are redone on the next start)");
+        std::process::exit(130);
+    });
+}
+
+/// Everything on top of Postgres, from migrations to the stop of every service.
+async fn serve(
+    mut settings: Settings,
+    args: &DemoArgs,
+    embedded: bool,
+    stop_tx: &watch::Sender<bool>,
+    stop_rx: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
     let admin_url = settings.database.admin_url()?.to_owned();
     let admin = db::connect(&admin_url, 4).await?;
     db::migrate(&admin).await?;
     let app_url = provision_app(&admin, &mut settings, &admin_url).await?;
-    seed_if_empty(&admin, &args).await?;
+    seed_if_empty(&admin, args, &stop_rx).await?;
+    if *stop_rx.borrow() {
+        return Ok(());
+    }
 
     let app_pool = db::connect(&app_url, settings.database.max_connections).await?;
     let jwt_secret = match &settings.jwt_secret {
         Some(s) => s.clone(),
         None => SecretString::from(random_secret(48)),
     };
-    let (stop_tx, stop_rx) = watch::channel(false);
     let capture = start_cdc(&settings, &admin, &admin_url, args.data_dir.as_deref(), stop_rx.clone()).await?;
     let lake = match &capture {
         Some(c) => Some(start_sink(&admin_url, c, args.data_dir.as_deref(), stop_rx.clone())?),
@@ -84,7 +127,7 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
         };
         format!("{} ({source}); CDC topics orbas.cdc.<schema>.<table>, orbas.cdc.transaction, orbas.events", c.brokers)
     });
-    print_banner(&admin, &http, &admin_url, cluster.is_some(), kafka.as_deref()).await?;
+    print_banner(&admin, &http, &admin_url, embedded, kafka.as_deref()).await?;
     if let Some(l) = &lake {
         println!("  lake           {} (bronze/ and silver/ Delta tables per CRM table)", l.root.display());
         println!(
@@ -104,63 +147,129 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
 
     let mut stopped = stop_rx.clone();
     let serving = tokio::spawn(server.run_until_stopped(async move { drop(stopped.wait_for(|s| *s).await) }));
+    let mut intelligence = None;
     let outcome = if args.exit_when_ready {
-        let ready = check_ready(&http).await;
-        let captured = match &capture {
-            Some(_) => wait_snapshot(&admin).await,
+        let waited = progress::unless_stopped(&stop_rx, wait_ready(&http, &admin, lake.as_ref().map(|l| &l.root)));
+        match waited.await {
+            Some(ready) => ready.map(|()| println!("demo is ready; exiting as asked (--exit-when-ready)")),
             None => Ok(()),
-        };
-        let landed = match (&lake, &captured) {
-            (Some(l), Ok(())) => wait_lake(&admin, &l.root).await,
-            _ => Ok(()),
-        };
-        ready.and(captured).and(landed).map(|()| println!("demo is ready; exiting as asked (--exit-when-ready)"))
-    } else {
-        // The intelligence stage (retraining, sentiment, next-best actions, forecasts), once the lake
-        // has caught up with the seed.
-        let intelligence = lake.as_ref().map(|l| {
-            let (admin, root, app) = (admin.clone(), l.root.clone(), Db::new(server_pool.clone()));
-            let stop = stop_rx.clone();
-            tokio::spawn(async move {
-                if let Err(e) = wait_lake(&admin, &root).await {
-                    return tracing::warn!(error = %e, "the lake did not catch up; the models are not started");
-                }
-                let lake = match super::pipeline::lake_url(&root.display().to_string()) {
-                    Ok(url) => std::sync::Arc::new(orbas_warehouse::sql::Lake::new(url)),
-                    Err(e) => return tracing::warn!(error = %e, "the demo lake's URL"),
-                };
-                println!(
-                    "models: retraining every 6 h, sentiment and next-best actions as the lake moves, forecasts daily"
-                );
-                Service { admin, db: app, lake }.spawn(Schedule::default(), stop).join().await;
-            })
-        });
-        super::shutdown_signal().await;
-        if let Some(task) = intelligence {
-            task.abort();
         }
+    } else {
+        intelligence = lake.as_ref().map(|l| spawn_intelligence(&admin, &l.root, &server_pool, &stop_rx));
+        drop(stop_rx.clone().wait_for(|s| *s).await);
         Ok(())
     };
     let _ = stop_tx.send(true);
-    serving.await??;
-    if let Some((_, task)) = sql_port {
-        task.abort();
+    let services = Services { serving, intelligence, sql_port, lake, search, capture };
+    let stopped = services.stop().await;
+    outcome.and(stopped)
+}
+
+/// Ctrl-C (or a failure) during seeding: the load's uncommitted tenants were rolled back when it was
+/// dropped; the tenants it had already committed are removed too, so the database is as empty as
+/// before and the next start seeds everything again. Only ever called on a database that held no
+/// tenant when the seed started.
+async fn undo_partial_seed(admin: &PgPool) -> anyhow::Result<()> {
+    let tenants: i64 = sqlx::query_scalar("SELECT count(*) FROM tenants").fetch_one(admin).await?;
+    if tenants > 0 {
+        sqlx::query("TRUNCATE tenants CASCADE").execute(admin).await.context("removing the interrupted seed")?;
     }
-    if let Some(l) = lake {
-        l.task.await?.context("lake sink stopped")?;
-    }
-    if let Some(s) = search {
-        s.task.await?.context("search indexer stopped")?;
-    }
-    if let Some(c) = capture {
-        c.task.await?.context("change data capture stopped")?;
-        drop(c.broker);
-    }
-    outcome?;
-    if let Some(c) = cluster {
-        c.stop().await?;
+    println!("seeding stopped: nothing was kept ({tenants} committed tenant(s) removed); the next start seeds again");
+    Ok(())
+}
+
+/// `--exit-when-ready`: the API answers, the snapshot is in Kafka and the lake has caught up.
+async fn wait_ready(http: &str, admin: &PgPool, lake: Option<&std::path::PathBuf>) -> anyhow::Result<()> {
+    check_ready(http).await?;
+    if let Some(root) = lake {
+        progress::wait_snapshot(admin).await?;
+        progress::wait_lake(admin, root).await?;
     }
     Ok(())
+}
+
+/// The intelligence stage (retraining, sentiment, next-best actions, forecasts), once the lake has
+/// caught up with the seed; it stops with the demo after its current job.
+fn spawn_intelligence(
+    admin: &PgPool,
+    root: &std::path::Path,
+    app: &PgPool,
+    stop: &watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let (admin, root, app, stop) = (admin.clone(), root.to_path_buf(), Db::new(app.clone()), stop.clone());
+    tokio::spawn(async move {
+        let caught_up = async {
+            if let Err(e) = progress::wait_snapshot(&admin).await {
+                tracing::warn!(error = %e, "still waiting for the lake");
+            }
+            progress::wait_lake(&admin, &root).await
+        };
+        match progress::unless_stopped(&stop, caught_up).await {
+            None => return,
+            Some(Err(e)) => return tracing::warn!(error = %e, "the lake did not catch up; the models are not started"),
+            Some(Ok(())) => {}
+        }
+        let lake = match super::pipeline::lake_url(&root.display().to_string()) {
+            Ok(url) => Arc::new(orbas_warehouse::sql::Lake::new(url)),
+            Err(e) => return tracing::warn!(error = %e, "the demo lake's URL"),
+        };
+        println!("models: retraining every 6 h, sentiment and next-best actions as the lake moves, forecasts daily");
+        let jobs = Service { admin: admin.clone(), db: app, lake }.spawn(Schedule::default(), stop.clone());
+        tokio::join!(jobs.join(), progress::first_training(&admin, &stop));
+    })
+}
+
+/// The demo's running services, stopped together.
+struct Services {
+    serving: tokio::task::JoinHandle<anyhow::Result<()>>,
+    intelligence: Option<tokio::task::JoinHandle<()>>,
+    sql_port: Option<(std::net::SocketAddr, tokio::task::JoinHandle<orbas_warehouse::Result<()>>)>,
+    lake: Option<Lake>,
+    search: Option<Search>,
+    capture: Option<Capture>,
+}
+
+impl Services {
+    /// Waits for every service to finish its current batch (the stop signal was sent): the server
+    /// drains its requests, the models finish their job, the sink commits (with its Kafka positions),
+    /// the indexer commits, CDC confirms what Kafka acknowledged. Every service is waited for even
+    /// when one failed; the first failure is returned.
+    async fn stop(self) -> anyhow::Result<()> {
+        let mut first: anyhow::Result<()> = Ok(());
+        let mut keep = |what: &str, r: anyhow::Result<()>| {
+            if let Err(e) = r {
+                tracing::error!(error = %format!("{e:#}"), "{what} did not stop cleanly");
+                if first.is_ok() {
+                    first = Err(e.context(format!("{what} did not stop cleanly")));
+                }
+            }
+        };
+        keep("the HTTP server", self.serving.await.map_err(anyhow::Error::from).and_then(|r| r));
+        if let Some(task) = self.intelligence {
+            keep("the models", task.await.map_err(anyhow::Error::from));
+        }
+        if let Some((_, task)) = self.sql_port {
+            // Queries only, no state: nothing to finish.
+            task.abort();
+        }
+        if let Some(l) = self.lake {
+            keep("the lake sink", joined(l.task.await));
+        }
+        if let Some(s) = self.search {
+            keep("the search indexer", joined(s.task.await));
+        }
+        if let Some(c) = self.capture {
+            keep("change data capture", joined(c.task.await));
+            drop(c.broker);
+        }
+        first
+    }
+}
+
+fn joined<T, E: std::error::Error + Send + Sync + 'static>(
+    r: Result<Result<T, E>, tokio::task::JoinError>,
+) -> anyhow::Result<()> {
+    r?.map(drop).map_err(anyhow::Error::from)
 }
 
 /// The demo's change data capture: its broker (unless one is configured) and the service's task.
@@ -334,72 +443,6 @@ async fn start_sql_port(
     Ok((addr, tokio::spawn(wire::serve(listener, lake, auth, config))))
 }
 
-/// Waits until silver holds as many accounts as Postgres, then reports it.
-async fn wait_lake(admin: &PgPool, root: &std::path::Path) -> anyhow::Result<()> {
-    let want: i64 = sqlx::query_scalar("SELECT count(*) FROM accounts").fetch_one(admin).await?;
-    let url = super::pipeline::lake_url(&root.join("silver/public/accounts").display().to_string())?;
-    for _ in 0..600 {
-        if let Ok(Some(got)) = orbas_warehouse::lake::row_count(&url).await
-            && got == want
-        {
-            println!("lake: silver accounts = {got} rows, as in Postgres (bronze and silver kept from the CDC topics)");
-            return wait_gold(admin, root).await;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
-    anyhow::bail!("the lake did not catch up with Postgres (accounts) in two minutes")
-}
-
-/// Waits until the gold bookings count every won deal Postgres has, then reports it.
-async fn wait_gold(admin: &PgPool, root: &std::path::Path) -> anyhow::Result<()> {
-    let want: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM opportunities WHERE status = 'won'").fetch_one(admin).await?;
-    let url = super::pipeline::lake_url(&root.join("gold/kpi/daily_bookings").display().to_string())?;
-    for _ in 0..600 {
-        if gold_won_deals(&url).await == Some(want) {
-            println!(
-                "lake: gold daily_bookings counts {want} won deals, as in Postgres (KPI tables refreshed from silver)"
-            );
-            return Ok(());
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
-    anyhow::bail!("the gold KPI tables did not catch up with Postgres (won deals) in two minutes")
-}
-
-async fn gold_won_deals(url: &url::Url) -> Option<i64> {
-    use deltalake::datafusion::common::ScalarValue;
-    // Not opened before its first commit: delta-rs logs an ERROR for every open of a missing table.
-    if !orbas_warehouse::lake::exists(url).await {
-        return None;
-    }
-    let table = deltalake::open_table(url.clone()).await.ok()?;
-    let ctx = deltalake::datafusion::prelude::SessionContext::new();
-    ctx.register_table("t", table.table_provider().await.ok()?).ok()?;
-    let batches = ctx.sql("SELECT CAST(sum(deals_won) AS BIGINT) FROM t").await.ok()?.collect().await.ok()?;
-    match ScalarValue::try_from_array(batches.first()?.column(0), 0).ok()? {
-        ScalarValue::Int64(v) => v,
-        _ => None,
-    }
-}
-
-/// Waits for the initial snapshot to be acknowledged, then reports it.
-async fn wait_snapshot(admin: &PgPool) -> anyhow::Result<()> {
-    for _ in 0..1200 {
-        let done: Option<(i32, i64)> = sqlx::query_as(
-            "SELECT tables, rows FROM orbas.cdc_snapshots WHERE slot_name = 'orbas_cdc' AND completed_at IS NOT NULL",
-        )
-        .fetch_optional(admin)
-        .await?;
-        if let Some((tables, rows)) = done {
-            println!("change data capture: initial snapshot of {tables} tables ({rows} rows) is in Kafka; streaming");
-            return Ok(());
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    anyhow::bail!("the CDC initial snapshot did not finish in two minutes")
-}
-
 async fn create_database_if_missing(c: &PgCluster) -> anyhow::Result<()> {
     let pool = db::connect(&c.url("postgres"), 1).await?;
     let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
@@ -426,7 +469,9 @@ async fn provision_app(admin: &PgPool, settings: &mut Settings, admin_url: &str)
     with_credentials(admin_url, &settings.database.app_user, &password)
 }
 
-async fn seed_if_empty(admin: &PgPool, args: &DemoArgs) -> anyhow::Result<()> {
+/// Seeds a database without tenants; one transaction per tenant (see [`undo_partial_seed`] for a stop
+/// in the middle).
+async fn seed_if_empty(admin: &PgPool, args: &DemoArgs, stop: &watch::Receiver<bool>) -> anyhow::Result<()> {
     let tenants: i64 = sqlx::query_scalar("SELECT count(*) FROM tenants").fetch_one(admin).await?;
     if tenants > 0 {
         println!("database already holds {tenants} tenant(s); not seeding again");
@@ -435,7 +480,22 @@ async fn seed_if_empty(admin: &PgPool, args: &DemoArgs) -> anyhow::Result<()> {
     let mut cfg = seed::SeedConfig::new(args.seed.tenants, args.seed.scale, args.seed.seed)?;
     // The demo's history ends today, so what reps do now continues it.
     cfg.as_of = args.seed.as_of.unwrap_or_else(|| chrono::Utc::now().date_naive());
-    let report = seed::load(admin, &cfg).await?;
+    let bar = progress::seeding(args.seed.scale);
+    let on_rows = {
+        let bar = bar.clone();
+        move |rows| progress::seeded(&bar, rows)
+    };
+    let loading = seed::load_with_progress(admin, &cfg, &on_rows);
+    let loaded = progress::unless_stopped(stop, loading).await;
+    bar.finish_and_clear();
+    let report = match loaded {
+        Some(Ok(report)) => report,
+        Some(Err(e)) => {
+            undo_partial_seed(admin).await?;
+            return Err(e.into());
+        }
+        None => return undo_partial_seed(admin).await,
+    };
     super::seed::print_report(&report);
     super::seed::install_dashboards(admin, report.tenants.iter().map(|(t, _)| *t)).await?;
     Ok(())

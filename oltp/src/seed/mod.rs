@@ -146,14 +146,25 @@ fn table_stats(counts: &[(u64, u64)]) -> Vec<TableStats> {
         .collect()
 }
 
+/// Told the rows of each table COPYed for a tenant, as the load goes (inside that tenant's still open
+/// transaction: they count as loaded only once the load returns). Called on the loader's tasks, so it
+/// must be cheap and must not block.
+pub type Progress = dyn Fn(u64) + Send + Sync;
+
 /// Bulk-loads the generated data with COPY (CSV) into the database behind `pool`, one transaction per
 /// tenant (several tenants at once when the pool and the CPUs allow). The pool's role must bypass RLS (superuser or BYPASSRLS): Postgres refuses COPY FROM into
 /// tables with row-level security otherwise.
-#[instrument(skip_all, fields(tenants = cfg.tenants, scale = cfg.scale, seed = cfg.seed))]
 pub async fn load(pool: &PgPool, cfg: &SeedConfig) -> Result<SeedReport> {
+    load_with_progress(pool, cfg, &|_| {}).await
+}
+
+/// [`load`], telling `progress` the rows of every table COPYed. Dropping the future rolls back every
+/// tenant not yet committed; tenants already committed stay.
+#[instrument(skip_all, fields(tenants = cfg.tenants, scale = cfg.scale, seed = cfg.seed))]
+pub async fn load_with_progress(pool: &PgPool, cfg: &SeedConfig, progress: &Progress) -> Result<SeedReport> {
     pg::check_role(pool).await?;
     let started = Instant::now();
-    let loaded = pg::load_all(pool, cfg).await?;
+    let loaded = pg::load_all(pool, cfg, progress).await?;
     let elapsed = started.elapsed();
     let tables = table_stats(&loaded.counts);
     for (t, (rows, spent)) in tables.iter().zip(&loaded.stats) {

@@ -13,11 +13,11 @@ use tokio::sync::mpsc;
 use tracing::{error, info};
 use uuid::Uuid;
 
-use super::SeedConfig;
 use super::csv::{Counts, Sink};
 use super::ctx::{self, Tenant};
 use super::generate::{add_counts, generate_tenant, password_hash};
 use super::schema::{TABLES, copy_statement};
+use super::{Progress, SeedConfig};
 use crate::model::TenantId;
 use crate::{Error, Result};
 
@@ -92,12 +92,12 @@ pub(crate) async fn check_role(pool: &PgPool) -> Result<()> {
 }
 
 /// Copies everything the generator sends, committing each tenant.
-pub(crate) async fn copy_all(pool: &PgPool, mut rx: mpsc::Receiver<Msg>) -> Result<CopyStats> {
+pub(crate) async fn copy_all(pool: &PgPool, mut rx: mpsc::Receiver<Msg>, progress: &Progress) -> Result<CopyStats> {
     let mut conn = pool.acquire().await?;
     let mut stats: CopyStats = vec![(0, Duration::ZERO); TABLES.len()];
     while let Some(msg) = rx.recv().await {
         match msg {
-            Msg::BeginTenant(id, slug) => copy_tenant(&mut conn, &mut rx, id, &slug, &mut stats).await?,
+            Msg::BeginTenant(id, slug) => copy_tenant(&mut conn, &mut rx, (id, &slug), &mut stats, progress).await?,
             other => return Err(protocol(&format!("{other:?}").chars().take(40).collect::<String>())),
         }
     }
@@ -107,9 +107,9 @@ pub(crate) async fn copy_all(pool: &PgPool, mut rx: mpsc::Receiver<Msg>) -> Resu
 async fn copy_tenant(
     conn: &mut PgConnection,
     rx: &mut mpsc::Receiver<Msg>,
-    id: Uuid,
-    slug: &str,
+    (id, slug): (Uuid, &str),
     stats: &mut CopyStats,
+    progress: &Progress,
 ) -> Result<()> {
     let started = Instant::now();
     let mut tx = conn.begin().await?;
@@ -118,9 +118,11 @@ async fn copy_tenant(
     loop {
         match rx.recv().await {
             Some(Msg::BeginTable(t)) => {
-                rows += copy_table(&mut tx, rx, t, stats).await.inspect_err(|e| {
+                let copied = copy_table(&mut tx, rx, t, stats).await.inspect_err(|e| {
                     error!(tenant_id = %id, slug, table = TABLES[t].name, error = %e, "COPY failed; tenant rolled back");
                 })?;
+                rows += copied;
+                progress(copied);
             }
             Some(Msg::EndTenant) => break,
             Some(_) => return Err(protocol("data outside a table")),
@@ -181,14 +183,15 @@ fn join_error(e: tokio::task::JoinError) -> Error {
 }
 
 /// Generates and copies every tenant of `cfg`, several at a time.
-pub(crate) async fn load_all(pool: &PgPool, cfg: &SeedConfig) -> Result<Loaded> {
+pub(crate) async fn load_all(pool: &PgPool, cfg: &SeedConfig, progress: &Progress) -> Result<Loaded> {
     let seed = cfg.seed;
     let hash = tokio::task::spawn_blocking(move || password_hash(seed)).await.map_err(join_error)??;
     let tenants: VecDeque<(usize, Tenant)> = ctx::tenants(cfg).into_iter().enumerate().collect();
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let workers = cpus.min(tenants.len()).min(pool.options().get_max_connections() as usize).max(1);
     let queue: Queue = Arc::new(Mutex::new(tenants));
-    let done = futures::future::try_join_all((0..workers).map(|_| worker(pool, queue.clone(), hash.clone()))).await?;
+    let done = futures::future::try_join_all((0..workers).map(|_| worker(pool, queue.clone(), hash.clone(), progress)))
+        .await?;
     let mut all: Vec<(usize, TenantId, String)> = Vec::new();
     let mut loaded = Loaded {
         tenants: Vec::new(),
@@ -211,7 +214,7 @@ pub(crate) async fn load_all(pool: &PgPool, cfg: &SeedConfig) -> Result<Loaded> 
 type WorkerResult = (Vec<(usize, TenantId, String)>, Counts, CopyStats);
 
 /// Takes tenants off the queue until it is empty: generates each on a blocking thread and copies it.
-async fn worker(pool: &PgPool, queue: Queue, hash: String) -> Result<WorkerResult> {
+async fn worker(pool: &PgPool, queue: Queue, hash: String, progress: &Progress) -> Result<WorkerResult> {
     let mut out: WorkerResult = (Vec::new(), vec![(0, 0); TABLES.len()], vec![(0, Duration::ZERO); TABLES.len()]);
     loop {
         let next = queue.lock().map_err(|_| Error::Seed { message: "tenant queue poisoned".into() })?.pop_front();
@@ -219,7 +222,7 @@ async fn worker(pool: &PgPool, queue: Queue, hash: String) -> Result<WorkerResul
         let (tx, rx) = mpsc::channel(8);
         let hash = hash.clone();
         let generator = tokio::task::spawn_blocking(move || generate_tenant(tenant, &hash, &mut ChannelSink { tx }));
-        let copied = copy_all(pool, rx).await;
+        let copied = copy_all(pool, rx, progress).await;
         let generated = generator.await.map_err(join_error)?;
         let (stats, (id, slug, counts)) = match (copied, generated) {
             (Ok(stats), Ok(generated)) => (stats, generated),
