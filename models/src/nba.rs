@@ -3,7 +3,9 @@
 //!
 //! One [`refresh`] of a tenant reads its lake at the *decision time* (just after the latest business
 //! event, so a static dataset is judged as of its own present), scores every open lead, opportunity
-//! and account with the model version in service (the prior where none is), and proposes:
+//! and account with the model version in service (the prior where none is), stores the scores that
+//! moved since their last prediction ([`ops::rescore`]: a logged meeting moves its deal's win
+//! probability now, not at the next retraining), and proposes:
 //!
 //! | kind | when | action | expected value |
 //! |---|---|---|---|
@@ -26,7 +28,7 @@ use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Float64Type};
 use datafusion::prelude::SessionContext;
 use orbas_oltp::db::Db;
-use orbas_oltp::model::{EntityType, ModelVersionId, RecommendationAction, TenantId, UserId};
+use orbas_oltp::model::{EntityType, ModelId, ModelVersionId, RecommendationAction, TenantId, UserId};
 use orbas_oltp::repo::recommendations::{self, Proposal, Synced};
 use orbas_oltp::repo::{identity, intelligence};
 use orbas_warehouse::gold::FX_VIEW;
@@ -162,11 +164,15 @@ pub struct Refreshed {
     pub decided_at: DateTime<Utc>,
     pub candidates: usize,
     pub synced: Synced,
+    /// Records whose stored score moved (see [`ops::rescore`]).
+    pub rescored: u64,
 }
 
-/// A scorer of one entity kind and the version it came from (`None`: the prior, nothing trained).
+/// A scorer of one entity kind, its model and the version it came from (`None`: the prior, nothing
+/// trained).
 struct Serving {
     scorer: Scorer,
+    model: ModelId,
     version: Option<ModelVersionId>,
 }
 
@@ -193,8 +199,8 @@ pub async fn refresh(db: &Db, lake: &Lake, tenant: TenantId, settings: &Settings
             let active = intelligence::active_version(tx.conn(), model.id).await?;
             let found = active.and_then(|v| Scorer::from_params(entity, &v.params).map(|s| (s, v.id)));
             let s = match found {
-                Some((scorer, id)) => Serving { scorer, version: Some(id) },
-                None => Serving { scorer: Scorer::train(&sets[&entity])?, version: None },
+                Some((scorer, id)) => Serving { scorer, model: model.id, version: Some(id) },
+                None => Serving { scorer: Scorer::train(&sets[&entity])?, model: model.id, version: None },
             };
             serving.insert(entity, s);
         }
@@ -234,11 +240,19 @@ pub async fn refresh(db: &Db, lake: &Lake, tenant: TenantId, settings: &Settings
         })
         .collect();
     let mut tx = db.begin(tenant).await?;
+    // The scores shown on each record follow it between retrainings (a logged meeting moves its deal's).
+    let mut rescored = 0;
+    for entity in Entity::ALL {
+        let s = &serving[&entity];
+        if let Some(version) = s.version {
+            rescored += ops::rescore(tx.conn(), tenant, s.model, version, &s.scorer, &sets[&entity], wall).await?;
+        }
+    }
     let synced = recommendations::sync(tx.conn(), tenant, &KINDS, &proposals, wall, settings.quiet).await?;
     tx.commit().await?;
     info!(%tenant, decided_at = %at, candidates = found, inserted = synced.inserted, updated = synced.updated,
-          resolved = synced.resolved, suppressed = synced.suppressed, "next-best actions refreshed");
-    Ok(Refreshed { decided_at: at, candidates: found, synced })
+          resolved = synced.resolved, suppressed = synced.suppressed, rescored, "next-best actions refreshed");
+    Ok(Refreshed { decided_at: at, candidates: found, synced, rescored })
 }
 
 /// `name value (±contribution)` for the strongest factors, e.g. `meetings 3 (+0.41)`.

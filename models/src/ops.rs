@@ -2,11 +2,14 @@
 //! with the version in service on the same held-out months, register it (`model_versions`, with its
 //! metrics and training-set reference), promote it only if it is better, and write the serving
 //! model's scores of every open entity to `predictions` — all through `orbas-oltp` in one tenant
-//! transaction, so the results flow through CDC into the lake like any CRM write.
+//! transaction, so the results flow through CDC into the lake like any CRM write. Between
+//! retrainings [`rescore`] stores the scores that moved (the next-best-action refresh calls it).
+
+use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, Utc};
 use orbas_oltp::db::Db;
-use orbas_oltp::model::{EntityType, TenantId};
+use orbas_oltp::model::{EntityType, ModelId, ModelVersionId, TenantId};
 use orbas_oltp::repo::intelligence::{self, NewPrediction};
 use orbas_warehouse::sql::{Lake, Limits};
 use serde_json::json;
@@ -131,29 +134,8 @@ pub async fn retrain(db: &Db, lake: &Lake, tenant: TenantId, entity: Entity) -> 
 
     // Score every entity open now with the model in service.
     let open = features::compute(&ctx, entity, &[now], now).await?;
-    let at = Utc::now();
-    let mut rows = Vec::with_capacity(open.len());
-    for i in 0..open.len() {
-        let Ok(id) = uuid::Uuid::parse_str(&open.rows[i].id) else {
-            warn!(id = %open.rows[i].id, "an entity id that is not a UUID; not scored");
-            continue;
-        };
-        let score = scorer.score(open.row(i), TOP_FACTORS);
-        let factors: Vec<serde_json::Value> = score
-            .positive
-            .iter()
-            .chain(&score.negative)
-            .map(|f| json!({"feature": f.feature, "value": f.value, "contribution": f.contribution}))
-            .collect();
-        rows.push(NewPrediction {
-            entity_type,
-            entity_id: id,
-            score: score.probability,
-            label: None,
-            explanation: serde_json::Value::Array(factors),
-        });
-    }
-    let predictions = intelligence::add_predictions(tx.conn(), tenant, serving_version, at, &rows).await?;
+    let rows = predictions(&scorer, &open, entity_type);
+    let predictions = intelligence::add_predictions(tx.conn(), tenant, serving_version, Utc::now(), &rows).await?;
     tx.commit().await?;
     info!(
         model = key,
@@ -175,6 +157,63 @@ pub async fn retrain(db: &Db, lake: &Lake, tenant: TenantId, entity: Entity) -> 
         predictions,
         data_until: now,
     })
+}
+
+/// The scores of every open record of `set` under `scorer`, with their top factors each way.
+fn predictions(scorer: &Scorer, set: &FeatureSet, entity_type: EntityType) -> Vec<NewPrediction> {
+    let mut rows = Vec::with_capacity(set.len());
+    for i in 0..set.len() {
+        let Ok(id) = uuid::Uuid::parse_str(&set.rows[i].id) else {
+            warn!(id = %set.rows[i].id, "an entity id that is not a UUID; not scored");
+            continue;
+        };
+        let score = scorer.score(set.row(i), TOP_FACTORS);
+        let factors: Vec<serde_json::Value> = score
+            .positive
+            .iter()
+            .chain(&score.negative)
+            .map(|f| json!({"feature": f.feature, "value": f.value, "contribution": f.contribution}))
+            .collect();
+        rows.push(NewPrediction {
+            entity_type,
+            entity_id: id,
+            score: score.probability,
+            label: None,
+            explanation: serde_json::Value::Array(factors),
+        });
+    }
+    rows
+}
+
+/// A stored score is replaced between retrainings when the model in service now gives the record a
+/// probability at least this far from it: what a logged meeting or a stage move does, not the few
+/// hundredths of a percent the passing of time alone does.
+pub const RESCORE_DELTA: f64 = 0.005;
+
+/// Scores the open records of `set` (features as of the decision time) with `scorer`, version
+/// `version` of `model`, and stores a prediction for each record whose probability moved by at least
+/// [`RESCORE_DELTA`] from the latest one stored (or that has none), so a record's score follows what
+/// happens to it between retrainings. Returns how many were stored.
+pub async fn rescore(
+    conn: &mut sqlx::PgConnection,
+    tenant: TenantId,
+    model: ModelId,
+    version: ModelVersionId,
+    scorer: &Scorer,
+    set: &FeatureSet,
+    at: DateTime<Utc>,
+) -> Result<u64> {
+    let entity_type = registry(set.entity).3;
+    let stored: HashMap<uuid::Uuid, f64> =
+        intelligence::latest_scores(conn, model, entity_type).await?.into_iter().collect();
+    let moved: Vec<NewPrediction> = predictions(scorer, set, entity_type)
+        .into_iter()
+        .filter(|p| stored.get(&p.entity_id).is_none_or(|old| (p.score - old).abs() >= RESCORE_DELTA))
+        .collect();
+    if moved.is_empty() {
+        return Ok(0);
+    }
+    Ok(intelligence::add_predictions(conn, tenant, version, at, &moved).await?)
 }
 
 #[cfg(test)]

@@ -210,3 +210,23 @@ pub async fn latest_for(conn: &mut PgConnection, entity_type: EntityType, entity
     .fetch_all(conn)
     .await?)
 }
+
+/// The latest score the model `model` (any of its versions) gave each record of `entity_type` it
+/// scored, as `(record id, score)`.
+pub async fn latest_scores(
+    conn: &mut PgConnection,
+    model: ModelId,
+    entity_type: EntityType,
+) -> Result<Vec<(Uuid, f64)>> {
+    Ok(sqlx::query_as(
+        "SELECT DISTINCT ON (p.entity_id) p.entity_id, p.score
+           FROM predictions p
+           JOIN model_versions v ON v.id = p.model_version_id
+          WHERE v.model_id = $1 AND p.entity_type = $2
+          ORDER BY p.entity_id, p.predicted_at DESC, p.id DESC",
+    )
+    .bind(model)
+    .bind(entity_type)
+    .fetch_all(conn)
+    .await?)
+}
