@@ -49,6 +49,35 @@ pub enum Command {
     /// Search: keep the full-text + vector index current from the CDC topics, rebuild it, query it.
     #[command(subcommand)]
     Search(SearchCommand),
+    /// Erase a person (GDPR): their contact/lead and every row that is theirs from the CRM, then the
+    /// history the change stream, Kafka, the lake and the search index keep of them; prints what each
+    /// store did and fails if one could not be confirmed (rerun to finish).
+    Erase(EraseArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct EraseArgs {
+    /// The tenant: its id or its slug.
+    #[arg(long)]
+    pub tenant: String,
+    /// The person: a contact or lead id (the lead or contact it was converted from or into goes too).
+    #[arg(long)]
+    pub subject: String,
+    /// The lake (default: `lake.url` from the settings, else ./lake); skipped when it does not exist.
+    #[arg(long, env = "ORBAS_LAKE")]
+    pub lake: Option<String>,
+    /// Kafka bootstrap servers (default: kafka.brokers from the settings); skipped when neither is set.
+    #[arg(long)]
+    pub brokers: Option<String>,
+    /// The search index directory; skipped when not given or empty.
+    #[arg(long, env = "ORBAS_SEARCH_DIR")]
+    pub search_dir: Option<PathBuf>,
+    /// How long to wait for the change stream, the consumers and the index to pass the erasure.
+    #[arg(long, default_value_t = 300)]
+    pub timeout_secs: u64,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -415,6 +444,11 @@ pub struct CdcArgs {
     pub partitions: i32,
     #[arg(long, default_value_t = 1)]
     pub replication_factor: i32,
+    /// Topic configuration of the topics this service creates (`key=value`, repeatable), e.g.
+    /// `cleanup.policy=compact,delete`: compaction then drops an erased person's old change events
+    /// after their tombstones (`orbas erase`).
+    #[arg(long = "topic-config", value_name = "KEY=VALUE")]
+    pub topic_config: Vec<String>,
     /// Do not follow deletes with a tombstone.
     #[arg(long)]
     pub no_tombstones: bool,

@@ -67,7 +67,13 @@ impl CdcConfig {
             database_url: database_url.to_owned(),
             publication: "orbas_cdc".into(),
             slot: "orbas_cdc".into(),
-            kafka: KafkaSettings { brokers: brokers.to_owned(), partitions: 1, replication_factor: 1, extra: vec![] },
+            kafka: KafkaSettings {
+                brokers: brokers.to_owned(),
+                partitions: 1,
+                replication_factor: 1,
+                extra: vec![],
+                topic_config: vec![],
+            },
             encoder: EncoderSettings {
                 server_name: "orbas".into(),
                 database: ConnectParams::from_url(database_url)?.database,

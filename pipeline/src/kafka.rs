@@ -171,6 +171,9 @@ pub struct KafkaSettings {
     pub replication_factor: i32,
     /// Extra librdkafka properties (`key=value`), applied last.
     pub extra: Vec<(String, String)>,
+    /// Topic-level configuration of the topics this service creates (e.g. `cleanup.policy` =
+    /// `compact,delete`, so compaction drops an erased key's history after its tombstone).
+    pub topic_config: Vec<(String, String)>,
 }
 
 /// The producer with its tracker.
@@ -218,7 +221,12 @@ impl Output {
         let new: Vec<NewTopic<'_>> = topics
             .iter()
             .map(|t| {
-                NewTopic::new(t, self.settings.partitions, TopicReplication::Fixed(self.settings.replication_factor))
+                let topic = NewTopic::new(
+                    t,
+                    self.settings.partitions,
+                    TopicReplication::Fixed(self.settings.replication_factor),
+                );
+                self.settings.topic_config.iter().fold(topic, |topic, (k, v)| topic.set(k, v))
             })
             .collect();
         let results =

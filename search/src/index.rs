@@ -263,6 +263,28 @@ impl SearchIndex {
         self.reader.searcher().num_docs()
     }
 
+    /// How many of the records `ids` the index holds as documents (an erasure waits for 0).
+    pub fn holds(&self, ids: &[String]) -> Result<u64> {
+        let _ = self.refresh_if_follower();
+        let searcher = self.reader.searcher();
+        let mut n = 0;
+        for id in ids {
+            let query =
+                tantivy::query::TermQuery::new(self.fields.id_term(id), tantivy::schema::IndexRecordOption::Basic);
+            n += searcher.search(&query, &tantivy::collector::Count).map_err(self.err("counting documents"))? as u64;
+        }
+        Ok(n)
+    }
+
+    /// Deleted documents whose text is still in the index's segment files: a delete hides a document
+    /// at once, and the merge that follows it rewrites the segments without it (an erasure waits
+    /// for 0).
+    pub fn deleted_in_files(&self) -> u64 {
+        let _ = self.refresh_if_follower();
+        let _ = self.reader.reload();
+        self.reader.searcher().segment_readers().iter().map(|s| u64::from(s.num_deleted_docs())).sum()
+    }
+
     pub(crate) fn err(&self, what: &'static str) -> impl FnOnce(tantivy::TantivyError) -> Error {
         let dir = self.dir.clone();
         move |source| Error::Index { dir, what, source }

@@ -16,6 +16,7 @@
 //! Erase the person in the CRM first: the lake follows the CRM, and a later change to a row that
 //! still exists in Postgres would bring it back.
 
+use std::collections::BTreeMap;
 use std::num::NonZeroU64;
 use std::time::Duration;
 
@@ -187,19 +188,24 @@ pub struct ErasureReport {
     pub rows_deleted: usize,
 }
 
-fn matches(table: &DeltaTable, tenant: &str, subject: &str) -> Result<Option<Expr>> {
+fn matches(table: &DeltaTable, tenant: &str, subject: &str, ids: &[String]) -> Result<Option<Expr>> {
     if !has_column(table, TENANT_COLUMN)? {
         return Ok(None);
     }
     let mut person: Option<Expr> = None;
+    let mut or = |one: Expr| {
+        person = Some(match person.take() {
+            Some(p) => p.or(one),
+            None => one,
+        });
+    };
     for column in std::iter::once("id").chain(PERSON_REFERENCES) {
         if has_column(table, column)? {
-            let one = col(column).eq(lit(subject));
-            person = Some(match person {
-                Some(p) => p.or(one),
-                None => one,
-            });
+            or(col(column).eq(lit(subject)));
         }
+    }
+    if !ids.is_empty() && has_column(table, "id")? {
+        or(col("id").in_list(ids.iter().map(|id| lit(id.as_str())).collect(), false));
     }
     Ok(person.map(|p| col(TENANT_COLUMN).eq(lit(tenant)).and(p)))
 }
@@ -207,20 +213,52 @@ fn matches(table: &DeltaTable, tenant: &str, subject: &str) -> Result<Option<Exp
 /// Removes every row of `subject` of `tenant` from the lake's bronze and silver tables and every
 /// copy of them (old files, old log versions).
 pub async fn erase(lake: &Url, tenant: &str, subject: &str) -> Result<ErasureReport> {
+    erase_rows(lake, tenant, subject, &BTreeMap::new()).await
+}
+
+/// [`erase`], and also the rows `rows` names (CRM table → ids): the rows the CRM's erasure deleted
+/// because they were the person's without naming them in a column of their own — a ticket's
+/// messages, the audit entries of the person's records, predictions about them.
+pub async fn erase_rows(
+    lake: &Url,
+    tenant: &str,
+    subject: &str,
+    rows: &BTreeMap<String, Vec<String>>,
+) -> Result<ErasureReport> {
     let mut report =
         ErasureReport { tenant: tenant.to_owned(), subject: subject.to_owned(), tables: Vec::new(), rows_deleted: 0 };
+    let none = Vec::new();
     for t in tables(lake).await? {
-        let table = deltalake::open_table(t.url.clone()).await?;
-        let Some(predicate) = matches(&table, tenant, subject)? else { continue };
-        let (table, metrics) = table.delete().with_predicate(predicate).await?;
-        if metrics.num_removed_files == 0 {
+        let ids = if t.layer == "gold" { &none } else { rows.get(&t.name).unwrap_or(&none) };
+        let mut attempt = 0;
+        let (table, metrics) = loop {
+            // The sink may commit to the table meanwhile; a conflicting delete is retried on the
+            // newer version.
+            let table = deltalake::open_table(t.url.clone()).await?;
+            let Some(predicate) = matches(&table, tenant, subject, ids)? else { break (table, None) };
+            match table.delete().with_predicate(predicate).await {
+                Ok((table, metrics)) => break (table, Some(metrics)),
+                Err(e) if attempt < 5 => {
+                    attempt += 1;
+                    tracing::warn!(table = %t.url, error = %e, attempt, "erasure delete failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
+        let (rows, rewritten) =
+            metrics.map_or((0, 0), |m| (m.num_deleted_rows.unwrap_or_default(), m.num_removed_files));
+        // A table the CRM's erasure named held the person even when no row is left to delete: the
+        // sink applied the CRM's deletes to silver, and the files it rewrote still hold them.
+        if rewritten == 0 && ids.is_empty() {
             continue;
         }
-        let rows = metrics.num_deleted_rows.unwrap_or_default();
-        // No older version may keep the person: drop the files they were in now, and expire the log
-        // up to a fresh checkpoint.
+        // No older version may keep the person: drop the files they were in now (lite vacuum: only
+        // files a commit removed, never a concurrent writer's new ones), and expire the log up to a
+        // fresh checkpoint.
         let (table, vacuumed) = table
             .vacuum()
+            .with_mode(deltalake::operations::vacuum::VacuumMode::Lite)
             .with_retention_period(chrono::Duration::zero())
             .with_enforce_retention_duration(false)
             .await?;
@@ -228,13 +266,13 @@ pub async fn erase(lake: &Url, tenant: &str, subject: &str) -> Result<ErasureRep
         let version = table.version().unwrap_or_default();
         let now = chrono::Utc::now().timestamp_millis() + 1;
         let expired = cleanup_expired_logs_for(version, table.log_store().as_ref(), now, None).await?;
-        info!(table = %t.url, rows, files = metrics.num_removed_files, expired, "erased a subject");
+        info!(table = %t.url, rows, files = rewritten, expired, "erased a subject");
         report.rows_deleted += rows;
         report.tables.push(Erased {
             layer: t.layer,
             table: t.name,
             rows_deleted: rows,
-            files_rewritten: metrics.num_removed_files,
+            files_rewritten: rewritten,
             files_vacuumed: vacuumed.files_deleted.len(),
             log_versions_expired: expired,
         });

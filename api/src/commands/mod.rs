@@ -15,6 +15,7 @@ mod bench_tpch;
 mod bench_vectors;
 mod demo;
 mod doctor;
+mod erase;
 mod lake;
 mod migrate;
 mod models;
@@ -58,6 +59,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Vectors(args)) => bench_vectors::run(&args).await,
         Command::Bench(BenchCommand::All(args)) => bench_all::run(&args).await,
         Command::Search(cmd) => search::run(&settings, cmd).await,
+        Command::Erase(args) => erase::run(&settings, &args).await,
     }
 }
 

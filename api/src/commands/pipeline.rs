@@ -16,12 +16,16 @@ use crate::settings::Settings;
 
 /// `--kafka-property key=value` arguments as pairs.
 pub(super) fn kafka_properties(props: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    key_values("--kafka-property", props)
+}
+
+fn key_values(flag: &str, props: &[String]) -> anyhow::Result<Vec<(String, String)>> {
     props
         .iter()
         .map(|p| {
             p.split_once('=')
                 .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-                .with_context(|| format!("--kafka-property {p:?}: expected key=value"))
+                .with_context(|| format!("{flag} {p:?}: expected key=value"))
         })
         .collect()
 }
@@ -49,6 +53,7 @@ pub async fn cdc(settings: &Settings, args: CdcArgs) -> anyhow::Result<()> {
             partitions: args.partitions,
             replication_factor: args.replication_factor,
             extra,
+            topic_config: key_values("--topic-config", &args.topic_config)?,
         },
         encoder: EncoderSettings {
             server_name: args.server_name,

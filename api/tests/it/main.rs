@@ -10,6 +10,7 @@ mod chaos;
 mod cli;
 mod commerce;
 mod dedupe;
+mod erasure;
 mod demo_stop;
 mod helpers;
 mod identity;

@@ -16,6 +16,7 @@ pub mod contacts;
 pub mod content;
 pub mod dashboards;
 pub mod dedupe;
+pub mod erasure;
 pub mod forecasts;
 pub mod idempotency;
 pub mod identity;

@@ -30,7 +30,13 @@ pub fn config(db: &TestDb, broker: &Broker) -> CdcConfig {
         database_url: db.admin_url.clone(),
         publication: "orbas_cdc".into(),
         slot: format!("s_{}", &db.name[2..18]),
-        kafka: KafkaSettings { brokers: broker.bootstrap(), partitions: 1, replication_factor: 1, extra: vec![] },
+        kafka: KafkaSettings {
+            brokers: broker.bootstrap(),
+            partitions: 1,
+            replication_factor: 1,
+            extra: vec![],
+            topic_config: vec![],
+        },
         encoder: EncoderSettings {
             server_name: "orbas".into(),
             database: db.name.clone(),
