@@ -246,6 +246,7 @@ impl Services {
         };
         keep("the HTTP server", self.serving.await.map_err(anyhow::Error::from).and_then(|r| r));
         if let Some(task) = self.intelligence {
+            waiting("the models' current job", &task);
             keep("the models", task.await.map_err(anyhow::Error::from));
         }
         if let Some((_, task)) = self.sql_port {
@@ -253,16 +254,26 @@ impl Services {
             task.abort();
         }
         if let Some(l) = self.lake {
+            waiting("the lake sink's current batch", &l.task);
             keep("the lake sink", joined(l.task.await));
         }
         if let Some(s) = self.search {
+            waiting("the search indexer's current batch", &s.task);
             keep("the search indexer", joined(s.task.await));
         }
         if let Some(c) = self.capture {
+            waiting("change data capture's current batch", &c.task);
             keep("change data capture", joined(c.task.await));
             drop(c.broker);
         }
         first
+    }
+}
+
+/// Says what the stop is waiting for, unless it is done already.
+fn waiting<T>(what: &str, task: &tokio::task::JoinHandle<T>) {
+    if !task.is_finished() {
+        eprintln!("stopping: waiting for {what}");
     }
 }
 

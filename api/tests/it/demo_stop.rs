@@ -9,9 +9,12 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{ChildStdout, Command};
 
+/// The demo without a sentence encoder (an empty `ORBAS_MODELS`): keyword search only and no
+/// sentiment model, so the test spends its time on the pipeline, not on embeddings.
 fn demo(data: &std::path::Path, exit_when_ready: bool) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_orbas"));
     c.env_remove("DATABASE_URL")
+        .env("ORBAS_MODELS", data.join("no-models"))
         .env_remove("ORBAS_APP_DATABASE_URL")
         .env_remove("ORBAS_APP_PASSWORD")
         .env("RUST_LOG", "warn")
@@ -94,7 +97,7 @@ async fn demo_stop_on_sigint_is_clean_and_the_next_start_loses_nothing() {
         }
         child.wait().await.expect("wait")
     };
-    let status = tokio::time::timeout(Duration::from_secs(120), rest).await.expect("the demo stopped within 2 min");
+    let status = tokio::time::timeout(Duration::from_secs(180), rest).await.expect("the demo stopped within 3 min");
     assert!(status.success(), "exit {status:?}:\n{seen}");
     assert!(seen.contains("demo stopped; Postgres shut down cleanly"), "{seen}");
 
