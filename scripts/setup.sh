@@ -58,6 +58,8 @@ have java || need_apt+=(default-jre-headless)
 [ -x "${ORBAS_CHROMIUM:-/usr/bin/chromium}" ] || need_apt+=(chromium)
 # poppler's pdftotext reads the PDF reports back in the report tests.
 have pdftotext || need_apt+=(poppler-utils)
+# jq (with curl) runs docs/TUTORIAL.md's commands (its test runs them too).
+have jq || need_apt+=(jq)
 if $bench; then
   have wrk || need_apt+=(wrk)
 fi

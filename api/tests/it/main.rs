@@ -28,5 +28,6 @@ mod search;
 mod sink_crash;
 mod sql;
 mod sql_port;
+mod tutorial;
 mod ui;
 mod workflows;
