@@ -105,11 +105,8 @@ pub async fn metrics_endpoint(State(state): State<AppState>) -> impl IntoRespons
     if let Some(lake) = &state.lake
         && let Ok(Ok(commits)) = tokio::time::timeout(budget, lake.commits()).await
     {
-        let gold = format!("{}.", orbas_warehouse::gold::SQL_SCHEMA);
-        for (layer, want_gold) in [("silver", false), ("gold", true)] {
-            let newest =
-                commits.iter().filter(|c| c.key.starts_with(&gold) == want_gold).filter_map(|c| c.committed_at).max();
-            if let Some(at) = newest {
+        for (layer, gold) in [("silver", false), ("gold", true)] {
+            if let Some(at) = orbas_warehouse::sql::TableCommit::newest(&commits, gold) {
                 metrics::gauge!(LAKE_NEWEST_COMMIT, "layer" => layer).set(at.timestamp_millis() as f64 / 1000.0);
             }
         }

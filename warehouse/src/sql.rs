@@ -108,6 +108,18 @@ pub struct TableCommit {
     pub committed_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
+impl TableCommit {
+    /// Whether the table is a gold (aggregate) table rather than a silver (current-state) one.
+    pub fn is_gold(&self) -> bool {
+        self.key.strip_prefix(crate::gold::SQL_SCHEMA).is_some_and(|rest| rest.starts_with('.'))
+    }
+
+    /// The newest commit among the gold tables (`gold`) or the silver ones.
+    pub fn newest(commits: &[TableCommit], gold: bool) -> Option<chrono::DateTime<chrono::Utc>> {
+        commits.iter().filter(|c| c.is_gold() == gold).filter_map(|c| c.committed_at).max()
+    }
+}
+
 /// How much of a table a session sees beyond its tenant's rows.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Access {
@@ -501,6 +513,18 @@ mod tests {
     use deltalake::protocol::SaveMode;
 
     use super::*;
+
+    #[test]
+    fn the_newest_commit_is_taken_per_layer() {
+        let at = |s: i64| chrono::DateTime::from_timestamp(s, 0);
+        let c = |key: &str, s| TableCommit { key: key.into(), version: Some(1), committed_at: at(s) };
+        let commits =
+            vec![c("contacts", 10), c("gold.pipeline_daily", 30), c("goldfish", 20), c("gold.kpi", 5), c("leads", 15)];
+        assert!(commits[1].is_gold() && !commits[2].is_gold() && !commits[0].is_gold());
+        assert_eq!(TableCommit::newest(&commits, false), at(20));
+        assert_eq!(TableCommit::newest(&commits, true), at(30));
+        assert_eq!(TableCommit::newest(&[], true), None);
+    }
 
     async fn write(root: &Url, table: &str, ids: Vec<i64>, tenants: Vec<&str>) {
         let schema = Arc::new(Schema::new(vec![

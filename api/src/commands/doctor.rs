@@ -12,12 +12,12 @@ use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use sqlx::PgPool;
 
 use crate::cli::DoctorArgs;
+use crate::routes::status::Health;
 use crate::settings::Settings;
 
 /// How long the broker gets to answer a metadata request.
 const BROKER_TIMEOUT: Duration = Duration::from_secs(10);
 /// A slot holding back more WAL than this gets a warning.
-const SLOT_LAG_WARN_BYTES: i64 = 1 << 30;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Verdict {
@@ -114,25 +114,16 @@ fn slots(slots: Vec<SlotStatus>) -> Vec<Check> {
         .into_iter()
         .map(|s| {
             let lag = s.lag_bytes.map_or_else(|| "unknown".into(), crate::routes::status::bytes);
-            let (verdict, detail) = match s.wal_status.as_deref() {
-                Some("lost") => (
-                    Verdict::Fail,
-                    format!(
-                        "{}: lost WAL it still needed — restart CDC and re-snapshot (`orbas pipeline resnapshot`)",
-                        s.name
-                    ),
-                ),
-                Some("unreserved") => {
-                    (Verdict::Warn, format!("{}: past max_wal_size and about to lose WAL; behind by {lag}", s.name))
-                }
-                _ if !s.active => (
-                    Verdict::Warn,
-                    format!("{}: no consumer connected (is `orbas pipeline cdc` running?); behind by {lag}", s.name),
-                ),
-                _ if s.lag_bytes.is_some_and(|l| l > SLOT_LAG_WARN_BYTES) => {
-                    (Verdict::Warn, format!("{}: consumer connected but behind by {lag}", s.name))
-                }
-                _ => (Verdict::Ok, format!("{}: consumer connected, behind by {lag}", s.name)),
+            let (health, notes) = crate::routes::status::judge_slot(&s);
+            let verdict = match health {
+                Health::Down => Verdict::Fail,
+                Health::Degraded => Verdict::Warn,
+                Health::Ok | Health::Off => Verdict::Ok,
+            };
+            let detail = if notes.is_empty() {
+                format!("{}: consumer connected, behind by {lag}", s.name)
+            } else {
+                format!("{} (behind by {lag})", notes.join(" "))
             };
             Check { name: "replication slot", verdict, detail }
         })

@@ -16,6 +16,7 @@ use chrono::{DateTime, Utc};
 use orbas_oltp::auth::Principal;
 use orbas_oltp::model::Action;
 use orbas_oltp::repo::status::{self, ActiveModel, DatabaseStatus, DeliveryBacklog, SlotStatus};
+use orbas_warehouse::sql::TableCommit;
 use serde::Serialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -194,6 +195,44 @@ async fn postgres(state: &AppState) -> (DatabasePart, ChangeCapturePart) {
     (database, cdc)
 }
 
+/// One logical slot's health, with what to do about it: lost WAL is down; WAL about to be lost, no
+/// consumer, or a consumer more than 1 GiB behind is degraded. `orbas doctor` judges slots by the same
+/// rules.
+pub(crate) fn judge_slot(s: &SlotStatus) -> (Health, Vec<String>) {
+    let mut health = Health::Ok;
+    let mut notes = Vec::new();
+    match s.wal_status.as_deref() {
+        Some("lost") => {
+            health = Health::Down;
+            notes.push(format!(
+                "Slot {} lost WAL it still needed: the change stream has a gap. Re-snapshot the tables \
+                 (`orbas pipeline resnapshot`) after restarting CDC.",
+                s.name
+            ));
+        }
+        Some("unreserved") => {
+            health = Health::Degraded;
+            notes.push(format!(
+                "Slot {} is past max_wal_size and about to lose WAL: the CDC service must catch up now.",
+                s.name
+            ));
+        }
+        _ => {}
+    }
+    if !s.active {
+        health = health.max(Health::Degraded);
+        notes.push(format!(
+            "Slot {} has no consumer: is `orbas pipeline cdc` running? The slot keeps WAL until it returns.",
+            s.name
+        ));
+    }
+    if let Some(lag) = s.lag_bytes.filter(|l| *l > SLOT_LAG_WARN_BYTES) {
+        health = health.max(Health::Degraded);
+        notes.push(format!("Slot {} trails the database by {}.", s.name, bytes(lag)));
+    }
+    (health, notes)
+}
+
 /// The change stream's health from its slots.
 fn slot_health(slots: Vec<SlotStatus>) -> ChangeCapturePart {
     let mut notes = Vec::new();
@@ -207,35 +246,9 @@ fn slot_health(slots: Vec<SlotStatus>) -> ChangeCapturePart {
         );
     }
     for s in &slots {
-        match s.wal_status.as_deref() {
-            Some("lost") => {
-                health = health.max(Health::Down);
-                notes.push(format!(
-                    "Slot {} lost WAL it still needed: the change stream has a gap. Re-snapshot the tables \
-                     (`orbas pipeline resnapshot`) after restarting CDC.",
-                    s.name
-                ));
-            }
-            Some("unreserved") => {
-                health = health.max(Health::Degraded);
-                notes.push(format!(
-                    "Slot {} is past max_wal_size and about to lose WAL: the CDC service must catch up now.",
-                    s.name
-                ));
-            }
-            _ => {}
-        }
-        if !s.active {
-            health = health.max(Health::Degraded);
-            notes.push(format!(
-                "Slot {} has no consumer: is `orbas pipeline cdc` running? The slot keeps WAL until it returns.",
-                s.name
-            ));
-        }
-        if let Some(lag) = s.lag_bytes.filter(|l| *l > SLOT_LAG_WARN_BYTES) {
-            health = health.max(Health::Degraded);
-            notes.push(format!("Slot {} trails the database by {}.", s.name, bytes(lag)));
-        }
+        let (h, mut why) = judge_slot(s);
+        health = health.max(h);
+        notes.append(&mut why);
     }
     ChangeCapturePart { health, notes, slots }
 }
@@ -256,10 +269,8 @@ async fn lake(state: &AppState) -> LakePart {
         Ok(c) => c,
         Err(e) => return part(Health::Down, vec![format!("The lake cannot be read: {e}")]),
     };
-    let gold = |k: &str| k.starts_with(&format!("{}.", orbas_warehouse::gold::SQL_SCHEMA));
-    let newest =
-        |want_gold: bool| commits.iter().filter(|c| gold(&c.key) == want_gold).filter_map(|c| c.committed_at).max();
-    let silver_tables = commits.iter().filter(|c| !gold(&c.key)).count();
+    let newest = |gold: bool| TableCommit::newest(&commits, gold);
+    let silver_tables = commits.iter().filter(|c| !c.is_gold()).count();
     let mut out = part(Health::Ok, Vec::new());
     out.silver_tables = silver_tables;
     out.gold_tables = commits.len() - silver_tables;

@@ -15,11 +15,8 @@ use serde_json::{Value, json};
 
 use crate::helpers::{admin_token, send, spawn_app};
 use orbas_oltp::model::TenantId;
-use orbas_pipeline::broker::{Broker, BrokerOptions};
-use orbas_pipeline::cdc::CdcConfig;
 use orbas_search::{Access, IndexerConfig, SearchIndex};
-use orbas_warehouse::sink::{Sink, SinkConfig};
-use orbas_warehouse::sql::{Lake, Limits};
+use orbas_warehouse::sql::Limits;
 
 /// The files under `dir` that hold `needle`: in any string value of a Parquet file (data and
 /// checkpoints, decoded) or anywhere in the bytes of any file.
@@ -103,33 +100,17 @@ async fn erase_leaves_no_byte_of_a_canary_in_the_crm_lake_and_index() {
         .expect("tenant");
 
     // The flow: CDC → tansu → the lake sink and the search indexer.
-    let broker = Broker::start(BrokerOptions::default()).expect("start tansu (./scripts/setup.sh installs it)");
-    let brokers = broker.bootstrap();
-    let mut cdc = CdcConfig::new(&app.db.admin_url, &brokers).expect("cdc config");
-    cdc.slot = format!("s_{}", &app.db.name[2..18]);
-    cdc.status_interval = Duration::from_millis(100);
-    cdc.heartbeat_interval = Duration::ZERO;
-    let slot = cdc.slot.clone();
-    tokio::spawn(orbas_pipeline::cdc::run(cdc, std::future::pending::<()>()));
-    orbas_testkit::cdc_snapshot_done(&app.db.admin, &slot).await;
     let lake_dir = tempfile::tempdir().expect("lake dir");
     let root = url::Url::from_directory_path(lake_dir.path()).expect("lake url");
-    let mut sink = SinkConfig::new(&app.db.admin_url, &brokers, root.clone());
-    sink.batch_interval = Duration::from_millis(200);
-    sink.discovery_interval = Duration::from_millis(500);
+    let flow = crate::helpers::flow(&app, &root).await;
+    let brokers = flow.brokers.clone();
     let (_stop, stop_rx) = tokio::sync::watch::channel(false);
-    let rx = stop_rx.clone();
-    tokio::spawn(async move {
-        if let Err(e) = async { Sink::connect(sink).await?.run(rx).await }.await {
-            eprintln!("the sink stopped: {e}");
-        }
-    });
     let index_dir = tempfile::tempdir().expect("index dir");
     let index = Arc::new(SearchIndex::open(index_dir.path(), Access::Writer, None).expect("index"));
     let mut indexer = IndexerConfig::new(&brokers);
     indexer.batch_interval = Duration::from_millis(200);
     indexer.discovery_interval = Duration::from_millis(500);
-    tokio::spawn(orbas_search::indexer::run(indexer, index.clone(), stop_rx.clone()));
+    tokio::spawn(orbas_search::indexer::run(indexer, index.clone(), stop_rx));
 
     // The canary, in everything a person leaves behind.
     let canary = format!("canary{}", uuid::Uuid::now_v7().simple());
@@ -177,9 +158,9 @@ async fn erase_leaves_no_byte_of_a_canary_in_the_crm_lake_and_index() {
         .expect("count");
 
     // It reached every store.
-    let lake = Lake::new(root.clone());
-    crate::helpers::landed(&app, &lake, TenantId(tenant), "contacts").await;
-    crate::helpers::landed(&app, &lake, TenantId(tenant), "tickets").await;
+    let lake = &flow.lake;
+    crate::helpers::landed(&app, lake, TenantId(tenant), "contacts").await;
+    crate::helpers::landed(&app, lake, TenantId(tenant), "tickets").await;
     orbas_testkit::eventually("the index holds the person", Duration::from_secs(120), || {
         let (index, ids) = (index.clone(), vec![person.clone(), ticket_id.clone()]);
         async move { index.holds(&ids).is_ok_and(|n| n == 2) }
@@ -251,7 +232,7 @@ async fn erase_leaves_no_byte_of_a_canary_in_the_crm_lake_and_index() {
 
     // The lake: no file, data or log, holds it; silver still has everyone else.
     assert_eq!(files_holding(lake_dir.path(), &canary), Vec::<String>::new(), "lake files still holding the canary");
-    crate::helpers::landed(&app, &lake, TenantId(tenant), "contacts").await;
+    crate::helpers::landed(&app, lake, TenantId(tenant), "contacts").await;
     let ctx = lake.session(&tenant.to_string(), Limits::default()).await.expect("session");
     let n = ctx.sql("SELECT count(*) FROM contacts").await.expect("sql").collect().await.expect("collect");
     let n = n[0].column(0).as_any().downcast_ref::<deltalake::arrow::array::Int64Array>().map(|a| a.value(0));

@@ -129,6 +129,8 @@ pub async fn write_accounts(app: &TestApp, root: &std::path::Path) {
 /// The change stream of a test app's database into a lake: CDC, the broker and the sink (with gold).
 pub struct Flow {
     _broker: Broker,
+    /// The broker's bootstrap address.
+    pub brokers: String,
     pub lake: Lake,
 }
 
@@ -152,7 +154,7 @@ pub async fn flow(app: &TestApp, root: &url::Url) -> Flow {
             eprintln!("the sink stopped: {e}");
         }
     });
-    Flow { _broker: broker, lake: Lake::new(root.clone()) }
+    Flow { brokers: broker.bootstrap(), _broker: broker, lake: Lake::new(root.clone()) }
 }
 
 /// Waits until the tenant's silver `table` holds what Postgres holds (row count, and the latest
