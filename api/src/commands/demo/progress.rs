@@ -40,7 +40,7 @@ fn bar(len: Option<u64>, template: &str) -> ProgressBar {
 pub(super) fn seeding(scale: f64) -> ProgressBar {
     bar(
         Some((scale * 1_000_000.0).max(1.0) as u64),
-        "{spinner} seeding  [{bar:30}] {human_pos}/~{human_len} rows ({per_sec}, {elapsed})",
+        "{spinner} seeding [{bar:24}] {human_pos}/~{human_len} rows ({elapsed})",
     )
 }
 
@@ -78,7 +78,7 @@ pub(super) async fn wait_lake(admin: &PgPool, root: &std::path::Path) -> anyhow:
     let url = super::super::pipeline::lake_url(&root.join("silver/public/accounts").display().to_string())?;
     let landed = bar(
         Some(want.max(0) as u64),
-        "{spinner} lake: silver accounts [{bar:30}] {human_pos}/{human_len} rows ({elapsed})",
+        "{spinner} lake: silver accounts [{bar:24}] {human_pos}/{human_len} ({elapsed})",
     );
     for _ in 0..600 {
         if let Ok(Some(got)) = orbas_warehouse::lake::row_count(&url).await {
@@ -142,7 +142,7 @@ pub(super) async fn first_training(admin: &PgPool, stop: &watch::Receiver<bool>)
         .unwrap_or(0);
     let trained = bar(
         Some(want.max(0) as u64),
-        "{spinner} models: first training [{bar:30}] {pos}/{len} scoring models ({elapsed})",
+        "{spinner} models: first training [{bar:24}] {pos}/{len} models ({elapsed})",
     );
     let poll = async {
         loop {
