@@ -76,10 +76,8 @@ pub(super) async fn wait_snapshot(admin: &PgPool) -> anyhow::Result<()> {
 pub(super) async fn wait_lake(admin: &PgPool, root: &std::path::Path) -> anyhow::Result<()> {
     let want: i64 = sqlx::query_scalar("SELECT count(*) FROM accounts").fetch_one(admin).await?;
     let url = super::super::pipeline::lake_url(&root.join("silver/public/accounts").display().to_string())?;
-    let landed = bar(
-        Some(want.max(0) as u64),
-        "{spinner} lake: silver accounts [{bar:24}] {human_pos}/{human_len} ({elapsed})",
-    );
+    let landed =
+        bar(Some(want.max(0) as u64), "{spinner} lake: silver accounts [{bar:24}] {human_pos}/{human_len} ({elapsed})");
     for _ in 0..600 {
         if let Ok(Some(got)) = orbas_warehouse::lake::row_count(&url).await {
             landed.set_position(got.max(0) as u64);
@@ -140,10 +138,8 @@ pub(super) async fn first_training(admin: &PgPool, stop: &watch::Receiver<bool>)
         .fetch_one(admin)
         .await
         .unwrap_or(0);
-    let trained = bar(
-        Some(want.max(0) as u64),
-        "{spinner} models: first training [{bar:24}] {pos}/{len} models ({elapsed})",
-    );
+    let trained =
+        bar(Some(want.max(0) as u64), "{spinner} models: first training [{bar:24}] {pos}/{len} models ({elapsed})");
     let poll = async {
         loop {
             let got: i64 = sqlx::query_scalar(
