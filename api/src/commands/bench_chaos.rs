@@ -304,6 +304,10 @@ impl Figures<'_> {
             "| abandoned keys settled by lookup / re-sent under a new key | {} / {} |",
             b.found_by_lookup, b.new_keys
         );
+        println!(
+            "| keys refused with a 401 (token expired mid-request), re-sent under a new key | {} |",
+            b.refused_keys
+        );
         println!("| sink caught up and reconciled after the burst | {:.1} s |\n", self.catch_up.as_secs_f64());
         let l = &self.ledger;
         println!(

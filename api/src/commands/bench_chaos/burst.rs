@@ -5,6 +5,10 @@
 //! is presumed abandoned) is settled by looking the account up by its natural key (its domain) and
 //! only then, if it does not exist, re-sent under a new key.
 //!
+//! A key whose recorded response is a 401 (the access token expired between the middleware's check and
+//! the handler's, so the request was refused and the refusal stored) is spent: the create never ran, and
+//! it is re-sent under a new key with a fresh token.
+//!
 //! Every tenth account is also renamed (`PATCH`), so the stream carries updates as well as inserts.
 
 use std::sync::Arc;
@@ -96,6 +100,8 @@ pub(super) struct BurstReport {
     pub(super) new_keys: u64,
     /// Rows whose abandoned key was settled by finding the account.
     pub(super) found_by_lookup: u64,
+    /// Keys whose stored response was a 401 (refused, never run), replaced by a new key.
+    pub(super) refused_keys: u64,
     pub(super) elapsed: Duration,
 }
 
@@ -105,6 +111,7 @@ struct Counters {
     retries: AtomicU64,
     new_keys: AtomicU64,
     found: AtomicU64,
+    refused: AtomicU64,
 }
 
 /// The natural key of row `i` of run `seed`: unique, so Postgres shows any duplicate create.
@@ -162,6 +169,7 @@ pub(super) async fn run(
         retries: counters.retries.load(Ordering::Acquire),
         new_keys: counters.new_keys.load(Ordering::Acquire),
         found_by_lookup: counters.found.load(Ordering::Acquire),
+        refused_keys: counters.refused.load(Ordering::Acquire),
         elapsed: began.elapsed(),
     })
 }
@@ -171,6 +179,8 @@ enum Attempt {
     Done(Uuid),
     Retry,
     InProgress,
+    /// The key's stored response is a refusal (401): nothing ran under it.
+    Refused,
 }
 
 async fn create(api: &Api, s: &Session, seed: u64, i: u64, counters: &Counters) -> anyhow::Result<Uuid> {
@@ -191,6 +201,11 @@ async fn create(api: &Api, s: &Session, seed: u64, i: u64, counters: &Counters) 
         match attempt(api, s, &key, &body).await? {
             Attempt::Done(id) => return Ok(id),
             Attempt::Retry => in_progress_since = None,
+            Attempt::Refused => {
+                counters.refused.fetch_add(1, Ordering::AcqRel);
+                generation += 1;
+                in_progress_since = None;
+            }
             Attempt::InProgress => {
                 let since = *in_progress_since.get_or_insert_with(Instant::now);
                 if since.elapsed() > IN_PROGRESS_PATIENCE {
@@ -229,8 +244,9 @@ async fn attempt(api: &Api, s: &Session, key: &str, body: &Value) -> anyhow::Res
         }
         StatusCode::CONFLICT => Ok(Attempt::InProgress),
         StatusCode::UNAUTHORIZED => {
+            let replayed = resp.headers().contains_key("idempotent-replayed");
             s.renew(api, &token).await?;
-            Ok(Attempt::Retry)
+            Ok(if replayed { Attempt::Refused } else { Attempt::Retry })
         }
         other if retryable(other) => Ok(Attempt::Retry),
         other => bail!("POST /v1/accounts answered {other}: {}", resp.text().await.unwrap_or_default()),

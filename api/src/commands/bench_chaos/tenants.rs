@@ -92,11 +92,11 @@ pub(super) async fn run(
     let tokens: Vec<anyhow::Result<String>> =
         futures::stream::iter(logins.iter().map(|l| api.login(l))).buffered(8).collect().await;
     let tokens: Vec<String> = tokens.into_iter().collect::<anyhow::Result<_>>()?;
-    let (by_tenant, tokens) = (Arc::new(by_tenant), Arc::new(tokens));
+    let (by_tenant, tokens, all): (_, _, Arc<[Login]>) = (Arc::new(by_tenant), Arc::new(tokens), logins.into());
     let outcomes: Vec<Outcome> = futures::stream::iter(0..requests)
         .map(|j| {
             let (api, owners, by_tenant, tokens) = (api.clone(), owners.clone(), by_tenant.clone(), tokens.clone());
-            let logins = logins.to_vec();
+            let logins = all.clone();
             async move {
                 let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ j.wrapping_mul(0x9E37_79B9_7F4A_7C15));
                 let t = rng.random_range(0..logins.len());
