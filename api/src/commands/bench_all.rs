@@ -500,18 +500,21 @@ fn machine() -> String {
     format!("{cpu}, {cores} CPUs, {:.0} GiB RAM, {os}, Linux {}", mem_kib as f64 / 1_048_576.0, kernel.trim())
 }
 
-/// The commit of the repository holding `file` (`-dirty` with uncommitted changes).
+/// The commit of the repository holding `file`, else of the working directory's (`-dirty` with
+/// uncommitted changes).
 fn commit(file: &Path) -> String {
     let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::process::Command::new("git")
-        .args(["describe", "--always", "--dirty", "--abbrev=10"])
-        .current_dir(dir)
-        .stderr(Stdio::null())
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_else(|| "unknown".into())
+    let describe = |dir: &Path| {
+        std::process::Command::new("git")
+            .args(["describe", "--always", "--dirty", "--abbrev=10"])
+            .current_dir(dir)
+            .stderr(Stdio::null())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    describe(dir).or_else(|| describe(Path::new("."))).unwrap_or_else(|| "unknown".into())
 }
 
 /// The repository root: the `git` top level of the document, else the working directory.

@@ -141,7 +141,8 @@ pub(super) async fn first_training(admin: &PgPool, stop: &watch::Receiver<bool>)
     let trained =
         bar(Some(want.max(0) as u64), "{spinner} models: first training [{bar:24}] {pos}/{len} models ({elapsed})");
     let poll = async {
-        loop {
+        // Bounded: a training that never completes stops being followed after an hour.
+        for _ in 0..3600 {
             let got: i64 = sqlx::query_scalar(
                 "SELECT count(DISTINCT (m.tenant_id, m.task)) FROM model_versions v JOIN ai_models m ON m.id = v.model_id
                   WHERE m.task IN ('lead_score', 'deal_score', 'churn_score') AND v.created_at > pg_postmaster_start_time()",
@@ -155,6 +156,7 @@ pub(super) async fn first_training(admin: &PgPool, stop: &watch::Receiver<bool>)
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
+        trained.position() as i64
     };
     match unless_stopped(stop, poll).await {
         Some(got) => {
