@@ -7,6 +7,7 @@
 
 use std::net::TcpListener;
 use std::path::PathBuf;
+use std::os::unix::process::CommandExt as _;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -96,6 +97,9 @@ impl Broker {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
+            // Its own process group: a Ctrl-C at the terminal reaches the process that owns the broker,
+            // which stops its consumers and producers first and the broker last.
+            .process_group(0)
             .spawn()
             .map_err(|e| Error::Config(format!("cannot start {}: {e}", bin.display())))?;
         let mut broker = Broker { child, port, watchdog: None };
@@ -109,6 +113,7 @@ impl Broker {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            .process_group(0)
             .spawn()
             .ok();
         broker.wait_ready(Duration::from_secs(30))?;
