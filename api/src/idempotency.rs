@@ -85,7 +85,7 @@ pub async fn middleware(State(state): State<AppState>, req: Request, next: Next)
 /// Stores the response (or releases the key after a failure a retry may fix) and returns it.
 async fn finish(state: &AppState, tenant: orbas_oltp::model::TenantId, id: uuid::Uuid, resp: Response) -> Response {
     let status = resp.status();
-    let keep = !(status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS);
+    let keep = keeps(status);
     let (parts, body) = resp.into_parts();
     let Ok(bytes) = to_bytes(body, usize::MAX).await else {
         return Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "the server could not complete the request")
@@ -108,6 +108,14 @@ async fn finish(state: &AppState, tenant: orbas_oltp::model::TenantId, id: uuid:
         tracing::error!(error = %e, "could not record an idempotent response");
     }
     Response::from_parts(parts, Body::from(bytes))
+}
+
+/// Whether a response is kept under its key and replayed to retries. Responses that say the request
+/// did not run to an outcome release the key, so a retry runs it: a server error, a rate limit, and a
+/// 401 (an access token that expired between the authentication layer and the handler — the retry
+/// comes with a fresh one; found by `orbas bench chaos`, where every retry replayed the 401).
+fn keeps(status: StatusCode) -> bool {
+    !(status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::UNAUTHORIZED)
 }
 
 fn stored_form(headers: &HeaderMap, body: &[u8]) -> Value {
@@ -136,4 +144,24 @@ fn replay(status: i16, saved: &Value) -> Response {
     }
     resp.headers_mut().insert(REPLAYED, HeaderValue::from_static("true"));
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_are_kept_refusals_to_run_are_released() {
+        for kept in [StatusCode::OK, StatusCode::CREATED, StatusCode::UNPROCESSABLE_ENTITY, StatusCode::CONFLICT] {
+            assert!(keeps(kept), "{kept}");
+        }
+        for released in [
+            StatusCode::UNAUTHORIZED,
+            StatusCode::TOO_MANY_REQUESTS,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            StatusCode::SERVICE_UNAVAILABLE,
+        ] {
+            assert!(!keeps(released), "{released}");
+        }
+    }
 }
