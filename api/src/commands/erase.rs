@@ -215,11 +215,7 @@ fn end_offsets(consumer: &BaseConsumer, tables: &[String]) -> anyhow::Result<Vec
 
 /// The committed offset of every consumer group on each partition (groups that never read it are left
 /// out).
-fn group_positions(
-    brokers: &str,
-    consumer: &BaseConsumer,
-    parts: &[At],
-) -> anyhow::Result<BTreeMap<String, Vec<At>>> {
+fn group_positions(brokers: &str, consumer: &BaseConsumer, parts: &[At]) -> anyhow::Result<BTreeMap<String, Vec<At>>> {
     let groups = consumer.fetch_group_list(None, KAFKA_TIMEOUT).context("listing consumer groups")?;
     let mut out = BTreeMap::new();
     for g in groups.groups() {
