@@ -160,19 +160,16 @@ pub async fn run(settings: &Settings, args: &EraseArgs) -> anyhow::Result<()> {
 /// Waits until every logical slot of the database has confirmed `lsn`.
 async fn change_stream(admin: &PgPool, lsn: &str, deadline: Instant) -> anyhow::Result<Step> {
     loop {
-        let behind: Vec<(String, bool)> = sqlx::query_as(
-            "SELECT slot_name::text, active FROM pg_replication_slots \
-             WHERE slot_type = 'logical' AND database = current_database() \
-               AND (confirmed_flush_lsn IS NULL OR confirmed_flush_lsn < $1::pg_lsn)",
+        // Every logical slot of the database: (name, consumer connected, confirmed the erasure).
+        let slots: Vec<(String, bool, bool)> = sqlx::query_as(
+            "SELECT slot_name::text, active, coalesce(confirmed_flush_lsn >= $1::pg_lsn, false) \
+             FROM pg_replication_slots WHERE slot_type = 'logical' AND database = current_database()",
         )
         .bind(lsn)
         .fetch_all(admin)
         .await?;
-        let slots: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_replication_slots WHERE slot_type = 'logical' AND database = current_database()",
-        )
-        .fetch_one(admin)
-        .await?;
+        let behind: Vec<&(String, bool, bool)> = slots.iter().filter(|(_, _, passed)| !passed).collect();
+        let slots = slots.len();
         if slots == 0 {
             return Ok(Step { store: "change stream", outcome: "absent", detail: "no logical slot".to_owned() });
         }
@@ -185,7 +182,7 @@ async fn change_stream(admin: &PgPool, lsn: &str, deadline: Instant) -> anyhow::
         }
         if Instant::now() >= deadline {
             let names: Vec<String> =
-                behind.iter().map(|(n, a)| format!("{n}{}", if *a { "" } else { " (no consumer)" })).collect();
+                behind.iter().map(|(n, a, _)| format!("{n}{}", if *a { "" } else { " (no consumer)" })).collect();
             return Ok(Step {
                 store: "change stream",
                 outcome: "incomplete",
