@@ -29,6 +29,7 @@ use tracing::debug;
 
 use crate::error::{Error, Result};
 use crate::logistic::sigmoid;
+use crate::stored;
 
 /// How trees are grown and how many.
 #[derive(Debug, Clone, PartialEq)]
@@ -163,7 +164,7 @@ impl Boosted {
         let binned = bins::Binned::new(train.x, p, config.max_bins);
         let positives = train.y.iter().filter(|l| **l).count() as f64;
         let rate = ((positives + 0.5) / (train.y.len() as f64 + 1.0)).clamp(1e-6, 1.0 - 1e-6);
-        let init = storable((rate / (1.0 - rate)).ln());
+        let init = stored::snap((rate / (1.0 - rate)).ln());
         let mut model = Boosted { features: p, init, trees: Vec::new() };
         let mut raw = vec![init; train.y.len()];
         let mut gh = vec![(0.0, 0.0); train.y.len()];
@@ -224,28 +225,6 @@ impl Boosted {
     pub fn check(&self, p: usize) -> bool {
         self.features == p && self.init.is_finite() && self.trees.iter().all(|t| t.check(p))
     }
-}
-
-/// `v`, or the value nearest it with at most 15 significant digits, that `serde_json` reads back
-/// exactly from what it writes. Without its `float_roundtrip` feature (off in this workspace: it
-/// would rebuild every dependent crate) serde_json parses a number exactly only when its digits
-/// fit an f64 mantissa and its exponent is small; about one f64 in eight in general does not come
-/// back bit for bit. A stored model must score exactly as the fitted one, so every number it stores
-/// is snapped before it is used.
-pub(crate) fn storable(v: f64) -> f64 {
-    if survives_json(v) {
-        return v;
-    }
-    (1..=15).rev().map(|digits| short(v, digits)).find(|&t| survives_json(t)).unwrap_or(0.0)
-}
-
-/// `v` rounded to `digits` significant decimal digits.
-fn short(v: f64, digits: usize) -> f64 {
-    format!("{v:.*e}", digits.max(1) - 1).parse().unwrap_or(v)
-}
-
-fn survives_json(v: f64) -> bool {
-    serde_json::to_string(&v).ok().and_then(|s| serde_json::from_str::<f64>(&s).ok()) == Some(v)
 }
 
 /// Early stopping: the validation rows' raw scores, kept up to date round by round.

@@ -23,6 +23,7 @@ pub mod ops;
 pub mod scoring;
 pub mod sentiment;
 pub mod service;
+mod stored;
 
 pub use error::{Error, Result};
 pub use llm::{Answer, Delta, LlmClient, LlmConfig, Message, Role, Usage};

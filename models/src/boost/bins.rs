@@ -93,11 +93,14 @@ fn edges_of(sorted: &[f64], max_bins: usize) -> Vec<f64> {
 }
 
 /// A threshold separating `a < b`: the decimal with the fewest digits near their midpoint and
-/// strictly between them that reads back from JSON exactly (see [`super::storable`]); `a` itself
+/// strictly between them that reads back from JSON exactly (see [`crate::stored`]); `a` itself
 /// when they are too close for one.
 fn between(a: f64, b: f64) -> f64 {
     let mid = a + (b - a) / 2.0;
-    (1..=17).map(|digits| super::short(mid, digits)).find(|&t| a < t && t < b && super::survives_json(t)).unwrap_or(a)
+    (1..=17)
+        .map(|digits| crate::stored::short(mid, digits))
+        .find(|&t| a < t && t < b && crate::stored::survives_json(t))
+        .unwrap_or(a)
 }
 
 #[cfg(test)]

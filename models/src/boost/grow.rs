@@ -256,7 +256,7 @@ impl<'a> Grower<'a> {
         let c = self.config;
         match self.nodes[k] {
             Node::Leaf { sums, .. } => {
-                tree.value.push(super::storable(-c.learning_rate * sums.g / (sums.h + c.l2)));
+                tree.value.push(crate::stored::snap(-c.learning_rate * sums.g / (sums.h + c.l2)));
                 tree.leaf_cover.push(sums.n);
                 -(tree.value.len() as i32)
             }
