@@ -18,7 +18,7 @@ use tracing::{info, warn};
 use crate::dataset::{self, Split};
 use crate::error::Result;
 use crate::features::{self, Entity, FeatureSet};
-use crate::scoring::{self, Evaluation, Kind, Scorer};
+use crate::scoring::{self, Evaluation, Family, Kind, Scorer};
 
 /// Factors stored per prediction, each way.
 const TOP_FACTORS: usize = 3;
@@ -28,7 +28,9 @@ const TOP_FACTORS: usize = 3;
 pub struct Retrained {
     pub entity: Entity,
     pub version: i32,
+    /// What serves now: the new version if promoted, else the one in service.
     pub kind: Kind,
+    pub family: Family,
     pub promoted: bool,
     /// The candidate and the version in service on the same held-out months.
     pub candidate: Evaluation,
@@ -106,6 +108,9 @@ pub async fn retrain(db: &Db, lake: &Lake, tenant: TenantId, entity: Entity) -> 
         "split_at": split_at,
         "data_until": now,
         "kind": serving.kind.as_str(),
+        "family": serving.family().as_str(),
+        "algorithm": serving.family().algorithm(),
+        "selection": serving.selection,
     });
     let training = json!({
         "lake_tables": ["silver.opportunities", "silver.stage_histories", "silver.interaction_logs",
@@ -142,6 +147,7 @@ pub async fn retrain(db: &Db, lake: &Lake, tenant: TenantId, entity: Entity) -> 
         version = version.version,
         promoted,
         kind = scorer.kind.as_str(),
+        family = scorer.family().as_str(),
         auc = candidate_eval.auc,
         incumbent_auc = incumbent_eval.as_ref().and_then(|e| e.auc),
         predictions,
@@ -151,6 +157,7 @@ pub async fn retrain(db: &Db, lake: &Lake, tenant: TenantId, entity: Entity) -> 
         entity,
         version: version.version,
         kind: scorer.kind,
+        family: scorer.family(),
         promoted,
         candidate: candidate_eval,
         incumbent: incumbent_eval,
