@@ -235,3 +235,27 @@ fn explanations_add_up_and_are_ordered() {
     let other = (0..weight.len()).filter(|&j| j != t30 && j != since).map(|j| weight[j]).fold(0.0, f64::max);
     assert!(weight[t30].min(weight[since]) > 4.0 * other, "{weight:?}");
 }
+
+/// Training throughput of the whole recipe (both families, selection, refit) on 60k rows of 23
+/// features. Run it optimised: `cargo test -p orbas-models --release --lib
+/// scoring::tests::training_throughput -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement; run in release"]
+fn training_throughput() {
+    for outcome in [Outcome::Linear, Outcome::Xor] {
+        let train = sample(60_000, 60_000, 31, outcome);
+        let scorer = Scorer::train(&train).expect("scorer");
+        let s = scorer.selection.as_ref().expect("a selection");
+        eprintln!(
+            "{outcome:?}: 60000 rows × {} features trained in {:.2} s ({:.0} rows/s): {} ({} rounds; calibrated \
+             log-loss {:.4} logistic, {:.4} boosted)",
+            train.names.len(),
+            scorer.fit_time.as_secs_f64(),
+            60_000.0 / scorer.fit_time.as_secs_f64(),
+            scorer.family().as_str(),
+            s.rounds,
+            s.logistic.log_loss,
+            s.boosted.map_or(f64::NAN, |b| b.log_loss),
+        );
+    }
+}
