@@ -139,7 +139,7 @@ pub async fn retrain(db: &Db, lake: &Lake, tenant: TenantId, entity: Entity) -> 
 
     // Score every entity open now with the model in service.
     let open = features::compute(&ctx, entity, &[now], now).await?;
-    let rows = predictions(&scorer, &open, entity_type);
+    let rows = predictions(&scorer, &open, entity_type, |_, _| true);
     let predictions = intelligence::add_predictions(tx.conn(), tenant, serving_version, Utc::now(), &rows).await?;
     tx.commit().await?;
     info!(
@@ -166,14 +166,24 @@ pub async fn retrain(db: &Db, lake: &Lake, tenant: TenantId, entity: Entity) -> 
     })
 }
 
-/// The scores of every open record of `set` under `scorer`, with their top factors each way.
-fn predictions(scorer: &Scorer, set: &FeatureSet, entity_type: EntityType) -> Vec<NewPrediction> {
+/// The scores of the open records of `set` under `scorer` that `keep` (given the id and the
+/// probability) accepts, with their top factors each way — explained only once kept, since a
+/// boosted model's explanation costs far more than its probability.
+fn predictions(
+    scorer: &Scorer,
+    set: &FeatureSet,
+    entity_type: EntityType,
+    keep: impl Fn(uuid::Uuid, f64) -> bool,
+) -> Vec<NewPrediction> {
     let mut rows = Vec::with_capacity(set.len());
     for i in 0..set.len() {
         let Ok(id) = uuid::Uuid::parse_str(&set.rows[i].id) else {
             warn!(id = %set.rows[i].id, "an entity id that is not a UUID; not scored");
             continue;
         };
+        if !keep(id, scorer.probability(set.row(i))) {
+            continue;
+        }
         let score = scorer.score(set.row(i), TOP_FACTORS);
         let factors: Vec<serde_json::Value> = score
             .positive
@@ -213,10 +223,9 @@ pub async fn rescore(
     let entity_type = registry(set.entity).3;
     let stored: HashMap<uuid::Uuid, f64> =
         intelligence::latest_scores(conn, model, entity_type).await?.into_iter().collect();
-    let moved: Vec<NewPrediction> = predictions(scorer, set, entity_type)
-        .into_iter()
-        .filter(|p| stored.get(&p.entity_id).is_none_or(|old| (p.score - old).abs() >= RESCORE_DELTA))
-        .collect();
+    let moved = predictions(scorer, set, entity_type, |id, score| {
+        stored.get(&id).is_none_or(|old| (score - old).abs() >= RESCORE_DELTA)
+    });
     if moved.is_empty() {
         return Ok(0);
     }
