@@ -16,7 +16,7 @@ use serde_json::json;
 use tracing::{info, warn};
 
 use crate::dataset::{self, Split};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::features::{self, Entity, FeatureSet};
 use crate::scoring::{self, Evaluation, Family, Kind, Scorer};
 
@@ -82,10 +82,16 @@ pub async fn retrain(db: &Db, lake: &Lake, tenant: TenantId, entity: Entity) -> 
     let now = dataset::data_horizon(&ctx).await?.unwrap_or_else(Utc::now);
     let split_at = now - Duration::days(180);
     let split = Split::monthly(&ctx, entity, split_at - Duration::days(730), split_at, now).await?;
-    let candidate = Scorer::train(&split.train)?;
+    // Training is CPU work (seconds when boosting is tried on tens of thousands of rows): off the
+    // async executor. What is served if promoted: the same recipe refit on every outcome known now.
+    let (split, candidate, serving) = tokio::task::spawn_blocking(move || -> Result<_> {
+        let candidate = Scorer::train(&split.train)?;
+        let serving = Scorer::train(&both(&split))?;
+        Ok((split, candidate, serving))
+    })
+    .await
+    .map_err(|source| Error::Task { what: "model training", source })??;
     let candidate_eval = scoring::evaluate(&candidate, &split.test)?;
-    // What is served if promoted: the same recipe refit on every outcome known now.
-    let serving = Scorer::train(&both(&split))?;
 
     let (key, task, name, entity_type) = registry(entity);
     let mut tx = db.begin(tenant).await?;

@@ -257,7 +257,9 @@ impl Scorer {
         self.model.family()
     }
 
-    /// The calibrated probability of `row` with its top `top` factors each way.
+    /// The calibrated probability of `row` with its top `top` factors each way: the chosen
+    /// family's contributions relative to the average training record (see [`Model::explain`]).
+    /// With `top` 0 nothing is explained, which for the boosted family saves most of the work.
     pub fn score(&self, row: &[f64], top: usize) -> Score {
         let probability = self.probability(row);
         if top == 0 {
