@@ -68,6 +68,10 @@ impl Default for Config {
     }
 }
 
+/// The deepest tree a stored model may hold (explaining recurses once per level); fitting stays
+/// far below it ([`Config::max_depth`]).
+const MAX_STORED_DEPTH: usize = 64;
+
 /// One tree, stored compactly (the layout of LightGBM's model files): inner nodes and leaves in
 /// separate arrays. A child reference `≥ 0` is an inner node, `−(k + 1)` is leaf `k`; inner node 0 is
 /// the root (a tree without inner nodes is the single leaf 0). A row goes left when its value is
@@ -99,7 +103,7 @@ impl Tree {
             let i = at as usize;
             at = if self.goes_left(i, row[self.feature[i] as usize]) { self.left[i] } else { self.right[i] };
         }
-        self.value[(-at - 1) as usize]
+        self.value[!at as usize]
     }
 
     /// The cover-weighted mean leaf value: the tree's expected output over the training rows.
@@ -114,7 +118,7 @@ impl Tree {
         let leaves = self.value.len();
         let lens = [self.threshold.len(), self.missing_left.len(), self.left.len(), self.right.len(), self.cover.len()];
         let forward = |i: usize, r: i32| {
-            if r >= 0 { (r as usize) > i && (r as usize) < inner } else { ((-r - 1) as usize) < leaves }
+            if r >= 0 { (r as usize) > i && (r as usize) < inner } else { (!r as usize) < leaves }
         };
         lens.iter().all(|&l| l == inner)
             && leaves == inner + 1
@@ -123,6 +127,20 @@ impl Tree {
             && self.threshold.iter().chain(&self.value).all(|v| v.is_finite())
             && self.cover.iter().chain(&self.leaf_cover).all(|&c| c > 0)
             && (0..inner).all(|i| forward(i, self.left[i]) && forward(i, self.right[i]))
+            && self.depth() <= MAX_STORED_DEPTH
+    }
+
+    /// Splits on the longest path from the root (children pointing forward, as `check` ensures).
+    fn depth(&self) -> usize {
+        let mut depth = vec![0usize; self.feature.len()];
+        for i in 0..depth.len() {
+            for r in [self.left[i], self.right[i]] {
+                if let Ok(child) = usize::try_from(r) {
+                    depth[child] = depth[i] + 1;
+                }
+            }
+        }
+        depth.iter().max().map_or(0, |d| d + 1)
     }
 }
 

@@ -32,7 +32,7 @@ enum At {
 
 impl At {
     fn of(reference: i32) -> At {
-        if reference >= 0 { At::Inner(reference as usize) } else { At::Leaf((-reference - 1) as usize) }
+        if reference >= 0 { At::Inner(reference as usize) } else { At::Leaf(!reference as usize) }
     }
 }
 

@@ -112,9 +112,24 @@ fn a_stored_model_round_trips_and_a_corrupt_one_is_refused() {
     let mut feature = m.clone();
     feature.trees[1].feature[0] = 3;
     assert!(!feature.check(3));
-    let mut cover = m;
+    let mut cover = m.clone();
     cover.trees[2].leaf_cover[0] = 0;
     assert!(!cover.check(3));
+    let mut leaf = m;
+    leaf.trees[3].right[0] = i32::MIN;
+    assert!(!leaf.check(3), "a leaf reference far out of range");
+    // A chain of 100 splits is deeper than a stored tree may be.
+    let chain = Tree {
+        feature: vec![0; 100],
+        threshold: vec![0.5; 100],
+        missing_left: vec![false; 100],
+        left: (0..100).map(|i| -(i + 1)).collect(),
+        right: (1..=100).map(|i| if i < 100 { i } else { -101 }).collect(),
+        cover: vec![1; 100],
+        value: vec![0.0; 101],
+        leaf_cover: vec![1; 101],
+    };
+    assert!(!Boosted { features: 3, init: 0.0, trees: vec![chain] }.check(3));
 }
 
 /// `v(S)`: the tree's expected value when the features in `known` are the row's and the others
