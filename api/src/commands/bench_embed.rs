@@ -4,8 +4,8 @@
 //!
 //! The sentences are generated CRM-like texts (5 to 120 words: subjects, notes, ticket bodies).
 //! Every engine gets the same thread count (the machine's cores), batches of 32 sentences sorted by
-//! length, truncation at 256 tokens and attention-masked mean pooling with L2 normalisation; each is
-//! warmed up, then the best of `--rounds` timed passes over all sentences (tokenisation included) is
+//! length, truncation at 256 tokens and mean pooling over each text's tokens with L2 normalisation
+//! (the peers pad a batch and mask the padding; ours packs it without padding); each is warmed up, then the best of `--rounds` timed passes over all sentences (tokenisation included) is
 //! reported. The peers run from `bench/search/embed_peer.py` in the virtualenv that
 //! `scripts/setup.sh --bench-embed` makes (PyTorch from PyPI is gigabytes: never in the test command).
 
