@@ -81,7 +81,10 @@ impl Encoder {
         };
         let word = table("word_embeddings.weight", config.vocab_size)?;
         let position = table("position_embeddings.weight", config.max_position_embeddings)?;
-        let token_type = table("token_type_embeddings.weight", config.type_vocab_size)?[..d].to_vec();
+        let token_type = table("token_type_embeddings.weight", config.type_vocab_size)?
+            .get(..d)
+            .ok_or_else(|| candle_core::Error::Msg("the model has no token type embeddings".into()))?
+            .to_vec();
         let embed_norm = norm(&emb, d)?;
         let blocks = (0..config.num_hidden_layers)
             .map(|i| {
