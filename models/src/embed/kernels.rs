@@ -60,32 +60,24 @@ pub(super) fn bias_gelu(x: &mut [f32], bias: &[f32]) {
     }
 }
 
-/// Sum of a slice with lane-wise partial sums (vectorisable, unlike a sequential fold).
+/// Σ f(x) over a slice with lane-wise partial sums (vectorisable, unlike a sequential fold).
 #[inline(always)]
-pub(super) fn sum(x: &[f32]) -> f32 {
+fn lane_sum(x: &[f32], f: impl Fn(f32) -> f32) -> f32 {
     let mut acc = [0.0f32; LANES];
     let chunks = x.chunks_exact(LANES);
-    let tail: f32 = chunks.remainder().iter().sum();
+    let tail: f32 = chunks.remainder().iter().map(|v| f(*v)).sum();
     for c in chunks {
         for (a, v) in acc.iter_mut().zip(c) {
-            *a += v;
+            *a += f(*v);
         }
     }
     acc.iter().sum::<f32>() + tail
 }
 
-/// Sum of squared deviations from `mean`, lane-wise like [`sum`].
+/// Sum of a slice, lane-wise.
 #[inline(always)]
-fn sum_sq_dev(x: &[f32], mean: f32) -> f32 {
-    let mut acc = [0.0f32; LANES];
-    let chunks = x.chunks_exact(LANES);
-    let tail: f32 = chunks.remainder().iter().map(|v| (v - mean) * (v - mean)).sum();
-    for c in chunks {
-        for (a, v) in acc.iter_mut().zip(c) {
-            *a += (v - mean) * (v - mean);
-        }
-    }
-    acc.iter().sum::<f32>() + tail
+pub(super) fn sum(x: &[f32]) -> f32 {
+    lane_sum(x, |v| v)
 }
 
 /// Layer normalisation of one row in place: (x − mean) / √(var + eps) · gamma + beta.
@@ -93,7 +85,7 @@ fn sum_sq_dev(x: &[f32], mean: f32) -> f32 {
 pub(super) fn layer_norm(x: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
     let n = x.len() as f32;
     let mean = sum(x) / n;
-    let inv = 1.0 / (sum_sq_dev(x, mean) / n + eps).sqrt();
+    let inv = 1.0 / (lane_sum(x, |v| (v - mean) * (v - mean)) / n + eps).sqrt();
     for ((v, g), b) in x.iter_mut().zip(gamma).zip(beta) {
         *v = (*v - mean) * inv * g + b;
     }
