@@ -18,6 +18,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const TUTORIAL: &str = include_str!("../../../docs/TUTORIAL.md");
@@ -244,6 +245,8 @@ fn demo_args(markdown: &str) -> Result<Vec<String>, String> {
 struct Demo {
     child: Child,
     api: String,
+    /// What the demo printed on its stdout (its banner: tenants, admins, URLs; its progress).
+    stdout: Arc<Mutex<String>>,
     log: PathBuf,
     _data: tempfile::TempDir,
 }
@@ -284,9 +287,18 @@ impl Demo {
                 break api.to_owned();
             }
         };
-        // Keep draining its stdout, or a full pipe would stall the demo.
-        std::thread::spawn(move || while lines.recv().is_ok() {});
-        Demo { child, api, log, _data: data }
+        // Keep draining its stdout, or a full pipe would stall the demo; kept for a failure's report.
+        let stdout = Arc::new(Mutex::new(banner));
+        let kept = Arc::clone(&stdout);
+        std::thread::spawn(move || {
+            while let Ok(line) = lines.recv() {
+                if let Ok(mut out) = kept.lock() {
+                    out.push_str(&line);
+                    out.push('\n');
+                }
+            }
+        });
+        Demo { child, api, stdout, log, _data: data }
     }
 }
 
@@ -400,7 +412,13 @@ fn the_tutorial_runs_as_written() {
             s => Err(format!("exited with status {s}; output:\n{output}")),
         });
         if let Err(why) = outcome {
-            panic!("docs/TUTORIAL.md line {}: `{}`\n{why}\n\n{}", step.line, step.command, tail(&demo.log));
+            panic!(
+                "docs/TUTORIAL.md line {}: `{}`\n{why}\n\nthe demo's stdout:\n{}\n{}",
+                step.line,
+                step.command,
+                demo.stdout.lock().map(|s| s.clone()).unwrap_or_default(),
+                tail(&demo.log)
+            );
         }
         eprintln!("tutorial: line {} ok in {:.1} s", step.line, at.elapsed().as_secs_f64());
     }

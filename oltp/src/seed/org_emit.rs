@@ -142,7 +142,10 @@ fn credentials(em: &mut Emitter<'_>, c: &TenantCtx) -> Result<()> {
     for u in c.org.users.iter().filter(|u| u.status != UserStatus::Invited) {
         let set_at = u.created + between(&mut rng, MINUTE, 2 * HOUR);
         let failed = if chance(&mut rng, 0.08) { between(&mut rng, 1, 5) } else { 0 };
-        let locked = (failed >= 4).then(|| c.t.now + 15 * MINUTE);
+        // A lockout from the past weeks that has run out by the time history ends: the demo ends its
+        // history at today's midnight, so a lock reaching past it would refuse the documented logins
+        // (the banner's admin, the tutorial's rep) for the first minutes of a day.
+        let locked = (failed >= 4).then(|| c.t.now - between(&mut rng, HOUR, 21 * DAY) + 15 * MINUTE);
         em.row()
             .uuid(c.t.id)
             .uuid(u.id)

@@ -187,6 +187,18 @@ fn rows_follow_the_schema_rules() {
     assert!(!hashes.is_empty() && hashes.iter().all(|h| h.starts_with("$argon2id$")));
 }
 
+/// Seeded lockouts have run out when history ends, so every seeded login works from `as_of` on (the
+/// demo ends its history at today's midnight; a lock reaching past it refused the tutorial's logins).
+#[test]
+fn seeded_lockouts_end_before_as_of() {
+    let d = Data::generate(30, 0.005, 9);
+    let now = ts(super::time::ms_of(cfg(1, 1.0, 1).as_of));
+    let rows = d.rows("user_credentials");
+    let locks: Vec<&str> = rows.iter().filter_map(|r| d.get("user_credentials", r, "locked_until")).collect();
+    assert!(!locks.is_empty(), "some of {} users were locked out in the past", rows.len());
+    assert!(locks.iter().all(|t| *t < now.as_str()), "a lock reaches past {now}: {locks:?}");
+}
+
 /// `last_activity_at` of leads is the latest interaction or completed task that references the lead.
 #[test]
 fn last_activity_matches_the_activity_rows() {
