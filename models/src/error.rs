@@ -67,6 +67,13 @@ pub enum Error {
         #[source]
         source: reqwest::Error,
     },
+    /// A blocking task (CPU work moved off the async executor) panicked or was cancelled.
+    #[error("the {what} task failed")]
+    Task {
+        what: &'static str,
+        #[source]
+        source: tokio::task::JoinError,
+    },
     /// Input the caller can fix (an unknown entity, an empty training set, …).
     #[error("{0}")]
     Invalid(String),

@@ -6,9 +6,11 @@
 //! Explanations are exact: the log-odds of a record is `intercept + Σ contribution_j` with
 //! `contribution_j = w_j · (x_j − mean_j) / scale_j`, i.e. each feature's push relative to the
 //! average training record. The module owns fitting, scoring and these contributions; calibration
-//! and metrics live in [`crate::metrics`].
+//! and metrics live in [`crate::metrics`]. A fitted model's numbers are snapped to values that
+//! come back exactly from the JSON a model version is stored as ([`crate::stored`]).
 
 use crate::error::{Error, Result};
+use crate::stored;
 
 /// Per-feature centring and scaling learnt from the training rows.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -44,6 +46,12 @@ impl Standardizer {
             scale[j] = if sd > 1e-12 { sd } else { 1.0 };
         }
         Standardizer { mean, scale }
+    }
+
+    /// The same, with every number snapped to one that JSON reads back exactly.
+    fn snapped(self) -> Standardizer {
+        let snap = |v: Vec<f64>| v.into_iter().map(stored::snap).collect();
+        Standardizer { mean: snap(self.mean), scale: snap(self.scale) }
     }
 
     fn z(&self, row: &[f64], j: usize) -> f64 {
@@ -151,13 +159,15 @@ impl Logistic {
                 break;
             }
         }
-        let intercept = beta.pop().unwrap_or_default();
-        Ok(Logistic { standardizer, weights: beta, intercept, iterations })
+        let intercept = stored::snap(beta.pop().unwrap_or_default());
+        let weights = beta.into_iter().map(stored::snap).collect();
+        Ok(Logistic { standardizer: standardizer.snapped(), weights, intercept, iterations })
     }
 
     /// A model with given weights (on standardised features) — the expert prior as a model.
     pub fn from_parts(standardizer: Standardizer, weights: Vec<f64>, intercept: f64) -> Logistic {
-        Logistic { standardizer, weights, intercept, iterations: 0 }
+        let weights = weights.into_iter().map(stored::snap).collect();
+        Logistic { standardizer: standardizer.snapped(), weights, intercept: stored::snap(intercept), iterations: 0 }
     }
 
     /// Each feature's contribution to the log-odds of `row`.

@@ -2,6 +2,7 @@
 //! expected calibration error) — and Platt calibration of its scores.
 
 use crate::logistic::sigmoid;
+use crate::stored;
 
 /// ROC AUC: the probability that a random positive scores above a random negative (ties count
 /// half). `None` without both classes.
@@ -132,7 +133,8 @@ impl Platt {
                 break;
             }
         }
-        if a.is_finite() && b.is_finite() { Platt { a, b } } else { Platt::IDENTITY }
+        // Snapped so that a stored calibration reads back exactly (see `crate::stored`).
+        if a.is_finite() && b.is_finite() { Platt { a: stored::snap(a), b: stored::snap(b) } } else { Platt::IDENTITY }
     }
 
     pub fn apply(&self, logit: f64) -> f64 {

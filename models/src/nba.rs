@@ -375,17 +375,18 @@ async fn hot_leads(
             }
         }
     }
-    let scores: Vec<_> = (0..set.len()).map(|i| serving.scorer.score(set.row(i), FACTORS)).collect();
-    let probabilities: Vec<f64> = scores.iter().map(|s| s.probability).collect();
+    let probabilities: Vec<f64> = (0..set.len()).map(|i| serving.scorer.probability(set.row(i))).collect();
     let bar = quantile(&probabilities, settings.hot_quantile).max(settings.hot_min_probability);
     let mut out = Vec::new();
-    for (i, score) in scores.into_iter().enumerate() {
+    for (i, &probability) in probabilities.iter().enumerate() {
         let days = set.row(i)[since];
         let Some(id) = Uuid::parse_str(&set.rows[i].id).ok() else { continue };
         let Some((owner, name, company)) = info.get(&id) else { continue };
-        if score.probability < bar || days < settings.untouched_days {
+        if probability < bar || days < settings.untouched_days {
             continue;
         }
+        // Explained only when picked: a boosted model's factors cost far more than its probability.
+        let score = serving.scorer.score(set.row(i), FACTORS);
         let who = match company {
             Some(c) if !c.is_empty() => format!("{name} ({c})"),
             _ => name.clone(),
@@ -567,10 +568,10 @@ async fn churn_risks(
     for i in 0..set.len() {
         let Some(id) = Uuid::parse_str(&set.rows[i].id).ok() else { continue };
         let Some((owner, name, ticket, flagged)) = info.get(&id) else { continue };
-        let score = serving.scorer.score(set.row(i), FACTORS);
-        if score.probability < settings.churn_risk {
+        if serving.scorer.probability(set.row(i)) < settings.churn_risk {
             continue;
         }
+        let score = serving.scorer.score(set.row(i), FACTORS);
         let mrr = if flagged.mrr.is_finite() { flagged.mrr } else { 0.0 };
         out.push(Candidate {
             user: *owner,

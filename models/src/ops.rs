@@ -16,9 +16,9 @@ use serde_json::json;
 use tracing::{info, warn};
 
 use crate::dataset::{self, Split};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::features::{self, Entity, FeatureSet};
-use crate::scoring::{self, Evaluation, Kind, Scorer};
+use crate::scoring::{self, Evaluation, Family, Kind, Scorer};
 
 /// Factors stored per prediction, each way.
 const TOP_FACTORS: usize = 3;
@@ -28,7 +28,9 @@ const TOP_FACTORS: usize = 3;
 pub struct Retrained {
     pub entity: Entity,
     pub version: i32,
+    /// What serves now: the new version if promoted, else the one in service.
     pub kind: Kind,
+    pub family: Family,
     pub promoted: bool,
     /// The candidate and the version in service on the same held-out months.
     pub candidate: Evaluation,
@@ -80,10 +82,16 @@ pub async fn retrain(db: &Db, lake: &Lake, tenant: TenantId, entity: Entity) -> 
     let now = dataset::data_horizon(&ctx).await?.unwrap_or_else(Utc::now);
     let split_at = now - Duration::days(180);
     let split = Split::monthly(&ctx, entity, split_at - Duration::days(730), split_at, now).await?;
-    let candidate = Scorer::train(&split.train)?;
+    // Training is CPU work (seconds when boosting is tried on tens of thousands of rows): off the
+    // async executor. What is served if promoted: the same recipe refit on every outcome known now.
+    let (split, candidate, serving) = tokio::task::spawn_blocking(move || -> Result<_> {
+        let candidate = Scorer::train(&split.train)?;
+        let serving = Scorer::train(&both(&split))?;
+        Ok((split, candidate, serving))
+    })
+    .await
+    .map_err(|source| Error::Task { what: "model training", source })??;
     let candidate_eval = scoring::evaluate(&candidate, &split.test)?;
-    // What is served if promoted: the same recipe refit on every outcome known now.
-    let serving = Scorer::train(&both(&split))?;
 
     let (key, task, name, entity_type) = registry(entity);
     let mut tx = db.begin(tenant).await?;
@@ -106,6 +114,9 @@ pub async fn retrain(db: &Db, lake: &Lake, tenant: TenantId, entity: Entity) -> 
         "split_at": split_at,
         "data_until": now,
         "kind": serving.kind.as_str(),
+        "family": serving.family().as_str(),
+        "algorithm": serving.family().algorithm(),
+        "selection": serving.selection,
     });
     let training = json!({
         "lake_tables": ["silver.opportunities", "silver.stage_histories", "silver.interaction_logs",
@@ -134,7 +145,7 @@ pub async fn retrain(db: &Db, lake: &Lake, tenant: TenantId, entity: Entity) -> 
 
     // Score every entity open now with the model in service.
     let open = features::compute(&ctx, entity, &[now], now).await?;
-    let rows = predictions(&scorer, &open, entity_type);
+    let rows = predictions(&scorer, &open, entity_type, |_, _| true);
     let predictions = intelligence::add_predictions(tx.conn(), tenant, serving_version, Utc::now(), &rows).await?;
     tx.commit().await?;
     info!(
@@ -142,6 +153,7 @@ pub async fn retrain(db: &Db, lake: &Lake, tenant: TenantId, entity: Entity) -> 
         version = version.version,
         promoted,
         kind = scorer.kind.as_str(),
+        family = scorer.family().as_str(),
         auc = candidate_eval.auc,
         incumbent_auc = incumbent_eval.as_ref().and_then(|e| e.auc),
         predictions,
@@ -151,6 +163,7 @@ pub async fn retrain(db: &Db, lake: &Lake, tenant: TenantId, entity: Entity) -> 
         entity,
         version: version.version,
         kind: scorer.kind,
+        family: scorer.family(),
         promoted,
         candidate: candidate_eval,
         incumbent: incumbent_eval,
@@ -159,14 +172,24 @@ pub async fn retrain(db: &Db, lake: &Lake, tenant: TenantId, entity: Entity) -> 
     })
 }
 
-/// The scores of every open record of `set` under `scorer`, with their top factors each way.
-fn predictions(scorer: &Scorer, set: &FeatureSet, entity_type: EntityType) -> Vec<NewPrediction> {
+/// The scores of the open records of `set` under `scorer` that `keep` (given the id and the
+/// probability) accepts, with their top factors each way — explained only once kept, since a
+/// boosted model's explanation costs far more than its probability.
+fn predictions(
+    scorer: &Scorer,
+    set: &FeatureSet,
+    entity_type: EntityType,
+    keep: impl Fn(uuid::Uuid, f64) -> bool,
+) -> Vec<NewPrediction> {
     let mut rows = Vec::with_capacity(set.len());
     for i in 0..set.len() {
         let Ok(id) = uuid::Uuid::parse_str(&set.rows[i].id) else {
             warn!(id = %set.rows[i].id, "an entity id that is not a UUID; not scored");
             continue;
         };
+        if !keep(id, scorer.probability(set.row(i))) {
+            continue;
+        }
         let score = scorer.score(set.row(i), TOP_FACTORS);
         let factors: Vec<serde_json::Value> = score
             .positive
@@ -206,10 +229,9 @@ pub async fn rescore(
     let entity_type = registry(set.entity).3;
     let stored: HashMap<uuid::Uuid, f64> =
         intelligence::latest_scores(conn, model, entity_type).await?.into_iter().collect();
-    let moved: Vec<NewPrediction> = predictions(scorer, set, entity_type)
-        .into_iter()
-        .filter(|p| stored.get(&p.entity_id).is_none_or(|old| (p.score - old).abs() >= RESCORE_DELTA))
-        .collect();
+    let moved = predictions(scorer, set, entity_type, |id, score| {
+        stored.get(&id).is_none_or(|old| (score - old).abs() >= RESCORE_DELTA)
+    });
     if moved.is_empty() {
         return Ok(0);
     }

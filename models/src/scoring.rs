@@ -1,31 +1,36 @@
 //! Lead, deal and churn scorers: which model a tenant gets (the expert prior until it has enough
-//! outcomes of its own, then a model trained on them), calibration on the most recent training
-//! months, explanations per record, and evaluation on a later period.
+//! outcomes of its own, then the better of two model families trained on them — see [`Family`]),
+//! calibration on the most recent training months, explanations per record, the stored form of a
+//! scorer, and evaluation on a later period.
 
 use std::time::{Duration, Instant};
 
+use crate::boost::Boosted;
 use crate::error::{Error, Result};
 use crate::features::{Entity, FeatureSet};
 use crate::logistic::{Logistic, Prior, Standardizer};
 use crate::metrics::{self, Platt};
 
+mod select;
+#[cfg(test)]
+mod tests;
+
+pub use select::{Selection, SliceScore};
+
 /// Labelled rows needed before a tenant's own model replaces the prior …
 pub const MIN_OUTCOMES: usize = 200;
 /// … with at least this many of each class.
 pub const MIN_PER_CLASS: usize = 30;
-/// Ridge strength of the trained model (standardised features).
-const RIDGE: f64 = 1.0;
 /// How firmly the prior model holds the expert weights against a few outcomes.
 const PRIOR_STRENGTH: f64 = 25.0;
-/// The share of the latest training cut-offs held out to calibrate on.
-const CALIBRATION_SHARE: f64 = 0.2;
 
 /// Which model scores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     /// Expert weights, nudged by the few outcomes there are.
     Prior,
-    /// Trained on the tenant's outcomes and calibrated on its latest months.
+    /// Trained on the tenant's outcomes (the better [`Family`] on its latest months) and
+    /// calibrated on those months.
     Trained,
 }
 
@@ -34,6 +39,98 @@ impl Kind {
         match self {
             Kind::Prior => "prior",
             Kind::Trained => "trained",
+        }
+    }
+}
+
+/// The model family behind a scorer. A trained scorer gets the family that did better on the
+/// latest 20 % of training cut-offs (log-loss after calibration, AUC on a tie) when both were fitted
+/// on the earlier ones; the prior is always logistic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// Ridge logistic regression ([`crate::logistic`]); contributions are weight × standardised value.
+    Logistic,
+    /// Histogram gradient-boosted trees ([`crate::boost`]); contributions are TreeSHAP values.
+    Boosted,
+}
+
+impl Family {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Family::Logistic => "logistic",
+            Family::Boosted => "boosted",
+        }
+    }
+
+    /// The algorithm, in words, for reports and model-version records.
+    pub fn algorithm(self) -> &'static str {
+        match self {
+            Family::Logistic => "ridge logistic regression (Newton), Platt-calibrated",
+            Family::Boosted => "histogram gradient-boosted trees (logistic loss), Platt-calibrated",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Family> {
+        match s {
+            "logistic" => Some(Family::Logistic),
+            "boosted" => Some(Family::Boosted),
+            _ => None,
+        }
+    }
+}
+
+/// A scorer's fitted model, of either family.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Model {
+    Logistic(Logistic),
+    Boosted(Boosted),
+}
+
+impl Model {
+    pub fn family(&self) -> Family {
+        match self {
+            Model::Logistic(_) => Family::Logistic,
+            Model::Boosted(_) => Family::Boosted,
+        }
+    }
+
+    /// The (uncalibrated) log-odds of `row`.
+    pub fn logit(&self, row: &[f64]) -> f64 {
+        match self {
+            Model::Logistic(m) => m.logit(row),
+            Model::Boosted(m) => m.logit(row),
+        }
+    }
+
+    /// The log-odds of the average training record and each feature's contribution relative to
+    /// it; together they add up to [`Model::logit`] (exactly for the logistic family, to rounding
+    /// for the boosted one).
+    pub fn explain(&self, row: &[f64]) -> (f64, Vec<f64>) {
+        match self {
+            Model::Logistic(m) => (m.intercept, m.contributions(row)),
+            Model::Boosted(m) => (m.expected_logit(), m.contributions(row)),
+        }
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        match self {
+            Model::Logistic(m) => serde_json::json!(m),
+            Model::Boosted(m) => serde_json::json!(m),
+        }
+    }
+
+    /// A stored model of `family` over `p` features; `None` when it does not fit them.
+    fn from_json(family: Family, value: &serde_json::Value, p: usize) -> Option<Model> {
+        match family {
+            Family::Logistic => {
+                let m: Logistic = serde_json::from_value(value.clone()).ok()?;
+                let s = &m.standardizer;
+                (m.weights.len() == p && s.mean.len() == p && s.scale.len() == p).then_some(Model::Logistic(m))
+            }
+            Family::Boosted => {
+                let m: Boosted = serde_json::from_value(value.clone()).ok()?;
+                m.check(p).then_some(Model::Boosted(m))
+            }
         }
     }
 }
@@ -91,8 +188,11 @@ pub struct Scorer {
     pub entity: Entity,
     pub kind: Kind,
     pub names: Vec<&'static str>,
-    pub model: Logistic,
+    pub model: Model,
     pub platt: Platt,
+    /// How the two families did when it was trained; `None` for the prior, when the training
+    /// cut-offs were too few to compare on, and for scorers stored before there was a choice.
+    pub selection: Option<Selection>,
     /// Labelled rows it learnt from, and how many were positive.
     pub outcomes: usize,
     pub positives: usize,
@@ -117,7 +217,9 @@ pub struct Score {
 }
 
 impl Scorer {
-    /// Fits on the labelled rows of `train` (the prior where there are too few; see [`Kind`]).
+    /// Fits on the labelled rows of `train`: the prior where there are too few (see [`Kind`]),
+    /// else the better [`Family`] on the latest training cut-offs, calibrated on them and refitted
+    /// on every row.
     pub fn train(train: &FeatureSet) -> Result<Scorer> {
         let started = Instant::now();
         let p = train.names.len();
@@ -125,27 +227,9 @@ impl Scorer {
         let positives = labels.iter().filter(|l| **l).count();
         let negatives = labels.len() - positives;
         let enough = labels.len() >= MIN_OUTCOMES && positives.min(negatives) >= MIN_PER_CLASS;
-        let (kind, model, platt) = if enough {
-            // Calibrate on the latest cut-offs with a model that has not seen them, then refit on all.
-            let mut cutoffs: Vec<_> = train.rows.iter().map(|r| r.cutoff).collect();
-            cutoffs.sort();
-            cutoffs.dedup();
-            let held = ((cutoffs.len() as f64) * CALIBRATION_SHARE).ceil() as usize;
-            let platt = match cutoffs.len().checked_sub(held).and_then(|i| cutoffs.get(i)).copied() {
-                Some(boundary) if held > 0 && held < cutoffs.len() => {
-                    let (early_x, early_y) = labelled(train, Some((None, Some(boundary))));
-                    let (late_x, late_y) = labelled(train, Some((Some(boundary), None)));
-                    if early_y.is_empty() || late_y.is_empty() {
-                        Platt::IDENTITY
-                    } else {
-                        let early = Logistic::fit(&early_x, p, &early_y, &Prior::ridge(p, RIDGE))?;
-                        let logits: Vec<f64> = late_x.chunks_exact(p).map(|r| early.logit(r)).collect();
-                        Platt::fit(&logits, &late_y)
-                    }
-                }
-                _ => Platt::IDENTITY,
-            };
-            (Kind::Trained, Logistic::fit(&rows, p, &labels, &Prior::ridge(p, RIDGE))?, platt)
+        let (kind, model, platt, selection) = if enough {
+            let t = select::train(train, &rows, &labels)?;
+            (Kind::Trained, t.model, t.platt, t.selection)
         } else {
             let prior = Prior { mean: prior_mean(train.entity), strength: PRIOR_STRENGTH };
             let model = if labels.is_empty() {
@@ -154,7 +238,7 @@ impl Scorer {
             } else {
                 Logistic::fit(&rows, p, &labels, &prior)?
             };
-            (Kind::Prior, model, Platt::IDENTITY)
+            (Kind::Prior, Model::Logistic(model), Platt::IDENTITY, None)
         };
         Ok(Scorer {
             entity: train.entity,
@@ -162,16 +246,26 @@ impl Scorer {
             names: train.names.clone(),
             model,
             platt,
+            selection,
             outcomes: labels.len(),
             positives,
             fit_time: started.elapsed(),
         })
     }
 
-    /// The calibrated probability of `row` with its top `top` factors each way.
+    pub fn family(&self) -> Family {
+        self.model.family()
+    }
+
+    /// The calibrated probability of `row` with its top `top` factors each way: the chosen
+    /// family's contributions relative to the average training record (see [`Model::explain`]).
+    /// With `top` 0 nothing is explained, which for the boosted family saves most of the work.
     pub fn score(&self, row: &[f64], top: usize) -> Score {
-        let contributions = self.model.contributions(row);
-        let logit = self.model.intercept + contributions.iter().sum::<f64>();
+        let probability = self.probability(row);
+        if top == 0 {
+            return Score { probability, positive: Vec::new(), negative: Vec::new() };
+        }
+        let (_, contributions) = self.model.explain(row);
         let mut factors: Vec<Factor> = self
             .names
             .iter()
@@ -182,7 +276,7 @@ impl Scorer {
         factors.sort_by(|a, b| b.contribution.total_cmp(&a.contribution));
         let positive = factors.iter().filter(|f| f.contribution > 0.0).take(top).cloned().collect();
         let negative = factors.iter().rev().filter(|f| f.contribution < 0.0).take(top).cloned().collect();
-        Score { probability: self.platt.apply(logit), positive, negative }
+        Score { probability, positive, negative }
     }
 
     /// What a model version stores: enough to score again without retraining.
@@ -190,16 +284,20 @@ impl Scorer {
         serde_json::json!({
             "entity": self.entity.as_str(),
             "kind": self.kind.as_str(),
+            "family": self.family().as_str(),
+            "algorithm": self.family().algorithm(),
             "features": self.names,
-            "model": self.model,
+            "model": self.model.to_json(),
             "platt": self.platt,
+            "selection": self.selection,
             "outcomes": self.outcomes,
             "positives": self.positives,
         })
     }
 
     /// A scorer from stored [`Scorer::params`]; `None` when they do not fit today's features of
-    /// `entity` (another entity, or the feature set changed since).
+    /// `entity` (another entity, or the feature set changed since). Params stored before there
+    /// were two families (no `family`) are logistic.
     pub fn from_params(entity: Entity, params: &serde_json::Value) -> Option<Scorer> {
         if params.get("entity")?.as_str()? != entity.as_str() {
             return None;
@@ -208,11 +306,11 @@ impl Scorer {
         if names.iter().map(String::as_str).ne(entity.feature_names().iter().copied()) {
             return None;
         }
-        let model: Logistic = serde_json::from_value(params.get("model")?.clone()).ok()?;
-        let p = names.len();
-        if model.weights.len() != p || model.standardizer.mean.len() != p || model.standardizer.scale.len() != p {
-            return None;
-        }
+        let family = match params.get("family") {
+            None => Family::Logistic,
+            Some(f) => Family::parse(f.as_str()?)?,
+        };
+        let model = Model::from_json(family, params.get("model")?, names.len())?;
         let kind = match params.get("kind")?.as_str()? {
             "prior" => Kind::Prior,
             "trained" => Kind::Trained,
@@ -224,6 +322,7 @@ impl Scorer {
             names: entity.feature_names().to_vec(),
             model,
             platt: serde_json::from_value(params.get("platt")?.clone()).ok()?,
+            selection: params.get("selection").and_then(|s| serde_json::from_value(s.clone()).ok()),
             outcomes: params.get("outcomes")?.as_u64()? as usize,
             positives: params.get("positives")?.as_u64()? as usize,
             fit_time: Duration::ZERO,
@@ -327,121 +426,4 @@ fn labelled(set: &FeatureSet, window: Option<Window>) -> (Vec<f64>, Vec<bool>) {
         y.push(label);
     }
     (x, y)
-}
-
-#[cfg(test)]
-mod tests {
-    use chrono::{DateTime, Duration as Days, Utc};
-
-    use super::*;
-    use crate::features::Row;
-    use crate::logistic::sigmoid;
-
-    /// Opportunity-shaped rows whose outcome depends on `touches_30d` (up) and `days_since_touch`
-    /// (down); `labelled` of them carry labels.
-    fn rows(n: usize, labelled: usize) -> FeatureSet {
-        let names = Entity::Opportunity.feature_names().to_vec();
-        let p = names.len();
-        let (t30, since) = (
-            names.iter().position(|n| *n == "touches_30d").unwrap_or(0),
-            names.iter().position(|n| *n == "days_since_touch").unwrap_or(0),
-        );
-        let start: DateTime<Utc> = "2025-01-01T00:00:00Z".parse().expect("a timestamp");
-        let mut set = FeatureSet { entity: Entity::Opportunity, names, rows: Vec::new(), values: Vec::new() };
-        let mut s = 17u64;
-        let mut u = move || {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            ((s >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-        };
-        for i in 0..n {
-            let mut v = vec![0.0; p];
-            v.iter_mut().for_each(|x| *x = u());
-            v[t30] = (u() * 10.0).floor();
-            v[since] = u() * 60.0;
-            let prob = sigmoid(-1.0 + 0.4 * v[t30] - 0.05 * v[since]);
-            let label = (i < labelled).then(|| u() < prob);
-            let cutoff = start + Days::days(30 * (i as i64 % 12));
-            set.rows.push(Row { id: format!("o{i}"), cutoff, label });
-            set.values.extend(v);
-        }
-        set
-    }
-
-    #[test]
-    fn few_outcomes_give_the_prior_and_enough_give_a_trained_model() {
-        let none = Scorer::train(&rows(100, 0)).expect("scorer");
-        assert_eq!((none.kind, none.outcomes), (Kind::Prior, 0));
-        let few = Scorer::train(&rows(500, 60)).expect("scorer");
-        assert_eq!((few.kind, few.outcomes), (Kind::Prior, 60));
-        let many = Scorer::train(&rows(3000, 3000)).expect("scorer");
-        assert_eq!(many.kind, Kind::Trained);
-        // The trained model ranks a later sample well; the prior already ranks it above chance
-        // because its expert signs agree with the data.
-        let test = rows(2000, 2000);
-        let trained = evaluate(&many, &test).expect("evaluation");
-        let prior = evaluate(&none, &test).expect("evaluation");
-        assert!(trained.auc.unwrap_or(0.0) > 0.8, "{trained:?}");
-        assert!(prior.auc.unwrap_or(0.0) > 0.65, "{prior:?}");
-        assert!(trained.log_loss < prior.log_loss, "{trained:?} vs {prior:?}");
-        assert!(trained.calibration_error < 0.05, "{trained:?}");
-    }
-
-    #[test]
-    fn the_bias_report_partitions_the_rows_by_segment() {
-        let scorer = Scorer::train(&rows(3000, 3000)).expect("scorer");
-        let mut test = rows(1200, 1200);
-        let p = test.names.len();
-        let (exp, ren) = (column(&test, "is_expansion"), column(&test, "is_renewal"));
-        for i in 0..test.len() {
-            test.values[i * p + exp] = f64::from(u8::from(i % 3 == 1));
-            test.values[i * p + ren] = f64::from(u8::from(i % 3 == 2));
-        }
-        let report = evaluate_by_segment(&scorer, &test).expect("report");
-        assert_eq!(report.keys().copied().collect::<Vec<_>>(), ["expansion", "new_business", "renewal"]);
-        assert!(report.values().all(|e| e.rows == 400 && e.auc.is_some()));
-        let positives: usize = report.values().map(|e| e.positives).sum();
-        assert_eq!(positives, evaluate(&scorer, &test).expect("evaluation").positives);
-    }
-
-    fn column(set: &FeatureSet, name: &str) -> usize {
-        set.names.iter().position(|n| *n == name).unwrap_or_default()
-    }
-
-    #[test]
-    fn stored_params_score_the_same() {
-        let scorer = Scorer::train(&rows(2000, 2000)).expect("scorer");
-        let back = Scorer::from_params(Entity::Opportunity, &scorer.params()).expect("params round trip");
-        let set = rows(20, 0);
-        for i in 0..set.len() {
-            assert_eq!(back.probability(set.row(i)), scorer.probability(set.row(i)));
-        }
-        assert!(Scorer::from_params(Entity::Lead, &scorer.params()).is_none(), "another entity's model");
-        let mut changed = scorer.params();
-        changed["features"][0] = serde_json::json!("renamed");
-        assert!(Scorer::from_params(Entity::Opportunity, &changed).is_none(), "features changed since");
-    }
-
-    #[test]
-    fn explanations_add_up_and_are_ordered() {
-        let scorer = Scorer::train(&rows(3000, 3000)).expect("scorer");
-        let set = rows(50, 0);
-        for i in 0..set.len() {
-            let row = set.row(i);
-            let score = scorer.score(row, 3);
-            let all = scorer.model.contributions(row);
-            // The probability is the calibrated sum of every contribution and the intercept.
-            let logit = scorer.model.intercept + all.iter().sum::<f64>();
-            assert!((score.probability - scorer.platt.apply(logit)).abs() < 1e-12);
-            assert!(score.positive.len() <= 3 && score.negative.len() <= 3);
-            assert!(score.positive.windows(2).all(|w| w[0].contribution >= w[1].contribution));
-            assert!(score.negative.windows(2).all(|w| w[0].contribution <= w[1].contribution));
-            assert!(score.positive.iter().all(|f| f.contribution > 0.0));
-            assert!(score.negative.iter().all(|f| f.contribution < 0.0));
-            // The strongest factor each way is the extreme contribution.
-            let max = all.iter().copied().fold(f64::MIN, f64::max);
-            if max > 0.0 {
-                assert_eq!(score.positive[0].contribution, max);
-            }
-        }
-    }
 }

@@ -144,8 +144,8 @@ impl Service {
             for entity in Entity::ALL {
                 match ops::retrain(&self.db, &self.lake, tenant, entity).await {
                     Ok(r) => info!(
-                        %tenant, model = entity.as_str(), version = r.version, kind = r.kind.as_str(), promoted = r.promoted,
-                        held_out_auc = r.candidate.auc, predictions = r.predictions, "model retrained"
+                        %tenant, model = entity.as_str(), version = r.version, kind = r.kind.as_str(),
+                        family = r.family.as_str(), promoted = r.promoted, held_out_auc = r.candidate.auc, predictions = r.predictions, "model retrained"
                     ),
                     Err(e) => {
                         ok = false;

@@ -70,10 +70,11 @@ async fn train(settings: &Settings, args: &ModelsTrainArgs) -> anyhow::Result<()
                 e.and_then(|e| e.auc).map_or("–".to_owned(), |a| format!("{a:.3}"))
             };
             println!(
-                "tenant {tenant} {}: version {} ({}) {} — held-out AUC {} vs in service {}; {} predictions (data until {})",
+                "tenant {tenant} {}: version {} ({}, {}) {} — held-out AUC {} vs in service {}; {} predictions (data until {})",
                 entity.as_str(),
                 r.version,
                 r.kind.as_str(),
+                r.family.as_str(),
                 if r.promoted { "promoted" } else { "not better, kept the version in service" },
                 auc(Some(&r.candidate)),
                 auc(r.incumbent.as_ref()),
@@ -180,6 +181,8 @@ async fn eval(settings: &Settings, args: &ModelsEvalArgs) -> anyhow::Result<()> 
             "test": {"rows": test_rows, "positives": test_pos},
             "orbas": {
                 "kind": scorer.kind.as_str(),
+                "family": scorer.family().as_str(),
+                "selection": scorer.selection,
                 "auc": ours.auc,
                 "log_loss": ours.log_loss,
                 "brier": ours.brier,
@@ -226,9 +229,27 @@ async fn eval(settings: &Settings, args: &ModelsEvalArgs) -> anyhow::Result<()> 
                 rate(&r["test"]["rows"], &m["score_s"])
             );
         };
-        line(format!("Orbas ({})", r["orbas"]["kind"].as_str().unwrap_or_default()), &r["orbas"]);
+        let o = &r["orbas"];
+        line(
+            format!("Orbas ({}, {})", o["kind"].as_str().unwrap_or_default(), o["family"].as_str().unwrap_or_default()),
+            o,
+        );
         for peer in ["LogisticRegression", "HistGradientBoosting"] {
             line(format!("scikit-learn {peer}"), &r["peers"][peer]);
+        }
+        let s = &o["selection"];
+        if !s.is_null() {
+            println!(
+                "\nfamily chosen on the latest 20 % of training cut-offs ({} rows): {} — calibrated log-loss {} \
+                 logistic vs {} boosted ({} rounds); AUC {} vs {}",
+                s["rows"],
+                o["family"].as_str().unwrap_or_default(),
+                f(&s["logistic"]["log_loss"]),
+                f(&s["boosted"]["log_loss"]),
+                s["rounds"],
+                f(&s["logistic"]["auc"]),
+                f(&s["boosted"]["auc"])
+            );
         }
         println!(
             "\ntarget (Orbas AUC ≥ best scikit-learn AUC − 0.01): {}",
