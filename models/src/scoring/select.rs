@@ -1,9 +1,14 @@
 //! Training a scorer that has enough outcomes: both families are fitted on the earlier training
 //! cut-offs and compared on the latest 20 % (the calibration slice) by log-loss after each one's
-//! Platt calibration on it — AUC breaks a tie, the logistic family a full one. The winner keeps its
-//! calibration and is refitted on every training row; boosting with the number of rounds early
-//! stopping chose. Early stopping watches the latest 20 % of the *earlier* cut-offs, so neither
-//! family has seen the slice they are compared on. Time order throughout, never a random split.
+//! Platt calibration on it. Boosting replaces the logistic family only when its gain is more than
+//! noise: the mean of the per-row log-loss differences must exceed [`SIGNIFICANCE`] standard errors
+//! of that mean (a paired, one-sided test on the same rows). The logistic family is the simpler one:
+//! smooth in every feature (a logged meeting always moves it a little), with explanations that add
+//! up along straight lines; at the demo's few hundred outcomes a boosted model's lower log-loss is
+//! mostly luck. The winner keeps its calibration and is refitted on every training row; boosting
+//! with the number of rounds early stopping chose. Early stopping watches the latest 20 % of the
+//! *earlier* cut-offs, so neither family has seen the slice they are compared on. Time order
+//! throughout, never a random split.
 
 use chrono::{DateTime, Utc};
 use tracing::debug;
@@ -20,8 +25,9 @@ const RIDGE: f64 = 1.0;
 /// The share of the latest training cut-offs held out to calibrate and compare on (and, of the
 /// cut-offs before those, to stop boosting on).
 const CALIBRATION_SHARE: f64 = 0.2;
-/// Calibrated log-losses closer than this are a tie.
-const TIE: f64 = 1e-6;
+/// How many standard errors the boosted family's mean log-loss gain on the slice must exceed (≈ a
+/// one-sided 98 % test).
+const SIGNIFICANCE: f64 = 2.0;
 
 /// A family's quality on the calibration slice, after its Platt calibration there.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -41,6 +47,46 @@ pub struct Selection {
     pub boosted: Option<SliceScore>,
     /// The rounds early stopping chose (0 when boosting was not tried).
     pub rounds: usize,
+    /// Boosting's mean per-row log-loss gain over logistic on the slice and its standard error (the
+    /// switch needs `gain > SIGNIFICANCE × se`); `None` when boosting was not tried, or in versions
+    /// stored before the test.
+    #[serde(default)]
+    pub gain: Option<Gain>,
+}
+
+/// The boosted family's per-row log-loss gain over the logistic one on the same rows.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Gain {
+    pub mean: f64,
+    pub se: f64,
+}
+
+impl Gain {
+    /// The paired gain of `boosted` over `logistic` on `labels` (calibrated probabilities).
+    fn of(logistic: &[f64], boosted: &[f64], labels: &[bool]) -> Gain {
+        let diffs: Vec<f64> = logistic
+            .iter()
+            .zip(boosted)
+            .zip(labels)
+            .map(|((&l, &b), &y)| row_log_loss(l, y) - row_log_loss(b, y))
+            .collect();
+        let n = diffs.len() as f64;
+        if diffs.len() < 2 {
+            return Gain { mean: diffs.first().copied().unwrap_or(0.0), se: f64::INFINITY };
+        }
+        let mean = diffs.iter().sum::<f64>() / n;
+        let var = diffs.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / (n - 1.0);
+        Gain { mean, se: (var / n).sqrt() }
+    }
+
+    /// Whether the gain is more than noise.
+    fn significant(&self) -> bool {
+        self.mean > 0.0 && self.mean > SIGNIFICANCE * self.se
+    }
+}
+
+fn row_log_loss(p: f64, y: bool) -> f64 {
+    metrics::log_loss(&[p], &[y])
 }
 
 /// What [`train`] chose.
@@ -56,6 +102,8 @@ pub(super) struct Trained {
 struct Candidate {
     platt: Platt,
     score: SliceScore,
+    /// Its calibrated probabilities on the slice's rows, in order.
+    probs: Vec<f64>,
 }
 
 /// Fits, compares and refits as the module says, on the labelled `rows`/`labels` of `set`.
@@ -75,14 +123,16 @@ pub(super) fn train(set: &FeatureSet, rows: &[f64], labels: &[bool]) -> Result<T
     let (early, late) = (Rows { x: &early_x, y: &early_y }, Rows { x: &late_x, y: &late_y });
     let logistic = judge(&Model::Logistic(Logistic::fit(early.x, p, early.y, &ridge)?), late, p);
     let boosted = boosted(set, boundary, early, late, p)?;
+    let gain = boosted.as_ref().map(|(c, _)| Gain::of(&logistic.probs, &c.probs, late.y));
     let selection = Selection {
         rows: late.y.len(),
         logistic: logistic.score,
         boosted: boosted.as_ref().map(|(c, _)| c.score),
         rounds: boosted.as_ref().map_or(0, |(_, rounds)| *rounds),
+        gain,
     };
     let (model, platt) = match boosted {
-        Some((c, rounds)) if beats(&c.score, &logistic.score) => {
+        Some((c, rounds)) if gain.is_some_and(|g| g.significant()) => {
             let config = boost::Config { rounds, ..boost::Config::default() };
             (Model::Boosted(Boosted::fit(Rows { x: rows, y: labels }, p, None, &config)?), c.platt)
         }
@@ -93,6 +143,8 @@ pub(super) fn train(set: &FeatureSet, rows: &[f64], labels: &[bool]) -> Result<T
         slice_rows = selection.rows,
         logistic_log_loss = selection.logistic.log_loss,
         boosted_log_loss = selection.boosted.map(|b| b.log_loss),
+        gain = selection.gain.map(|g| g.mean),
+        gain_se = selection.gain.map(|g| g.se),
         rounds = selection.rounds,
         "scorer family chosen"
     );
@@ -130,18 +182,8 @@ fn judge(model: &Model, late: Rows<'_>, p: usize) -> Candidate {
     let logits: Vec<f64> = late.x.chunks_exact(p).map(|r| model.logit(r)).collect();
     let platt = Platt::fit(&logits, late.y);
     let probs: Vec<f64> = logits.iter().map(|&f| platt.apply(f)).collect();
-    Candidate {
-        platt,
-        score: SliceScore { log_loss: metrics::log_loss(&probs, late.y), auc: metrics::auc(&probs, late.y) },
-    }
-}
-
-/// Whether `boosted` beats `logistic`: a lower log-loss, or a tie and a higher AUC.
-fn beats(boosted: &SliceScore, logistic: &SliceScore) -> bool {
-    if (boosted.log_loss - logistic.log_loss).abs() > TIE {
-        return boosted.log_loss < logistic.log_loss;
-    }
-    matches!((boosted.auc, logistic.auc), (Some(b), Some(l)) if b > l)
+    let score = SliceScore { log_loss: metrics::log_loss(&probs, late.y), auc: metrics::auc(&probs, late.y) };
+    Candidate { platt, score, probs }
 }
 
 /// The first of the latest [`CALIBRATION_SHARE`] of the distinct cut-offs (of the rows before
@@ -159,15 +201,34 @@ fn latest(set: &FeatureSet, before: Option<DateTime<Utc>>) -> Option<DateTime<Ut
 mod tests {
     use super::*;
 
-    fn score(log_loss: f64, auc: f64) -> SliceScore {
-        SliceScore { log_loss, auc: Some(auc) }
-    }
-
     #[test]
-    fn log_loss_decides_and_auc_breaks_a_tie() {
-        assert!(beats(&score(0.30, 0.70), &score(0.31, 0.80)), "lower log-loss wins whatever the AUC");
-        assert!(!beats(&score(0.32, 0.90), &score(0.31, 0.80)));
-        assert!(beats(&score(0.31, 0.81), &score(0.31, 0.80)), "a tie goes to AUC");
-        assert!(!beats(&score(0.31, 0.80), &score(0.31, 0.80)), "a full tie stays logistic");
+    fn boosting_must_gain_more_than_noise() {
+        let labels: Vec<bool> = (0..400).map(|i| i % 3 == 0).collect();
+        let base: Vec<f64> = labels.iter().map(|&y| if y { 0.6 } else { 0.3 }).collect();
+        // Better on every row: a clear gain.
+        let better: Vec<f64> = labels.iter().map(|&y| if y { 0.7 } else { 0.2 }).collect();
+        let g = Gain::of(&base, &better, &labels);
+        assert!(g.mean > 0.1 && g.significant(), "{g:?}");
+        // Better on half the rows, worse on the other half: a small mean gain, swamped by its spread.
+        let mixed: Vec<f64> = labels
+            .iter()
+            .enumerate()
+            .map(|(i, &y)| match (i % 2 == 0, y) {
+                (true, true) => 0.8,
+                (true, false) => 0.2,
+                (false, true) => 0.46,
+                (false, false) => 0.39,
+            })
+            .collect();
+        let g = Gain::of(&base, &mixed, &labels);
+        assert!(g.mean > 0.0 && g.mean < 2.0 * g.se, "{g:?}");
+        assert!(!g.significant(), "{g:?}");
+        // Worse everywhere; and the same model is no gain at all.
+        assert!(!Gain::of(&better, &base, &labels).significant());
+        let same = Gain::of(&base, &base, &labels);
+        assert_eq!((same.mean, same.se), (0.0, 0.0));
+        assert!(!same.significant());
+        // Too few rows to judge.
+        assert!(!Gain::of(&[0.5], &[0.9], &[true]).significant());
     }
 }
