@@ -8,7 +8,8 @@
 //! what a live score at that moment would have seen; the label is what happened *after* it. Attributes
 //! the CRM keeps only as a current value and that change over a record's life (an opportunity's
 //! `amount` and `close_date`, a subscription's `active_seats_30d`) are not used as such: amount and
-//! probability come from the stage history at the cut-off, usage from dated product events.
+//! probability come from the stage history at the cut-off, close-date pushes from the dated
+//! `close_date_changes`, usage from dated product events.
 //!
 //! The module owns the feature definitions (names, SQL, order) and the conversion of the query's
 //! Arrow answer into a dense row-major matrix for the learners; which cut-offs to use is the caller's.
@@ -40,6 +41,32 @@ const NO_TONE: &str = "SELECT CAST(NULL AS VARCHAR) AS ticket_id, CAST(NULL AS V
 /// The query of each ticket's tone (`ticket_id`, `label`) in `ctx`: empty before anything was scored.
 pub(crate) fn tone_source(ctx: &SessionContext) -> Result<&'static str> {
     Ok(if ctx.table_exist("sentiment_scores")? { TONE } else { NO_TONE })
+}
+
+/// Every move of a deal's expected close date: when, and by how many days (later is positive).
+const MOVES: &str = "SELECT opportunity_id, changed_at,
+    (date_part('epoch', CAST(to_date AS TIMESTAMP)) - date_part('epoch', CAST(from_date AS TIMESTAMP))) / 86400.0 AS days
+    FROM close_date_changes";
+/// The same shape (with the real column types) before the lake has any close-date change.
+const NO_MOVES: &str =
+    "SELECT id AS opportunity_id, created_at AS changed_at, CAST(0 AS DOUBLE) AS days FROM opportunities WHERE false";
+
+/// The query of close-date moves (`opportunity_id`, `changed_at`, `days`) in `ctx`.
+pub(crate) fn moves_source(ctx: &SessionContext) -> Result<&'static str> {
+    Ok(if ctx.table_exist("close_date_changes")? { MOVES } else { NO_MOVES })
+}
+
+/// The lake-dependent parts of the feature queries.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Sources {
+    pub tone: &'static str,
+    pub moves: &'static str,
+}
+
+impl Sources {
+    pub(crate) fn of(ctx: &SessionContext) -> Result<Sources> {
+        Ok(Sources { tone: tone_source(ctx)?, moves: moves_source(ctx)? })
+    }
 }
 
 /// What is scored.
@@ -79,12 +106,12 @@ impl Entity {
         }
     }
 
-    fn sql(self, horizon: DateTime<Utc>, tone: &str) -> String {
+    fn sql(self, horizon: DateTime<Utc>, sources: Sources) -> String {
         let horizon = timestamp_literal(horizon);
         match self {
             Entity::Lead => lead_sql(&horizon),
-            Entity::Opportunity => opportunity_sql(&horizon, tone),
-            Entity::Account => account_sql(&horizon, tone),
+            Entity::Opportunity => opportunity_sql(&horizon, sources),
+            Entity::Account => account_sql(&horizon, sources.tone),
         }
     }
 }
@@ -158,8 +185,8 @@ pub async fn compute(
     let table = MemTable::try_new(schema, vec![vec![batch]])?;
     ctx.deregister_table(CUTOFFS)?;
     ctx.register_table(CUTOFFS, Arc::new(table))?;
-    let tone = tone_source(ctx)?;
-    let answer = async { ctx.sql(&entity.sql(horizon, tone)).await?.collect().await }.await;
+    let sources = Sources::of(ctx)?;
+    let answer = async { ctx.sql(&entity.sql(horizon, sources)).await?.collect().await }.await;
     ctx.deregister_table(CUTOFFS)?;
     let batches = answer?;
     let set = decode(entity, &batches)?;
@@ -249,15 +276,19 @@ pub const OPPORTUNITY_FEATURES: &[&str] = &[
     "account_tickets_90d",
     "account_urgent_tickets_90d",
     "account_negative_tickets_90d",
+    "close_date_pushes",
+    "close_date_pushed_days",
 ];
 
 /// An opportunity is a row at a cut-off when it was created before it and not yet closed; its label
 /// is whether it was won, known once it closed before `horizon`.
-fn opportunity_sql(horizon: &str, tone: &str) -> String {
+fn opportunity_sql(horizon: &str, sources: Sources) -> String {
+    let Sources { tone, moves } = sources;
     format!(
         "
 WITH c AS (SELECT cutoff FROM {CUTOFFS}),
 tone AS ({tone}),
+moves AS ({moves}),
 opp AS (
   SELECT o.id, o.account_id, o.owner_id, o.kind, o.currency, o.created_at, c.cutoff,
          CASE WHEN o.closed_at < {horizon} THEN o.status = 'won' END AS label
@@ -332,6 +363,11 @@ account_tickets AS (
    AND t.created_at < opp.cutoff AND t.created_at >= opp.cutoff - INTERVAL '90 days'
   LEFT JOIN tone ON tone.ticket_id = t.id
   GROUP BY opp.id, opp.cutoff
+),
+pushes AS (
+  SELECT opp.id, opp.cutoff, COUNT(*) AS n, SUM(m.days) AS days
+  FROM opp JOIN moves m ON m.opportunity_id = opp.id AND m.changed_at < opp.cutoff AND m.days > 0
+  GROUP BY opp.id, opp.cutoff
 )
 SELECT opp.id, opp.cutoff, opp.label,
   {deal_age},
@@ -356,7 +392,9 @@ SELECT opp.id, opp.cutoff, opp.label,
   CAST(COALESCE(ac.lost, 0) AS DOUBLE),
   CAST(COALESCE(tk.n, 0) AS DOUBLE),
   CAST(COALESCE(tk.urgent, 0) AS DOUBLE),
-  CAST(COALESCE(tk.negative, 0) AS DOUBLE)
+  CAST(COALESCE(tk.negative, 0) AS DOUBLE),
+  CAST(COALESCE(pu.n, 0) AS DOUBLE),
+  COALESCE(pu.days, 0)
 FROM opp
 JOIN base b ON b.cutoff = opp.cutoff
 LEFT JOIN at_c a ON a.id = opp.id AND a.cutoff = opp.cutoff
@@ -368,6 +406,7 @@ LEFT JOIN touch t ON t.id = opp.id AND t.cutoff = opp.cutoff
 LEFT JOIN owners ow ON ow.owner_id = opp.owner_id AND ow.cutoff = opp.cutoff
 LEFT JOIN account_deals ac ON ac.account_id = opp.account_id AND ac.cutoff = opp.cutoff
 LEFT JOIN account_tickets tk ON tk.id = opp.id AND tk.cutoff = opp.cutoff
+LEFT JOIN pushes pu ON pu.id = opp.id AND pu.cutoff = opp.cutoff
 ",
         stay = days!("h.left_at", "h.changed_at"),
         deal_age = days!("opp.cutoff", "opp.created_at"),
@@ -659,6 +698,15 @@ mod tests {
               ('l3', 'u2', 'event', '5000+', NULL, NULL, '2025-01-01T00:00:00Z', NULL),
               ('l4', 'u1', 'web', '1-10', NULL, NULL, '2025-12-01T00:00:00Z', '2026-01-05T00:00:00Z')",
              "('l5', 'u1', 'web', '1-10', NULL, NULL, '2026-06-02T00:00:00Z', '2026-06-03T00:00:00Z')"),
+            // o1: pushed twice by 30 days, then pulled in once, before the cut-off; pushed again
+            // after it. o2: pushed exactly at the cut-off (not before it).
+            ("close_date_changes",
+             format!("id VARCHAR, opportunity_id VARCHAR, from_date DATE, to_date DATE, changed_at {TS}"),
+             "('m1', 'o1', '2026-05-01', '2026-05-31', '2026-04-25T10:00:00Z'),
+              ('m2', 'o1', '2026-05-31', '2026-06-30', '2026-05-28T10:00:00Z'),
+              ('m3', 'o1', '2026-06-30', '2026-06-20', '2026-05-29T10:00:00Z')",
+             "('m4', 'o1', '2026-06-20', '2026-07-20', '2026-06-18T10:00:00Z'),
+              ('m5', 'o2', '2026-06-10', '2026-07-10', '2026-06-01T00:00:00Z')"),
             ("accounts", "id VARCHAR, segment VARCHAR".into(), "('a1', 'enterprise'), ('a2', 'smb')", ""),
             ("subscriptions",
              format!("id VARCHAR, account_id VARCHAR, seats INT, started_at {TS}, cancelled_at {TS}"),
@@ -759,6 +807,17 @@ mod tests {
         // s2's only stay that ended before the cut-off: o3's, 42 days.
         assert!((v("o1", "stage_age_vs_typical") - 47.0 / 42.0).abs() < 1e-12);
         assert_eq!(v("o1", "stage_changes"), 2.0);
+        // Pushes only (a pull-in is not one), made before the cut-off.
+        assert_eq!((v("o1", "close_date_pushes"), v("o1", "close_date_pushed_days")), (2.0, 60.0));
+        assert_eq!((v("o2", "close_date_pushes"), v("o2", "close_date_pushed_days")), (0.0, 0.0));
+        // A lake from before close dates were tracked has no close_date_changes: no pushes, the
+        // rest unchanged.
+        let untracked = context(true).await;
+        untracked.deregister_table("close_date_changes").expect("deregister");
+        let plain = compute(&untracked, Entity::Opportunity, &[c], at(HORIZON)).await.expect("features without moves");
+        let w = |id, name| value(&plain, id, c, name);
+        assert_eq!((w("o1", "close_date_pushes"), w("o1", "close_date_pushed_days")), (0.0, 0.0));
+        assert_eq!(w("o1", "meetings"), v("o1", "meetings"));
         // Open new-business USD deals at the cut-off: o1 (1200) and o5 (300), median 750.
         assert_eq!(v("o1", "amount_vs_median"), 1.6);
         assert_eq!(v("o2", "is_expansion"), 1.0);

@@ -119,7 +119,7 @@ pub async fn retrain(db: &Db, lake: &Lake, tenant: TenantId, entity: Entity) -> 
         "selection": serving.selection,
     });
     let training = json!({
-        "lake_tables": ["silver.opportunities", "silver.stage_histories", "silver.interaction_logs",
+        "lake_tables": ["silver.opportunities", "silver.stage_histories", "silver.close_date_changes", "silver.interaction_logs",
                         "silver.leads", "silver.tickets", "silver.subscriptions", "silver.analytics_events",
                         "silver.invoices", "silver.payments", "silver.accounts", "silver.pipeline_stages"],
         "cutoffs": "monthly",

@@ -146,6 +146,7 @@ fn expert_weights(entity: Entity) -> &'static [(&'static str, f64)] {
             ("stage_age_vs_typical", -0.4),
             ("owner_win_rate", 0.3),
             ("account_won_deals", 0.2),
+            ("close_date_pushes", -0.3),
         ],
         Entity::Lead => &[
             ("touches_30d", 0.5),

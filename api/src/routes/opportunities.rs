@@ -1,5 +1,6 @@
 //! `/v1/opportunities`: deals. Stage, status and probability change only through
-//! `POST /v1/opportunities/{id}/stage`, which enforces the stage policy and records `stage_histories`.
+//! `POST /v1/opportunities/{id}/stage`, which enforces the stage policy and records `stage_histories`;
+//! a patched close date is recorded in `close_date_changes` (`GET …/close-date-history`).
 
 use axum::Json;
 use chrono::NaiveDate;
@@ -7,7 +8,9 @@ use orbas_oltp::model::{
     AccountId, Action, ForecastCategory, OpportunityId, OpportunityKind, OpportunityStatus, StageId, UserId,
 };
 use orbas_oltp::repo::audit;
-use orbas_oltp::repo::opportunities::{self, NewOpportunity, Opportunity, OpportunityPatch, StageChange};
+use orbas_oltp::repo::opportunities::{
+    self, CloseDateChange, NewOpportunity, Opportunity, OpportunityPatch, StageChange,
+};
 use orbas_oltp::repo::table;
 use serde::Deserialize;
 
@@ -36,7 +39,7 @@ crate::resource!(Opportunities {
     query: OpportunityQuery,
     owner: owner_id,
     create: |c, p, n| opportunities::create(c, p.tenant, n, Some(p.user)),
-    update: |c, _p, id, patch| opportunities::update(c, OpportunityId(id), patch),
+    update: |c, p, id, patch| opportunities::update(c, OpportunityId(id), patch, Some(p.user)),
 });
 
 crate::crud_handlers!(
@@ -52,7 +55,7 @@ crate::crud_handlers!(
 
 /// The CRUD routes plus the stage workflow.
 pub fn all_routes() -> OpenApiRouter<AppState> {
-    router().routes(routes!(change_stage)).routes(routes!(stage_history))
+    router().routes(routes!(change_stage)).routes(routes!(stage_history)).routes(routes!(close_date_history))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -110,6 +113,26 @@ async fn stage_history(
         return Err(orbas_oltp::Error::NotFound { entity: "opportunity" }.into());
     }
     let history = opportunities::stage_history(tx.conn(), id).await?;
+    tx.commit().await?;
+    Ok(Json(history))
+}
+
+/// The deal's close-date changes (who moved the expected close date, from and to), oldest first.
+#[utoipa::path(get, path = "/v1/opportunities/{id}/close-date-history", tag = "opportunities",
+    params(("id" = uuid::Uuid, Path)), security(("bearer" = [])),
+    responses((status = 200, body = Vec<CloseDateChange>), (status = 401, body = Problem), (status = 404, body = Problem)))]
+async fn close_date_history(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    Id(id): Id<OpportunityId>,
+) -> Result<Json<Vec<CloseDateChange>>, Problem> {
+    let p = &auth.principal;
+    let mut tx = state.db.begin(p.tenant).await?;
+    let opp = opportunities::get(tx.conn(), id).await?;
+    if !p.may("opportunities", Action::Read, opp.owner_id) {
+        return Err(orbas_oltp::Error::NotFound { entity: "opportunity" }.into());
+    }
+    let history = opportunities::close_date_history(tx.conn(), id).await?;
     tx.commit().await?;
     Ok(Json(history))
 }

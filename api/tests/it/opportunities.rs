@@ -64,6 +64,37 @@ async fn the_stage_workflow_enforces_the_policy_and_records_history() {
         .await
         .expect("patch");
     assert_eq!(patched.status(), 200);
+    // The rep pushes the close date a quarter: recorded with who and when; the same date again is no change.
+    for date in ["2027-06-30", "2027-06-30"] {
+        let pushed = app.http.patch(&item).bearer_auth(&t).json(&json!({"close_date": date})).send().await;
+        assert_eq!(pushed.expect("patch").status(), 200);
+    }
+    let moves: Vec<Value> = app
+        .http
+        .get(format!("{item}/close-date-history"))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(moves.len(), 1, "{moves:?}");
+    assert_eq!(
+        (moves[0]["from_date"].as_str(), moves[0]["to_date"].as_str()),
+        (Some("2027-03-31"), Some("2027-06-30"))
+    );
+    let me: Value = app
+        .http
+        .get(format!("{}/v1/me", app.base))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .expect("me")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(moves[0]["changed_by"], me["user_id"]);
     let closed = app
         .http
         .post(format!("{item}/stage"))
@@ -128,4 +159,12 @@ async fn the_stage_workflow_enforces_the_policy_and_records_history() {
         .await
         .expect("get");
     assert_eq!(cross_history.status(), 404);
+    let cross_moves = app
+        .http
+        .get(format!("{}/v1/opportunities/{foreign}/close-date-history", app.base))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(cross_moves.status(), 404);
 }

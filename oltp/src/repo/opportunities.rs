@@ -1,5 +1,6 @@
 //! Opportunities and their stage changes. A stage change goes through the policy in
-//! [`crate::model::check_transition`] and is recorded in `stage_histories` in the same transaction.
+//! [`crate::model::check_transition`] and is recorded in `stage_histories` in the same transaction; a
+//! change of the expected close date is recorded in `close_date_changes` the same way.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
@@ -295,13 +296,31 @@ pub struct OpportunityPatch {
     pub lost_reason: Option<String>,
 }
 
-pub async fn update(conn: &mut PgConnection, id: OpportunityId, patch: &OpportunityPatch) -> Result<Opportunity> {
+/// Applies `patch`; a new expected close date is recorded in `close_date_changes` (who, when, from
+/// and to) in the same statement as the change, against the date read under the row's lock, so the
+/// history cannot miss a change or record one that did not happen.
+pub async fn update(
+    conn: &mut PgConnection,
+    id: OpportunityId,
+    patch: &OpportunityPatch,
+    by: Option<UserId>,
+) -> Result<Opportunity> {
+    let before: Option<NaiveDate> = sqlx::query_scalar("SELECT close_date FROM opportunities WHERE id = $1 FOR UPDATE")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    let before = found(before, "opportunity")?;
     let sql = concat!(
-        "UPDATE opportunities SET name = coalesce($2, name), amount = coalesce($3, amount), \
+        "WITH changed AS (UPDATE opportunities SET name = coalesce($2, name), amount = coalesce($3, amount), \
          primary_contact_id = coalesce($4, primary_contact_id), owner_id = coalesce($5, owner_id), \
          close_date = coalesce($6, close_date), next_step = coalesce($7, next_step), \
-         lost_reason = coalesce($8, lost_reason) WHERE id = $1 RETURNING ",
-        columns!()
+         lost_reason = coalesce($8, lost_reason) WHERE id = $1 RETURNING *), \
+         history AS (INSERT INTO close_date_changes (tenant_id, id, opportunity_id, from_date, to_date, \
+         changed_by, changed_at) SELECT c.tenant_id, $9, c.id, $11, c.close_date, $10, now() \
+         FROM changed c WHERE c.close_date <> $11) \
+         SELECT ",
+        columns!(),
+        " FROM changed"
     );
     found(
         sqlx::query_as(sql)
@@ -313,8 +332,33 @@ pub async fn update(conn: &mut PgConnection, id: OpportunityId, patch: &Opportun
             .bind(patch.close_date)
             .bind(&patch.next_step)
             .bind(&patch.lost_reason)
+            .bind(Uuid::now_v7())
+            .bind(by)
+            .bind(before)
             .fetch_optional(conn)
             .await?,
         "opportunity",
     )
+}
+
+/// A recorded change of an opportunity's expected close date.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct CloseDateChange {
+    pub id: Uuid,
+    pub opportunity_id: OpportunityId,
+    pub from_date: NaiveDate,
+    pub to_date: NaiveDate,
+    pub changed_by: Option<UserId>,
+    pub changed_at: DateTime<Utc>,
+}
+
+/// The recorded close-date changes of an opportunity, oldest first.
+pub async fn close_date_history(conn: &mut PgConnection, id: OpportunityId) -> Result<Vec<CloseDateChange>> {
+    Ok(sqlx::query_as(
+        "SELECT id, opportunity_id, from_date, to_date, changed_by, changed_at \
+         FROM close_date_changes WHERE opportunity_id = $1 ORDER BY changed_at, id",
+    )
+    .bind(id)
+    .fetch_all(conn)
+    .await?)
 }

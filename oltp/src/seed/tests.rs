@@ -89,11 +89,11 @@ fn same_config_gives_same_checksums_and_another_seed_differs() {
     let b = checksums(&cfg(2, 0.01, 7));
     let c = checksums(&cfg(2, 0.01, 8));
     let (a, b, c) = (a.unwrap_or_default(), b.unwrap_or_default(), c.unwrap_or_default());
-    assert_eq!(a.len(), 63);
+    assert_eq!(a.len(), 64);
     assert_eq!(a, b);
     let differing = a.iter().filter(|(t, h)| c.get(*t) != Some(*h)).count();
     // The four configuration tables (KPIs, dashboards, widgets, reports) are empty: installed, not generated.
-    assert_eq!(differing, 59, "every generated table changes with the seed");
+    assert_eq!(differing, 60, "every generated table changes with the seed");
 }
 
 #[test]
@@ -185,6 +185,44 @@ fn rows_follow_the_schema_rules() {
     let hashes: Vec<&str> =
         d.rows("user_credentials").iter().filter_map(|r| d.get("user_credentials", r, "password_hash")).collect();
     assert!(!hashes.is_empty() && hashes.iter().all(|h| h.starts_with("$argon2id$")));
+}
+
+/// Close-date changes chain: each starts where the previous ended, in time order, after the deal was
+/// created and before `as_of`; the last one ends at the deal's close date. Of the deals that stayed
+/// open for more than two months, the lost ones were pushed more often than the won ones (the rep
+/// strings a losing deal along).
+#[test]
+fn close_date_changes_chain_to_the_close_date() {
+    let d = Data::generate(1, 0.05, 17);
+    let now = ts(super::time::ms_of(cfg(1, 1.0, 1).as_of));
+    let mut moves: HashMap<&str, Vec<(&str, &str, &str)>> = HashMap::new();
+    for r in d.rows("close_date_changes") {
+        let get = |c| d.get("close_date_changes", r, c).unwrap_or_default();
+        assert!(get("changed_at") < now.as_str(), "a change after as_of: {r:?}");
+        assert_ne!(get("from_date"), get("to_date"));
+        moves.entry(get("opportunity_id")).or_default().push((get("changed_at"), get("from_date"), get("to_date")));
+    }
+    let (mut pushes, mut deals, mut long) = (HashMap::new(), HashMap::new(), HashMap::new());
+    for r in d.rows("opportunities") {
+        let get = |c| d.get("opportunities", r, c).unwrap_or_default();
+        let status = get("status");
+        *deals.entry(status).or_insert(0usize) += 1;
+        let Some(list) = moves.get_mut(get("id")) else { continue };
+        list.sort();
+        assert!(list[0].0 > get("created_at"), "moved before the deal existed: {list:?}");
+        assert!(list.windows(2).all(|w| w[0].2 == w[1].1), "a broken chain: {list:?}");
+        assert_eq!(list.last().map(|m| m.2), Some(get("close_date")), "{list:?}");
+        let days = |t: &str| chrono::DateTime::parse_from_rfc3339(t).map(|t| t.timestamp() / 86_400).unwrap_or(0);
+        if status == "open" || days(get("closed_at")) - days(get("created_at")) <= 60 {
+            continue;
+        }
+        let pushed = list.iter().filter(|m| m.2 > m.1 && m.0 < get("closed_at")).count();
+        *pushes.entry(status).or_insert(0usize) += pushed;
+        *long.entry(status).or_insert(0usize) += 1;
+    }
+    let rate = |s: &str| pushes.get(s).copied().unwrap_or(0) as f64 / long.get(s).copied().unwrap_or(1).max(1) as f64;
+    assert!(deals.get("open").is_some_and(|&n| n > 0), "{deals:?}");
+    assert!(rate("lost") > 1.3 * rate("won") && rate("won") > 0.0, "pushes per long deal: {pushes:?} of {long:?}");
 }
 
 /// Seeded lockouts have run out when history ends, so every seeded login works from `as_of` on (the
@@ -332,7 +370,7 @@ fn write_csv_files() {
     let dir = std::env::var("ORBAS_SEED_CSV_DIR").unwrap_or_else(|_| "/tmp/orbas-seed-csv".into());
     let cfg = cfg(env("ORBAS_SEED_TENANTS", 3.0) as u32, env("ORBAS_SEED_SCALE", 0.1), 42);
     let files = super::write_csv(&cfg, std::path::Path::new(&dir)).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(files.len(), 63);
+    assert_eq!(files.len(), 64);
     for f in files {
         println!("{}\t{}\t{}", f.table, f.columns.join(","), f.path.display());
     }

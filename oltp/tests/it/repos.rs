@@ -100,7 +100,17 @@ async fn stage_changes_follow_the_policy_and_are_recorded() {
         lost_reason: Some("n/a".into()),
         ..Default::default()
     };
-    opportunities::update(tx.conn(), opp.id, &patch).await.expect("patch");
+    opportunities::update(tx.conn(), opp.id, &patch, Some(owner)).await.expect("patch");
+    // The same close date is no change; a new one is recorded with who moved it, from and to.
+    let same = opportunities::OpportunityPatch { close_date: Some(new.close_date), ..Default::default() };
+    opportunities::update(tx.conn(), opp.id, &same, Some(owner)).await.expect("same date");
+    let pushed = chrono::NaiveDate::from_ymd_opt(2027, 6, 30).expect("date");
+    let push = opportunities::OpportunityPatch { close_date: Some(pushed), ..Default::default() };
+    let moved = opportunities::update(tx.conn(), opp.id, &push, Some(owner)).await.expect("push");
+    assert_eq!(moved.close_date, pushed);
+    let changes = opportunities::close_date_history(tx.conn(), opp.id).await.expect("close-date history");
+    let seen: Vec<_> = changes.iter().map(|c| (c.from_date, c.to_date, c.changed_by)).collect();
+    assert_eq!(seen, vec![(new.close_date, pushed, Some(owner))]);
     let moved = opportunities::change_stage(tx.conn(), opp.id, later_open, Some(owner)).await.expect("advance");
     assert_eq!(moved.stage_id, later_open);
     let closed = opportunities::change_stage(tx.conn(), opp.id, won, Some(owner)).await.expect("win");

@@ -1,10 +1,11 @@
 //! Rows of the CRM core: accounts, contacts and their relationships, opportunities, leads, campaign
-//! members, stage histories and the four tag join tables.
+//! members, stage histories, close-date changes and the four tag join tables.
 
 use rand::Rng;
 use uuid::Uuid;
 
 use super::Shard;
+use super::close_dates::{self, CloseDates};
 use crate::Result;
 use crate::model::{LeadStatus, OpportunityStatus, Segment};
 use crate::seed::catalog::{STAGE_PROBABILITY, STAGE_PROPOSAL, TAG_AT_RISK, TAG_HOT, TAG_SPECS};
@@ -12,17 +13,20 @@ use crate::seed::csv::Emitter;
 use crate::seed::ctx::TenantCtx;
 use crate::seed::rng::{self, between, chance};
 use crate::seed::schema::*;
-use crate::seed::time::{DAY, HOUR, Ms, date_of};
+use crate::seed::time::{DAY, HOUR, Ms};
 
 pub(super) fn emit(em: &mut Emitter<'_>, c: &TenantCtx, s: &Shard) -> Result<()> {
     accounts(em, c, s)?;
     merges(em, c, s)?;
     contacts(em, c, s)?;
     relationships(em, c, s)?;
-    opportunities(em, c, s)?;
+    let mut rng = c.t.shard_rng(s.ix, "close_dates");
+    let plans: Vec<CloseDates> = s.opps.iter().map(|o| close_dates::plan(&mut rng, c, o)).collect();
+    opportunities(em, c, s, &plans)?;
     leads(em, c, s)?;
     campaign_members(em, c, s)?;
     stage_histories(em, c, s)?;
+    close_date_changes(em, c, s, &plans)?;
     tags(em, c, s)
 }
 
@@ -176,9 +180,9 @@ fn relationships(em: &mut Emitter<'_>, c: &TenantCtx, s: &Shard) -> Result<()> {
     em.finish()
 }
 
-fn opportunities(em: &mut Emitter<'_>, c: &TenantCtx, s: &Shard) -> Result<()> {
+fn opportunities(em: &mut Emitter<'_>, c: &TenantCtx, s: &Shard, plans: &[CloseDates]) -> Result<()> {
     em.begin(OPPORTUNITIES);
-    for o in &s.opps {
+    for (o, plan) in s.opps.iter().zip(plans) {
         let a = &s.accounts[o.account];
         let stage = o.stage();
         let updated = o.path[o.seen - 1].1.max(o.last_activity.unwrap_or(o.created));
@@ -198,7 +202,7 @@ fn opportunities(em: &mut Emitter<'_>, c: &TenantCtx, s: &Shard) -> Result<()> {
             .dec(STAGE_PROBABILITY[usize::from(stage)] * 100, 2)
             .text(o.forecast.as_str())
             .text(o.status.as_str())
-            .date(date_of(o.end()))
+            .date(plan.current)
             .opt_ts(o.closed_at())
             .text(o.lead_source)
             .opt_text(o.lost_reason)
@@ -328,6 +332,28 @@ fn stage_histories(em: &mut Emitter<'_>, c: &TenantCtx, s: &Shard) -> Result<()>
                 .ts(at)
                 .end()?;
             from = Some(to);
+        }
+    }
+    em.finish()
+}
+
+/// Every move of a deal's expected close date ([`close_dates`]).
+fn close_date_changes(em: &mut Emitter<'_>, c: &TenantCtx, s: &Shard, plans: &[CloseDates]) -> Result<()> {
+    let mut ids = c.t.shard_ids(s.ix, "close_date_changes");
+    em.begin(CLOSE_DATE_CHANGES);
+    for (o, plan) in s.opps.iter().zip(plans) {
+        for m in &plan.moves {
+            em.row()
+                .uuid(c.t.id)
+                .uuid(ids.at_millis(m.at as u64))
+                .uuid(o.id)
+                .date(m.from)
+                .date(m.to)
+                .uuid(c.org.users[m.by].id)
+                .ts(m.at)
+                .ts(m.at)
+                .ts(m.at)
+                .end()?;
         }
     }
     em.finish()

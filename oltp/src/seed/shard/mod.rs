@@ -13,6 +13,7 @@
 mod accounts;
 mod activity;
 mod billing;
+mod close_dates;
 mod deals;
 mod emit_commerce;
 mod emit_core;
