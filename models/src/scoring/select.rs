@@ -2,7 +2,11 @@
 //! cut-offs and compared on the latest 20 % (the calibration slice) by log-loss after each one's
 //! Platt calibration on it. Boosting replaces the logistic family only when its gain is more than
 //! noise: the mean of the per-row log-loss differences must exceed [`SIGNIFICANCE`] standard errors
-//! of that mean (a paired, one-sided test on the same rows). The logistic family is the simpler one:
+//! of that mean (a paired, one-sided test on the same rows). The standard error is clustered by
+//! entity: the slice holds the same deal or account at several monthly cut-offs, whose differences
+//! move together, so treating them as independent rows understates the noise (on a scale-0.3 tenant
+//! it let boosting win a churn slice by 2.2 "standard errors" and lose the test months by 0.03 AUC).
+//! The logistic family is the simpler one:
 //! smooth in every feature (a logged meeting always moves it a little), with explanations that add
 //! up along straight lines; at the demo's few hundred outcomes a boosted model's lower log-loss is
 //! mostly luck. The winner keeps its calibration and is refitted on every training row; boosting
@@ -62,8 +66,10 @@ pub struct Gain {
 }
 
 impl Gain {
-    /// The paired gain of `boosted` over `logistic` on `labels` (calibrated probabilities).
-    fn of(logistic: &[f64], boosted: &[f64], labels: &[bool]) -> Gain {
+    /// The paired gain of `boosted` over `logistic` on `labels` (calibrated probabilities), with its
+    /// standard error clustered by `entities` (the row's entity id; rows of one entity are one
+    /// cluster): `se² = G/(G−1) · Σ_g (Σ_{i∈g} (d_i − mean))² / n²` over `G` clusters.
+    fn of(logistic: &[f64], boosted: &[f64], labels: &[bool], entities: &[&str]) -> Gain {
         let diffs: Vec<f64> = logistic
             .iter()
             .zip(boosted)
@@ -71,12 +77,17 @@ impl Gain {
             .map(|((&l, &b), &y)| row_log_loss(l, y) - row_log_loss(b, y))
             .collect();
         let n = diffs.len() as f64;
-        if diffs.len() < 2 {
-            return Gain { mean: diffs.first().copied().unwrap_or(0.0), se: f64::INFINITY };
+        let mean = if diffs.is_empty() { 0.0 } else { diffs.iter().sum::<f64>() / n };
+        let mut clusters: std::collections::HashMap<&str, f64> = std::collections::HashMap::new();
+        for (d, e) in diffs.iter().zip(entities) {
+            *clusters.entry(e).or_default() += d - mean;
         }
-        let mean = diffs.iter().sum::<f64>() / n;
-        let var = diffs.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / (n - 1.0);
-        Gain { mean, se: (var / n).sqrt() }
+        let g = clusters.len() as f64;
+        if clusters.len() < 2 {
+            return Gain { mean, se: f64::INFINITY };
+        }
+        let sum_sq: f64 = clusters.values().map(|s| s * s).sum();
+        Gain { mean, se: (g / (g - 1.0) * sum_sq).sqrt() / n }
     }
 
     /// Whether the gain is more than noise.
@@ -117,13 +128,14 @@ pub(super) fn train(set: &FeatureSet, rows: &[f64], labels: &[bool]) -> Result<T
     let Some(boundary) = latest(set, None) else { return uncalibrated() };
     let (early_x, early_y) = labelled(set, Some((None, Some(boundary))));
     let (late_x, late_y) = labelled(set, Some((Some(boundary), None)));
+    let late_ids = labelled_ids(set, boundary);
     if early_y.is_empty() || late_y.is_empty() {
         return uncalibrated();
     }
     let (early, late) = (Rows { x: &early_x, y: &early_y }, Rows { x: &late_x, y: &late_y });
     let logistic = judge(&Model::Logistic(Logistic::fit(early.x, p, early.y, &ridge)?), late, p);
     let boosted = boosted(set, boundary, early, late, p)?;
-    let gain = boosted.as_ref().map(|(c, _)| Gain::of(&logistic.probs, &c.probs, late.y));
+    let gain = boosted.as_ref().map(|(c, _)| Gain::of(&logistic.probs, &c.probs, late.y, &late_ids));
     let selection = Selection {
         rows: late.y.len(),
         logistic: logistic.score,
@@ -177,6 +189,11 @@ fn boosted(
     Ok(Some((judge(&Model::Boosted(model), late, p), rounds)))
 }
 
+/// The entity ids of the labelled rows from `from` on, in the order [`labelled`] gives them.
+fn labelled_ids(set: &FeatureSet, from: DateTime<Utc>) -> Vec<&str> {
+    set.labelled().filter(|(row, _, _)| row.cutoff >= from).map(|(row, _, _)| row.id.as_str()).collect()
+}
+
 /// Calibrates `model` on the slice and scores it there.
 fn judge(model: &Model, late: Rows<'_>, p: usize) -> Candidate {
     let logits: Vec<f64> = late.x.chunks_exact(p).map(|r| model.logit(r)).collect();
@@ -207,7 +224,9 @@ mod tests {
         let base: Vec<f64> = labels.iter().map(|&y| if y { 0.6 } else { 0.3 }).collect();
         // Better on every row: a clear gain.
         let better: Vec<f64> = labels.iter().map(|&y| if y { 0.7 } else { 0.2 }).collect();
-        let g = Gain::of(&base, &better, &labels);
+        let ids: Vec<String> = (0..labels.len()).map(|i| format!("e{i}")).collect();
+        let each: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let g = Gain::of(&base, &better, &labels, &each);
         assert!(g.mean > 0.1 && g.significant(), "{g:?}");
         // Better on half the rows, worse on the other half: a small mean gain, swamped by its spread.
         let mixed: Vec<f64> = labels
@@ -220,15 +239,24 @@ mod tests {
                 (false, false) => 0.39,
             })
             .collect();
-        let g = Gain::of(&base, &mixed, &labels);
+        let g = Gain::of(&base, &mixed, &labels, &each);
         assert!(g.mean > 0.0 && g.mean < 2.0 * g.se, "{g:?}");
         assert!(!g.significant(), "{g:?}");
         // Worse everywhere; and the same model is no gain at all.
-        assert!(!Gain::of(&better, &base, &labels).significant());
-        let same = Gain::of(&base, &base, &labels);
+        assert!(!Gain::of(&better, &base, &labels, &each).significant());
+        let same = Gain::of(&base, &base, &labels, &each);
         assert_eq!((same.mean, same.se), (0.0, 0.0));
         assert!(!same.significant());
-        // Too few rows to judge.
-        assert!(!Gain::of(&[0.5], &[0.9], &[true]).significant());
+        // Too few entities to judge, however many rows they have.
+        assert!(!Gain::of(&[0.5], &[0.9], &[true], &["e"]).significant());
+        assert!(!Gain::of(&base, &better, &labels, &vec!["one"; labels.len()]).significant());
+        // The same rows as a few entities seen many times: the same mean, a larger error. Rows of
+        // one entity share their difference (an entity that boosting serves better at every
+        // cut-off), which independent rows would count as that many separate wins.
+        let few: Vec<String> = (0..labels.len()).map(|i| format!("e{}", i % 20)).collect();
+        let few: Vec<&str> = few.iter().map(String::as_str).collect();
+        let (rows, clustered) = (Gain::of(&base, &mixed, &labels, &each), Gain::of(&base, &mixed, &labels, &few));
+        assert!((rows.mean - clustered.mean).abs() < 1e-12);
+        assert!(clustered.se > rows.se, "{rows:?} vs {clustered:?}");
     }
 }
