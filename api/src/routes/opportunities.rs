@@ -106,15 +106,25 @@ async fn stage_history(
     auth: Authenticated,
     Id(id): Id<OpportunityId>,
 ) -> Result<Json<Vec<StageChange>>, Problem> {
-    let p = &auth.principal;
+    let mut tx = readable(&state, &auth.principal, id).await?;
+    let history = opportunities::stage_history(tx.conn(), id).await?;
+    tx.commit().await?;
+    Ok(Json(history))
+}
+
+/// A transaction of the caller's tenant in which `id` is an opportunity the caller may read; 404
+/// when it is not (another tenant's, or outside the caller's scope).
+async fn readable(
+    state: &AppState,
+    p: &orbas_oltp::auth::Principal,
+    id: OpportunityId,
+) -> Result<orbas_oltp::db::TenantTx, Problem> {
     let mut tx = state.db.begin(p.tenant).await?;
     let opp = opportunities::get(tx.conn(), id).await?;
     if !p.may("opportunities", Action::Read, opp.owner_id) {
         return Err(orbas_oltp::Error::NotFound { entity: "opportunity" }.into());
     }
-    let history = opportunities::stage_history(tx.conn(), id).await?;
-    tx.commit().await?;
-    Ok(Json(history))
+    Ok(tx)
 }
 
 /// The deal's close-date changes (who moved the expected close date, from and to), oldest first.
@@ -126,12 +136,7 @@ async fn close_date_history(
     auth: Authenticated,
     Id(id): Id<OpportunityId>,
 ) -> Result<Json<Vec<CloseDateChange>>, Problem> {
-    let p = &auth.principal;
-    let mut tx = state.db.begin(p.tenant).await?;
-    let opp = opportunities::get(tx.conn(), id).await?;
-    if !p.may("opportunities", Action::Read, opp.owner_id) {
-        return Err(orbas_oltp::Error::NotFound { entity: "opportunity" }.into());
-    }
+    let mut tx = readable(&state, &auth.principal, id).await?;
     let history = opportunities::close_date_history(tx.conn(), id).await?;
     tx.commit().await?;
     Ok(Json(history))
