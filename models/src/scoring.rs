@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::boost::Boosted;
 use crate::error::{Error, Result};
-use crate::features::{Entity, FeatureSet};
+use crate::features::{Entity, FeatureSet, Row};
 use crate::logistic::{Logistic, Prior, Standardizer};
 use crate::metrics::{self, Platt};
 
@@ -414,15 +414,17 @@ pub fn evaluate_by_segment(
 
 type Window = (Option<chrono::DateTime<chrono::Utc>>, Option<chrono::DateTime<chrono::Utc>>);
 
+/// The labelled rows of `set` whose cut-off lies in `window` (`[from, to)`; all without one).
+fn labelled_in(set: &FeatureSet, window: Option<Window>) -> impl Iterator<Item = (&Row, &[f64], bool)> {
+    set.labelled().filter(move |(row, _, _)| {
+        window.is_none_or(|(from, to)| from.is_none_or(|f| row.cutoff >= f) && to.is_none_or(|t| row.cutoff < t))
+    })
+}
+
 /// The labelled rows (optionally with cut-off in `[from, to)`) as a flat matrix and labels.
 fn labelled(set: &FeatureSet, window: Option<Window>) -> (Vec<f64>, Vec<bool>) {
     let (mut x, mut y) = (Vec::new(), Vec::new());
-    for (row, values, label) in set.labelled() {
-        if let Some((from, to)) = window
-            && (from.is_some_and(|f| row.cutoff < f) || to.is_some_and(|t| row.cutoff >= t))
-        {
-            continue;
-        }
+    for (_, values, label) in labelled_in(set, window) {
         x.extend_from_slice(values);
         y.push(label);
     }

@@ -17,7 +17,7 @@
 use chrono::{DateTime, Utc};
 use tracing::debug;
 
-use super::{Model, labelled};
+use super::{Model, labelled, labelled_in};
 use crate::boost::{self, Boosted, Rows};
 use crate::error::Result;
 use crate::features::FeatureSet;
@@ -128,7 +128,8 @@ pub(super) fn train(set: &FeatureSet, rows: &[f64], labels: &[bool]) -> Result<T
     let Some(boundary) = latest(set, None) else { return uncalibrated() };
     let (early_x, early_y) = labelled(set, Some((None, Some(boundary))));
     let (late_x, late_y) = labelled(set, Some((Some(boundary), None)));
-    let late_ids = labelled_ids(set, boundary);
+    let late_ids: Vec<&str> =
+        labelled_in(set, Some((Some(boundary), None))).map(|(row, _, _)| row.id.as_str()).collect();
     if early_y.is_empty() || late_y.is_empty() {
         return uncalibrated();
     }
@@ -187,11 +188,6 @@ fn boosted(
     }
     let model = Boosted::fit(early, p, None, &boost::Config { rounds, ..config })?;
     Ok(Some((judge(&Model::Boosted(model), late, p), rounds)))
-}
-
-/// The entity ids of the labelled rows from `from` on, in the order [`labelled`] gives them.
-fn labelled_ids(set: &FeatureSet, from: DateTime<Utc>) -> Vec<&str> {
-    set.labelled().filter(|(row, _, _)| row.cutoff >= from).map(|(row, _, _)| row.id.as_str()).collect()
 }
 
 /// Calibrates `model` on the slice and scores it there.

@@ -39,8 +39,9 @@ pub(crate) fn plan(rng: &mut SeedRng, c: &TenantCtx, o: &Opp) -> CloseDates {
     let end = o.end();
     let won = o.eventually_won();
     let closed = o.closed_at();
-    // Moves happen while the deal is open and before the simulation's present.
-    let limit = closed.unwrap_or(c.t.now).min(c.t.now);
+    // Moves happen while the deal is open and before the simulation's present (a closed deal
+    // closed before it).
+    let limit = closed.unwrap_or(c.t.now);
     let owner = o.owner;
     let by = |rng: &mut SeedRng| match c.org.users[owner].manager {
         Some(m) if chance(rng, 0.1) => m,
