@@ -207,7 +207,7 @@ pub(crate) async fn run_peer(
     args: &[&std::ffi::OsStr],
 ) -> anyhow::Result<serde_json::Value> {
     let python = python.map_or_else(default_python, Path::to_path_buf);
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/search").join(script);
+    let script = super::repo_file(&format!("bench/search/{script}"));
     let out = tokio::process::Command::new(&python)
         .arg(&script)
         .args(args)

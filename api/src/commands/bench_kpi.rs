@@ -223,7 +223,7 @@ pub(super) fn geometric_mean(ratios: &[f64]) -> f64 {
 pub(super) async fn duckdb(spec: &serde_json::Value) -> anyhow::Result<serde_json::Value> {
     use tokio::io::AsyncWriteExt as _;
     let venv = super::venv();
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/bench/duckdb_queries.py");
+    let script = super::repo_file("scripts/bench/duckdb_queries.py");
     let mut child = tokio::process::Command::new(venv.join("bin/python"))
         .arg(&script)
         .stdin(std::process::Stdio::piped())

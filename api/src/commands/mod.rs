@@ -63,6 +63,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// A peer's script in the repository, e.g. `bench/models/forecast_eval.py`: found from the working
+/// directory up (a checkout the binary runs in), else in the checkout the binary was built from. The
+/// build path alone breaks once a binary built in one clone (a shared target directory, CI) runs in
+/// another.
+pub(crate) fn repo_file(rel: &str) -> std::path::PathBuf {
+    let from_cwd = std::env::current_dir().ok().and_then(|d| d.ancestors().map(|a| a.join(rel)).find(|p| p.is_file()));
+    from_cwd.unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel))
+}
+
 /// The benchmark/test virtualenv (`ORBAS_VENV`, else `~/.cache/orbas/venv`; `scripts/setup.sh` makes it).
 pub(crate) fn venv() -> std::path::PathBuf {
     std::env::var_os("ORBAS_VENV").map(std::path::PathBuf::from).unwrap_or_else(|| {

@@ -295,7 +295,7 @@ async fn eval(settings: &Settings, args: &ModelsEvalArgs) -> anyhow::Result<()> 
 /// Runs `bench/models/sklearn_eval.py` on the exported rows with the benchmark virtualenv's Python.
 async fn sklearn(dir: &Path) -> anyhow::Result<serde_json::Value> {
     let venv = super::venv();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/models/sklearn_eval.py");
+    let script = super::repo_file("bench/models/sklearn_eval.py");
     let out = tokio::process::Command::new(venv.join("bin/python"))
         .arg(&script)
         .arg(dir)
