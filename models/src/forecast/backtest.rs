@@ -1,5 +1,11 @@
 //! Model selection by a rolling-origin backtest on the series' own past.
 //!
+//! A seasonal method is a candidate only for the cycles the series shows: a quarterly or yearly
+//! period `m` is offered when the autocorrelation at lag `m` passes the 90 % test of the M4 Theta
+//! benchmark ([`seasonal`]). A series without a detectable cycle (a rep's lumpy monthly bookings,
+//! mostly) is forecast by AutoETS alone: there, letting a backtest over six origins choose among five
+//! methods picks noise, and it cost 2–3 sMAPE points on the held-out months (docs/BENCHMARKS.md).
+//!
 //! For a training series `y` (everything the forecaster may know) and a horizon `h`, every candidate
 //! [`Method`] that can be fitted on the shortest backtest history is refitted at each of the last
 //! `origins` months of `y` on the months before it, forecasts up to `h` months, and is scored by its
@@ -35,18 +41,51 @@ fn relative_error(f: f64, a: f64) -> f64 {
     if d == 0.0 { 0.0 } else { 2.0 * (f - a).abs() / d }
 }
 
-/// The candidates for a series of `n` months, in order of preference on ties. The seasonal naive
-/// method is not among them: on the generated reps' lumpy bookings the backtest picked it by chance
-/// and it lost on the held-out months (see docs/BENCHMARKS.md); it stays a method and a peer.
-pub fn candidates(n: usize) -> Vec<Method> {
-    let all = [
-        Method::MstlEts(QUARTER_AND_YEAR),
-        Method::MstlEts(YEAR),
-        Method::MstlEts(QUARTER),
-        Method::Combo,
-        Method::Ets,
-    ];
-    all.into_iter().filter(|m| m.min_len() <= n).collect()
+/// The z-value of the one-sided 90 % seasonality test.
+const SEASONALITY_Z: f64 = 1.645;
+
+/// Sample autocorrelation of `y` at lag `k` (0 for a constant series).
+fn acf(y: &[f64], k: usize) -> f64 {
+    let n = y.len() as f64;
+    let mean = y.iter().sum::<f64>() / n;
+    let var: f64 = y.iter().map(|v| (v - mean).powi(2)).sum();
+    if var == 0.0 || k >= y.len() {
+        return 0.0;
+    }
+    (k..y.len()).map(|t| (y[t] - mean) * (y[t - k] - mean)).sum::<f64>() / var
+}
+
+/// Whether `y` shows a cycle of `m` months: three full cycles at least, and an autocorrelation at lag
+/// `m` above `1.645 √((1 + 2 Σ_{k<m} r_k²) / n)` — the 90 % test (Bartlett's variance of an
+/// autocorrelation) that the M4 competition's Theta benchmark deseasonalises by. Only a positive
+/// correlation counts: a month that moves against the same month a cycle earlier is no season to
+/// carry forward.
+pub fn seasonal(y: &[f64], m: usize) -> bool {
+    if m < 2 || y.len() < 3 * m {
+        return false;
+    }
+    let spread: f64 = (1..m).map(|k| acf(y, k).powi(2)).sum();
+    acf(y, m) > SEASONALITY_Z * ((1.0 + 2.0 * spread) / y.len() as f64).sqrt()
+}
+
+/// The candidates for the training series `y`, in order of preference on ties: the seasonal methods
+/// of the cycles [`seasonal`] finds in it, then AutoETS. The seasonal naive method is not among them:
+/// on the generated reps' lumpy bookings the backtest picked it by chance and it lost on the held-out
+/// months (see docs/BENCHMARKS.md); it stays a method and a peer.
+pub fn candidates(y: &[f64]) -> Vec<Method> {
+    let (quarter, year) = (seasonal(y, 3), seasonal(y, 12));
+    let mut out = Vec::new();
+    if quarter && year {
+        out.push(Method::MstlEts(QUARTER_AND_YEAR));
+    }
+    if year {
+        out.push(Method::MstlEts(YEAR));
+    }
+    if quarter {
+        out.extend([Method::MstlEts(QUARTER), Method::Combo]);
+    }
+    out.push(Method::Ets);
+    out
 }
 
 /// The winner of the backtest and every candidate's score.
@@ -66,7 +105,7 @@ pub fn select(y: &[f64], h: usize, settings: &Settings) -> Selection {
     let origins = if room >= 2 { settings.origins.min(room) } else { settings.origins.min(y.len().saturating_sub(1)) };
     let shortest = y.len().saturating_sub(origins);
     let mut scores = Vec::new();
-    for method in candidates(shortest) {
+    for method in candidates(y).into_iter().filter(|m| m.min_len() <= shortest) {
         let mut errors = Vec::new();
         let mut failed = false;
         for origin in shortest..y.len() {
@@ -185,9 +224,34 @@ mod tests {
     }
 
     #[test]
-    fn candidates_grow_with_the_history() {
-        assert_eq!(candidates(5), Vec::<Method>::new());
-        assert_eq!(candidates(9), vec![Method::MstlEts(QUARTER), Method::Combo, Method::Ets]);
-        assert_eq!(candidates(24).len(), 5);
+    fn seasonal_methods_are_candidates_only_for_the_cycles_the_series_shows() {
+        // A quarter-end spike: the quarterly methods, not the yearly ones (fewer than three years).
+        let quarterly = seasonal_series(30);
+        assert!(seasonal(&quarterly, 3) && !seasonal(&quarterly, 12));
+        assert_eq!(candidates(&quarterly), vec![Method::MstlEts(QUARTER), Method::Combo, Method::Ets]);
+        // Three years of a December peak on top of the spike: both cycles.
+        let both: Vec<f64> =
+            seasonal_series(36).iter().enumerate().map(|(t, v)| v + [0.0, 150.0][usize::from(t % 12 == 11)]).collect();
+        assert!(seasonal(&both, 12));
+        assert_eq!(candidates(&both).len(), 5);
+        // Noise from a fixed sequence and a straight trend have no cycle: AutoETS alone.
+        let noise: Vec<f64> = (0..30).map(|t| 100.0 + ((t * 7919) % 13) as f64).collect();
+        assert!(!seasonal(&noise, 3) && !seasonal(&noise, 12));
+        assert_eq!(candidates(&noise), vec![Method::Ets]);
+        let trend: Vec<f64> = (0..30).map(|t| 10.0 * t as f64).collect();
+        assert_eq!(candidates(&trend), vec![Method::Ets]);
+        // A period needs three cycles of history; a constant series has no autocorrelation at all.
+        assert!(!seasonal(&quarterly[..8], 3) && !seasonal(&[5.0; 40], 3));
+        // A month that moves against the one a cycle before (an alternating series at lag 3) is no season.
+        let against: Vec<f64> = (0..30).map(|t| if (t / 3) % 2 == 0 { 10.0 } else { 50.0 }).collect();
+        assert!(acf(&against, 3) < 0.0 && !seasonal(&against, 3));
+    }
+
+    #[test]
+    fn a_series_without_a_cycle_is_forecast_by_ets() {
+        let noise: Vec<f64> = (0..24).map(|t| 100.0 + ((t * 7919) % 13) as f64).collect();
+        let s = select(&noise, 3, &Settings::default());
+        assert_eq!(s.method, Method::Ets);
+        assert_eq!(s.scores.iter().map(|(m, _)| *m).collect::<Vec<_>>(), vec![Method::Ets]);
     }
 }

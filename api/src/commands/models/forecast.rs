@@ -286,7 +286,7 @@ fn write_series(path: &Path, series: &[&Bench]) -> anyhow::Result<()> {
 
 /// Runs `bench/models/forecast_eval.py` with the benchmark virtualenv's Python.
 async fn statsforecast(csv: &Path, h: usize) -> anyhow::Result<Value> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/models/forecast_eval.py");
+    let script = super::super::repo_file("bench/models/forecast_eval.py");
     let out = tokio::process::Command::new(super::super::venv().join("bin/python"))
         .arg(&script)
         .arg(csv)
@@ -325,7 +325,7 @@ fn print_eval(results: &[Value]) {
         );
         println!("|---|---:|---:|---:|---:|---:|---:|");
         for (name, label) in [
-            ("orbas", "Orbas (backtest-selected MSTL-ETS / ETS / combination)"),
+            ("orbas", "Orbas (AutoETS; MSTL-ETS or combination by backtest where a cycle is found)"),
             ("AutoETS", "statsforecast AutoETS (season length 12)"),
             ("AutoETS_m3", "statsforecast AutoETS (season length 3)"),
             ("SeasonalNaive", "statsforecast SeasonalNaive (12)"),
