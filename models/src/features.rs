@@ -440,16 +440,18 @@ pub const LEAD_FEATURES: &[&str] = &[
 
 /// A lead is a row at a cut-off when it was created before it, not converted yet, and younger than a
 /// year (older unconverted leads are dead and would swamp the negatives). Label: converted within
-/// [`LEAD_HORIZON_DAYS`] after the cut-off; unknown until either the conversion or the whole window
-/// lies before `horizon` (a conversion after the horizon is not known there).
+/// [`LEAD_HORIZON_DAYS`] after the cut-off; unknown until the whole window lies before `horizon`.
+/// An early conversion is not labelled before then either: the cut-offs whose window is still open
+/// would otherwise hold their conversions and none of their misses, a positive rate inflated exactly
+/// where the latest training months calibrate the model.
 fn lead_sql(horizon: &str) -> String {
     format!(
         "
 WITH c AS (SELECT cutoff FROM {CUTOFFS}),
 lead AS (
   SELECT l.id, l.owner_id, l.source, l.company_size, l.title, l.campaign_id, l.created_at, c.cutoff,
-         CASE WHEN l.converted_at < c.cutoff + INTERVAL '{LEAD_HORIZON_DAYS} days' AND l.converted_at < {horizon} THEN true
-              WHEN c.cutoff + INTERVAL '{LEAD_HORIZON_DAYS} days' <= {horizon} THEN false END AS label
+         CASE WHEN c.cutoff + INTERVAL '{LEAD_HORIZON_DAYS} days' <= {horizon}
+              THEN COALESCE(l.converted_at < c.cutoff + INTERVAL '{LEAD_HORIZON_DAYS} days', false) END AS label
   FROM leads l CROSS JOIN c
   WHERE l.created_at < c.cutoff AND l.created_at >= c.cutoff - INTERVAL '365 days'
     AND (l.converted_at IS NULL OR l.converted_at >= c.cutoff)
@@ -538,7 +540,7 @@ pub const ACCOUNT_FEATURES: &[&str] = &[
 
 /// An account is a row at a cut-off when it has a subscription started before it and not cancelled
 /// before it. Label: a subscription of it cancelled within [`CHURN_HORIZON_DAYS`] after the cut-off;
-/// unknown where that window reaches past `horizon`.
+/// unknown where that window reaches past `horizon`, a cancellation inside it included (as for leads).
 fn account_sql(horizon: &str, tone: &str) -> String {
     format!(
         "
@@ -553,9 +555,8 @@ subs AS (
 ),
 acct AS (
   SELECT subs.*, a.segment,
-         CASE WHEN subs.first_cancel < subs.cutoff + INTERVAL '{CHURN_HORIZON_DAYS} days'
-                   AND subs.first_cancel < {horizon} THEN true
-              WHEN subs.cutoff + INTERVAL '{CHURN_HORIZON_DAYS} days' <= {horizon} THEN false END AS label
+         CASE WHEN subs.cutoff + INTERVAL '{CHURN_HORIZON_DAYS} days' <= {horizon}
+              THEN COALESCE(subs.first_cancel < subs.cutoff + INTERVAL '{CHURN_HORIZON_DAYS} days', false) END AS label
   FROM subs JOIN accounts a ON a.id = subs.account_id
 ),
 usage AS (
@@ -849,10 +850,11 @@ mod tests {
         // Decided at the cut-off (converted, or older than 90 days): u1's l4 (converted) and l2 (not),
         // u2's l3 (not): (1 + 10 × 1/3) / (2 + 10).
         assert!((v("l1", "owner_conversion_rate") - (1.0 + 10.0 / 3.0) / 12.0).abs() < 1e-12);
-        // The label needs the whole 90 days: unknown when the horizon is closer.
+        // The label needs the whole 90 days: unknown when the horizon is closer, even for l1, whose
+        // conversion lies before it (labelling it would keep the window's hits and drop its misses).
         let early =
             compute(&context(true).await, Entity::Lead, &[c], at("2026-07-01T00:00:00Z")).await.expect("features");
-        assert_eq!(early.rows.iter().map(|r| r.label).collect::<Vec<_>>(), [Some(true), None]);
+        assert_eq!(early.rows.iter().map(|r| r.label).collect::<Vec<_>>(), [None, None]);
         // A conversion after the horizon is not known there either (a training side built at a split
         // must not learn of conversions after it).
         let before = compute(&context(true).await, Entity::Lead, &[c], at("2026-06-10T00:00:00Z")).await;
@@ -864,6 +866,9 @@ mod tests {
         // sub1's cancellation (2026-07-01) is not known at a horizon before it.
         let before = compute(&context(true).await, Entity::Account, &[c], at("2026-06-20T00:00:00Z")).await;
         assert_eq!(before.expect("features").rows.iter().map(|r| r.label).collect::<Vec<_>>(), [None, None]);
+        // Nor at one after it whose 90-day window from the cut-off is still open.
+        let inside = compute(&context(true).await, Entity::Account, &[c], at("2026-07-15T00:00:00Z")).await;
+        assert_eq!(inside.expect("features").rows.iter().map(|r| r.label).collect::<Vec<_>>(), [None, None]);
         let v = |id, name| value(&accounts, id, c, name);
         assert_eq!((v("a1", "customer_days"), v("a1", "seats"), v("a2", "subscriptions")), (365.0, 10.0, 1.0));
         assert_eq!(

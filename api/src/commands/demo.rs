@@ -189,7 +189,9 @@ async fn wait_ready(http: &str, admin: &PgPool, lake: Option<&std::path::PathBuf
 }
 
 /// The intelligence stage (retraining, sentiment, next-best actions, forecasts), once the lake has
-/// caught up with the seed; it stops with the demo after its current job.
+/// caught up with the seed — however long that takes (a scale-1 seed needs several minutes on two
+/// cores, past the two minutes each wait allows: it is retried while the demo runs); it stops with
+/// the demo after its current job.
 fn spawn_intelligence(
     admin: &PgPool,
     root: &std::path::Path,
@@ -202,12 +204,16 @@ fn spawn_intelligence(
             if let Err(e) = progress::wait_snapshot(&admin).await {
                 tracing::warn!(error = %e, "still waiting for the lake");
             }
-            progress::wait_lake(&admin, &root).await
+            loop {
+                match progress::wait_lake(&admin, &root).await {
+                    Ok(()) => return,
+                    Err(e) => tracing::warn!(error = %e, "the models wait for the lake to catch up"),
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            }
         };
-        match progress::unless_stopped(&stop, caught_up).await {
-            None => return,
-            Some(Err(e)) => return tracing::warn!(error = %e, "the lake did not catch up; the models are not started"),
-            Some(Ok(())) => {}
+        if progress::unless_stopped(&stop, caught_up).await.is_none() {
+            return;
         }
         let lake = match super::pipeline::lake_url(&root.display().to_string()) {
             Ok(url) => Arc::new(orbas_warehouse::sql::Lake::new(url)),

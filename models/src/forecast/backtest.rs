@@ -55,17 +55,29 @@ fn acf(y: &[f64], k: usize) -> f64 {
     (k..y.len()).map(|t| (y[t] - mean) * (y[t - k] - mean)).sum::<f64>() / var
 }
 
-/// Whether `y` shows a cycle of `m` months: three full cycles at least, and an autocorrelation at lag
-/// `m` above `1.645 √((1 + 2 Σ_{k<m} r_k²) / n)` — the 90 % test (Bartlett's variance of an
-/// autocorrelation) that the M4 competition's Theta benchmark deseasonalises by. Only a positive
-/// correlation counts: a month that moves against the same month a cycle earlier is no season to
-/// carry forward.
+/// `y` less its least-squares line: a trend correlates a series with itself at every lag, which the
+/// seasonality test must not take for a cycle.
+fn detrended(y: &[f64]) -> Vec<f64> {
+    let n = y.len() as f64;
+    let (tm, ym) = ((n - 1.0) / 2.0, y.iter().sum::<f64>() / n);
+    let sxx: f64 = (0..y.len()).map(|t| (t as f64 - tm).powi(2)).sum();
+    let slope =
+        if sxx == 0.0 { 0.0 } else { y.iter().enumerate().map(|(t, v)| (t as f64 - tm) * (v - ym)).sum::<f64>() / sxx };
+    y.iter().enumerate().map(|(t, v)| v - ym - slope * (t as f64 - tm)).collect()
+}
+
+/// Whether `y` shows a cycle of `m` months: three full cycles at least, and an autocorrelation of
+/// the detrended series at lag `m` above `1.645 √((1 + 2 Σ_{k<m} r_k²) / n)` — the 90 % test
+/// (Bartlett's variance of an autocorrelation) that the M4 competition's Theta benchmark
+/// deseasonalises by. Only a positive correlation counts: a month that moves against the same month
+/// a cycle earlier is no season to carry forward.
 pub fn seasonal(y: &[f64], m: usize) -> bool {
     if m < 2 || y.len() < 3 * m {
         return false;
     }
-    let spread: f64 = (1..m).map(|k| acf(y, k).powi(2)).sum();
-    acf(y, m) > SEASONALITY_Z * ((1.0 + 2.0 * spread) / y.len() as f64).sqrt()
+    let r = detrended(y);
+    let spread: f64 = (1..m).map(|k| acf(&r, k).powi(2)).sum();
+    acf(&r, m) > SEASONALITY_Z * ((1.0 + 2.0 * spread) / y.len() as f64).sqrt()
 }
 
 /// The candidates for the training series `y`, in order of preference on ties: the seasonal methods
