@@ -1,5 +1,5 @@
 //! Lead, deal and churn scorers: which model a tenant gets (the expert prior until it has enough
-//! outcomes of its own, then the better of two model families trained on them — see [`Family`]),
+//! outcomes of its own, then the best of three model families trained on them — see [`Family`]),
 //! calibration on the most recent training months, explanations per record, the stored form of a
 //! scorer, and evaluation on a later period.
 
@@ -43,15 +43,18 @@ impl Kind {
     }
 }
 
-/// The model family behind a scorer. A trained scorer gets the family that did better on the
-/// latest 20 % of training cut-offs (log-loss after calibration, AUC on a tie) when both were fitted
-/// on the earlier ones; the prior is always logistic.
+/// The model family behind a scorer. A trained scorer gets logistic regression unless one of the
+/// others did better by more than noise on the latest 20 % of training cut-offs (log-loss after
+/// calibration) when all were fitted on the earlier ones — see [`select`]; the prior is always
+/// logistic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Family {
     /// Ridge logistic regression ([`crate::logistic`]); contributions are weight × standardised value.
     Logistic,
     /// Histogram gradient-boosted trees ([`crate::boost`]); contributions are TreeSHAP values.
     Boosted,
+    /// The mean of both families' calibrated log-odds ([`Blend`]); contributions blend alike.
+    Blend,
 }
 
 impl Family {
@@ -59,6 +62,7 @@ impl Family {
         match self {
             Family::Logistic => "logistic",
             Family::Boosted => "boosted",
+            Family::Blend => "blend",
         }
     }
 
@@ -67,6 +71,10 @@ impl Family {
         match self {
             Family::Logistic => "ridge logistic regression (Newton), Platt-calibrated",
             Family::Boosted => "histogram gradient-boosted trees (logistic loss), Platt-calibrated",
+            Family::Blend => {
+                "mean log-odds of ridge logistic regression and histogram gradient-boosted trees, \
+                 each Platt-calibrated"
+            }
         }
     }
 
@@ -74,16 +82,55 @@ impl Family {
         match s {
             "logistic" => Some(Family::Logistic),
             "boosted" => Some(Family::Boosted),
+            "blend" => Some(Family::Blend),
             _ => None,
         }
     }
 }
 
-/// A scorer's fitted model, of either family.
+/// A scorer's fitted model, of any family.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Model {
     Logistic(Logistic),
     Boosted(Boosted),
+    Blend(Blend),
+}
+
+/// Both families at once: the mean of their log-odds, each first mapped by its own Platt
+/// calibration on the slice the families were compared on, so that neither weighs more for the
+/// scale of its raw scores (and the blend needs no calibration of its own: it is served as it is). Averaging two models that err differently ranks better than either
+/// where the outcome is partly smooth (a logged meeting always helps a little) and partly a matter
+/// of interactions; and it keeps the explanation exact, since contributions average alike.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Blend {
+    pub logistic: Logistic,
+    pub boosted: Boosted,
+    pub logistic_platt: Platt,
+    pub boosted_platt: Platt,
+}
+
+impl Blend {
+    /// The blended log-odds of `row`.
+    pub fn logit(&self, row: &[f64]) -> f64 {
+        let (l, b) = (&self.logistic_platt, &self.boosted_platt);
+        0.5 * (l.a * self.logistic.logit(row) + l.b) + 0.5 * (b.a * self.boosted.logit(row) + b.b)
+    }
+
+    /// The blended log-odds of the average training record and each feature's blended
+    /// contribution: the same mean of the two families' explanations, so they add up to
+    /// [`Blend::logit`].
+    pub fn explain(&self, row: &[f64]) -> (f64, Vec<f64>) {
+        let (l, b) = (&self.logistic_platt, &self.boosted_platt);
+        let base = 0.5 * (l.a * self.logistic.intercept + l.b) + 0.5 * (b.a * self.boosted.expected_logit() + b.b);
+        let contributions = self
+            .logistic
+            .contributions(row)
+            .iter()
+            .zip(self.boosted.contributions(row))
+            .map(|(cl, cb)| 0.5 * l.a * cl + 0.5 * b.a * cb)
+            .collect();
+        (base, contributions)
+    }
 }
 
 impl Model {
@@ -91,6 +138,7 @@ impl Model {
         match self {
             Model::Logistic(_) => Family::Logistic,
             Model::Boosted(_) => Family::Boosted,
+            Model::Blend(_) => Family::Blend,
         }
     }
 
@@ -99,6 +147,7 @@ impl Model {
         match self {
             Model::Logistic(m) => m.logit(row),
             Model::Boosted(m) => m.logit(row),
+            Model::Blend(m) => m.logit(row),
         }
     }
 
@@ -109,6 +158,7 @@ impl Model {
         match self {
             Model::Logistic(m) => (m.intercept, m.contributions(row)),
             Model::Boosted(m) => (m.expected_logit(), m.contributions(row)),
+            Model::Blend(m) => m.explain(row),
         }
     }
 
@@ -116,20 +166,29 @@ impl Model {
         match self {
             Model::Logistic(m) => serde_json::json!(m),
             Model::Boosted(m) => serde_json::json!(m),
+            Model::Blend(m) => serde_json::json!(m),
         }
     }
 
     /// A stored model of `family` over `p` features; `None` when it does not fit them.
     fn from_json(family: Family, value: &serde_json::Value, p: usize) -> Option<Model> {
+        let fits = |m: &Logistic| {
+            let s = &m.standardizer;
+            m.weights.len() == p && s.mean.len() == p && s.scale.len() == p
+        };
         match family {
             Family::Logistic => {
                 let m: Logistic = serde_json::from_value(value.clone()).ok()?;
-                let s = &m.standardizer;
-                (m.weights.len() == p && s.mean.len() == p && s.scale.len() == p).then_some(Model::Logistic(m))
+                fits(&m).then_some(Model::Logistic(m))
             }
             Family::Boosted => {
                 let m: Boosted = serde_json::from_value(value.clone()).ok()?;
                 m.check(p).then_some(Model::Boosted(m))
+            }
+            Family::Blend => {
+                let m: Blend = serde_json::from_value(value.clone()).ok()?;
+                let finite = [m.logistic_platt, m.boosted_platt].iter().all(|c| c.a.is_finite() && c.b.is_finite());
+                (fits(&m.logistic) && m.boosted.check(p) && finite).then_some(Model::Blend(m))
             }
         }
     }
@@ -191,7 +250,7 @@ pub struct Scorer {
     pub names: Vec<&'static str>,
     pub model: Model,
     pub platt: Platt,
-    /// How the two families did when it was trained; `None` for the prior, when the training
+    /// How the families did when it was trained; `None` for the prior, when the training
     /// cut-offs were too few to compare on, and for scorers stored before there was a choice.
     pub selection: Option<Selection>,
     /// Labelled rows it learnt from, and how many were positive.
@@ -219,7 +278,7 @@ pub struct Score {
 
 impl Scorer {
     /// Fits on the labelled rows of `train`: the prior where there are too few (see [`Kind`]),
-    /// else the better [`Family`] on the latest training cut-offs, calibrated on them and refitted
+    /// else the best [`Family`] on the latest training cut-offs, calibrated on them and refitted
     /// on every row.
     pub fn train(train: &FeatureSet) -> Result<Scorer> {
         let started = Instant::now();

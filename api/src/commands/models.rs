@@ -241,17 +241,21 @@ async fn eval(settings: &Settings, args: &ModelsEvalArgs) -> anyhow::Result<()> 
         if !s.is_null() {
             println!(
                 "\nfamily chosen on the latest 20 % of training cut-offs ({} rows): {} — calibrated log-loss {} \
-                 logistic vs {} boosted ({} rounds); AUC {} vs {}; boosting's paired gain {} ± {} \
-                 (switches above 2 standard errors)",
+                 logistic, {} boosted ({} rounds), {} blend; AUC {} / {} / {}; paired gain over logistic \
+                 {} ± {} boosted, {} ± {} blend (a challenger wins above 2 standard errors)",
                 s["rows"],
                 o["family"].as_str().unwrap_or_default(),
                 f(&s["logistic"]["log_loss"]),
                 f(&s["boosted"]["log_loss"]),
                 s["rounds"],
+                f(&s["blend"]["log_loss"]),
                 f(&s["logistic"]["auc"]),
                 f(&s["boosted"]["auc"]),
+                f(&s["blend"]["auc"]),
                 f(&s["gain"]["mean"]),
-                f(&s["gain"]["se"])
+                f(&s["gain"]["se"]),
+                f(&s["blend_gain"]["mean"]),
+                f(&s["blend_gain"]["se"])
             );
         }
         println!(

@@ -1,23 +1,27 @@
-//! Training a scorer that has enough outcomes: both families are fitted on the earlier training
-//! cut-offs and compared on the latest 20 % (the calibration slice) by log-loss after each one's
-//! Platt calibration on it. Boosting replaces the logistic family only when its gain is more than
-//! noise: the mean of the per-row log-loss differences must exceed [`SIGNIFICANCE`] standard errors
-//! of that mean (a paired, one-sided test on the same rows). The standard error is clustered by
+//! Training a scorer that has enough outcomes: logistic regression and boosting are fitted on the
+//! earlier training cut-offs, their even [`Blend`] is formed from the two, and all three are
+//! compared on the latest 20 % (the calibration slice) by log-loss after each one's Platt
+//! calibration on it. The simpler model stands unless the more complex one gains more than noise:
+//! boosting replaces logistic regression when the mean of the per-row log-loss differences exceeds
+//! [`SIGNIFICANCE`] standard errors of that mean (a paired, one-sided test on the same rows), and the
+//! blend then replaces whichever of the two stood when it beats that one by the same test. The standard error is clustered by
 //! entity: the slice holds the same deal or account at several monthly cut-offs, whose differences
 //! move together, so treating them as independent rows understates the noise (on a scale-0.3 tenant
 //! it let boosting win a churn slice by 2.2 "standard errors" and lose the test months by 0.03 AUC).
 //! The logistic family is the simpler one:
 //! smooth in every feature (a logged meeting always moves it a little), with explanations that add
 //! up along straight lines; at the demo's few hundred outcomes a boosted model's lower log-loss is
-//! mostly luck. The winner keeps its calibration and is refitted on every training row; boosting
-//! with the number of rounds early stopping chose. Early stopping watches the latest 20 % of the
+//! mostly luck. The blend is the middle way: it keeps the logistic model's smooth response and adds
+//! what the trees found, and on generated deals it ranked better than either alone. The winner keeps
+//! its calibration and is refitted on every training row; boosting (alone or in the blend) with the
+//! number of rounds early stopping chose. Early stopping watches the latest 20 % of the
 //! *earlier* cut-offs, so neither family has seen the slice they are compared on. Time order
 //! throughout, never a random split.
 
 use chrono::{DateTime, Utc};
 use tracing::debug;
 
-use super::{Model, labelled, labelled_in};
+use super::{Blend, Model, labelled, labelled_in};
 use crate::boost::{self, Boosted, Rows};
 use crate::error::Result;
 use crate::features::FeatureSet;
@@ -49,6 +53,9 @@ pub struct Selection {
     /// `None` when boosting was not tried: too few cut-offs before the slice to stop on, or no
     /// round improved on the base rate.
     pub boosted: Option<SliceScore>,
+    /// The blend of the two (tried whenever boosting was); `None` in versions stored before it.
+    #[serde(default)]
+    pub blend: Option<SliceScore>,
     /// The rounds early stopping chose (0 when boosting was not tried).
     pub rounds: usize,
     /// Boosting's mean per-row log-loss gain over logistic on the slice and its standard error (the
@@ -56,6 +63,9 @@ pub struct Selection {
     /// stored before the test.
     #[serde(default)]
     pub gain: Option<Gain>,
+    /// The blend's gain over the single family that stood (logistic, or boosting where that won).
+    #[serde(default)]
+    pub blend_gain: Option<Gain>,
 }
 
 /// The boosted family's per-row log-loss gain over the logistic one on the same rows.
@@ -134,22 +144,49 @@ pub(super) fn train(set: &FeatureSet, rows: &[f64], labels: &[bool]) -> Result<T
         return uncalibrated();
     }
     let (early, late) = (Rows { x: &early_x, y: &early_y }, Rows { x: &late_x, y: &late_y });
-    let logistic = judge(&Model::Logistic(Logistic::fit(early.x, p, early.y, &ridge)?), late, p);
+    let early_logistic = Logistic::fit(early.x, p, early.y, &ridge)?;
+    let logistic = judge(&Model::Logistic(early_logistic.clone()), late, p);
     let boosted = boosted(set, boundary, early, late, p)?;
-    let gain = boosted.as_ref().map(|(c, _)| Gain::of(&logistic.probs, &c.probs, late.y, &late_ids));
+    let blend = boosted.as_ref().map(|b| {
+        let blend = Blend {
+            logistic: early_logistic,
+            boosted: b.model.clone(),
+            logistic_platt: logistic.platt,
+            boosted_platt: b.candidate.platt,
+        };
+        judge_calibrated(&Model::Blend(blend), late, p)
+    });
+    let gain = boosted.as_ref().map(|b| Gain::of(&logistic.probs, &b.candidate.probs, late.y, &late_ids));
+    let single = match &boosted {
+        Some(b) if gain.is_some_and(|g| g.significant()) => &b.candidate,
+        _ => &logistic,
+    };
+    let blend_gain = blend.as_ref().map(|c| Gain::of(&single.probs, &c.probs, late.y, &late_ids));
+    let rounds = boosted.as_ref().map_or(0, |b| b.model.rounds());
     let selection = Selection {
         rows: late.y.len(),
         logistic: logistic.score,
-        boosted: boosted.as_ref().map(|(c, _)| c.score),
-        rounds: boosted.as_ref().map_or(0, |(_, rounds)| *rounds),
+        boosted: boosted.as_ref().map(|b| b.candidate.score),
+        blend: blend.as_ref().map(|c| c.score),
+        rounds,
         gain,
+        blend_gain,
     };
-    let (model, platt) = match boosted {
-        Some((c, rounds)) if gain.is_some_and(|g| g.significant()) => {
-            let config = boost::Config { rounds, ..boost::Config::default() };
-            (Model::Boosted(Boosted::fit(Rows { x: rows, y: labels }, p, None, &config)?), c.platt)
+    let refit_boosted =
+        || Boosted::fit(Rows { x: rows, y: labels }, p, None, &boost::Config { rounds, ..boost::Config::default() });
+    let refit_logistic = || Logistic::fit(rows, p, labels, &ridge);
+    let (model, platt) = match (choose(gain, blend_gain), &boosted, &blend) {
+        (Choice::Boosted, Some(b), _) => (Model::Boosted(refit_boosted()?), b.candidate.platt),
+        (Choice::Blend, Some(b), Some(c)) => {
+            let blend = Blend {
+                logistic: refit_logistic()?,
+                boosted: refit_boosted()?,
+                logistic_platt: logistic.platt,
+                boosted_platt: b.candidate.platt,
+            };
+            (Model::Blend(blend), c.platt)
         }
-        _ => (Model::Logistic(Logistic::fit(rows, p, labels, &ridge)?), logistic.platt),
+        _ => (Model::Logistic(refit_logistic()?), logistic.platt),
     };
     debug!(
         family = model.family().as_str(),
@@ -158,10 +195,38 @@ pub(super) fn train(set: &FeatureSet, rows: &[f64], labels: &[bool]) -> Result<T
         boosted_log_loss = selection.boosted.map(|b| b.log_loss),
         gain = selection.gain.map(|g| g.mean),
         gain_se = selection.gain.map(|g| g.se),
+        blend_log_loss = selection.blend.map(|b| b.log_loss),
+        blend_gain = selection.blend_gain.map(|g| g.mean),
         rounds = selection.rounds,
         "scorer family chosen"
     );
     Ok(Trained { model, platt, selection: Some(selection) })
+}
+
+/// Which family a scorer gets, from the challengers' gains over logistic regression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Choice {
+    Logistic,
+    Boosted,
+    Blend,
+}
+
+/// From boosting's gain over logistic regression and the blend's over whichever of those two
+/// stood: each step up needs a [significant](Gain::significant) gain.
+fn choose(boosted: Option<Gain>, blend: Option<Gain>) -> Choice {
+    let passed = |g: Option<Gain>| g.is_some_and(|g| g.significant());
+    match (passed(boosted), passed(blend)) {
+        (_, true) => Choice::Blend,
+        (true, false) => Choice::Boosted,
+        (false, false) => Choice::Logistic,
+    }
+}
+
+/// The boosted model fitted on the early cut-offs and how it did on the slice.
+#[derive(Debug)]
+struct BoostedCandidate {
+    model: Boosted,
+    candidate: Candidate,
 }
 
 /// The boosted candidate: stopped early on the latest cut-offs before `boundary`, refitted on all of
@@ -173,7 +238,7 @@ fn boosted(
     early: Rows<'_>,
     late: Rows<'_>,
     p: usize,
-) -> Result<Option<(Candidate, usize)>> {
+) -> Result<Option<BoostedCandidate>> {
     let Some(inner) = latest(set, Some(boundary)) else { return Ok(None) };
     let (fit_x, fit_y) = labelled(set, Some((None, Some(inner))));
     let (stop_x, stop_y) = labelled(set, Some((Some(inner), Some(boundary))));
@@ -187,13 +252,25 @@ fn boosted(
         return Ok(None);
     }
     let model = Boosted::fit(early, p, None, &boost::Config { rounds, ..config })?;
-    Ok(Some((judge(&Model::Boosted(model), late, p), rounds)))
+    let candidate = judge(&Model::Boosted(model.clone()), late, p);
+    Ok(Some(BoostedCandidate { model, candidate }))
 }
 
 /// Calibrates `model` on the slice and scores it there.
 fn judge(model: &Model, late: Rows<'_>, p: usize) -> Candidate {
     let logits: Vec<f64> = late.x.chunks_exact(p).map(|r| model.logit(r)).collect();
-    let platt = Platt::fit(&logits, late.y);
+    score(Platt::fit(&logits, late.y), &logits, late)
+}
+
+/// Scores an already calibrated `model` (the blend, whose parts were calibrated on the slice) there
+/// as it is: a calibration of its own, fitted on the same rows, would give it two more parameters
+/// to fit them with than either family had, and a small, in-sample, "significant" edge.
+fn judge_calibrated(model: &Model, late: Rows<'_>, p: usize) -> Candidate {
+    let logits: Vec<f64> = late.x.chunks_exact(p).map(|r| model.logit(r)).collect();
+    score(Platt::IDENTITY, &logits, late)
+}
+
+fn score(platt: Platt, logits: &[f64], late: Rows<'_>) -> Candidate {
     let probs: Vec<f64> = logits.iter().map(|&f| platt.apply(f)).collect();
     let score = SliceScore { log_loss: metrics::log_loss(&probs, late.y), auc: metrics::auc(&probs, late.y) };
     Candidate { platt, score, probs }
@@ -254,5 +331,21 @@ mod tests {
         let (rows, clustered) = (Gain::of(&base, &mixed, &labels, &each), Gain::of(&base, &mixed, &labels, &few));
         assert!((rows.mean - clustered.mean).abs() < 1e-12);
         assert!(clustered.se > rows.se, "{rows:?} vs {clustered:?}");
+    }
+
+    #[test]
+    fn each_step_up_in_complexity_must_gain_more_than_noise() {
+        let sure = Some(Gain { mean: 0.01, se: 0.001 });
+        let noise = Some(Gain { mean: 0.004, se: 0.003 });
+        let worse = Some(Gain { mean: -0.01, se: 0.001 });
+        assert_eq!(choose(None, None), Choice::Logistic, "boosting not tried");
+        assert_eq!(choose(noise, noise), Choice::Logistic, "within noise, both");
+        assert_eq!(choose(worse, worse), Choice::Logistic, "both worse");
+        assert_eq!(choose(sure, noise), Choice::Boosted, "the blend adds nothing sure to boosting");
+        assert_eq!(choose(sure, worse), Choice::Boosted);
+        assert_eq!(choose(noise, sure), Choice::Blend, "boosting alone not sure, the blend is");
+        assert_eq!(choose(sure, sure), Choice::Blend, "sure over boosting, which was sure over logistic");
+        // A huge but noisy gain is no step up.
+        assert_eq!(choose(Some(Gain { mean: 0.05, se: 0.04 }), None), Choice::Logistic);
     }
 }

@@ -237,7 +237,41 @@ fn explanations_add_up_and_are_ordered() {
     assert!(weight[t30].min(weight[since]) > 3.0 * other, "{weight:?}");
 }
 
-/// Training throughput of the whole recipe (both families, selection, refit) on 60k rows of 23
+#[test]
+fn a_blend_explains_exactly_and_reads_back_the_same() {
+    let train = sample(3000, 3000, 5, Outcome::Xor);
+    let boosted = Scorer::train(&train).expect("scorer");
+    let Model::Boosted(trees) = &boosted.model else { panic!("{:?}", boosted.selection) };
+    let Model::Logistic(linear) = logistic_only(&boosted, &train).model else { unreachable!("logistic_only") };
+    let blend = Blend {
+        logistic: linear,
+        boosted: trees.clone(),
+        logistic_platt: Platt { a: 0.8, b: -0.1 },
+        boosted_platt: Platt { a: 1.1, b: 0.05 },
+    };
+    let scorer = Scorer { model: Model::Blend(blend.clone()), platt: Platt { a: 0.9, b: 0.02 }, ..boosted.clone() };
+    let set = sample(100, 0, 8, Outcome::Xor);
+    assert_explanations_add_up(&scorer, &set);
+    // The mean of the two calibrated log-odds.
+    let row = set.row(3);
+    let by_hand = 0.5 * (0.8 * blend.logistic.logit(row) - 0.1) + 0.5 * (1.1 * blend.boosted.logit(row) + 0.05);
+    assert!((scorer.model.logit(row) - by_hand).abs() < 1e-12);
+    let params = through_text(&scorer.params());
+    assert_eq!(params["family"].as_str(), Some("blend"));
+    let back = Scorer::from_params(Entity::Opportunity, &params).expect("params round trip");
+    assert!(back.model == scorer.model && back.platt == scorer.platt, "the model read back differs");
+    for i in 0..set.len() {
+        assert_eq!(back.score(set.row(i), 3), scorer.score(set.row(i), 3));
+    }
+    let mut damaged = params.clone();
+    damaged["model"]["logistic"]["weights"] = serde_json::json!([1.0]);
+    assert!(Scorer::from_params(Entity::Opportunity, &damaged).is_none(), "weights for another feature set");
+    let mut damaged = params;
+    damaged["model"]["boosted_platt"] = serde_json::json!({"a": "x", "b": 0.0});
+    assert!(Scorer::from_params(Entity::Opportunity, &damaged).is_none(), "a calibration that is no number");
+}
+
+/// Training throughput of the whole recipe (three families, selection, refit) on 60k rows of 23
 /// features. Run it optimised: `cargo test -p orbas-models --release --lib
 /// scoring::tests::training_throughput -- --ignored --nocapture`.
 #[test]
@@ -249,7 +283,7 @@ fn training_throughput() {
         let s = scorer.selection.as_ref().expect("a selection");
         eprintln!(
             "{outcome:?}: 60000 rows × {} features trained in {:.2} s ({:.0} rows/s): {} ({} rounds; calibrated \
-             log-loss {:.4} logistic, {:.4} boosted)",
+             log-loss {:.4} logistic, {:.4} boosted, {:.4} blend)",
             train.names.len(),
             scorer.fit_time.as_secs_f64(),
             60_000.0 / scorer.fit_time.as_secs_f64(),
@@ -257,6 +291,7 @@ fn training_throughput() {
             s.rounds,
             s.logistic.log_loss,
             s.boosted.map_or(f64::NAN, |b| b.log_loss),
+            s.blend.map_or(f64::NAN, |b| b.log_loss),
         );
     }
 }
