@@ -9,13 +9,7 @@
 //!   first, limited by leaves and depth, with an L2 penalty on leaf values, a minimum of rows and of
 //!   hessian per leaf, and shrinkage;
 //! - with a validation slice (the latest cut-offs, never a random sample) boosting stops once
-//!   `patience` rounds did not improve its log-loss *at the slice's own base rate* (the scores
-//!   shifted by the one intercept that fits the slice best), and keeps the best round count. The
-//!   scorer calibrates on recent months anyway, so a base rate that moved between the training and
-//!   the validation months must not end boosting early, as it did the churn scorer's after 14
-//!   rounds where the test months wanted 75. Only the intercept is refitted, not the slope: a
-//!   fitted slope would rate a single shrunken first tree, stretched, as highly as the whole
-//!   ensemble and stop at round one;
+//!   `patience` rounds did not improve its log-loss, and keeps the best round count;
 //! - [`Boosted::contributions`] are path-dependent TreeSHAP values (`shap`): with
 //!   [`Boosted::expected_logit`] they add up to [`Boosted::logit`] for every row.
 //!
@@ -169,7 +163,7 @@ pub struct Rows<'a> {
 
 impl Boosted {
     /// Fits on `train` (`p` features per row). With `valid`, stops once `config.patience` rounds
-    /// did not lower its log-loss at the slice's base rate and keeps the best number of rounds; without, fits
+    /// did not lower its log-loss and keeps the best number of rounds; without, fits
     /// `config.rounds` rounds.
     pub fn fit(train: Rows<'_>, p: usize, valid: Option<Rows<'_>>, config: &Config) -> Result<Boosted> {
         let started = Instant::now();
@@ -251,8 +245,7 @@ impl Boosted {
     }
 }
 
-/// Early stopping: the validation rows' raw scores, kept up to date round by round, judged by
-/// their log-loss after the intercept shift that fits them best.
+/// Early stopping: the validation rows' raw scores, kept up to date round by round.
 #[derive(Debug)]
 struct Stopper<'a> {
     rows: Rows<'a>,
@@ -264,7 +257,7 @@ struct Stopper<'a> {
 impl<'a> Stopper<'a> {
     fn new(rows: Rows<'a>, init: f64) -> Stopper<'a> {
         let raw = vec![init; rows.y.len()];
-        let best = shifted_log_loss(&raw, rows.y);
+        let best = log_loss(&raw, rows.y);
         Stopper { rows, raw, best, best_rounds: 0 }
     }
 
@@ -274,37 +267,12 @@ impl<'a> Stopper<'a> {
         for (f, row) in self.raw.iter_mut().zip(self.rows.x.chunks_exact(p)) {
             *f += tree.predict(row);
         }
-        let loss = shifted_log_loss(&self.raw, self.rows.y);
+        let loss = log_loss(&self.raw, self.rows.y);
         if loss < self.best - 1e-9 {
             (self.best, self.best_rounds) = (loss, model.trees.len());
         }
         model.trees.len() - self.best_rounds >= patience
     }
-}
-
-/// Mean logistic loss of raw scores plus the one shift `b` that minimises it (Newton's method on
-/// a convex function of one variable; `b` stays 0 when every label is alike).
-fn shifted_log_loss(raw: &[f64], y: &[bool]) -> f64 {
-    let positives = y.iter().filter(|l| **l).count();
-    if positives == 0 || positives == y.len() {
-        return log_loss(raw, y);
-    }
-    let mut b = 0.0;
-    for _ in 0..50 {
-        let (mut g, mut h) = (0.0, 1e-12);
-        for (&f, &y) in raw.iter().zip(y) {
-            let q = sigmoid(f + b);
-            g += q - f64::from(u8::from(y));
-            h += q * (1.0 - q);
-        }
-        let step = (g / h).clamp(-5.0, 5.0);
-        b -= step;
-        if step.abs() < 1e-10 {
-            break;
-        }
-    }
-    let shifted: Vec<f64> = raw.iter().map(|&f| f + b).collect();
-    log_loss(&shifted, y)
 }
 
 /// Mean logistic loss of raw scores.

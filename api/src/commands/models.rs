@@ -242,7 +242,7 @@ async fn eval(settings: &Settings, args: &ModelsEvalArgs) -> anyhow::Result<()> 
             println!(
                 "\nfamily chosen on the latest 20 % of training cut-offs ({} rows): {} — calibrated log-loss {} \
                  logistic, {} boosted ({} rounds), {} blend; AUC {} / {} / {}; paired gain over logistic \
-                 {} ± {} boosted, {} ± {} blend (a challenger wins above 2 standard errors)",
+                 {} ± {} boosted, {} ± {} blend (a challenger wins above 2.28 standard errors)",
                 s["rows"],
                 o["family"].as_str().unwrap_or_default(),
                 f(&s["logistic"]["log_loss"]),
