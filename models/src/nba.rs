@@ -178,7 +178,7 @@ struct Serving {
 
 /// Recomputes the next-best actions of `tenant` and writes them back.
 pub async fn refresh(db: &Db, lake: &Lake, tenant: TenantId, settings: &Settings) -> Result<Refreshed> {
-    let ctx = lake.session(&tenant.to_string(), Limits::default()).await?;
+    let ctx = lake.session(&tenant.to_string(), Limits::BATCH).await?;
     let wall = Utc::now();
     // Just after the latest business event, so the event itself counts ("touched today").
     let at = match dataset::data_horizon(&ctx).await? {

@@ -78,7 +78,7 @@ fn both(split: &Split) -> FeatureSet {
 /// Retrains `entity` for `tenant`. The held-out months are the 180 days before the data's present;
 /// training cut-offs reach two years further back.
 pub async fn retrain(db: &Db, lake: &Lake, tenant: TenantId, entity: Entity) -> Result<Retrained> {
-    let ctx = lake.session(&tenant.to_string(), Limits::default()).await?;
+    let ctx = lake.session(&tenant.to_string(), Limits::BATCH).await?;
     let now = dataset::data_horizon(&ctx).await?.unwrap_or_else(Utc::now);
     let split_at = now - Duration::days(180);
     let split = Split::monthly(&ctx, entity, split_at - Duration::days(730), split_at, now).await?;

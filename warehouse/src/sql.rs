@@ -49,6 +49,14 @@ impl Default for Limits {
     }
 }
 
+impl Limits {
+    /// For the platform's own batch jobs over a whole tenant's history (features for every open
+    /// record, scoring, forecasts): they sort and join far more than an interactive query, and the
+    /// interactive pool (512 MiB) left a scale-1 tenant's next-best-action round failing in its
+    /// external sort. Still bounded, so a runaway job spills or fails instead of taking the host.
+    pub const BATCH: Limits = Limits { timeout: Duration::from_secs(600), memory_bytes: 4 * 1024 * 1024 * 1024 };
+}
+
 /// Why a statement did not run, in terms a client can act on.
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {

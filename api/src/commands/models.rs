@@ -112,7 +112,7 @@ async fn features(settings: &Settings, args: &ModelsFeaturesArgs) -> anyhow::Res
     let entity: Entity = args.entity.parse()?;
     let tenant = super::lake::tenant_id(settings, &args.tenant).await?;
     let lake = Lake::new(super::pipeline::lake_url(&settings.lake(args.lake.as_deref()))?);
-    let ctx = lake.session(&tenant, Limits::default()).await?;
+    let ctx = lake.session(&tenant, Limits::BATCH).await?;
     let (from, split_at, now) = window(&ctx, args.from, args.split).await?;
     let split = Split::monthly(&ctx, entity, from, split_at, now).await?;
     export(&split, &args.out)?;
@@ -153,7 +153,7 @@ async fn eval(settings: &Settings, args: &ModelsEvalArgs) -> anyhow::Result<()> 
     let entities = entities(args.entity.as_deref())?;
     let tenant = super::lake::tenant_id(settings, &args.tenant).await?;
     let lake = Lake::new(super::pipeline::lake_url(&settings.lake(args.lake.as_deref()))?);
-    let ctx = lake.session(&tenant, Limits::default()).await?;
+    let ctx = lake.session(&tenant, Limits::BATCH).await?;
     let (from, split_at, now) = window(&ctx, args.from, args.split).await?;
     let mut results = Vec::new();
     for entity in entities {

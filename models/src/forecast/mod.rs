@@ -198,7 +198,7 @@ pub struct Report {
 /// as today's `forecast_snapshots` (replacing the ones computed earlier that day).
 #[instrument(skip_all, fields(tenant_id = %tenant))]
 pub async fn run(db: &Db, lake: &Lake, tenant: TenantId, settings: &Settings) -> Result<Report> {
-    let ctx = lake.session(&tenant.to_string(), Limits::default()).await?;
+    let ctx = lake.session(&tenant.to_string(), Limits::BATCH).await?;
     let day = data_day(&ctx).await?;
     let cal = {
         let mut tx = db.begin(tenant).await?;

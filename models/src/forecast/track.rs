@@ -57,7 +57,7 @@ pub struct Accuracy {
 /// Tracks every snapshot of a tenant whose period ended before the current month.
 #[instrument(skip_all, fields(tenant_id = %tenant))]
 pub async fn accuracy(db: &Db, lake: &Lake, tenant: TenantId) -> Result<Accuracy> {
-    let ctx = lake.session(&tenant.to_string(), Limits::default()).await?;
+    let ctx = lake.session(&tenant.to_string(), Limits::BATCH).await?;
     let origin = origin_of(data_day(&ctx).await?);
     let (cal, snapshots) = {
         let mut tx = db.begin(tenant).await?;

@@ -106,7 +106,7 @@ fn texts_sql(subject: SentimentSubject) -> &'static str {
 
 /// `(id, text)` of every record of `subject` in the tenant's lake.
 async fn lake_texts(lake: &Lake, tenant: TenantId, subject: SentimentSubject) -> Result<Vec<(Uuid, String)>> {
-    let ctx = lake.session(&tenant.to_string(), Limits::default()).await?;
+    let ctx = lake.session(&tenant.to_string(), Limits::BATCH).await?;
     let batches = ctx.sql(texts_sql(subject)).await?.collect().await?;
     let mut out = Vec::new();
     for b in &batches {

@@ -170,7 +170,7 @@ pub(super) async fn eval(settings: &Settings, args: &ModelsForecastEvalArgs) -> 
     let fs = forecast::Settings::default();
     let mut all = Vec::new();
     for tenant in &tenants {
-        let ctx = lake.session(&tenant.to_string(), Limits::default()).await?;
+        let ctx = lake.session(&tenant.to_string(), Limits::BATCH).await?;
         let day = forecast::data_day(&ctx).await?;
         let mut tx = app.begin(*tenant).await?;
         let cal = forecasts::calendar(tx.conn(), *tenant).await?;
