@@ -98,9 +98,10 @@ pub enum Model {
 
 /// Both families at once: the mean of their log-odds, each first mapped by its own Platt
 /// calibration on the slice the families were compared on, so that neither weighs more for the
-/// scale of its raw scores (and the blend needs no calibration of its own: it is served as it is). Averaging two models that err differently ranks better than either
-/// where the outcome is partly smooth (a logged meeting always helps a little) and partly a matter
-/// of interactions; and it keeps the explanation exact, since contributions average alike.
+/// scale of its raw scores (and the blend needs no calibration of its own: it is served as it is).
+/// Averaging two models that err differently ranks better than either where the outcome is partly
+/// smooth (a logged meeting always helps a little) and partly a matter of interactions; and it keeps
+/// the explanation exact, since contributions average alike.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Blend {
     pub logistic: Logistic,
@@ -112,8 +113,12 @@ pub struct Blend {
 impl Blend {
     /// The blended log-odds of `row`.
     pub fn logit(&self, row: &[f64]) -> f64 {
-        let (l, b) = (&self.logistic_platt, &self.boosted_platt);
-        0.5 * (l.a * self.logistic.logit(row) + l.b) + 0.5 * (b.a * self.boosted.logit(row) + b.b)
+        Blend::mean(self.logistic_platt, self.logistic.logit(row), self.boosted_platt, self.boosted.logit(row))
+    }
+
+    /// The blend of the two families' raw log-odds `l` and `b` under their calibrations.
+    pub fn mean(l_platt: Platt, l: f64, b_platt: Platt, b: f64) -> f64 {
+        0.5 * (l_platt.a * l + l_platt.b) + 0.5 * (b_platt.a * b + b_platt.b)
     }
 
     /// The blended log-odds of the average training record and each feature's blended
@@ -121,7 +126,7 @@ impl Blend {
     /// [`Blend::logit`].
     pub fn explain(&self, row: &[f64]) -> (f64, Vec<f64>) {
         let (l, b) = (&self.logistic_platt, &self.boosted_platt);
-        let base = 0.5 * (l.a * self.logistic.intercept + l.b) + 0.5 * (b.a * self.boosted.expected_logit() + b.b);
+        let base = Blend::mean(*l, self.logistic.intercept, *b, self.boosted.expected_logit());
         let contributions = self
             .logistic
             .contributions(row)

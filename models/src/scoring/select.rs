@@ -4,8 +4,8 @@
 //! calibration on it. The simpler model stands unless the more complex one gains more than noise:
 //! boosting replaces logistic regression when the mean of the per-row log-loss differences exceeds
 //! [`SIGNIFICANCE`] standard errors of that mean (a paired, one-sided test on the same rows), and the
-//! blend then replaces whichever of the two stood when it beats that one by the same test. The standard error is clustered by
-//! entity: the slice holds the same deal or account at several monthly cut-offs, whose differences
+//! blend then replaces whichever of the two stood when it beats that one by the same test. The
+//! standard error is clustered by entity: the slice holds the same deal or account at several monthly cut-offs, whose differences
 //! move together, so treating them as independent rows understates the noise (on a scale-0.3 tenant
 //! it let boosting win a churn slice by 2.2 "standard errors" and lose the test months by 0.03 AUC).
 //! The logistic family is the simpler one:
@@ -126,7 +126,9 @@ pub(super) struct Trained {
 struct Candidate {
     platt: Platt,
     score: SliceScore,
-    /// Its calibrated probabilities on the slice's rows, in order.
+    /// Its raw log-odds on the slice's rows, in order …
+    logits: Vec<f64>,
+    /// … and its calibrated probabilities.
     probs: Vec<f64>,
 }
 
@@ -147,29 +149,28 @@ pub(super) fn train(set: &FeatureSet, rows: &[f64], labels: &[bool]) -> Result<T
         return uncalibrated();
     }
     let (early, late) = (Rows { x: &early_x, y: &early_y }, Rows { x: &late_x, y: &late_y });
-    let early_logistic = Logistic::fit(early.x, p, early.y, &ridge)?;
-    let logistic = judge(&Model::Logistic(early_logistic.clone()), late, p);
+    let logistic = judge(&Model::Logistic(Logistic::fit(early.x, p, early.y, &ridge)?), late, p);
     let boosted = boosted(set, boundary, early, late, p)?;
-    let blend = boosted.as_ref().map(|b| {
-        let blend = Blend {
-            logistic: early_logistic,
-            boosted: b.model.clone(),
-            logistic_platt: logistic.platt,
-            boosted_platt: b.candidate.platt,
-        };
-        judge_calibrated(&Model::Blend(blend), late, p)
+    // The blend of the two models just judged, from their logits on the slice (nothing refitted or
+    // rescored). Served as it is: its parts were calibrated on these rows, and a calibration of its
+    // own, fitted on them too, would give it two more parameters than either family had and a
+    // small, in-sample, "significant" edge.
+    let blend = boosted.as_ref().map(|(b, _)| {
+        let logits: Vec<f64> =
+            logistic.logits.iter().zip(&b.logits).map(|(&l, &f)| Blend::mean(logistic.platt, l, b.platt, f)).collect();
+        score(Platt::IDENTITY, logits, late)
     });
-    let gain = boosted.as_ref().map(|b| Gain::of(&logistic.probs, &b.candidate.probs, late.y, &late_ids));
+    let gain = boosted.as_ref().map(|(b, _)| Gain::of(&logistic.probs, &b.probs, late.y, &late_ids));
     let single = match &boosted {
-        Some(b) if gain.is_some_and(|g| g.significant()) => &b.candidate,
+        Some((b, _)) if gain.is_some_and(|g| g.significant()) => b,
         _ => &logistic,
     };
     let blend_gain = blend.as_ref().map(|c| Gain::of(&single.probs, &c.probs, late.y, &late_ids));
-    let rounds = boosted.as_ref().map_or(0, |b| b.model.rounds());
+    let rounds = boosted.as_ref().map_or(0, |(_, rounds)| *rounds);
     let selection = Selection {
         rows: late.y.len(),
         logistic: logistic.score,
-        boosted: boosted.as_ref().map(|b| b.candidate.score),
+        boosted: boosted.as_ref().map(|(b, _)| b.score),
         blend: blend.as_ref().map(|c| c.score),
         rounds,
         gain,
@@ -179,13 +180,13 @@ pub(super) fn train(set: &FeatureSet, rows: &[f64], labels: &[bool]) -> Result<T
         || Boosted::fit(Rows { x: rows, y: labels }, p, None, &boost::Config { rounds, ..boost::Config::default() });
     let refit_logistic = || Logistic::fit(rows, p, labels, &ridge);
     let (model, platt) = match (choose(gain, blend_gain), &boosted, &blend) {
-        (Choice::Boosted, Some(b), _) => (Model::Boosted(refit_boosted()?), b.candidate.platt),
-        (Choice::Blend, Some(b), Some(c)) => {
+        (Choice::Boosted, Some((b, _)), _) => (Model::Boosted(refit_boosted()?), b.platt),
+        (Choice::Blend, Some((b, _)), Some(c)) => {
             let blend = Blend {
                 logistic: refit_logistic()?,
                 boosted: refit_boosted()?,
                 logistic_platt: logistic.platt,
-                boosted_platt: b.candidate.platt,
+                boosted_platt: b.platt,
             };
             (Model::Blend(blend), c.platt)
         }
@@ -225,13 +226,6 @@ fn choose(boosted: Option<Gain>, blend: Option<Gain>) -> Choice {
     }
 }
 
-/// The boosted model fitted on the early cut-offs and how it did on the slice.
-#[derive(Debug)]
-struct BoostedCandidate {
-    model: Boosted,
-    candidate: Candidate,
-}
-
 /// The boosted candidate: stopped early on the latest cut-offs before `boundary`, refitted on all of
 /// `early` with the rounds it chose, judged on `late`. `None` when there is nothing to stop on or
 /// no round helped.
@@ -241,7 +235,7 @@ fn boosted(
     early: Rows<'_>,
     late: Rows<'_>,
     p: usize,
-) -> Result<Option<BoostedCandidate>> {
+) -> Result<Option<(Candidate, usize)>> {
     let Some(inner) = latest(set, Some(boundary)) else { return Ok(None) };
     let (fit_x, fit_y) = labelled(set, Some((None, Some(inner))));
     let (stop_x, stop_y) = labelled(set, Some((Some(inner), Some(boundary))));
@@ -255,28 +249,20 @@ fn boosted(
         return Ok(None);
     }
     let model = Boosted::fit(early, p, None, &boost::Config { rounds, ..config })?;
-    let candidate = judge(&Model::Boosted(model.clone()), late, p);
-    Ok(Some(BoostedCandidate { model, candidate }))
+    Ok(Some((judge(&Model::Boosted(model), late, p), rounds)))
 }
 
 /// Calibrates `model` on the slice and scores it there.
 fn judge(model: &Model, late: Rows<'_>, p: usize) -> Candidate {
     let logits: Vec<f64> = late.x.chunks_exact(p).map(|r| model.logit(r)).collect();
-    score(Platt::fit(&logits, late.y), &logits, late)
+    score(Platt::fit(&logits, late.y), logits, late)
 }
 
-/// Scores an already calibrated `model` (the blend, whose parts were calibrated on the slice) there
-/// as it is: a calibration of its own, fitted on the same rows, would give it two more parameters
-/// to fit them with than either family had, and a small, in-sample, "significant" edge.
-fn judge_calibrated(model: &Model, late: Rows<'_>, p: usize) -> Candidate {
-    let logits: Vec<f64> = late.x.chunks_exact(p).map(|r| model.logit(r)).collect();
-    score(Platt::IDENTITY, &logits, late)
-}
-
-fn score(platt: Platt, logits: &[f64], late: Rows<'_>) -> Candidate {
+/// A candidate of raw `logits` on the slice under `platt`.
+fn score(platt: Platt, logits: Vec<f64>, late: Rows<'_>) -> Candidate {
     let probs: Vec<f64> = logits.iter().map(|&f| platt.apply(f)).collect();
     let score = SliceScore { log_loss: metrics::log_loss(&probs, late.y), auc: metrics::auc(&probs, late.y) };
-    Candidate { platt, score, probs }
+    Candidate { platt, score, logits, probs }
 }
 
 /// The first of the latest [`CALIBRATION_SHARE`] of the distinct cut-offs (of the rows before
