@@ -4,7 +4,7 @@
 //! Metric names follow `orbas_<crate>_<noun>_<unit>`; labels are low-cardinality (the matched route
 //! template, never the raw path).
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use anyhow::Context as _;
@@ -15,6 +15,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use orbas_warehouse::sql::{Lake, TableCommit};
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -103,13 +104,9 @@ pub async fn metrics_endpoint(State(state): State<AppState>) -> impl IntoRespons
         Err(_) => tracing::debug!("the replication slots did not answer in time for /metrics"),
     }
     if let Some(lake) = &state.lake
-        && let Ok(Ok(commits)) = tokio::time::timeout(budget, lake.commits()).await
+        && tokio::time::timeout(budget, lake_commits(lake)).await.is_err()
     {
-        for (layer, gold) in [("silver", false), ("gold", true)] {
-            if let Some(at) = orbas_warehouse::sql::TableCommit::newest(&commits, gold) {
-                metrics::gauge!(LAKE_NEWEST_COMMIT, "layer" => layer).set(at.timestamp_millis() as f64 / 1000.0);
-            }
-        }
+        tracing::debug!("the lake did not answer in time for /metrics; its gauges keep their last values");
     }
     if let Ok(ix) = state.search.get() {
         metrics::gauge!(orbas_search::indexer::METRIC_DOCS).set(ix.num_docs() as f64);
@@ -120,6 +117,28 @@ pub async fn metrics_endpoint(State(state): State<AppState>) -> impl IntoRespons
         metrics::counter!(DASHBOARD_CACHE, "result" => "miss").absolute(stats.misses);
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], prometheus().render())
+}
+
+/// Every lake table's newest commit (the status page's and `/metrics`' view of the lake). Read in a
+/// task of its own, so a caller that stops waiting (a scrape's or the status page's budget, on a busy
+/// machine) cancels no Delta log read half-way, and the read still sets the freshness gauges when it
+/// ends: the next scrape has them.
+pub(crate) async fn lake_commits(lake: &Arc<Lake>) -> Result<Vec<TableCommit>, String> {
+    let lake = lake.clone();
+    let read = tokio::spawn(async move {
+        let commits = lake.commits().await?;
+        for (layer, gold) in [("silver", false), ("gold", true)] {
+            if let Some(at) = TableCommit::newest(&commits, gold) {
+                metrics::gauge!(LAKE_NEWEST_COMMIT, "layer" => layer).set(at.timestamp_millis() as f64 / 1000.0);
+            }
+        }
+        Ok::<_, orbas_warehouse::Error>(commits)
+    });
+    match read.await {
+        Ok(Ok(commits)) => Ok(commits),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(e) => Err(format!("the lake read failed: {e}")),
+    }
 }
 
 /// Serves the process's Prometheus `/metrics` at `addr` until the returned listener is dropped

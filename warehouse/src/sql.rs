@@ -245,26 +245,27 @@ impl Lake {
         let tables = self.discover(&state.handles).await?;
         let mut versions = BTreeMap::new();
         let mut providers = BTreeMap::new();
+        // Each handle is refreshed in place, so a caller that gives up half-way (a timeout drops this
+        // future) leaves every table it has opened in the map, at the version last read.
         for (name, url) in tables {
-            let table = match state.handles.remove(&name) {
-                Some(mut t) => match t.update_state().await {
-                    Ok(()) => t,
-                    Err(e) => {
-                        warn!(table = %name, error = %e, "refreshing a lake table failed; serving the last version");
-                        t
+            if let Some(table) = state.handles.get_mut(&name) {
+                if let Err(e) = table.update_state().await {
+                    warn!(table = %name, error = %e, "refreshing a lake table failed; serving the last version");
+                }
+            } else {
+                match deltalake::open_table(url).await {
+                    Ok(t) => {
+                        state.handles.insert(name.clone(), t);
                     }
-                },
-                None => match deltalake::open_table(url).await {
-                    Ok(t) => t,
                     Err(e) => {
                         warn!(table = %name, error = %e, "a lake table cannot be opened; leaving it out");
                         continue;
                     }
-                },
-            };
+                }
+            }
+            let Some(table) = state.handles.get(&name) else { continue };
             versions.insert(name.clone(), table.version());
-            providers.insert(name.clone(), table.table_provider().await?);
-            state.handles.insert(name, table);
+            providers.insert(name, table.table_provider().await?);
         }
         let previous = &state.snapshot;
         let generation = if versions == previous.versions { previous.generation } else { previous.generation + 1 };

@@ -265,7 +265,7 @@ async fn lake(state: &AppState) -> LakePart {
     let Some(lake) = &state.lake else {
         return part(Health::Off, vec!["This server has no lake configured (ORBAS_LAKE).".into()]);
     };
-    let commits = match within(lake.commits()).await {
+    let commits = match within(crate::observe::lake_commits(lake)).await {
         Ok(c) => c,
         Err(e) => return part(Health::Down, vec![format!("The lake cannot be read: {e}")]),
     };
