@@ -87,6 +87,20 @@ impl Prior {
 const MAX_ITERATIONS: usize = 100;
 
 impl Logistic {
+    /// Whether a stored model is whole and fits rows of `p` features: a weight, mean and positive
+    /// scale per feature, all finite (safe to score and explain; the twin of `Boosted::check`).
+    pub fn check(&self, p: usize) -> bool {
+        let s = &self.standardizer;
+        let finite = |v: &[f64]| v.iter().all(|x| x.is_finite());
+        self.weights.len() == p
+            && s.mean.len() == p
+            && s.scale.len() == p
+            && finite(&self.weights)
+            && finite(&s.mean)
+            && s.scale.iter().all(|x| x.is_finite() && *x > 0.0)
+            && self.intercept.is_finite()
+    }
+
     /// Fits on rows `x` (row-major, `p` per row) with labels `y`. The intercept is not penalised.
     pub fn fit(x: &[f64], p: usize, y: &[bool], prior: &Prior) -> Result<Logistic> {
         if p == 0 || x.len() != y.len() * p {

@@ -177,14 +177,10 @@ impl Model {
 
     /// A stored model of `family` over `p` features; `None` when it does not fit them.
     fn from_json(family: Family, value: &serde_json::Value, p: usize) -> Option<Model> {
-        let fits = |m: &Logistic| {
-            let s = &m.standardizer;
-            m.weights.len() == p && s.mean.len() == p && s.scale.len() == p
-        };
         match family {
             Family::Logistic => {
                 let m: Logistic = serde_json::from_value(value.clone()).ok()?;
-                fits(&m).then_some(Model::Logistic(m))
+                m.check(p).then_some(Model::Logistic(m))
             }
             Family::Boosted => {
                 let m: Boosted = serde_json::from_value(value.clone()).ok()?;
@@ -193,7 +189,7 @@ impl Model {
             Family::Blend => {
                 let m: Blend = serde_json::from_value(value.clone()).ok()?;
                 let finite = [m.logistic_platt, m.boosted_platt].iter().all(|c| c.a.is_finite() && c.b.is_finite());
-                (fits(&m.logistic) && m.boosted.check(p) && finite).then_some(Model::Blend(m))
+                (m.logistic.check(p) && m.boosted.check(p) && finite).then_some(Model::Blend(m))
             }
         }
     }

@@ -161,6 +161,17 @@ fn stored_params_score_the_same() {
     let mut changed = scorer.params();
     changed["features"][0] = serde_json::json!("renamed");
     assert!(Scorer::from_params(Entity::Opportunity, &changed).is_none(), "features changed since");
+    // A corrupt model: a zero scale would divide by zero, a missing weight misread every row.
+    for (path, value) in
+        [("/model/standardizer/scale/0", serde_json::json!(0.0)), ("/model/weights", serde_json::json!([1.0]))]
+    {
+        let mut corrupt = scorer.params();
+        if let Some(v) = corrupt.pointer_mut(path) {
+            *v = value;
+        }
+        assert_ne!(corrupt, scorer.params(), "{path} is in the stored form");
+        assert!(Scorer::from_params(Entity::Opportunity, &corrupt).is_none(), "{path}");
+    }
     // Stored before there were two families: no family, no selection — logistic.
     let mut old = scorer.params();
     for key in ["family", "algorithm", "selection"] {
