@@ -10,6 +10,7 @@
 //! committed before it started (and one consistent version per table for its whole run).
 
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -248,22 +249,22 @@ impl Lake {
         // Each handle is refreshed in place, so a caller that gives up half-way (a timeout drops this
         // future) leaves every table it has opened in the map, at the version last read.
         for (name, url) in tables {
-            if let Some(table) = state.handles.get_mut(&name) {
-                if let Err(e) = table.update_state().await {
-                    warn!(table = %name, error = %e, "refreshing a lake table failed; serving the last version");
-                }
-            } else {
-                match deltalake::open_table(url).await {
-                    Ok(t) => {
-                        state.handles.insert(name.clone(), t);
+            let table = match state.handles.entry(name.clone()) {
+                Entry::Occupied(known) => {
+                    let table = known.into_mut();
+                    if let Err(e) = table.update_state().await {
+                        warn!(table = %name, error = %e, "refreshing a lake table failed; serving the last version");
                     }
+                    table
+                }
+                Entry::Vacant(slot) => match deltalake::open_table(url).await {
+                    Ok(t) => slot.insert(t),
                     Err(e) => {
                         warn!(table = %name, error = %e, "a lake table cannot be opened; leaving it out");
                         continue;
                     }
-                }
-            }
-            let Some(table) = state.handles.get(&name) else { continue };
+                },
+            };
             versions.insert(name.clone(), table.version());
             providers.insert(name, table.table_provider().await?);
         }

@@ -5,10 +5,10 @@
 //! boosting replaces logistic regression when the mean of the per-row log-loss differences exceeds
 //! [`SIGNIFICANCE`] standard errors of that mean (a paired, one-sided test on the same rows), and the
 //! blend then replaces whichever of the two stood when it beats that one by the same test. The
-//! standard error is clustered by entity: the slice holds the same deal or account at several monthly cut-offs, whose differences
-//! move together, so treating them as independent rows understates the noise (on a scale-0.3 tenant
-//! it let boosting win a churn slice by 2.2 "standard errors" and lose the test months by 0.03 AUC).
-//! The logistic family is the simpler one:
+//! standard error is clustered by entity: the slice holds the same deal or account at several
+//! monthly cut-offs, whose differences move together, so treating them as independent rows
+//! understates the noise (on a scale-0.3 tenant it let boosting win a churn slice by 2.2 "standard
+//! errors" and lose the test months by 0.03 AUC). The logistic family is the simpler one:
 //! smooth in every feature (a logged meeting always moves it a little), with explanations that add
 //! up along straight lines; at the demo's few hundred outcomes a boosted model's lower log-loss is
 //! mostly luck. The blend is the middle way: it keeps the logistic model's smooth response and adds
