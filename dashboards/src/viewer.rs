@@ -23,6 +23,7 @@ fn gold_base(table: &str) -> Option<&'static str> {
         "daily_bookings" | "pipeline_by_stage_owner" | "win_rate" | "sales_cycle" => "opportunities",
         "mrr_monthly" => "subscriptions",
         "ticket_sla" => "tickets",
+        "recommendation_acceptance" => "recommendations",
         _ => return None,
     })
 }
@@ -156,6 +157,11 @@ mod tests {
             rep.access("public.recommendations", &schema(&["tenant_id", "user_id"])),
             Access::Rows { column: "user_id".into(), values: vec![me.to_string()] },
             "but only their own recommendations"
+        );
+        assert_eq!(
+            rep.access("gold.recommendation_acceptance", &schema(&["tenant_id", "owner_id"])),
+            Access::Rows { column: "owner_id".into(), values: vec![me.to_string()] },
+            "and their own acceptance rates"
         );
         assert_eq!(rep.access("public.audit_logs", &schema(&["tenant_id"])), Access::Hidden);
         assert_eq!(rep.access("public.stage_histories", &schema(&["tenant_id"])), Access::All, "reference data");

@@ -8,6 +8,7 @@
 //! | `sales_cycle` | tenant, close quarter, owner | days from creation to win: mean, median, extremes |
 //! | `mrr_monthly` | tenant, month | opening, new, churned and closing MRR, subscription counts, revenue and logo churn |
 //! | `ticket_sla` | tenant, creation day, priority | first-response and resolution SLA attainment, CSAT |
+//! | `recommendation_acceptance` | tenant, feedback day, kind, action, rep | next-best actions accepted, dismissed and snoozed; accepted / (accepted + dismissed) |
 //!
 //! **Money** is in the tenant's corporate currency (`tenants.corporate_currency`): an amount in another
 //! currency is converted at the `currency_rates` rate valid on the amount's date — the close date for
@@ -21,8 +22,9 @@
 //! every row carries its `fiscal_year` and `fiscal_quarter`. Days of timestamps are UTC days.
 //!
 //! **Incremental refresh:** the sink reports which tenants each committed batch touched in the
-//! source tables ([`dirty`]); [`Refresher`] recomputes the KPI tables for just those tenants and replaces
-//! their rows in one Delta commit per table (`replaceWhere tenant_id IN (…)`), so a reader sees a
+//! source tables ([`dirty`]); [`Refresher`] recomputes just the KPI tables that read those sources, for
+//! just those tenants, and replaces their rows in one Delta commit per table (`replaceWhere tenant_id IN
+//! (…)`), so a reader sees a
 //! tenant's KPIs either before or after a refresh, never half. Batches arriving while a refresh runs are
 //! coalesced into the next. Everything is recomputed at start and periodically (figures that depend on
 //! the clock — today's rate, SLA deadlines passing — move without any change to the data).
@@ -69,7 +71,7 @@ const RETRY: Duration = Duration::from_secs(5);
 const CALENDAR: &[&str] = &["tenants", "currency_rates"];
 
 /// Which tenants need their KPIs recomputed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Scope {
     All,
     Tenants(BTreeSet<String>),
@@ -89,6 +91,46 @@ impl Scope {
 
     fn is_empty(&self) -> bool {
         matches!(self, Scope::Tenants(t) if t.is_empty())
+    }
+}
+
+/// Which tenants each KPI table needs recomputed for. A change to a silver table dirties only the
+/// KPIs that read it (a change to the calendar tables, every KPI), so a burst of ticket updates
+/// recomputes `ticket_sla` and leaves the deal KPIs alone.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Dirty(BTreeMap<&'static str, Scope>);
+
+impl Dirty {
+    /// Every KPI for `scope`.
+    pub fn every_kpi(scope: &Scope) -> Dirty {
+        Dirty(kpis().iter().map(|k| (k.name, scope.clone())).collect())
+    }
+
+    /// The KPIs reading silver `table`, for `scope`.
+    fn of(table: &str, scope: &Scope) -> Dirty {
+        let all = CALENDAR.contains(&table);
+        Dirty(kpis().iter().filter(|k| all || k.sources.contains(&table)).map(|k| (k.name, scope.clone())).collect())
+    }
+
+    /// Both together: per KPI, the union of the tenants.
+    pub fn merge(mut self, other: Dirty) -> Dirty {
+        for (kpi, scope) in other.0 {
+            let merged = match self.0.remove(kpi) {
+                Some(s) => s.merge(scope),
+                None => scope,
+            };
+            self.0.insert(kpi, merged);
+        }
+        self
+    }
+
+    /// The scope of KPI `name` (`None`: clean).
+    pub fn scope(&self, name: &str) -> Option<&Scope> {
+        self.0.get(name).filter(|s| !s.is_empty())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.values().all(Scope::is_empty)
     }
 }
 
@@ -324,6 +366,30 @@ pub fn kpis() -> Vec<Kpi> {
                 period = fiscal("CAST(t.created_at AS DATE)"),
             ),
         },
+        // The feedback reps give on next-best actions, by the day it was given: the rate the ranking
+        // weighs each action type by, for managers to read. `owner_id` is the rep the action was for.
+        Kpi {
+            name: "recommendation_acceptance",
+            sources: &["recommendation_feedback", "recommendations"],
+            sql: format!(
+                "WITH fb AS ( \
+                   SELECT f.tenant_id, CAST(f.created_at AS DATE) AS day, {period}, r.kind, r.action, \
+                          r.user_id AS owner_id, f.verdict \
+                   FROM recommendation_feedback f \
+                   JOIN recommendations r ON r.tenant_id = f.tenant_id AND r.id = f.recommendation_id \
+                   JOIN cal c ON c.tenant_id = f.tenant_id) \
+                 SELECT tenant_id, day, fiscal_year, fiscal_quarter, kind, action, owner_id, \
+                        SUM(CASE WHEN verdict = 'accept' THEN 1 ELSE 0 END) AS accepted, \
+                        SUM(CASE WHEN verdict = 'dismiss' THEN 1 ELSE 0 END) AS dismissed, \
+                        SUM(CASE WHEN verdict = 'snooze' THEN 1 ELSE 0 END) AS snoozed, \
+                        CAST(SUM(CASE WHEN verdict = 'accept' THEN 1 ELSE 0 END) AS DOUBLE) \
+                          / NULLIF(SUM(CASE WHEN verdict IN ('accept', 'dismiss') THEN 1 ELSE 0 END), 0) \
+                          AS acceptance_rate \
+                 FROM fb GROUP BY tenant_id, day, fiscal_year, fiscal_quarter, kind, action, owner_id \
+                 ORDER BY tenant_id, day, kind, action, owner_id",
+                period = fiscal("CAST(f.created_at AS DATE)"),
+            ),
+        },
     ]
 }
 
@@ -332,9 +398,9 @@ pub fn sources() -> BTreeSet<&'static str> {
     kpis().iter().flat_map(|k| k.sources.iter().copied()).chain(CALENDAR.iter().copied()).collect()
 }
 
-/// The tenants a batch of changes to silver `table` touched, for the KPIs: `None` when the table feeds
-/// no KPI; [`Scope::All`] when a change does not name its tenant (a truncate).
-pub fn dirty<'a>(table: &str, rows: impl IntoIterator<Item = Option<&'a Map<String, Value>>>) -> Option<Scope> {
+/// The KPIs and tenants a batch of changes to silver `table` touched: `None` when the table feeds no
+/// KPI; [`Scope::All`] for the KPIs that read it when a change does not name its tenant (a truncate).
+pub fn dirty<'a>(table: &str, rows: impl IntoIterator<Item = Option<&'a Map<String, Value>>>) -> Option<Dirty> {
     if !sources().contains(table) {
         return None;
     }
@@ -345,10 +411,10 @@ pub fn dirty<'a>(table: &str, rows: impl IntoIterator<Item = Option<&'a Map<Stri
             Some(t) => {
                 tenants.insert(t.to_owned());
             }
-            None => return Some(Scope::All),
+            None => return Some(Dirty::of(table, &Scope::All)),
         }
     }
-    Some(Scope::Tenants(tenants))
+    Some(Dirty::of(table, &Scope::Tenants(tenants)))
 }
 
 /// What one refresh did.
@@ -441,28 +507,48 @@ impl Gold {
 
     /// Recomputes every KPI table for `scope`, one commit per table.
     pub async fn refresh(&mut self, scope: &Scope) -> Result<Refreshed> {
+        self.refresh_dirty(&Dirty::every_kpi(scope)).await
+    }
+
+    /// Recomputes each dirty KPI table for its tenants, one commit per table (the KPIs dirty for the
+    /// same tenants share one context).
+    pub async fn refresh_dirty(&mut self, dirty: &Dirty) -> Result<Refreshed> {
         let mut out = Refreshed::default();
-        if scope.is_empty() {
+        if dirty.is_empty() {
             return Ok(out);
         }
         self.load_sources().await?;
-        let ctx = self.context(scope).await?;
+        let mut by_scope: BTreeMap<&Scope, Vec<Kpi>> = BTreeMap::new();
         for kpi in kpis() {
-            if !kpi.sources.iter().chain(CALENDAR).all(|s| self.silver.contains_key(s)) {
-                out.skipped.push(kpi.name);
-                continue;
+            if let Some(scope) = dirty.scope(kpi.name) {
+                by_scope.entry(scope).or_default().push(kpi);
             }
-            let df = ctx.sql(&kpi.sql).await.map_err(|e| kpi_error(&kpi, e))?;
-            let schema = nullable(df.schema().as_arrow());
-            let batches = tokio::time::timeout(self.limits.timeout, df.collect())
-                .await
-                .map_err(|_| Error::Table { table: format!("gold {}", kpi.name), why: "refresh timed out".into() })?
-                .map_err(|e| kpi_error(&kpi, e))?;
-            let rows = batches.iter().map(RecordBatch::num_rows).sum();
-            self.write(&kpi, schema, batches, scope).await?;
-            out.rows.insert(kpi.name, rows);
+        }
+        for (scope, kpis) in by_scope {
+            let ctx = self.context(scope).await?;
+            for kpi in kpis {
+                self.refresh_kpi(&ctx, kpi, scope, &mut out).await?;
+            }
         }
         Ok(out)
+    }
+
+    /// Recomputes one KPI table for `scope` in `ctx` (skipped while a source table is missing).
+    async fn refresh_kpi(&self, ctx: &SessionContext, kpi: Kpi, scope: &Scope, out: &mut Refreshed) -> Result<()> {
+        if !kpi.sources.iter().chain(CALENDAR).all(|s| self.silver.contains_key(s)) {
+            out.skipped.push(kpi.name);
+            return Ok(());
+        }
+        let df = ctx.sql(&kpi.sql).await.map_err(|e| kpi_error(&kpi, e))?;
+        let schema = nullable(df.schema().as_arrow());
+        let batches = tokio::time::timeout(self.limits.timeout, df.collect())
+            .await
+            .map_err(|_| Error::Table { table: format!("gold {}", kpi.name), why: "refresh timed out".into() })?
+            .map_err(|e| kpi_error(&kpi, e))?;
+        let rows = batches.iter().map(RecordBatch::num_rows).sum();
+        self.write(&kpi, schema, batches, scope).await?;
+        out.rows.insert(kpi.name, rows);
+        Ok(())
     }
 
     /// Replaces the rows of `scope` in the KPI table with `batches`, in one commit.
@@ -511,7 +597,7 @@ pub async fn local_tables(lake: &Url) -> Result<Vec<String>> {
 /// `full_every`.
 #[derive(Debug, Clone)]
 pub struct Refresher {
-    tx: mpsc::UnboundedSender<Scope>,
+    tx: mpsc::UnboundedSender<Dirty>,
 }
 
 /// How the background refresh runs.
@@ -535,17 +621,17 @@ impl Refresher {
         config: RefreshConfig,
         mut stop: watch::Receiver<bool>,
     ) -> (Refresher, tokio::task::JoinHandle<()>) {
-        let (tx, mut rx) = mpsc::unbounded_channel::<Scope>();
+        let (tx, mut rx) = mpsc::unbounded_channel::<Dirty>();
         let task = tokio::spawn(async move {
             let mut gold = Gold::new(lake);
-            let mut pending = Some(Scope::All);
+            let mut pending = Some(Dirty::every_kpi(&Scope::All));
             let mut last_full = Instant::now();
             let mut open = true;
             loop {
                 let mut failed = false;
                 if let Some(scope) = pending.take() {
                     let started = Instant::now();
-                    match gold.refresh(&scope).await {
+                    match gold.refresh_dirty(&scope).await {
                         Ok(r) => {
                             metrics::counter!("orbas_gold_refreshes_total").increment(1);
                             metrics::histogram!("orbas_gold_refresh_seconds").record(started.elapsed().as_secs_f64());
@@ -579,7 +665,7 @@ impl Refresher {
                     },
                     () = tokio::time::sleep(full_in) => {
                         last_full = Instant::now();
-                        pending = Some(Scope::All);
+                        pending = Some(Dirty::every_kpi(&Scope::All));
                     }
                     () = tokio::time::sleep(RETRY), if failed => {}
                     _ = stop.changed(), if open => {
@@ -595,10 +681,10 @@ impl Refresher {
         (Refresher { tx }, task)
     }
 
-    /// Asks for the KPIs of `scope` to be recomputed.
-    pub fn touch(&self, scope: Scope) {
-        if !scope.is_empty() {
-            let _ = self.tx.send(scope);
+    /// Asks for the `dirty` KPIs to be recomputed.
+    pub fn touch(&self, dirty: Dirty) {
+        if !dirty.is_empty() {
+            let _ = self.tx.send(dirty);
         }
     }
 }
@@ -632,14 +718,39 @@ mod tests {
             m.insert(k.to_owned(), Value::from(v));
             m
         };
+        let t = |v: &[&str]| Scope::Tenants(v.iter().map(|s| (*s).to_owned()).collect());
+        let scopes = |d: &Dirty| kpis().iter().map(|k| (k.name, d.scope(k.name).cloned())).collect::<Vec<_>>();
         let (a, b) = (row("tenant_id", "A"), row("tenant_id", "B"));
+        let deals = dirty("opportunities", [Some(&a), Some(&b), Some(&a)]).expect("a source");
+        // The deal KPIs for A and B; the subscription and ticket KPIs stay clean.
         assert_eq!(
-            dirty("opportunities", [Some(&a), Some(&b), Some(&a)]),
-            Some(Scope::Tenants(["A".to_owned(), "B".to_owned()].into()))
+            scopes(&deals),
+            vec![
+                ("daily_bookings", Some(t(&["A", "B"]))),
+                ("pipeline_by_stage_owner", Some(t(&["A", "B"]))),
+                ("win_rate", Some(t(&["A", "B"]))),
+                ("sales_cycle", Some(t(&["A", "B"]))),
+                ("mrr_monthly", None),
+                ("ticket_sla", None),
+                ("recommendation_acceptance", None),
+            ]
         );
-        assert_eq!(dirty("tenants", [Some(&row("id", "T"))]), Some(Scope::Tenants(["T".to_owned()].into())));
-        assert_eq!(dirty("opportunities", [None]), Some(Scope::All), "a truncate touches everyone");
+        let feedback = dirty("recommendation_feedback", [Some(&a)]).expect("a source");
+        assert_eq!((feedback.scope("recommendation_acceptance"), feedback.scope("win_rate")), (Some(&t(&["A"])), None));
+        let stages = dirty("pipeline_stages", [Some(&b)]).expect("a source");
+        assert_eq!(stages.scope("pipeline_by_stage_owner"), Some(&t(&["B"])));
+        assert_eq!(stages.scope("win_rate"), None);
+        // Merged per KPI; the calendar dirties every KPI.
+        let both = deals.clone().merge(dirty("tickets", [Some(&b)]).expect("a source"));
+        assert_eq!((both.scope("win_rate"), both.scope("ticket_sla")), (Some(&t(&["A", "B"])), Some(&t(&["B"]))));
+        let calendar = dirty("tenants", [Some(&row("id", "T"))]).expect("a source");
+        assert!(scopes(&calendar).iter().all(|(_, s)| s.as_ref() == Some(&t(&["T"]))), "{calendar:?}");
+        assert_eq!(calendar, Dirty::every_kpi(&t(&["T"])));
+        let truncate = dirty("subscriptions", [None]).expect("a source");
+        assert_eq!(truncate.scope("mrr_monthly"), Some(&Scope::All), "a truncate touches everyone");
+        assert_eq!(truncate.scope("daily_bookings"), None);
         assert_eq!(dirty("audit_logs", [Some(&a)]), None, "not a KPI source");
+        assert!(Dirty::default().is_empty() && dirty("tickets", Vec::new()).is_some_and(|d| d.is_empty()));
     }
 
     /// Evaluates the SQL of [`fiscal`] for one date and calendar.

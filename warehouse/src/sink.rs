@@ -557,8 +557,8 @@ impl Sink {
 
     /// Applies one batch: per table, bronze then silver, then the group's offsets (monitoring only).
     /// Returns the tenants whose KPIs the batch may have changed.
-    async fn flush(&mut self, batch: Vec<Received>) -> Result<Option<gold::Scope>> {
-        let mut touched: Option<gold::Scope> = None;
+    async fn flush(&mut self, batch: Vec<Received>) -> Result<Option<gold::Dirty>> {
+        let mut touched: Option<gold::Dirty> = None;
         // Source commit times (µs) of the oldest and newest change the batch applies.
         let mut span: Option<(i64, i64)> = None;
         let mut by_topic: BTreeMap<String, Vec<Received>> = BTreeMap::new();

@@ -168,8 +168,44 @@ fn checks() -> Vec<(&'static str, &'static str, &'static str)> {
                     coalesce(CAST(CAST(round(avg_csat * 1000000) AS BIGINT) AS VARCHAR), '-'), csat_responses)
                FROM ticket_sla",
         ),
+        (
+            "recommendation_acceptance",
+            "SELECT concat_ws('|', f.tenant_id, (f.created_at AT TIME ZONE 'UTC')::date, p.fy, p.fq, coalesce(r.kind, '-'),
+                    r.action, r.user_id, count(*) FILTER (WHERE f.verdict = 'accept'),
+                    count(*) FILTER (WHERE f.verdict = 'dismiss'), count(*) FILTER (WHERE f.verdict = 'snooze'),
+                    oracle.micro((count(*) FILTER (WHERE f.verdict = 'accept'))::numeric
+                                 / nullif(count(*) FILTER (WHERE f.verdict IN ('accept', 'dismiss')), 0)))
+               FROM recommendation_feedback f
+               JOIN recommendations r ON r.tenant_id = f.tenant_id AND r.id = f.recommendation_id
+               JOIN tenants t ON t.id = f.tenant_id
+               CROSS JOIN LATERAL oracle.fiscal((f.created_at AT TIME ZONE 'UTC')::date, t.fiscal_year_start_month,
+                                                t.fiscal_year_named_by) p
+              GROUP BY f.tenant_id, (f.created_at AT TIME ZONE 'UTC')::date, p.fy, p.fq, r.kind, r.action, r.user_id",
+            "SELECT concat_ws('|', tenant_id, CAST(day AS VARCHAR), fiscal_year, fiscal_quarter, coalesce(kind, '-'),
+                    action, owner_id, accepted, dismissed, snoozed,
+                    coalesce(CAST(CAST(round(acceptance_rate * 1000000) AS BIGINT) AS VARCHAR), '-'))
+               FROM recommendation_acceptance",
+        ),
     ]
 }
+
+/// Next-best actions for three reps of each tenant, and feedback on most of them over a few days
+/// (accepted, dismissed, snoozed; some without a kind, as a rep's own actions are): the seed has none.
+const FEEDBACK: &str = "
+INSERT INTO recommendations (tenant_id, id, user_id, entity_type, entity_id, action, title, rationale, score, kind)
+SELECT u.tenant_id, gen_random_uuid(), u.id, 'lead', gen_random_uuid(), (ARRAY['call', 'meeting', 'escalate'])[1 + g % 3],
+       'An action', 'A reason', 0.5, (ARRAY['hot_lead_untouched', 'stalled_deal', NULL])[1 + (g / 3) % 3]
+  FROM (SELECT tenant_id, id, row_number() OVER (PARTITION BY tenant_id ORDER BY id) AS n FROM users) u
+ CROSS JOIN generate_series(0, 11) g WHERE u.n <= 3;
+INSERT INTO recommendation_feedback (tenant_id, id, recommendation_id, user_id, verdict, snooze_until, created_at)
+SELECT tenant_id, gen_random_uuid(), id, user_id, verdict,
+       CASE WHEN verdict = 'snooze' THEN timestamptz '2026-04-01' END,
+       timestamptz '2026-01-30 23:00:00+00' + make_interval(hours => (12 * (n % 4))::int)
+  FROM (SELECT r.*, row_number() OVER (ORDER BY r.id) AS n,
+               (ARRAY['accept', 'dismiss', 'snooze', 'accept', 'dismiss'])[1 + (row_number() OVER (ORDER BY r.id)) % 5] AS verdict
+          FROM recommendations r) x
+ WHERE n % 7 <> 0;
+";
 
 async fn oracle_rows(db: &TestDb, sql: &'static str) -> Vec<String> {
     let mut rows: Vec<String> =
@@ -224,6 +260,7 @@ async fn kpis_follow_the_crm_in_each_tenants_currency_and_calendar() {
 
     let report = seed::load(&db.admin, &seed::SeedConfig::new(2, 0.01, 5).expect("seed config")).await.expect("seed");
     let (a, b) = (report.tenants[0].0, report.tenants[1].0);
+    sqlx::raw_sql(FEEDBACK).execute(&db.admin).await.expect("next-best actions and feedback");
     // A calendar unlike the default and a currency with no rate, to be counted and never summed.
     sqlx::query("UPDATE tenants SET fiscal_year_start_month = 2, fiscal_year_named_by = 'end' WHERE id = $1")
         .bind(b)
