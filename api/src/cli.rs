@@ -92,11 +92,13 @@ pub enum ModelsCommand {
     Features(ModelsFeaturesArgs),
     /// Evaluate the lead, deal and churn scorers of one tenant on a time split, side by side with
     /// scikit-learn (LogisticRegression, HistGradientBoosting) trained on the exact same rows
-    /// (`scripts/setup.sh --bench` installs it).
+    /// (`scripts/setup.sh --bench` installs it); and the next-best-action acceptance model against
+    /// the rate on the latest quarter of the reps' verdicts.
     Eval(ModelsEvalArgs),
     /// Retrain the lead, deal and churn scorers of one tenant (or every active tenant): a candidate
     /// per model is compared with the version in service on the same held-out months, promoted only
     /// if better, and the serving model's scores of every open entity are written to `predictions`.
+    /// Then the next-best-action acceptance model, from the reps' feedback.
     Train(ModelsTrainArgs),
     /// Forecast one tenant (or every active tenant): the fiscal quarter's weighted pipeline roll-up per
     /// tenant, territory and owner (commit, best case, pipeline, closed, quota attainment) and monthly
@@ -237,7 +239,7 @@ pub struct ModelsTrainArgs {
     /// Tenant id or slug (default: every active tenant).
     #[arg(long)]
     pub tenant: Option<String>,
-    /// lead, opportunity or account (default: all three).
+    /// lead, opportunity, account or acceptance (the next-best-action acceptance model; default: all four).
     #[arg(long)]
     pub entity: Option<String>,
 }
@@ -250,7 +252,7 @@ pub struct ModelsEvalArgs {
     /// Tenant id or slug (a slug is looked up in the database).
     #[arg(long)]
     pub tenant: String,
-    /// lead, opportunity or account (default: all three).
+    /// lead, opportunity, account or acceptance (the next-best-action acceptance model; default: all four).
     #[arg(long)]
     pub entity: Option<String>,
     /// First cut-off month (RFC 3339; default: two years before now).

@@ -14,9 +14,10 @@
 //! | `churn_risk_ticket` | an account with churn risk ≥ 25 % and an open ticket negative in tone ([`crate::sentiment`]) or urgent/high | escalate | P(churn) × 12 × MRR |
 //! | `overdue_invoice` | an account with open invoices past their due date | follow_up | amount outstanding |
 //!
-//! Ranking ([`rank`]) weighs how much is at stake (`value / (value + typical deal)`) by how often the
-//! rep accepts that action type — the feedback reps give (accept/dismiss), read back from the lake,
-//! with the tenant's rate as the prior for reps with little history. The top [`Settings::per_rep`]
+//! Ranking ([`rank`]) weighs how much is at stake (`value / (value + typical deal)`) by how likely the
+//! rep is to accept that action type ([`crate::acceptance`]): learned from the feedback reps give
+//! (accept/dismiss, read back from the lake) and retrained with the scorers, or — until a learned model
+//! beats it — the rep's rate shrunk towards the tenant's. The top [`Settings::per_rep`]
 //! per rep are kept; [`orbas_oltp::repo::recommendations::sync`] updates live actions in place, does
 //! not re-propose what a rep dismissed or accepted lately, and marks actions whose situation was
 //! handled as `done`.
@@ -35,9 +36,10 @@ use orbas_warehouse::gold::FX_VIEW;
 use orbas_warehouse::sql::{Lake, Limits};
 use rust_decimal::Decimal;
 use serde_json::json;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 use uuid::Uuid;
 
+use crate::acceptance::{self, Feedback};
 use crate::dataset;
 use crate::error::{Error, Result};
 use crate::features::{self, Entity, FeatureSet};
@@ -53,8 +55,6 @@ pub const OVERDUE_INVOICE: &str = "overdue_invoice";
 
 /// Factors quoted per action.
 const FACTORS: usize = 3;
-/// Prior strength (in pieces of feedback) of the tenant's acceptance rate for one rep.
-const RATE_PRIOR: f64 = 5.0;
 
 /// Thresholds of the rules and the list's length.
 #[derive(Debug, Clone)]
@@ -111,30 +111,9 @@ pub struct Candidate {
     pub model_version: Option<ModelVersionId>,
 }
 
-/// Accepts and dismissals per (rep, action type), from the feedback in the lake.
-#[derive(Debug, Clone, Default)]
-pub struct Feedback {
-    pub by_user: HashMap<(UserId, RecommendationAction), (u64, u64)>,
-}
-
-impl Feedback {
-    /// The tenant's acceptance rate of `action` (Laplace-smoothed) and the rep's, shrunk towards it.
-    pub fn rate(&self, user: UserId, action: RecommendationAction) -> f64 {
-        let (mut accepted, mut total) = (0u64, 0u64);
-        for ((_, a), (acc, dis)) in &self.by_user {
-            if *a == action {
-                accepted += acc;
-                total += acc + dis;
-            }
-        }
-        let tenant = (accepted as f64 + 1.0) / (total as f64 + 2.0);
-        let (acc, dis) = self.by_user.get(&(user, action)).copied().unwrap_or((0, 0));
-        (acc as f64 + RATE_PRIOR * tenant) / ((acc + dis) as f64 + RATE_PRIOR)
-    }
-}
-
-/// Ranks candidates per rep and keeps the best `per_rep` of each: score = acceptance rate of the
-/// action type × value at stake relative to a typical deal (`value / (value + typical)`), in 0..1.
+/// Ranks candidates per rep and keeps the best `per_rep` of each: score = the probability the rep
+/// accepts the action type ([`Feedback::acceptance`]: the learned model where one serves, else the
+/// rate) × value at stake relative to a typical deal (`value / (value + typical)`), in 0..1.
 pub fn rank(
     candidates: Vec<Candidate>,
     feedback: &Feedback,
@@ -145,7 +124,7 @@ pub fn rank(
     let mut by_user: HashMap<UserId, Vec<(f64, Candidate)>> = HashMap::new();
     for c in candidates {
         let value = c.expected_value.max(0.0);
-        let score = (feedback.rate(c.user, c.action) * value / (value + scale)).clamp(0.0, 1.0);
+        let score = (feedback.acceptance(c.user, c.action) * value / (value + scale)).clamp(0.0, 1.0);
         by_user.entry(c.user).or_default().push((score, c));
     }
     let mut out = Vec::new();
@@ -189,9 +168,10 @@ pub async fn refresh(db: &Db, lake: &Lake, tenant: TenantId, settings: &Settings
     for entity in Entity::ALL {
         sets.insert(entity, features::compute(&ctx, entity, &[at], at).await?);
     }
-    let (currency, serving) = {
+    let (currency, serving, acceptance) = {
         let mut tx = db.begin(tenant).await?;
         let currency = identity::corporate_currency(tx.conn(), tenant).await?;
+        let acceptance = acceptance::serving(tx.conn(), tenant).await?;
         let mut serving = HashMap::new();
         for entity in Entity::ALL {
             let (key, task, name, _) = ops::registry(entity);
@@ -205,7 +185,7 @@ pub async fn refresh(db: &Db, lake: &Lake, tenant: TenantId, settings: &Settings
             serving.insert(entity, s);
         }
         tx.commit().await?;
-        (currency, serving)
+        (currency, serving, acceptance)
     };
     let typical = typical_deal(&ctx, &currency, at).await?;
     let mut candidates = Vec::new();
@@ -218,7 +198,7 @@ pub async fn refresh(db: &Db, lake: &Lake, tenant: TenantId, settings: &Settings
         .extend(churn_risks(&ctx, &sets[&Entity::Account], &serving[&Entity::Account], &currency, at, settings).await?);
     candidates.extend(overdue_invoices(&ctx, &currency, at).await?);
     let found = candidates.len();
-    let feedback = feedback(&ctx).await?;
+    let feedback = Feedback::from_verdicts(&acceptance::verdicts(&ctx).await?).serving(acceptance);
     let ranked = rank(candidates, &feedback, typical, settings.per_rep);
     let expires = wall + settings.lifetime;
     let proposals: Vec<Proposal> = ranked
@@ -797,31 +777,6 @@ pub fn targeting(scorer: &Scorer, set: &FeatureSet, k: usize) -> Result<Targetin
     Ok(t)
 }
 
-/// Accepts and dismissals per rep and action type, from the lake (the feedback reps gave through the
-/// API, arrived through CDC). Nothing yet when the tables have not reached the lake.
-async fn feedback(ctx: &SessionContext) -> Result<Feedback> {
-    let mut out = Feedback::default();
-    if !(ctx.table_exist("recommendation_feedback")? && ctx.table_exist("recommendations")?) {
-        return Ok(out);
-    }
-    let sql = "SELECT r.user_id, r.action, \
-                      SUM(CASE WHEN f.verdict = 'accept' THEN 1 ELSE 0 END), \
-                      SUM(CASE WHEN f.verdict = 'dismiss' THEN 1 ELSE 0 END) \
-                 FROM recommendation_feedback f JOIN recommendations r ON r.id = f.recommendation_id \
-                GROUP BY r.user_id, r.action";
-    for b in rows(ctx, sql).await? {
-        let (user, action, acc, dis) = (texts(&b, 0)?, texts(&b, 1)?, doubles(&b, 2)?, doubles(&b, 3)?);
-        for i in 0..b.num_rows() {
-            let (Some(user), Some(action)) = (uuid(&user[i]), action[i].as_deref().and_then(|a| a.parse().ok())) else {
-                warn!(action = ?action[i], "feedback on an unknown action type; ignored");
-                continue;
-            };
-            out.by_user.insert((UserId(user), action), (acc[i].max(0.0) as u64, dis[i].max(0.0) as u64));
-        }
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -925,8 +880,12 @@ mod tests {
         let before = rank(list(), &Feedback::default(), 10_000.0, 10);
         assert_eq!(before[0].1.entity_id.as_u128(), 1, "more at stake first");
         let mut fb = Feedback::default();
-        fb.by_user.insert((a, RecommendationAction::Call), (0, 6));
-        fb.by_user.insert((b, RecommendationAction::FollowUp), (4, 0));
+        for _ in 0..6 {
+            fb.add(a, RecommendationAction::Call, false);
+        }
+        for _ in 0..4 {
+            fb.add(b, RecommendationAction::FollowUp, true);
+        }
         let after = rank(list(), &fb, 10_000.0, 10);
         assert_eq!(after[0].1.entity_id.as_u128(), 2, "after six dismissed calls the follow-up leads");
         // The rep's rate: (0 + 5 × 1/8) / (6 + 5); the tenant prior (0 + 1) / (6 + 2).

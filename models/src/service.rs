@@ -3,7 +3,7 @@
 //!
 //! | job | when | what |
 //! |---|---|---|
-//! | retraining | at start, then every [`Schedule::retrain_every`] | [`ops::retrain`] of every scoring model of every tenant (promotion only when better on the held-out time split), predictions written |
+//! | retraining | at start, then every [`Schedule::retrain_every`] | [`ops::retrain`] of every scoring model of every tenant (promotion only when better on the held-out time split), predictions written; then the next-best-action [`acceptance`] model from the reps' feedback |
 //! | sentiment | whenever the lake moved on (checked every [`Schedule::sentiment_poll`]) | new or edited tickets, ticket messages and interactions scored ([`sentiment::score_subjects`], incremental) |
 //! | decisions | whenever the lake moved on (checked every [`Schedule::poll`]) | next-best actions refreshed ([`nba::refresh`]) |
 //! | forecasts | at start, then every [`Schedule::forecast_every`] | today's forecast snapshots ([`forecast::run`]) and their accuracy so far |
@@ -31,7 +31,7 @@ use crate::embed::Embedder;
 use crate::error::{Error, Result};
 use crate::features::Entity;
 use crate::sentiment::SentimentModel;
-use crate::{forecast, nba, ops, sentiment};
+use crate::{acceptance, forecast, nba, ops, sentiment};
 
 /// When each job runs, and with what settings.
 #[derive(Debug, Clone)]
@@ -152,6 +152,11 @@ impl Service {
                         warn!(%tenant, model = entity.as_str(), error = %e, "model training failed");
                     }
                 }
+            }
+            // The acceptance model of next-best actions, from the feedback reps gave (it logs what serves).
+            if let Err(e) = acceptance::retrain(&self.db, &self.lake, tenant).await {
+                ok = false;
+                warn!(%tenant, model = acceptance::MODEL_KEY, error = %e, "model training failed");
             }
         }
         Ok(round.end(ok))

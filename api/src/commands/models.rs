@@ -9,7 +9,7 @@ use deltalake::datafusion::prelude::SessionContext;
 use orbas_models::dataset::{self, Split};
 use orbas_models::features::{Entity, FeatureSet};
 use orbas_models::scoring::{self, Scorer};
-use orbas_models::{nba, ops};
+use orbas_models::{acceptance, nba, ops};
 use orbas_oltp::db::{self, Db};
 use orbas_oltp::model::TenantId;
 use orbas_oltp::repo::identity;
@@ -82,16 +82,49 @@ async fn train(settings: &Settings, args: &ModelsTrainArgs) -> anyhow::Result<()
                 r.data_until.format("%Y-%m-%d")
             );
         }
+        if with_acceptance(args.entity.as_deref()) {
+            let r = acceptance::retrain(&app, &lake, tenant)
+                .await
+                .with_context(|| format!("retraining the acceptance model of tenant {tenant}"))?;
+            let t = &r.trial;
+            let ll = |s: Option<&acceptance::Scored>| s.map_or("–".to_owned(), |s| format!("{:.4}", s.log_loss));
+            println!(
+                "tenant {tenant} next-best-action acceptance: {} verdicts; {}; held-out log-loss {} vs the rate {}{}; serving: {}",
+                t.verdicts,
+                match (r.version, r.promoted) {
+                    (None, _) => format!(
+                        "too little feedback to learn from (needs {} + {})",
+                        acceptance::MIN_TRAIN,
+                        acceptance::MIN_TEST
+                    ),
+                    (Some(v), true) => format!("version {v} promoted"),
+                    (Some(v), false) => format!("version {v} not better, not served"),
+                },
+                ll(t.candidate.as_ref().map(|c| &c.1)),
+                ll(t.rate.as_ref()),
+                t.incumbent.as_ref().map_or(String::new(), |i| format!(" and in service {:.4}", i.log_loss)),
+                r.serving
+            );
+        }
     }
     Ok(())
 }
 
-/// The entity named by `--entity`, or all of them.
+/// `--entity acceptance`: the next-best-action acceptance model alone.
+const ACCEPTANCE: &str = "acceptance";
+
+/// The scorers named by `--entity` (none for `acceptance`), or all of them.
 fn entities(arg: Option<&str>) -> anyhow::Result<Vec<Entity>> {
     Ok(match arg {
+        Some(ACCEPTANCE) => Vec::new(),
         Some(e) => vec![e.parse::<Entity>()?],
         None => Entity::ALL.to_vec(),
     })
+}
+
+/// Whether `--entity` includes the acceptance model (given as `acceptance`, or all models).
+fn with_acceptance(arg: Option<&str>) -> bool {
+    arg.is_none_or(|e| e == ACCEPTANCE)
 }
 
 /// Actions per cut-off in the offline replay of a next-best-action rule (a tenant's short list).
@@ -195,8 +228,26 @@ async fn eval(settings: &Settings, args: &ModelsEvalArgs) -> anyhow::Result<()> 
             "target_met": ours.auc.is_some_and(|a| best_peer.is_nan() || a >= best_peer - 0.01),
         }));
     }
+    // The acceptance model of next-best actions on the tenant's feedback, against the rate.
+    let accept = if with_acceptance(args.entity.as_deref()) {
+        let trial = acceptance::trial(&acceptance::verdicts(&ctx).await?, None)?;
+        Some(json!({
+            "verdicts": trial.verdicts,
+            "split_at": trial.split_at,
+            "train": trial.train,
+            "test": trial.test,
+            "test_accepted": trial.test_accepted,
+            "rate": trial.rate,
+            "learned": trial.candidate.as_ref().map(|c| &c.1),
+            "gain": trial.gain,
+            "weights": trial.candidate.as_ref().map(|c| &c.0.logistic.weights),
+            "promoted": trial.promote(),
+        }))
+    } else {
+        None
+    };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&results)?);
+        println!("{}", serde_json::to_string_pretty(&json!({"scorers": results, "acceptance": accept}))?);
         return Ok(());
     }
     let f = |v: &serde_json::Value| v.as_f64().map_or("–".to_owned(), |x| format!("{x:.4}"));
@@ -293,7 +344,48 @@ async fn eval(settings: &Settings, args: &ModelsEvalArgs) -> anyhow::Result<()> 
         };
         println!("\nuplift of ours over the rule-only baseline (value): {uplift}");
     }
+    match accept {
+        Some(a) if a["learned"].is_null() => println!(
+            "\nnext-best-action acceptance: {} verdicts, too few to learn from (needs {} + {}); the rate serves",
+            a["verdicts"],
+            acceptance::MIN_TRAIN,
+            acceptance::MIN_TEST
+        ),
+        Some(a) => print_acceptance(&a),
+        None => {}
+    }
     Ok(())
+}
+
+/// The acceptance part of `orbas models eval`.
+fn print_acceptance(a: &serde_json::Value) {
+    let f = |v: &serde_json::Value| v.as_f64().map_or("–".to_owned(), |x| format!("{x:.4}"));
+    println!(
+        "\nnext-best-action acceptance: {} verdicts, the latest {} held out (from {}; {} accepted)\n",
+        a["verdicts"],
+        a["test"],
+        a["split_at"].as_str().unwrap_or("–"),
+        a["test_accepted"]
+    );
+    println!("| acceptance | log-loss | AUC | Brier | calibration error |");
+    println!("|---|---:|---:|---:|---:|");
+    for (name, m) in
+        [("the rate (rep's, shrunk to the tenant's)", &a["rate"]), ("learned (logistic on three rates)", &a["learned"])]
+    {
+        println!(
+            "| {name} | {} | {} | {} | {} |",
+            f(&m["log_loss"]),
+            f(&m["auc"]),
+            f(&m["brier"]),
+            f(&m["calibration_error"])
+        );
+    }
+    println!(
+        "\nthe learned model's log-loss gain over the rate: {} ± {} (it serves above 2 standard errors): {}",
+        f(&a["gain"]["mean"]),
+        f(&a["gain"]["se"]),
+        if a["promoted"].as_bool() == Some(true) { "served" } else { "not served, the rate serves" }
+    );
 }
 
 /// Runs `bench/models/sklearn_eval.py` on the exported rows with the benchmark virtualenv's Python.

@@ -18,6 +18,7 @@ use orbas_warehouse::sink::{Sink, SinkConfig};
 use orbas_warehouse::sql::{Lake, Limits};
 use tokio::sync::{oneshot, watch};
 
+mod acceptance;
 mod forecast;
 mod sentiment;
 mod service;

@@ -125,6 +125,18 @@ pub async fn reject(conn: &mut PgConnection, version: ModelVersionId) -> Result<
     Ok(())
 }
 
+/// Takes the version in service of `model` out of service (what served before it takes over: for a
+/// model with a rule-based fallback, the rule). Returns how many versions were retired (0 or 1).
+pub async fn retire_active(conn: &mut PgConnection, model: ModelId) -> Result<u64> {
+    let done = sqlx::query(
+        "UPDATE model_versions SET status = 'retired', updated_at = now() WHERE model_id = $1 AND status = 'active'",
+    )
+    .bind(model)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
 /// A score to store.
 #[derive(Debug, Clone)]
 pub struct NewPrediction {

@@ -11,7 +11,7 @@ use crate::model::{LeadSource, LeadStatus, OpportunityStatus};
 use crate::seed::catalog::{M_CHURN, M_DEAL, M_LEAD, M_NBA, STAGE_PROBABILITY};
 use crate::seed::csv::Emitter;
 use crate::seed::ctx::TenantCtx;
-use crate::seed::rng::{self, SeedRng, between, chance, hex_token, lognormal, pick, poisson, sigmoid};
+use crate::seed::rng::{self, SeedRng, between, chance, hex_token, lognormal, normal, pick, poisson, sigmoid, uniform};
 use crate::seed::schema::*;
 use crate::seed::text::AREAS;
 use crate::seed::time::{DAY, HOUR, MINUTE, Ms, business_time};
@@ -295,6 +295,93 @@ fn intelligence(em: &mut Emitter<'_>, c: &TenantCtx, s: &Shard) -> Result<()> {
     recommendations(em, c, s, &mut rng, &recs)
 }
 
+/// How far back the reps' answered next-best actions go.
+const HISTORY_DAYS: i64 = 180;
+
+/// A next-best action of the past months, long answered or expired.
+struct Past {
+    entity_type: &'static str,
+    entity: uuid::Uuid,
+    owner: usize,
+    action: &'static str,
+    title: String,
+    created: Ms,
+}
+
+/// The actions reps were shown over the last [`HISTORY_DAYS`] days (up to three days ago) on the
+/// shard's deals, leads and subscriptions while they were live: the feedback history the ranking's
+/// acceptance model learns from. Which action a record got does not depend on how it ended.
+fn history(c: &TenantCtx, s: &Shard) -> Vec<Past> {
+    let mut rng = c.t.shard_rng(s.ix, "recommendation_history");
+    let (from, until) = (c.t.now - HISTORY_DAYS * DAY, c.t.now - 3 * DAY);
+    let mut out = Vec::new();
+    let at = |rng: &mut SeedRng, lo: Ms, hi: Ms| {
+        let (lo, hi) = (lo.max(from), hi.min(until));
+        (lo < hi).then(|| between(rng, lo, hi))
+    };
+    for o in &s.opps {
+        if !chance(&mut rng, 0.3) {
+            continue;
+        }
+        if let Some(t) = at(&mut rng, o.created, o.closed_at().unwrap_or(c.t.now)) {
+            let (action, title) = match rng.random_range(0..3) {
+                0 => ("meeting", format!("Book a meeting on {}", o.name)),
+                1 => ("follow_up", format!("Follow up on {}", o.name)),
+                _ => ("send_quote", format!("Send a quote for {}", o.name)),
+            };
+            out.push(Past { entity_type: "opportunity", entity: o.id, owner: o.owner, action, title, created: t });
+        }
+    }
+    for l in &s.leads {
+        if !chance(&mut rng, 0.1) {
+            continue;
+        }
+        if let Some(t) = at(&mut rng, l.created + DAY, l.created + 21 * DAY) {
+            let action = pick(&mut rng, &["call", "email", "nurture"]);
+            let title = format!("{} {} {} ({})", capitalised(action), l.first, l.last, l.company);
+            out.push(Past { entity_type: "lead", entity: l.id, owner: l.owner, action, title, created: t });
+        }
+    }
+    for sub in s.subs.iter().filter(|x| !x.addon) {
+        if !chance(&mut rng, 0.2) {
+            continue;
+        }
+        if let Some(t) = at(&mut rng, sub.start, sub.end().unwrap_or(c.t.now)) {
+            let account = &s.accounts[sub.account];
+            let (action, title) = if chance(&mut rng, 0.5) {
+                ("renewal_outreach", format!("Check in with {}", account.name))
+            } else {
+                ("upsell", format!("Offer more seats to {}", account.name))
+            };
+            out.push(Past {
+                entity_type: "subscription",
+                entity: sub.id,
+                owner: account.owner,
+                action,
+                title,
+                created: t,
+            });
+        }
+    }
+    out
+}
+
+fn capitalised(action: &str) -> String {
+    let mut chars = action.chars();
+    chars.next().map_or(String::new(), |f| f.to_uppercase().chain(chars).collect())
+}
+
+/// Whether a rep with `habit` accepts `action` (log-odds `0.25 + habit + appeal`), and if so whether
+/// it is already done.
+fn answer(rng: &mut SeedRng, habit: f64, action: &str) -> &'static str {
+    let accepts = chance(rng, sigmoid(0.25 + habit + appeal(action)));
+    match (accepts, chance(rng, 0.25)) {
+        (false, _) => "dismissed",
+        (true, true) => "done",
+        (true, false) => "accepted",
+    }
+}
+
 fn recommendations(
     em: &mut Emitter<'_>,
     c: &TenantCtx,
@@ -303,8 +390,42 @@ fn recommendations(
     recs: &[(&Scored, uuid::Uuid, Ms)],
 ) -> Result<()> {
     let mut ids = c.t.shard_ids(s.ix, "recommendations");
+    // How reps answer: each has a habit (some take up most of what they are shown, some little of it)
+    // and some action types are welcome more than others — what the acceptance model learns back.
+    let mut habits = c.t.rng("rep_acceptance");
+    let habit: Vec<f64> = c.org.users.iter().map(|_| 0.9 * normal(&mut habits)).collect();
     let mut feedback = Vec::new();
     em.begin(RECOMMENDATIONS);
+    let mut past_rng = c.t.shard_rng(s.ix, "recommendation_history_answers");
+    for p in history(c, s) {
+        let status =
+            if chance(&mut past_rng, 0.8) { answer(&mut past_rng, habit[p.owner], p.action) } else { "expired" };
+        let id = ids.at_millis(p.created as u64);
+        let score = uniform(&mut past_rng, 0.3, 0.9);
+        let answered = p.created + between(&mut past_rng, 10 * MINUTE, 2 * DAY);
+        em.row()
+            .uuid(c.t.id)
+            .uuid(id)
+            .uuid(c.org.users[p.owner].id)
+            .text(p.entity_type)
+            .uuid(p.entity)
+            .text(p.action)
+            .text(&p.title)
+            .text("Flagged by the baseline model.")
+            .float((score * 1000.0).round() / 1000.0)
+            .text(status)
+            .opt_ts(None)
+            .ts(p.created + 14 * DAY)
+            .uuid(c.cat.model_versions[M_NBA])
+            .opt_uuid(None)
+            .ts(p.created)
+            .ts(if status == "expired" { p.created + 14 * DAY } else { answered })
+            .end()?;
+        let verdict = if status == "dismissed" { "dismiss" } else { "accept" };
+        if status != "expired" {
+            feedback.push((id, p.owner, verdict, None, answered));
+        }
+    }
     for (i, (p, prediction, at)) in recs.iter().enumerate() {
         let fallback = (
             "follow_up",
@@ -316,17 +437,10 @@ fn recommendations(
         let status = if i == 0 {
             "accepted"
         } else {
-            rng::weighted(
-                rng,
-                &[
-                    ("open", 0.5),
-                    ("accepted", 0.15),
-                    ("dismissed", 0.12),
-                    ("snoozed", 0.08),
-                    ("expired", 0.1),
-                    ("done", 0.05),
-                ],
-            )
+            match rng::weighted(rng, &[("open", 0.5), ("decided", 0.32), ("snoozed", 0.08), ("expired", 0.1)]) {
+                "decided" => answer(rng, habit[p.owner], action),
+                other => other,
+            }
         };
         let snoozed = (status == "snoozed").then_some(c.t.now + between(rng, DAY, 7 * DAY));
         let id = ids.at_millis(created as u64);
@@ -356,14 +470,14 @@ fn recommendations(
             _ => None,
         };
         if let Some(v) = verdict {
-            feedback.push((id, p.owner, v, snoozed, created));
+            let answered = (created + between(rng, MINUTE, 6 * HOUR)).min(c.t.now - 1_000).max(created);
+            feedback.push((id, p.owner, v, snoozed, answered));
         }
     }
     em.finish()?;
     let mut fb_ids = c.t.shard_ids(s.ix, "recommendation_feedback");
     em.begin(RECOMMENDATION_FEEDBACK);
-    for (rec, user, verdict, snooze, created) in feedback {
-        let at = (created + between(rng, MINUTE, 6 * HOUR)).min(c.t.now - 1_000).max(created);
+    for (rec, user, verdict, snooze, at) in feedback {
         let reason = (verdict == "dismiss").then(|| pick(rng, &["Already in touch", "Not relevant", "Wrong contact"]));
         em.row()
             .uuid(c.t.id)
@@ -378,6 +492,18 @@ fn recommendations(
             .end()?;
     }
     em.finish()
+}
+
+/// How welcome an action type is to reps (log-odds of accepting it, on top of the rep's habit).
+fn appeal(action: &str) -> f64 {
+    match action {
+        "call" => 0.5,
+        "renewal_outreach" => 0.4,
+        "meeting" => 0.2,
+        "email" => -0.3,
+        "upsell" => -0.7,
+        _ => 0.0,
+    }
 }
 
 fn audit(em: &mut Emitter<'_>, c: &TenantCtx, s: &Shard) -> Result<()> {
