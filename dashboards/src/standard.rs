@@ -1,7 +1,7 @@
 //! The standard CRM KPI set every tenant starts with (approved, owned by the system): bookings, deals
 //! won, average deal size, win rate, average sales cycle, open pipeline, pipeline coverage, quota
 //! attainment, forecast vs quota, MRR, revenue churn, net revenue retention, first-response and
-//! resolution SLA attainment, CSAT.
+//! resolution SLA attainment, CSAT, and the acceptance rate of next-best actions.
 //!
 //! Money comes from the gold tables, already in the tenant's corporate currency (converted at the
 //! rate of the amount's date; see `orbas_warehouse::gold`); counts and durations may read silver.
@@ -54,6 +54,12 @@ const OPEN_DEALS: &str = "SELECT o.id AS opportunity_id, o.account_id, o.name, o
 /// Tickets by creation day, the records behind the service KPIs.
 const TICKETS: &str = "SELECT id AS ticket_id, account_id, number, subject, priority, status, csat, \
     CAST(created_at AS DATE) AS day FROM tickets";
+
+/// The answers reps gave on next-best actions (snoozes too), by answer day, the records behind the
+/// acceptance rate.
+const ANSWERS: &str = "SELECT f.recommendation_id, r.title, r.kind, r.action, r.user_id AS owner_id, f.verdict, \
+    f.reason, CAST(f.created_at AS DATE) AS day \
+    FROM recommendation_feedback f JOIN recommendations r ON r.id = f.recommendation_id";
 
 /// This quarter's quota per rep (the quota period containing today).
 const CURRENT_QUOTAS: &str = "SELECT user_id AS owner_id, fiscal_year, fiscal_quarter, amount FROM quotas \
@@ -278,6 +284,20 @@ pub fn kpis() -> Vec<KpiDefinition> {
                 "gold.ticket_sla",
                 "SUM(avg_csat * csat_responses) / NULLIF(SUM(csat_responses), 0)",
                 Unit::Score,
+            )
+        },
+        KpiDefinition {
+            drill: Some(ANSWERS.into()),
+            time: Some("day".into()),
+            dimensions: dims(&[("owner", "owner_id"), ("action", "action"), ("kind", "kind")]),
+            ..kpi(
+                "nba_acceptance",
+                "Next-best-action acceptance",
+                "Next-best actions accepted among those accepted or dismissed, by the day the rep answered \
+                 (a snooze decides nothing): what the ranking's acceptance model learns from.",
+                "gold.recommendation_acceptance",
+                "CAST(SUM(accepted) AS DOUBLE) / NULLIF(CAST(SUM(accepted) + SUM(dismissed) AS DOUBLE), 0)",
+                Unit::Percent,
             )
         },
     ]

@@ -234,7 +234,7 @@ pub fn defaults() -> Vec<DashboardSpec> {
         board(
             "sales_overview",
             "Sales overview",
-            "Bookings, win rate, pipeline and quota for the sales team.",
+            "Bookings, win rate, pipeline and quota for the sales team, and how reps take up next-best actions.",
             "manager",
             Last12Months,
             vec![
@@ -248,6 +248,7 @@ pub fn defaults() -> Vec<DashboardSpec> {
                 kpi("quota_attainment", Bar, "Quota attainment this quarter", (8, 6, 4, 4), &["owner"]),
                 kpi("pipeline_coverage", Table, "Pipeline coverage by rep", (0, 10, 6, 4), &["owner"]),
                 kpi("forecast_vs_quota", Bar, "Forecast vs quota", (6, 10, 6, 4), &["owner"]),
+                kpi("nba_acceptance", Bar, "Next-best actions accepted, by action", (0, 14, 12, 4), &["action"]),
             ],
         ),
         board(

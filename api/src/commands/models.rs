@@ -381,7 +381,7 @@ fn print_acceptance(a: &serde_json::Value) {
         );
     }
     println!(
-        "\nthe learned model's log-loss gain over the rate: {} ± {} (it serves above 2 standard errors): {}",
+        "\nthe learned model's log-loss gain over the rate: {} ± {} (it serves above one standard error): {}",
         f(&a["gain"]["mean"]),
         f(&a["gain"]["se"]),
         if a["promoted"].as_bool() == Some(true) { "served" } else { "not served, the rate serves" }

@@ -69,7 +69,7 @@ async fn kpis_and_dashboards_answer_from_the_lake_and_follow_its_commits() {
         .fetch_one(&app.db.admin)
         .await
         .expect("dashboards");
-    assert_eq!((kpi_count, board_count), (15, 4));
+    assert_eq!((kpi_count, board_count), (16, 4));
     let mut tx = db.begin(tenant).await.expect("tx");
     assert_eq!(
         orbas_dashboards::store::install_defaults(tx.conn(), tenant, chrono::Utc::now()).await.ok(),
@@ -89,7 +89,7 @@ async fn kpis_and_dashboards_answer_from_the_lake_and_follow_its_commits() {
     let (code, list) = send(get(&app, "/v1/kpis"), &rep).await;
     assert_eq!(code, 200, "{list}");
     let list = list.as_array().cloned().unwrap_or_default();
-    assert_eq!(list.len(), 15);
+    assert_eq!(list.len(), 16);
     assert!(list.iter().all(|k| k["status"] == "approved" && k["is_standard"] == true), "{list:?}");
 
     // Numbers: deals won and win rate per rep, as Postgres counts them (once gold has caught up).
