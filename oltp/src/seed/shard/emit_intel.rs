@@ -382,6 +382,46 @@ fn answer(rng: &mut SeedRng, habit: f64, action: &str) -> &'static str {
     }
 }
 
+/// One row of `recommendations` (it expires 14 days after it was made).
+struct RecRow<'a> {
+    id: uuid::Uuid,
+    owner: usize,
+    entity_type: &'static str,
+    entity: uuid::Uuid,
+    action: &'a str,
+    title: &'a str,
+    rationale: &'a str,
+    score: f64,
+    status: &'static str,
+    snoozed: Option<Ms>,
+    prediction: Option<uuid::Uuid>,
+    created: Ms,
+    updated: Ms,
+}
+
+impl RecRow<'_> {
+    fn emit(&self, em: &mut Emitter<'_>, c: &TenantCtx) -> Result<()> {
+        em.row()
+            .uuid(c.t.id)
+            .uuid(self.id)
+            .uuid(c.org.users[self.owner].id)
+            .text(self.entity_type)
+            .uuid(self.entity)
+            .text(self.action)
+            .text(self.title)
+            .text(self.rationale)
+            .float((self.score * 1000.0).round() / 1000.0)
+            .text(self.status)
+            .opt_ts(self.snoozed)
+            .ts(self.created + 14 * DAY)
+            .uuid(c.cat.model_versions[M_NBA])
+            .opt_uuid(self.prediction)
+            .ts(self.created)
+            .ts(self.updated)
+            .end()
+    }
+}
+
 fn recommendations(
     em: &mut Emitter<'_>,
     c: &TenantCtx,
@@ -403,24 +443,22 @@ fn recommendations(
         let id = ids.at_millis(p.created as u64);
         let score = uniform(&mut past_rng, 0.3, 0.9);
         let answered = p.created + between(&mut past_rng, 10 * MINUTE, 2 * DAY);
-        em.row()
-            .uuid(c.t.id)
-            .uuid(id)
-            .uuid(c.org.users[p.owner].id)
-            .text(p.entity_type)
-            .uuid(p.entity)
-            .text(p.action)
-            .text(&p.title)
-            .text("Flagged by the baseline model.")
-            .float((score * 1000.0).round() / 1000.0)
-            .text(status)
-            .opt_ts(None)
-            .ts(p.created + 14 * DAY)
-            .uuid(c.cat.model_versions[M_NBA])
-            .opt_uuid(None)
-            .ts(p.created)
-            .ts(if status == "expired" { p.created + 14 * DAY } else { answered })
-            .end()?;
+        let row = RecRow {
+            id,
+            owner: p.owner,
+            entity_type: p.entity_type,
+            entity: p.entity,
+            action: p.action,
+            title: &p.title,
+            rationale: "Flagged by the baseline model.",
+            score,
+            status,
+            snoozed: None,
+            prediction: None,
+            created: p.created,
+            updated: if status == "expired" { p.created + 14 * DAY } else { answered },
+        };
+        row.emit(em, c)?;
         let verdict = if status == "dismissed" { "dismiss" } else { "accept" };
         if status != "expired" {
             feedback.push((id, p.owner, verdict, None, answered));
@@ -445,24 +483,22 @@ fn recommendations(
         let snoozed = (status == "snoozed").then_some(c.t.now + between(rng, DAY, 7 * DAY));
         let id = ids.at_millis(created as u64);
         let score = if p.model == M_DEAL && p.score < 0.5 { 1.0 - p.score } else { p.score };
-        em.row()
-            .uuid(c.t.id)
-            .uuid(id)
-            .uuid(c.org.users[p.owner].id)
-            .text(p.entity_type)
-            .uuid(p.entity)
-            .text(action)
-            .text(title)
-            .text(rationale)
-            .float((score * 1000.0).round() / 1000.0)
-            .text(status)
-            .opt_ts(snoozed)
-            .ts(created + 14 * DAY)
-            .uuid(c.cat.model_versions[M_NBA])
-            .uuid(*prediction)
-            .ts(created)
-            .ts(created)
-            .end()?;
+        let row = RecRow {
+            id,
+            owner: p.owner,
+            entity_type: p.entity_type,
+            entity: p.entity,
+            action,
+            title,
+            rationale,
+            score,
+            status,
+            snoozed,
+            prediction: Some(*prediction),
+            created,
+            updated: created,
+        };
+        row.emit(em, c)?;
         let verdict = match status {
             "accepted" | "done" => Some("accept"),
             "dismissed" => Some("dismiss"),
