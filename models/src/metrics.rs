@@ -140,11 +140,23 @@ impl Platt {
     pub fn apply(&self, logit: f64) -> f64 {
         sigmoid(self.a * logit + self.b)
     }
+
+    /// Whether a stored calibration is safe to apply: both numbers finite (the twin of
+    /// `Logistic::check` and `Boosted::check`).
+    pub fn check(&self) -> bool {
+        self.a.is_finite() && self.b.is_finite()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_calibration_with_a_non_finite_number_is_refused() {
+        assert!(Platt::IDENTITY.check() && Platt { a: -3.5, b: 1e300 }.check());
+        assert!(!Platt { a: f64::NAN, b: 0.0 }.check() && !Platt { a: 1.0, b: f64::INFINITY }.check());
+    }
 
     #[test]
     fn auc_counts_pairs_and_ties() {

@@ -188,8 +188,8 @@ impl Model {
             }
             Family::Blend => {
                 let m: Blend = serde_json::from_value(value.clone()).ok()?;
-                let finite = [m.logistic_platt, m.boosted_platt].iter().all(|c| c.a.is_finite() && c.b.is_finite());
-                (m.logistic.check(p) && m.boosted.check(p) && finite).then_some(Model::Blend(m))
+                let whole = m.logistic.check(p) && m.boosted.check(p);
+                (whole && m.logistic_platt.check() && m.boosted_platt.check()).then_some(Model::Blend(m))
             }
         }
     }
@@ -377,12 +377,16 @@ impl Scorer {
             "trained" => Kind::Trained,
             _ => return None,
         };
+        let platt: Platt = serde_json::from_value(params.get("platt")?.clone()).ok()?;
+        if !platt.check() {
+            return None;
+        }
         Some(Scorer {
             entity,
             kind,
             names: entity.feature_names().to_vec(),
             model,
-            platt: serde_json::from_value(params.get("platt")?.clone()).ok()?,
+            platt,
             selection: params.get("selection").and_then(|s| serde_json::from_value(s.clone()).ok()),
             outcomes: params.get("outcomes")?.as_u64()? as usize,
             positives: params.get("positives")?.as_u64()? as usize,

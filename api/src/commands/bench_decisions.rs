@@ -12,7 +12,9 @@
 //!
 //! Reported side by side: write → call in the lake (CDC + Kafka + sink: the transport share) and
 //! write → action gone from the rep's list (end to end, ours). A trial counts only when the action
-//! left because it was resolved (`done`), not because another refresh pushed it off the list.
+//! left because it was resolved (`done`), not because another refresh pushed it off the list, and
+//! only when it left after the call reached the lake (the decisions job reads the lake, so an action
+//! gone earlier went for another reason, such as a retrained scorer no longer proposing it).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -159,6 +161,17 @@ async fn measure(admin: &PgPool, demo: &mut Demo, args: &BenchDecisionsArgs, dat
         if status != "done" {
             displaced += 1;
             eprintln!("bench decisions: action left the list as {status}, not resolved; not counted");
+            continue;
+        }
+        // The decisions job reads the lake: an action gone before the call was there went for another
+        // reason (a retrained scorer no longer proposing it, say), not because of the call.
+        if let Some(l) = landed.filter(|l| gone < *l) {
+            displaced += 1;
+            eprintln!(
+                "bench decisions: action left the list after {} ms, before the call reached the lake ({} ms); not counted",
+                gone.as_millis(),
+                l.as_millis()
+            );
             continue;
         }
         eprintln!(
