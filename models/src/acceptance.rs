@@ -27,7 +27,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
-use datafusion::arrow::datatypes::{DataType, Float64Type};
+use datafusion::arrow::datatypes::Float64Type;
 use datafusion::prelude::SessionContext;
 use orbas_oltp::db::Db;
 use orbas_oltp::model::{RecommendationAction, TenantId, UserId};
@@ -37,9 +37,11 @@ use serde_json::json;
 use tracing::{info, warn};
 use uuid::Uuid;
 
+use crate::dataset::texts;
 use crate::error::Result;
 use crate::logistic::{Logistic, Prior};
 use crate::metrics;
+use crate::scoring::Gain;
 
 /// Prior strength (in verdicts) of the tenant's rate for one rep.
 pub const RATE_PRIOR: f64 = 5.0;
@@ -255,40 +257,6 @@ impl Scored {
     }
 }
 
-/// The learned model's mean per-verdict log-loss gain over the rate on the same verdicts, and its
-/// standard error clustered by rep (one rep's answers are not independent):
-/// `se² = G/(G−1) · Σ_g (Σ_{i∈g} (d_i − mean))² / n²` over `G` reps.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
-pub struct Gain {
-    pub mean: f64,
-    pub se: f64,
-}
-
-impl Gain {
-    fn of(rate: &[f64], learned: &[f64], rows: &[Row]) -> Gain {
-        let loss = |p: f64, y: bool| metrics::log_loss(&[p], &[y]);
-        let diffs: Vec<f64> =
-            rows.iter().enumerate().map(|(i, r)| loss(rate[i], r.accepted) - loss(learned[i], r.accepted)).collect();
-        let n = diffs.len() as f64;
-        let mean = if diffs.is_empty() { 0.0 } else { diffs.iter().sum::<f64>() / n };
-        let mut reps: HashMap<UserId, f64> = HashMap::new();
-        for (d, r) in diffs.iter().zip(rows) {
-            *reps.entry(r.user).or_default() += d - mean;
-        }
-        if reps.len() < 2 {
-            return Gain { mean, se: f64::INFINITY };
-        }
-        let g = reps.len() as f64;
-        let sum_sq: f64 = reps.values().map(|s| s * s).sum();
-        Gain { mean, se: (g / (g - 1.0) * sum_sq).sqrt() / n }
-    }
-
-    /// Whether the gain is more than noise.
-    pub fn significant(&self) -> bool {
-        self.mean > 0.0 && self.mean > SIGNIFICANCE * self.se
-    }
-}
-
 /// A time split of the verdicts with the rate, a candidate and (given) the version in service judged
 /// on the held-out ones.
 #[derive(Debug, Clone)]
@@ -302,18 +270,19 @@ pub struct Trial {
     pub rate: Option<Scored>,
     /// `None`: too little feedback to learn from.
     pub candidate: Option<(Acceptance, Scored)>,
-    /// The candidate's gain over the rate.
+    /// The candidate's per-verdict log-loss gain over the rate, its standard error clustered by rep
+    /// (one rep's answers are not independent).
     pub gain: Option<Gain>,
     pub incumbent: Option<Scored>,
 }
 
 impl Trial {
-    /// Whether the candidate beats the rate (by more than noise: [`Gain::significant`]) and the
+    /// Whether the candidate beats the rate (by more than [`SIGNIFICANCE`] standard errors) and the
     /// version in service on the held-out verdicts.
     pub fn promote(&self) -> bool {
         match (&self.candidate, &self.gain) {
             (Some((_, c)), Some(g)) => {
-                g.significant() && self.incumbent.as_ref().is_none_or(|i| c.log_loss < i.log_loss)
+                g.exceeds(SIGNIFICANCE) && self.incumbent.as_ref().is_none_or(|i| c.log_loss < i.log_loss)
             }
             _ => false,
         }
@@ -359,7 +328,8 @@ pub fn trial(verdicts: &[Verdict], incumbent: Option<&Acceptance>) -> Result<Tri
     let judge = |m: &Acceptance| Scored::of(&probs(m), &labels);
     let candidate = Acceptance::fit(train)?;
     let learned = probs(&candidate);
-    out.gain = Some(Gain::of(&rate, &learned, &rows));
+    let reps: Vec<UserId> = rows.iter().map(|r| r.user).collect();
+    out.gain = Some(Gain::of(&rate, &learned, &labels, &reps));
     out.candidate = Some((candidate, Scored::of(&learned, &labels)));
     out.incumbent = incumbent.map(judge);
     Ok(out)
@@ -403,13 +373,6 @@ pub async fn verdicts(ctx: &SessionContext) -> Result<Vec<Verdict>> {
         warn!(unknown, "verdicts on unknown reps or action types; ignored");
     }
     Ok(out)
-}
-
-/// Reads column `c` of `b` as text (NULL → None).
-fn texts(b: &RecordBatch, c: usize) -> Result<Vec<Option<String>>> {
-    let a = datafusion::arrow::compute::cast(b.column(c), &DataType::Utf8)?;
-    let a = a.as_string::<i32>();
-    Ok((0..a.len()).map(|i| a.is_valid(i).then(|| a.value(i).to_owned())).collect())
 }
 
 /// What one retraining did.

@@ -9,6 +9,8 @@
 use std::io::Write;
 
 use chrono::{DateTime, Datelike, Months, TimeZone, Utc};
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::datatypes::DataType;
 use datafusion::prelude::SessionContext;
 
 use crate::error::{Error, Result};
@@ -91,6 +93,13 @@ pub fn write_csv(set: &FeatureSet, out: &mut impl Write) -> std::io::Result<()> 
         writeln!(out)?;
     }
     Ok(())
+}
+
+/// Column `c` of a query answer `b` as text (NULL → None).
+pub(crate) fn texts(b: &RecordBatch, c: usize) -> Result<Vec<Option<String>>> {
+    let a = datafusion::arrow::compute::cast(b.column(c), &DataType::Utf8)?;
+    let a = a.as_string::<i32>();
+    Ok((0..a.len()).map(|i| a.is_valid(i).then(|| a.value(i).to_owned())).collect())
 }
 
 #[cfg(test)]

@@ -40,7 +40,7 @@ use tracing::{debug, info};
 use uuid::Uuid;
 
 use crate::acceptance::{self, Feedback};
-use crate::dataset;
+use crate::dataset::{self, texts};
 use crate::error::{Error, Result};
 use crate::features::{self, Entity, FeatureSet};
 use crate::ops;
@@ -262,13 +262,6 @@ fn column(set: &FeatureSet, name: &str) -> Result<usize> {
 
 async fn rows(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>> {
     Ok(ctx.sql(sql).await?.collect().await?)
-}
-
-/// Reads column `c` of `b` as text (NULL → None).
-fn texts(b: &RecordBatch, c: usize) -> Result<Vec<Option<String>>> {
-    let a = datafusion::arrow::compute::cast(b.column(c), &DataType::Utf8)?;
-    let a = a.as_string::<i32>();
-    Ok((0..a.len()).map(|i| a.is_valid(i).then(|| a.value(i).to_owned())).collect())
 }
 
 /// Reads column `c` of `b` as doubles (NULL → NaN).

@@ -15,7 +15,7 @@ mod select;
 #[cfg(test)]
 mod tests;
 
-pub use select::{Selection, SliceScore};
+pub use select::{Gain, Selection, SliceScore};
 
 /// Labelled rows needed before a tenant's own model replaces the prior …
 pub const MIN_OUTCOMES: usize = 200;

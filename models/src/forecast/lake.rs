@@ -12,17 +12,11 @@ use datafusion::prelude::SessionContext;
 use orbas_warehouse::gold::FX_VIEW;
 
 use super::period::Quarter;
+use crate::dataset::texts;
 use crate::error::{Error, Result};
 
 async fn rows(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>> {
     Ok(ctx.sql(sql).await?.collect().await?)
-}
-
-/// Column `c` of `b` as text (NULL → None).
-fn texts(b: &RecordBatch, c: usize) -> Result<Vec<Option<String>>> {
-    let a = datafusion::arrow::compute::cast(b.column(c), &DataType::Utf8)?;
-    let a = a.as_string::<i32>();
-    Ok((0..a.len()).map(|i| a.is_valid(i).then(|| a.value(i).to_owned())).collect())
 }
 
 /// Column `c` of `b` as doubles (NULL → None).

@@ -79,10 +79,16 @@ pub struct Gain {
 }
 
 impl Gain {
-    /// The paired gain of `boosted` over `logistic` on `labels` (calibrated probabilities), with its
-    /// standard error clustered by `entities` (the row's entity id; rows of one entity are one
-    /// cluster): `se² = G/(G−1) · Σ_g (Σ_{i∈g} (d_i − mean))² / n²` over `G` clusters.
-    fn of(logistic: &[f64], boosted: &[f64], labels: &[bool], entities: &[&str]) -> Gain {
+    /// The paired per-row log-loss gain of `boosted` over `logistic` on `labels` (probabilities),
+    /// with its standard error clustered by `entities` (the row's entity — or, for the acceptance
+    /// model, its rep; rows of one are one cluster): `se² = G/(G−1) · Σ_g (Σ_{i∈g} (d_i − mean))² / n²`
+    /// over `G` clusters.
+    pub(crate) fn of<K: std::hash::Hash + Eq>(
+        logistic: &[f64],
+        boosted: &[f64],
+        labels: &[bool],
+        entities: &[K],
+    ) -> Gain {
         let diffs: Vec<f64> = logistic
             .iter()
             .zip(boosted)
@@ -91,7 +97,7 @@ impl Gain {
             .collect();
         let n = diffs.len() as f64;
         let mean = if diffs.is_empty() { 0.0 } else { diffs.iter().sum::<f64>() / n };
-        let mut clusters: std::collections::HashMap<&str, f64> = std::collections::HashMap::new();
+        let mut clusters: std::collections::HashMap<&K, f64> = std::collections::HashMap::new();
         for (d, e) in diffs.iter().zip(entities) {
             *clusters.entry(e).or_default() += d - mean;
         }
@@ -103,9 +109,14 @@ impl Gain {
         Gain { mean, se: (g / (g - 1.0) * sum_sq).sqrt() / n }
     }
 
-    /// Whether the gain is more than noise.
+    /// Whether the gain is more than noise (for a change of family).
     fn significant(&self) -> bool {
-        self.mean > 0.0 && self.mean > SIGNIFICANCE * self.se
+        self.exceeds(SIGNIFICANCE)
+    }
+
+    /// Whether the gain is positive and more than `errors` standard errors.
+    pub(crate) fn exceeds(&self, errors: f64) -> bool {
+        self.mean > 0.0 && self.mean > errors * self.se
     }
 }
 
