@@ -58,7 +58,7 @@ const TICKETS: &str = "SELECT id AS ticket_id, account_id, number, subject, prio
 /// The answers reps gave on next-best actions (snoozes too), by answer day, the records behind the
 /// acceptance rate.
 const ANSWERS: &str = "SELECT f.recommendation_id, r.title, r.kind, r.action, r.user_id AS owner_id, f.verdict, \
-    f.reason, CAST(f.created_at AS DATE) AS day \
+    f.reason_code, f.reason, CAST(f.created_at AS DATE) AS day \
     FROM recommendation_feedback f JOIN recommendations r ON r.id = f.recommendation_id";
 
 /// This quarter's quota per rep (the quota period containing today).
@@ -293,10 +293,12 @@ pub fn kpis() -> Vec<KpiDefinition> {
             ..kpi(
                 "nba_acceptance",
                 "Next-best-action acceptance",
-                "Next-best actions accepted among those accepted or dismissed, by the day the rep answered \
-                 (a snooze decides nothing): what the ranking's acceptance model learns from.",
+                "Next-best actions accepted among those accepted or dismissed on their merits, by the day the \
+                 rep answered (a snooze decides nothing, nor a dismissal as already handled or as not the \
+                 rep's record): what the ranking's acceptance model learns from.",
                 "gold.recommendation_acceptance",
-                "CAST(SUM(accepted) AS DOUBLE) / NULLIF(CAST(SUM(accepted) + SUM(dismissed) AS DOUBLE), 0)",
+                "CAST(SUM(accepted) AS DOUBLE) \
+                 / NULLIF(CAST(SUM(accepted) + SUM(dismissed) - SUM(already_handled) - SUM(not_mine) AS DOUBLE), 0)",
                 Unit::Percent,
             )
         },

@@ -1,7 +1,9 @@
 //! How likely a rep is to accept a next-best action: the factor [`crate::nba::rank`] weighs the value
 //! at stake by, learned from the feedback reps gave and retrained with the scorers.
 //!
-//! A **verdict** is the latest accept or dismiss a rep gave on an action (snoozes decide nothing).
+//! A **verdict** is the latest accept or dismiss a rep gave on an action (snoozes decide nothing); a
+//! dismissal saying the data was stale or wrong rather than the advice (reason code `already_handled`
+//! or `not_mine`, [`judges`]) is none.
 //! From the verdicts the module counts acceptance per rep and action type, per rep, per action type
 //! and overall ([`Feedback`]). Two ways to turn them into a probability:
 //!
@@ -30,11 +32,11 @@ use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::Float64Type;
 use datafusion::prelude::SessionContext;
 use orbas_oltp::db::Db;
-use orbas_oltp::model::{RecommendationAction, TenantId, UserId};
+use orbas_oltp::model::{DismissReason, RecommendationAction, TenantId, UserId};
 use orbas_oltp::repo::intelligence;
 use orbas_warehouse::sql::{Lake, Limits};
 use serde_json::json;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 use uuid::Uuid;
 
 use crate::dataset::texts;
@@ -336,24 +338,35 @@ pub fn trial(verdicts: &[Verdict], incumbent: Option<&Acceptance>) -> Result<Tri
 }
 
 /// Every verdict of the session's tenant: per recommendation the latest accept or dismiss, with the
-/// rep and the action type of the recommendation.
+/// rep and the action type of the recommendation. A dismissal that says the data was stale or wrong
+/// (reason code `already_handled` or `not_mine`) is no verdict on the advice and is left out (with the
+/// recommendation: an earlier answer it replaced does not stand in); one without a code counts.
 pub async fn verdicts(ctx: &SessionContext) -> Result<Vec<Verdict>> {
     if !(ctx.table_exist("recommendation_feedback")? && ctx.table_exist("recommendations")?) {
         return Ok(Vec::new());
     }
-    let sql = "SELECT r.user_id, r.action, f.verdict, CAST(date_part('epoch', f.created_at) AS DOUBLE) \
-                 FROM (SELECT recommendation_id, verdict, created_at, \
-                              ROW_NUMBER() OVER (PARTITION BY recommendation_id ORDER BY created_at DESC, id DESC) AS n \
-                         FROM recommendation_feedback WHERE verdict IN ('accept', 'dismiss')) f \
-                 JOIN recommendations r ON r.id = f.recommendation_id \
-                WHERE f.n = 1";
-    let batches: Vec<RecordBatch> = ctx.sql(sql).await?.collect().await?;
+    // A lake written before reason codes existed has no such column: every dismissal counts.
+    let coded = ctx.table("recommendation_feedback").await?.schema().has_column_with_unqualified_name("reason_code");
+    let code = if coded { "reason_code" } else { "CAST(NULL AS VARCHAR) AS reason_code" };
+    let sql = format!(
+        "SELECT r.user_id, r.action, f.verdict, CAST(date_part('epoch', f.created_at) AS DOUBLE), f.reason_code \
+           FROM (SELECT recommendation_id, verdict, {code}, created_at, \
+                        ROW_NUMBER() OVER (PARTITION BY recommendation_id ORDER BY created_at DESC, id DESC) AS n \
+                   FROM recommendation_feedback WHERE verdict IN ('accept', 'dismiss')) f \
+           JOIN recommendations r ON r.id = f.recommendation_id \
+          WHERE f.n = 1"
+    );
+    let batches: Vec<RecordBatch> = ctx.sql(&sql).await?.collect().await?;
     let mut out = Vec::new();
-    let mut unknown = 0usize;
+    let (mut unknown, mut stale) = (0usize, 0usize);
     for b in &batches {
-        let (user, action, verdict) = (texts(b, 0)?, texts(b, 1)?, texts(b, 2)?);
+        let (user, action, verdict, code) = (texts(b, 0)?, texts(b, 1)?, texts(b, 2)?, texts(b, 4)?);
         let at = b.column(3).as_primitive::<Float64Type>();
         for i in 0..b.num_rows() {
+            if code[i].as_deref().and_then(|c| c.parse::<DismissReason>().ok()).is_some_and(|c| !judges(c)) {
+                stale += 1;
+                continue;
+            }
             let user = user[i].as_deref().and_then(|u| Uuid::parse_str(u).ok());
             let action = action[i].as_deref().and_then(|a| a.parse::<RecommendationAction>().ok());
             let at =
@@ -372,7 +385,19 @@ pub async fn verdicts(ctx: &SessionContext) -> Result<Vec<Verdict>> {
     if unknown > 0 {
         warn!(unknown, "verdicts on unknown reps or action types; ignored");
     }
+    debug!(verdicts = out.len(), stale, "verdicts read; dismissals as already handled or not mine set aside");
     Ok(out)
+}
+
+/// Whether a dismissal with this reason is a verdict on the advice (`not_relevant`), rather than on
+/// the data behind it (`already_handled`: done outside the CRM; `not_mine`: not the rep's record) —
+/// those come whatever the rep thinks of the action type, so counting them would blur the rep's
+/// habit with the state of the data.
+pub fn judges(reason: DismissReason) -> bool {
+    match reason {
+        DismissReason::NotRelevant => true,
+        DismissReason::AlreadyHandled | DismissReason::NotMine => false,
+    }
 }
 
 /// What one retraining did.

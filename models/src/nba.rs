@@ -30,7 +30,7 @@ use datafusion::arrow::datatypes::{DataType, Float64Type};
 use datafusion::prelude::SessionContext;
 use orbas_oltp::db::Db;
 use orbas_oltp::model::{EntityType, ModelId, ModelVersionId, RecommendationAction, TenantId, UserId};
-use orbas_oltp::repo::recommendations::{self, Proposal, Synced};
+use orbas_oltp::repo::recommendations::{self, Proposal, Quiet, Synced};
 use orbas_oltp::repo::{identity, intelligence};
 use orbas_warehouse::gold::FX_VIEW;
 use orbas_warehouse::sql::{Lake, Limits};
@@ -73,8 +73,8 @@ pub struct Settings {
     pub per_rep: usize,
     /// How long an action lives unless refreshed.
     pub lifetime: Duration,
-    /// A dismissed or accepted action is not proposed again for this long.
-    pub quiet: Duration,
+    /// How long an answered action is not proposed again, by the answer (a dismissal's reason code).
+    pub quiet: Quiet,
 }
 
 /// The default of [`Settings::untouched_days`].
@@ -90,7 +90,7 @@ impl Default for Settings {
             churn_risk: 0.25,
             per_rep: 10,
             lifetime: Duration::days(7),
-            quiet: Duration::days(30),
+            quiet: Quiet::default(),
         }
     }
 }
@@ -228,7 +228,7 @@ pub async fn refresh(db: &Db, lake: &Lake, tenant: TenantId, settings: &Settings
             rescored += ops::rescore(tx.conn(), tenant, s.model, version, &s.scorer, &sets[&entity], wall).await?;
         }
     }
-    let synced = recommendations::sync(tx.conn(), tenant, &KINDS, &proposals, wall, settings.quiet).await?;
+    let synced = recommendations::sync(tx.conn(), tenant, &KINDS, &proposals, wall, &settings.quiet).await?;
     tx.commit().await?;
     info!(%tenant, decided_at = %at, candidates = found, inserted = synced.inserted, updated = synced.updated,
           resolved = synced.resolved, suppressed = synced.suppressed, rescored, "next-best actions refreshed");

@@ -8,7 +8,7 @@
 //! | `sales_cycle` | tenant, close quarter, owner | days from creation to win: mean, median, extremes |
 //! | `mrr_monthly` | tenant, month | opening, new, churned and closing MRR, subscription counts, revenue and logo churn |
 //! | `ticket_sla` | tenant, creation day, priority | first-response and resolution SLA attainment, CSAT |
-//! | `recommendation_acceptance` | tenant, feedback day, kind, action, rep | next-best actions accepted, dismissed and snoozed; accepted / (accepted + dismissed) |
+//! | `recommendation_acceptance` | tenant, feedback day, kind, action, rep | next-best actions accepted, dismissed (of which as already handled, as not the rep's record) and snoozed; accepted / (accepted + dismissed on the advice's merits) |
 //!
 //! **Money** is in the tenant's corporate currency (`tenants.corporate_currency`): an amount in another
 //! currency is converted at the `currency_rates` rate valid on the amount's date — the close date for
@@ -374,7 +374,7 @@ pub fn kpis() -> Vec<Kpi> {
             sql: format!(
                 "WITH fb AS ( \
                    SELECT f.tenant_id, CAST(f.created_at AS DATE) AS day, {period}, r.kind, r.action, \
-                          r.user_id AS owner_id, f.verdict \
+                          r.user_id AS owner_id, f.verdict, f.reason_code \
                    FROM recommendation_feedback f \
                    JOIN recommendations r ON r.tenant_id = f.tenant_id AND r.id = f.recommendation_id \
                    JOIN cal c ON c.tenant_id = f.tenant_id) \
@@ -382,8 +382,11 @@ pub fn kpis() -> Vec<Kpi> {
                         SUM(CASE WHEN verdict = 'accept' THEN 1 ELSE 0 END) AS accepted, \
                         SUM(CASE WHEN verdict = 'dismiss' THEN 1 ELSE 0 END) AS dismissed, \
                         SUM(CASE WHEN verdict = 'snooze' THEN 1 ELSE 0 END) AS snoozed, \
+                        SUM(CASE WHEN reason_code = 'already_handled' THEN 1 ELSE 0 END) AS already_handled, \
+                        SUM(CASE WHEN reason_code = 'not_mine' THEN 1 ELSE 0 END) AS not_mine, \
                         CAST(SUM(CASE WHEN verdict = 'accept' THEN 1 ELSE 0 END) AS DOUBLE) \
-                          / NULLIF(SUM(CASE WHEN verdict IN ('accept', 'dismiss') THEN 1 ELSE 0 END), 0) \
+                          / NULLIF(SUM(CASE WHEN verdict = 'accept' OR (verdict = 'dismiss' AND \
+                                   (reason_code IS NULL OR reason_code = 'not_relevant')) THEN 1 ELSE 0 END), 0) \
                           AS acceptance_rate \
                  FROM fb GROUP BY tenant_id, day, fiscal_year, fiscal_quarter, kind, action, owner_id \
                  ORDER BY tenant_id, day, kind, action, owner_id",

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::response::{Redirect, Response};
 use chrono::{Duration, Utc};
 use orbas_dashboards::web::{HitView, InboxPage, Nav, RecView, SearchPage, SqlPage, TableView};
-use orbas_oltp::model::{FeedbackVerdict, RecommendationId};
+use orbas_oltp::model::{DismissReason, FeedbackVerdict, RecommendationId};
 use orbas_oltp::repo::recommendations::Feedback;
 use serde::Deserialize;
 
@@ -56,6 +56,8 @@ async fn inbox_page(
 #[derive(Debug, Deserialize)]
 pub(super) struct FeedbackForm {
     verdict: String,
+    /// Why dismiss: empty (not relevant), `already_handled` or `not_mine`; ignored with other verdicts.
+    reason_code: Option<String>,
     reason: Option<String>,
     /// Snooze length in days (1..=90), with verdict `snooze`.
     snooze_days: Option<i64>,
@@ -71,6 +73,13 @@ impl FeedbackForm {
             "snooze" => (FeedbackVerdict::Snooze, "snoozed"),
             _ => return Err(bad("choose accept, dismiss or snooze")),
         };
+        // The form sends its select with every button; only a dismissal carries the reason.
+        let reason_code = match (verdict, self.reason_code.as_deref().map(str::trim)) {
+            (FeedbackVerdict::Dismiss, Some(code)) if !code.is_empty() => {
+                Some(code.parse::<DismissReason>().map_err(|_| bad("choose why you dismiss it from the list"))?)
+            }
+            _ => None,
+        };
         let snooze_until = match verdict {
             FeedbackVerdict::Snooze => {
                 let days = self.snooze_days.unwrap_or(7);
@@ -81,7 +90,7 @@ impl FeedbackForm {
             }
             _ => None,
         };
-        Ok((Feedback { verdict, reason, snooze_until }, done))
+        Ok((Feedback { verdict, reason_code, reason, snooze_until }, done))
     }
 }
 

@@ -1,7 +1,8 @@
 //! Next-best actions end to end: seeded CRM → real CDC → broker → sink → Delta lake → the refresher
 //! (features, the serving scorers, the rules, ranking) → `recommendations` → `GET /v1/me/recommendations`.
 //! Checks that what a rep sees round-trips with its reasons, that feedback given over the API (read
-//! back from the lake) changes the next ranking, and that logging a call over the API resolves the
+//! back from the lake) changes the next ranking — a dismissal as not the rep's record only keeps that
+//! record off their list — and that logging a call over the API resolves the
 //! "call this lead" action it answers.
 
 use std::collections::HashMap;
@@ -134,6 +135,52 @@ async fn actions_round_trip_with_reasons_and_learn_from_feedback_and_calls() {
         compared += 1;
     }
     assert!(compared + 1 >= before.len().min(settings.per_rep), "the rest stayed: {compared} of {}", before.len());
+
+    // "Not my record": no verdict on the advice (the rest keep their scores), and nothing on that
+    // record is proposed to the rep again. A code with another verdict, or an unknown one, is refused.
+    let target = after.iter().find(|r| r["kind"] != json!(HOT_LEAD)).or(after.first()).expect("an action left");
+    let (target, record) = (target["id"].as_str().expect("id").to_owned(), target["entity_id"].clone());
+    for (bad, why) in [
+        (json!({"verdict": "accept", "reason_code": "not_mine"}), "reason_code is only valid with verdict dismiss"),
+        (json!({"verdict": "dismiss", "reason_code": "bored"}), "reason_code"),
+    ] {
+        let (status, body) =
+            send(app.http.post(format!("{}/v1/recommendations/{target}/feedback", app.base)).json(&bad), &tok).await;
+        assert_eq!(status, 422, "{bad}: {body}");
+        assert!(body.to_string().contains(why), "{bad}: {body}");
+    }
+    let (status, body) = send(
+        app.http
+            .post(format!("{}/v1/recommendations/{target}/feedback", app.base))
+            .json(&json!({"verdict": "dismiss", "reason_code": "not_mine", "reason": "Belongs to the partner team"})),
+        &tok,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let code: Option<String> =
+        sqlx::query_scalar("SELECT reason_code FROM recommendation_feedback WHERE recommendation_id = $1::uuid")
+            .bind(&target)
+            .fetch_one(&app.db.admin)
+            .await
+            .expect("reason code");
+    assert_eq!(code.as_deref(), Some("not_mine"), "the bad answers wrote nothing");
+    landed(&app, &f.lake, tenant, "recommendation_feedback").await;
+    landed(&app, &f.lake, tenant, "recommendations").await;
+    let after_not_mine = nba::refresh(&db, &f.lake, tenant, &settings).await.expect("refresh");
+    assert!(after_not_mine.synced.suppressed >= 2, "{after_not_mine:?}");
+    let left = mine(&app, &tok).await;
+    assert!(left.iter().all(|r| r["entity_id"] != record), "nothing on a record that is not the rep's: {left:#?}");
+    let was: HashMap<&str, f64> =
+        after.iter().map(|r| (r["id"].as_str().expect("id"), r["score"].as_f64().expect("score"))).collect();
+    let mut kept = 0;
+    for r in &left {
+        if let Some(was) = was.get(r["id"].as_str().expect("id")) {
+            let now = r["score"].as_f64().expect("score");
+            assert!((now - was).abs() < 1e-3, "a dismissal as not mine judges no action type: {was} → {now} ({r})");
+            kept += 1;
+        }
+    }
+    assert!(kept + 1 >= after.len(), "the rest stayed: {kept} of {}", after.len());
 
     // A call logged over the API resolves the "call this hot lead" action it answers.
     let hot: Option<(Uuid, Uuid, String)> = sqlx::query_as(

@@ -114,7 +114,7 @@ async fn the_login_form_reports_errors_and_works_from_the_keyboard() {
 }
 
 #[tokio::test]
-async fn the_inbox_lists_recommendations_best_first_and_accepting_one_records_it() {
+async fn the_inbox_lists_recommendations_best_first_and_records_accepts_and_dismissals_with_their_reason() {
     let app = spawn_app().await;
     let (tenant, rep, email) = quiet_rep(&app).await;
     let best = recommend(&app, tenant, rep, (EntityType::Account, Uuid::now_v7()), "Call the champion", 0.9).await;
@@ -140,6 +140,11 @@ async fn the_inbox_lists_recommendations_best_first_and_accepting_one_records_it
     assert_eq!(page.low_contrast_texts().await, Vec::<String>::new(), "WCAG AA contrast");
     assert_eq!(page.texts(".rec-title").await, ["Send the case study"]);
     page.screenshot("inbox-after-accept").await;
+    // Dismissed as not the rep's record: the reason's code is kept beside the note.
+    let _: bool = page.eval(&format!("(document.querySelector('#why-{second}').value = 'not_mine', true)")).await;
+    page.click_and_wait(&format!("#rec-{second} button.dismiss")).await;
+    assert_eq!(page.text(".notice").await, "Dismissed. It is off your list.");
+    assert!(!page.exists(".rec-title").await, "the inbox is empty");
     // A rep may not query the lake: no SQL in the menu, and the page says so.
     assert!(!page.texts("nav[aria-label=Main] a").await.contains(&"SQL".to_owned()));
     page.goto(&format!("{}/ui/sql", app.base)).await;
@@ -154,6 +159,20 @@ async fn the_inbox_lists_recommendations_best_first_and_accepting_one_records_it
             .await
             .expect("feedback");
     assert_eq!(feedback, ("accept".to_owned(), Some("booked a call".to_owned())));
+    let dismissal: (String, Option<String>, Option<String>) =
+        sqlx::query_as("SELECT verdict, reason_code, reason FROM recommendation_feedback WHERE recommendation_id = $1")
+            .bind(second)
+            .fetch_one(&app.db.admin)
+            .await
+            .expect("dismissal");
+    assert_eq!(dismissal, ("dismiss".to_owned(), Some("not_mine".to_owned()), None));
+    let accepted_code: Option<String> =
+        sqlx::query_scalar("SELECT reason_code FROM recommendation_feedback WHERE recommendation_id = $1")
+            .bind(best)
+            .fetch_one(&app.db.admin)
+            .await
+            .expect("accept");
+    assert_eq!(accepted_code, None, "the select goes with every button; only a dismissal keeps it");
     let audits: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM audit_logs WHERE resource = 'recommendations' AND action = 'feedback' \
          AND resource_id = $1 AND actor_user_id = $2",
@@ -164,7 +183,7 @@ async fn the_inbox_lists_recommendations_best_first_and_accepting_one_records_it
     .await
     .expect("audit");
     assert_eq!(audits, 1);
-    assert_eq!(rec_status(&app, second).await, "open");
+    assert_eq!(rec_status(&app, second).await, "dismissed");
 }
 
 /// A `deal_win` score with two factors for `opportunity`, written through the repository.

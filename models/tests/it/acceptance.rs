@@ -1,5 +1,6 @@
 //! The acceptance model of next-best actions over a real lake: the verdicts read from the lake are
-//! exactly Postgres's latest accept or dismiss per recommendation; the seed's reps answer with habits
+//! exactly Postgres's latest accept or dismiss per recommendation, less the dismissals that say the data
+//! was stale or wrong (already handled, not the rep's record); the seed's reps answer with habits
 //! (some accept most of what they are shown), which the learned model picks up and the rate cannot, so
 //! retraining stores a version with its held-out metrics and puts it in service; a version of another
 //! recipe in service is retired rather than served.
@@ -16,12 +17,13 @@ use super::{landed, pipeline};
 
 /// Per (rep, action type): accepted and answered, by Postgres.
 const ORACLE: &str = "
-WITH v AS (SELECT DISTINCT ON (recommendation_id) recommendation_id, verdict
+WITH v AS (SELECT DISTINCT ON (recommendation_id) recommendation_id, verdict, reason_code
              FROM recommendation_feedback
             WHERE tenant_id = $1::uuid AND verdict IN ('accept', 'dismiss')
             ORDER BY recommendation_id, created_at DESC, id DESC)
 SELECT r.user_id::text, r.action, count(*) FILTER (WHERE v.verdict = 'accept'), count(*)
   FROM v JOIN recommendations r ON r.id = v.recommendation_id
+ WHERE v.reason_code IS NULL OR v.reason_code = 'not_relevant'
  GROUP BY 1, 2 ORDER BY 1, 2";
 
 /// Plants recommendations and verdicts for every rep of tenant `$1`; returns how many.
@@ -73,6 +75,31 @@ async fn verdicts_from_the_lake_train_an_acceptance_model_that_serves() {
     .await
     .expect("a changed verdict");
     assert!(changed.is_some(), "the seed has accepted actions");
+    // Another learns the lead was already being worked: that dismissal replaces the accept, and the
+    // action is no verdict at all any more.
+    let handled: Option<String> = sqlx::query_scalar(
+        "INSERT INTO recommendation_feedback (tenant_id, id, recommendation_id, user_id, verdict, reason_code,
+                                              created_at)
+         SELECT tenant_id, gen_random_uuid(), recommendation_id, user_id, 'dismiss', 'already_handled',
+                created_at + interval '1 minute'
+           FROM recommendation_feedback WHERE tenant_id = $1::uuid AND verdict = 'accept'
+          ORDER BY id DESC LIMIT 1
+         RETURNING recommendation_id::text",
+    )
+    .bind(&a)
+    .fetch_optional(&db.admin)
+    .await
+    .expect("a dismissal as already handled");
+    assert!(handled.is_some() && handled != changed);
+    let stale: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM recommendation_feedback
+          WHERE tenant_id = $1::uuid AND reason_code IN ('already_handled', 'not_mine')",
+    )
+    .bind(&a)
+    .fetch_one(&db.admin)
+    .await
+    .expect("stale dismissals");
+    assert!(stale >= 10, "the seed dismisses some actions as stale data: {stale}");
     // Feedback with habits: each rep accepts with log-odds `habit + appeal`, habits spread over ±2 by
     // the rep's place in the alphabet, appeals of the eight action types over ±0.7; six answers a rep
     // and action type on average, one every 40 minutes — too few per rep and type for the rate alone.

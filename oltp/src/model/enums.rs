@@ -114,6 +114,11 @@ text_enum!(
     /// What a sentiment score is about (`sentiment_scores.subject_type`).
     SentimentSubject { Ticket = "ticket", TicketMessage = "ticket_message", Interaction = "interaction" });
 text_enum!(FeedbackVerdict { Accept = "accept", Dismiss = "dismiss", Snooze = "snooze" });
+text_enum!(
+    /// Why a rep dismissed an action (`recommendation_feedback.reason_code`): a judgement of the advice
+    /// (`not_relevant`), or the data behind it was stale (`already_handled`: done outside the CRM) or
+    /// wrong (`not_mine`: the record is not the rep's to work).
+    DismissReason { NotRelevant = "not_relevant", AlreadyHandled = "already_handled", NotMine = "not_mine" });
 text_enum!(ProductFamily { Platform = "platform", AddOn = "add_on", Services = "services", Support = "support",
     Hardware = "hardware" });
 text_enum!(QuoteStatus { Draft = "draft", InReview = "in_review", Approved = "approved", Sent = "sent",

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::found;
 use crate::model::{
-    EntityType, FeedbackVerdict, ModelVersionId, PredictionId, RecommendationAction, RecommendationId,
+    DismissReason, EntityType, FeedbackVerdict, ModelVersionId, PredictionId, RecommendationAction, RecommendationId,
     RecommendationStatus, TenantId, UserId,
 };
 use crate::{Error, Result};
@@ -60,7 +60,15 @@ pub struct NewRecommendation {
 #[serde(deny_unknown_fields)]
 pub struct Feedback {
     pub verdict: FeedbackVerdict,
+    /// Why the action was dismissed (only with `dismiss`; a dismissal without one is read as
+    /// `not_relevant`). `already_handled` and `not_mine` say the data behind the action was stale or
+    /// wrong rather than the advice: they do not count against the rep's acceptance of the action
+    /// type, and they set how soon the action may come back (see [`Quiet`]).
+    #[serde(default)]
+    pub reason_code: Option<DismissReason>,
+    /// A note in the rep's words (at most 1000 characters).
     pub reason: Option<String>,
+    /// With `snooze`: when the action comes back.
     pub snooze_until: Option<DateTime<Utc>>,
 }
 
@@ -125,6 +133,9 @@ pub async fn give_feedback(
     if feedback.reason.as_deref().is_some_and(|r| r.chars().count() > 1000) {
         return Err(Error::invalid("reason is longer than 1000 characters"));
     }
+    if feedback.reason_code.is_some() && feedback.verdict != FeedbackVerdict::Dismiss {
+        return Err(Error::invalid("reason_code is only valid with verdict dismiss"));
+    }
     if feedback.snooze_until.is_some_and(|t| t <= chrono::Utc::now()) {
         return Err(Error::invalid("snooze_until must be in the future"));
     }
@@ -144,14 +155,16 @@ pub async fn give_feedback(
         "recommendation",
     )?;
     sqlx::query(
-        "INSERT INTO recommendation_feedback (tenant_id, id, recommendation_id, user_id, verdict, reason, snooze_until) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO recommendation_feedback (tenant_id, id, recommendation_id, user_id, verdict, reason_code, \
+                                              reason, snooze_until) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(tenant)
     .bind(Uuid::now_v7())
     .bind(id)
     .bind(user)
     .bind(feedback.verdict)
+    .bind(feedback.reason_code)
     .bind(&feedback.reason)
     .bind(feedback.snooze_until)
     .execute(conn)
@@ -187,15 +200,46 @@ pub struct Synced {
     pub updated: u64,
     /// Live actions no rule proposes any more (the situation was handled): now `done`.
     pub resolved: u64,
-    /// Proposals left out because the rep dismissed or accepted the same action recently.
+    /// Proposals left out because the rep answered the same action recently (see [`Quiet`]).
     pub suppressed: u64,
+}
+
+/// How long [`sync`] keeps an answered action from being proposed again, by the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quiet {
+    /// Accepted, or dismissed as not relevant (or without a reason code).
+    pub answered: chrono::Duration,
+    /// Dismissed as already handled outside the CRM: proposed again after this if the situation
+    /// still holds (for an untouched lead, the rep's word counts as a touch).
+    pub handled: chrono::Duration,
+    /// Dismissed as not the rep's record: no action of any kind on that record for that rep.
+    pub not_mine: chrono::Duration,
+}
+
+impl Default for Quiet {
+    fn default() -> Self {
+        Quiet {
+            answered: chrono::Duration::days(30),
+            handled: chrono::Duration::days(7),
+            not_mine: chrono::Duration::days(180),
+        }
+    }
+}
+
+impl Quiet {
+    fn longest(&self) -> chrono::Duration {
+        self.answered.max(self.handled).max(self.not_mine)
+    }
 }
 
 /// Replaces the rule-made actions of the tenant with `proposals` — as one transaction's worth of
 /// statements on `conn`:
 /// - a proposal whose rep, record and kind match a live (open or snoozed) action updates it in place
 ///   (the status, and so a snooze, is kept), and only when something shown changed;
-/// - one the rep dismissed or accepted within `quiet` is not proposed again;
+/// - one the rep answered lately is not proposed again: accepted or dismissed as not relevant within
+///   [`Quiet::answered`], dismissed as already handled within [`Quiet::handled`]; after a dismissal as
+///   not the rep's record, nothing on that record is proposed to the rep within [`Quiet::not_mine`]
+///   (a live action on it is marked `done`);
 /// - the rest are inserted as `open`;
 /// - live actions of a kind in `kinds` that no proposal matches are marked `done`, those past their
 ///   expiry `expired`; a live action still proposed is renewed once half its life has passed.
@@ -207,7 +251,7 @@ pub async fn sync(
     kinds: &[&str],
     proposals: &[Proposal],
     now: DateTime<Utc>,
-    quiet: chrono::Duration,
+    quiet: &Quiet,
 ) -> Result<Synced> {
     if let Some(bad) = proposals.iter().find(|p| !(0.0..=1.0).contains(&p.score)) {
         return Err(Error::invalid(format!("the score of {} {} is outside 0..1", bad.kind, bad.entity_id)));
@@ -232,15 +276,37 @@ pub async fn sync(
     .bind(&kinds)
     .fetch_all(&mut *conn)
     .await?;
-    let quiet_keys: Vec<(UserId, Uuid, String)> = sqlx::query_as(
-        "SELECT DISTINCT user_id, entity_id, kind FROM recommendations
-          WHERE kind = ANY($1) AND status IN ('dismissed', 'accepted') AND updated_at > $2",
+    // Answered lately, with the reason of a dismissal (the latest feedback's).
+    type Answered = (UserId, Uuid, String, DateTime<Utc>, Option<DismissReason>);
+    let answered: Vec<Answered> = sqlx::query_as(
+        "SELECT r.user_id, r.entity_id, r.kind, r.updated_at, f.reason_code
+           FROM recommendations r
+           LEFT JOIN LATERAL (SELECT reason_code FROM recommendation_feedback f
+                               WHERE f.tenant_id = r.tenant_id AND f.recommendation_id = r.id
+                               ORDER BY f.created_at DESC, f.id DESC LIMIT 1) f ON r.status = 'dismissed'
+          WHERE r.kind = ANY($1) AND r.status IN ('dismissed', 'accepted') AND r.updated_at > $2",
     )
     .bind(&kinds)
-    .bind(now - quiet)
+    .bind(now - quiet.longest())
     .fetch_all(&mut *conn)
     .await?;
-    let quiet_keys: std::collections::HashSet<(UserId, Uuid, String)> = quiet_keys.into_iter().collect();
+    let mut quiet_keys = std::collections::HashSet::new();
+    let mut not_mine = std::collections::HashSet::new();
+    for (user, entity, kind, at, code) in answered {
+        let period = match code {
+            Some(DismissReason::NotMine) => quiet.not_mine,
+            Some(DismissReason::AlreadyHandled) => quiet.handled,
+            Some(DismissReason::NotRelevant) | None => quiet.answered,
+        };
+        if at + period <= now {
+            continue;
+        }
+        if code == Some(DismissReason::NotMine) {
+            not_mine.insert((user, entity));
+        } else {
+            quiet_keys.insert((user, entity, kind));
+        }
+    }
     let mut live: std::collections::HashMap<(UserId, Uuid, String), RecommendationId> =
         live.into_iter().map(|(id, user, entity, kind)| ((user, entity, kind), id)).collect();
 
@@ -252,7 +318,10 @@ pub async fn sync(
         if !seen.insert(key.clone()) {
             continue; // the first proposal of a key wins
         }
-        if let Some(id) = live.remove(&key) {
+        if not_mine.contains(&(p.user_id, p.entity_id)) {
+            // Not the rep's record: a live action of another kind on it is left to be resolved below.
+            out.suppressed += 1;
+        } else if let Some(id) = live.remove(&key) {
             let changed = sqlx::query(
                 "UPDATE recommendations SET title = $2, rationale = $3, score = $4, expected_value = $5,
                         currency = $6, factors = $7, expires_at = $8, model_version_id = $9, action = $10

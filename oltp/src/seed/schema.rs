@@ -159,7 +159,7 @@ tables! {
         "title", "rationale", "score", "status", "snoozed_until", "expires_at", "model_version_id",
         "prediction_id", "created_at", "updated_at"];
     RECOMMENDATION_FEEDBACK = "recommendation_feedback" ["tenant_id", "id", "recommendation_id", "user_id",
-        "verdict", "reason", "snooze_until", "created_at", "updated_at"];
+        "verdict", "reason", "snooze_until", "created_at", "updated_at", "reason_code"];
     QUOTAS = "quotas" ["tenant_id", "id", "user_id", "territory_id", "fiscal_year", "fiscal_quarter",
         "period_start", "period_end", "amount", "currency", "created_at", "updated_at"];
     FORECAST_SNAPSHOTS = "forecast_snapshots" ["tenant_id", "id", "user_id", "territory_id", "fiscal_year",

@@ -203,6 +203,7 @@ async fn tasks_tickets_and_recommendations_round_trip() {
     assert_eq!(mine.first().map(|r| r.id), Some(rec.id), "highest score first");
     let fb = recommendations::Feedback {
         verdict: orbas_oltp::model::FeedbackVerdict::Snooze,
+        reason_code: None,
         reason: Some("customer on vacation".into()),
         snooze_until: Some(chrono::Utc::now() + chrono::Duration::days(3)),
     };

@@ -173,8 +173,12 @@ fn checks() -> Vec<(&'static str, &'static str, &'static str)> {
             "SELECT concat_ws('|', f.tenant_id, (f.created_at AT TIME ZONE 'UTC')::date, p.fy, p.fq, coalesce(r.kind, '-'),
                     r.action, r.user_id, count(*) FILTER (WHERE f.verdict = 'accept'),
                     count(*) FILTER (WHERE f.verdict = 'dismiss'), count(*) FILTER (WHERE f.verdict = 'snooze'),
+                    count(*) FILTER (WHERE f.reason_code = 'already_handled'),
+                    count(*) FILTER (WHERE f.reason_code = 'not_mine'),
                     oracle.micro((count(*) FILTER (WHERE f.verdict = 'accept'))::numeric
-                                 / nullif(count(*) FILTER (WHERE f.verdict IN ('accept', 'dismiss')), 0)))
+                                 / nullif(count(*) FILTER (WHERE f.verdict = 'accept' OR (f.verdict = 'dismiss'
+                                          AND f.reason_code IS DISTINCT FROM 'already_handled'
+                                          AND f.reason_code IS DISTINCT FROM 'not_mine')), 0)))
                FROM recommendation_feedback f
                JOIN recommendations r ON r.tenant_id = f.tenant_id AND r.id = f.recommendation_id
                JOIN tenants t ON t.id = f.tenant_id
@@ -182,7 +186,7 @@ fn checks() -> Vec<(&'static str, &'static str, &'static str)> {
                                                 t.fiscal_year_named_by) p
               GROUP BY f.tenant_id, (f.created_at AT TIME ZONE 'UTC')::date, p.fy, p.fq, r.kind, r.action, r.user_id",
             "SELECT concat_ws('|', tenant_id, CAST(day AS VARCHAR), fiscal_year, fiscal_quarter, coalesce(kind, '-'),
-                    action, owner_id, accepted, dismissed, snoozed,
+                    action, owner_id, accepted, dismissed, snoozed, already_handled, not_mine,
                     coalesce(CAST(CAST(round(acceptance_rate * 1000000) AS BIGINT) AS VARCHAR), '-'))
                FROM recommendation_acceptance",
         ),
@@ -197,8 +201,10 @@ SELECT u.tenant_id, gen_random_uuid(), u.id, 'lead', gen_random_uuid(), (ARRAY['
        'An action', 'A reason', 0.5, (ARRAY['hot_lead_untouched', 'stalled_deal', NULL])[1 + (g / 3) % 3]
   FROM (SELECT tenant_id, id, row_number() OVER (PARTITION BY tenant_id ORDER BY id) AS n FROM users) u
  CROSS JOIN generate_series(0, 11) g WHERE u.n <= 3;
-INSERT INTO recommendation_feedback (tenant_id, id, recommendation_id, user_id, verdict, snooze_until, created_at)
+INSERT INTO recommendation_feedback (tenant_id, id, recommendation_id, user_id, verdict, reason_code, snooze_until,
+                                     created_at)
 SELECT tenant_id, gen_random_uuid(), id, user_id, verdict,
+       CASE WHEN verdict = 'dismiss' THEN (ARRAY['not_relevant', 'already_handled', 'not_mine', NULL])[1 + n % 4] END,
        CASE WHEN verdict = 'snooze' THEN timestamptz '2026-04-01' END,
        timestamptz '2026-01-30 23:00:00+00' + make_interval(hours => (12 * (n % 4))::int)
   FROM (SELECT r.*, row_number() OVER (ORDER BY r.id) AS n,

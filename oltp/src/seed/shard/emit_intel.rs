@@ -371,15 +371,35 @@ fn capitalised(action: &str) -> String {
     chars.next().map_or(String::new(), |f| f.to_uppercase().chain(chars).collect())
 }
 
-/// Whether a rep with `habit` accepts `action` (log-odds `0.25 + habit + appeal`), and if so whether
-/// it is already done.
-fn answer(rng: &mut SeedRng, habit: f64, action: &str) -> &'static str {
+/// How a rep answers an action: a status and, for a dismissal, its reason code.
+///
+/// Some actions rest on stale or wrong data whatever the rep thinks of the advice: [`STALE`] of them
+/// are dismissed as already handled outside the CRM (two in three) or as not the rep's record. The rest
+/// are accepted with log-odds `0.25 + habit + appeal` (a quarter of those already done), or dismissed
+/// as not relevant — with the code or, as a rep may leave it out, without.
+fn answer(rng: &mut SeedRng, habit: f64, action: &str) -> (&'static str, Option<&'static str>) {
+    if chance(rng, STALE) {
+        return ("dismissed", Some(if chance(rng, 2.0 / 3.0) { "already_handled" } else { "not_mine" }));
+    }
     let accepts = chance(rng, sigmoid(0.25 + habit + appeal(action)));
     match (accepts, chance(rng, 0.25)) {
-        (false, _) => "dismissed",
-        (true, true) => "done",
-        (true, false) => "accepted",
+        (false, coded) => ("dismissed", (!coded).then_some("not_relevant")),
+        (true, true) => ("done", None),
+        (true, false) => ("accepted", None),
     }
+}
+
+/// The share of answered actions that rested on stale or wrong data (see [`answer`]).
+const STALE: f64 = 0.15;
+
+/// A rep's note beside a reason code, now and then.
+fn note(rng: &mut SeedRng, code: Option<&str>) -> Option<&'static str> {
+    let notes: &[&str] = match code {
+        Some("already_handled") => &["Already in touch", "Spoke to them last week", "Meeting already booked"],
+        Some("not_mine") => &["Wrong contact", "Belongs to the partner team", "Not in my territory"],
+        _ => &["Not relevant", "Not a priority this quarter", "They are not ready"],
+    };
+    chance(rng, 0.4).then(|| pick(rng, notes))
 }
 
 /// One row of `recommendations` (it expires 14 days after it was made).
@@ -438,8 +458,11 @@ fn recommendations(
     em.begin(RECOMMENDATIONS);
     let mut past_rng = c.t.shard_rng(s.ix, "recommendation_history_answers");
     for p in history(c, s) {
-        let status =
-            if chance(&mut past_rng, 0.8) { answer(&mut past_rng, habit[p.owner], p.action) } else { "expired" };
+        let (status, code) = if chance(&mut past_rng, 0.8) {
+            answer(&mut past_rng, habit[p.owner], p.action)
+        } else {
+            ("expired", None)
+        };
         let id = ids.at_millis(p.created as u64);
         let score = uniform(&mut past_rng, 0.3, 0.9);
         let answered = p.created + between(&mut past_rng, 10 * MINUTE, 2 * DAY);
@@ -461,7 +484,7 @@ fn recommendations(
         row.emit(em, c)?;
         let verdict = if status == "dismissed" { "dismiss" } else { "accept" };
         if status != "expired" {
-            feedback.push((id, p.owner, verdict, None, answered));
+            feedback.push((id, p.owner, verdict, code, None, answered));
         }
     }
     for (i, (p, prediction, at)) in recs.iter().enumerate() {
@@ -472,12 +495,12 @@ fn recommendations(
         );
         let (action, title, rationale) = p.action.as_ref().unwrap_or(&fallback);
         let created = at + MINUTE;
-        let status = if i == 0 {
-            "accepted"
+        let (status, code) = if i == 0 {
+            ("accepted", None)
         } else {
             match rng::weighted(rng, &[("open", 0.5), ("decided", 0.32), ("snoozed", 0.08), ("expired", 0.1)]) {
                 "decided" => answer(rng, habit[p.owner], action),
-                other => other,
+                other => (other, None),
             }
         };
         let snoozed = (status == "snoozed").then_some(c.t.now + between(rng, DAY, 7 * DAY));
@@ -507,14 +530,14 @@ fn recommendations(
         };
         if let Some(v) = verdict {
             let answered = (created + between(rng, MINUTE, 6 * HOUR)).min(c.t.now - 1_000).max(created);
-            feedback.push((id, p.owner, v, snoozed, answered));
+            feedback.push((id, p.owner, v, code, snoozed, answered));
         }
     }
     em.finish()?;
     let mut fb_ids = c.t.shard_ids(s.ix, "recommendation_feedback");
     em.begin(RECOMMENDATION_FEEDBACK);
-    for (rec, user, verdict, snooze, at) in feedback {
-        let reason = (verdict == "dismiss").then(|| pick(rng, &["Already in touch", "Not relevant", "Wrong contact"]));
+    for (rec, user, verdict, code, snooze, at) in feedback {
+        let reason = if verdict == "dismiss" { note(rng, code) } else { None };
         em.row()
             .uuid(c.t.id)
             .uuid(fb_ids.at_millis(at as u64))
@@ -525,6 +548,7 @@ fn recommendations(
             .opt_ts(snooze)
             .ts(at)
             .ts(at)
+            .opt_text(code)
             .end()?;
     }
     em.finish()
