@@ -660,6 +660,10 @@ pub struct BenchDecisionsArgs {
     /// A trial fails when its action is still listed after this long.
     #[arg(long, default_value_t = 300)]
     pub timeout_secs: u64,
+    /// Keep the demo's data directory (its lake) here, empty or new, rather than in a temporary one
+    /// removed at the end — e.g. to evaluate the models on the same lake afterwards.
+    #[arg(long)]
+    pub keep: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, clap::Args)]

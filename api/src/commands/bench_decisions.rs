@@ -42,10 +42,23 @@ pub async fn run(settings: &Settings, args: &BenchDecisionsArgs) -> anyhow::Resu
     let (cluster, base_url) = bench_server(settings, false).await?;
     let url = fresh_database(&base_url, DATABASE).await?;
     let admin = db::connect(&url, 2).await?;
-    let data = tempfile::Builder::new().prefix("orbas-bench-decisions-").tempdir()?;
-    let log_path = data.path().join("demo.log");
-    let mut demo = Demo::start(&url, args, data.path(), &log_path).await?;
-    let result = measure(&admin, &mut demo, args, data.path()).await;
+    let (_temporary, data) = match &args.keep {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            if std::fs::read_dir(dir)?.next().is_some() {
+                bail!("--keep {}: the directory is not empty", dir.display());
+            }
+            (None, dir.clone())
+        }
+        None => {
+            let t = tempfile::Builder::new().prefix("orbas-bench-decisions-").tempdir()?;
+            let path = t.path().to_owned();
+            (Some(t), path)
+        }
+    };
+    let log_path = data.join("demo.log");
+    let mut demo = Demo::start(&url, args, &data, &log_path).await?;
+    let result = measure(&admin, &mut demo, args, &data).await;
     demo.stop().await;
     drop(cluster);
     match result {
