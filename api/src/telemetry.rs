@@ -11,9 +11,11 @@ pub enum LogFormat {
 
 pub fn init(format: LogFormat) {
     // delta-rs 1.1 warns on every MERGE that a file-skipping metric is missing and was derived: noise
-    // at one line per sink batch, so the default keeps only its errors.
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,deltalake_core::operations::merge=error"));
+    // at one line per sink batch, so the default keeps only its errors. Its kernel logs every snapshot
+    // it builds and every scan at info (several lines per lake query): the default keeps its warnings.
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new("info,sqlx=warn,deltalake_core::operations::merge=error,buoyant_kernel=warn")
+    });
     use std::io::IsTerminal as _;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -5,7 +5,7 @@
 //! |---|---|---|
 //! | retraining | at start, then every [`Schedule::retrain_every`] | [`ops::retrain`] of every scoring model of every tenant (promotion only when better on the held-out time split), predictions written; then the next-best-action [`acceptance`] model from the reps' feedback |
 //! | sentiment | whenever the lake moved on (checked every [`Schedule::sentiment_poll`]) | new or edited tickets, ticket messages and interactions scored ([`sentiment::score_subjects`], incremental) |
-//! | decisions | whenever the lake moved on (checked every [`Schedule::poll`]) | next-best actions refreshed ([`nba::refresh`]) |
+//! | decisions | whenever the lake moved on (checked every [`Schedule::poll`]) | next-best actions refreshed ([`nba::refresh`]) for the tenants whose rows moved ([`Lake::moved`]), and for every tenant each [`Schedule::full_decisions_every`] |
 //! | forecasts | at start, then every [`Schedule::forecast_every`] | today's forecast snapshots ([`forecast::run`]) and their accuracy so far |
 //!
 //! Each job is its own task, so a long retraining never holds up the decisions a logged call should
@@ -14,18 +14,19 @@
 //! others. Everything a job writes goes through `orbas-oltp` into Postgres and so through CDC back
 //! into the lake — which is what moves the lake on for the jobs that wait for it.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use orbas_oltp::db::Db;
 use orbas_oltp::model::{SentimentSubject, TenantId};
 use orbas_oltp::repo::identity;
-use orbas_warehouse::sql::Lake;
+use orbas_warehouse::sql::{Lake, Versions};
 use sqlx::PgPool;
-use tokio::sync::watch;
+use tokio::sync::{Mutex, watch};
 use tokio::task::JoinHandle;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::embed::Embedder;
 use crate::error::{Error, Result};
@@ -40,6 +41,8 @@ pub struct Schedule {
     pub forecast_every: Duration,
     /// How often the decisions job checks whether the lake moved on.
     pub poll: Duration,
+    /// The decisions job refreshes only the tenants whose lake rows moved, and every tenant this often.
+    pub full_decisions_every: Duration,
     /// How often the sentiment job checks whether the lake moved on.
     pub sentiment_poll: Duration,
     /// The sentence encoder's directory; without one sentiment is not scored (and the service says so).
@@ -58,6 +61,7 @@ impl Default for Schedule {
             retrain_every: Duration::from_secs(6 * 3600),
             forecast_every: Duration::from_secs(24 * 3600),
             poll: Duration::from_secs(2),
+            full_decisions_every: Duration::from_secs(600),
             sentiment_poll: Duration::from_secs(10),
             model_dir: crate::embed::model_dir(None),
             sentiment_subjects: SentimentSubject::ALL.to_vec(),
@@ -66,6 +70,15 @@ impl Default for Schedule {
             forecast: forecast::Settings::default(),
         }
     }
+}
+
+/// Where the decisions job is: the lake versions its last round handled, the tenants whose refresh
+/// failed (retried next round), and when every tenant was last refreshed.
+#[derive(Debug, Default)]
+pub struct Decisions {
+    seen: Versions,
+    failed: BTreeSet<TenantId>,
+    full_at: Option<Instant>,
 }
 
 /// What the service reads and writes: the admin pool lists tenants (the app role sees one tenant at a
@@ -100,10 +113,11 @@ impl Service {
         }
         {
             let (me, s) = (Arc::clone(&me), Arc::clone(&schedule));
-            let settings = s.nba.clone();
+            let (settings, full_every) = (s.nba.clone(), s.full_decisions_every);
+            let state = Arc::new(Mutex::new(Decisions::default()));
             jobs.push(tokio::spawn(on_lake_change(Arc::clone(&me.lake), s.poll, stop.clone(), move || {
-                let (me, settings) = (Arc::clone(&me), settings.clone());
-                async move { me.decide(&settings).await }
+                let (me, settings, state) = (Arc::clone(&me), settings.clone(), Arc::clone(&state));
+                async move { me.decide(&state, &settings, full_every).await }
             })));
         }
         match schedule.model_dir.clone() {
@@ -180,16 +194,45 @@ impl Service {
         Ok(round.end(ok))
     }
 
-    /// One refresh of every tenant's next-best actions; true when all succeeded.
-    pub async fn decide(&self, settings: &nba::Settings) -> Result<bool> {
+    /// One round of next-best actions: refreshes the tenants whose lake rows moved since the last
+    /// round ([`Lake::moved`]), those whose refresh failed last time, and — every `full_every` —
+    /// every tenant (what depends on the clock alone: expiries, quiet periods ending). True when all
+    /// succeeded.
+    pub async fn decide(
+        &self,
+        state: &Mutex<Decisions>,
+        settings: &nba::Settings,
+        full_every: Duration,
+    ) -> Result<bool> {
         let round = Round::start("decide");
+        let mut state = state.lock().await;
+        let (versions, moved) = self.lake.moved(&state.seen).await?;
+        let full = state.full_at.is_none_or(|t| t.elapsed() >= full_every);
+        let tenants = self.tenants().await?;
+        let due: Vec<TenantId> = tenants
+            .iter()
+            .copied()
+            .filter(|t| full || state.failed.contains(t) || moved.includes(&t.to_string()))
+            .collect();
         let mut ok = true;
-        for tenant in self.tenants().await? {
-            if let Err(e) = nba::refresh(&self.db, &self.lake, tenant, settings).await {
-                ok = false;
-                warn!(%tenant, error = %e, "refreshing next-best actions failed");
+        for &tenant in &due {
+            match nba::refresh(&self.db, &self.lake, tenant, settings).await {
+                Ok(_) => {
+                    state.failed.remove(&tenant);
+                }
+                Err(e) => {
+                    ok = false;
+                    state.failed.insert(tenant);
+                    warn!(%tenant, error = %e, "refreshing next-best actions failed");
+                }
             }
         }
+        // What moved up to `versions` is handled (or remembered as failed): the next round starts there.
+        state.seen = versions;
+        if full && ok {
+            state.full_at = Some(Instant::now());
+        }
+        debug!(refreshed = due.len(), unmoved = tenants.len() - due.len(), full, "decisions round");
         Ok(round.end(ok))
     }
 

@@ -407,17 +407,10 @@ pub fn dirty<'a>(table: &str, rows: impl IntoIterator<Item = Option<&'a Map<Stri
     if !sources().contains(table) {
         return None;
     }
-    let column = if table == "tenants" { "id" } else { "tenant_id" };
-    let mut tenants = BTreeSet::new();
-    for row in rows {
-        match row.and_then(|r| r.get(column)).and_then(Value::as_str) {
-            Some(t) => {
-                tenants.insert(t.to_owned());
-            }
-            None => return Some(Dirty::of(table, &Scope::All)),
-        }
-    }
-    Some(Dirty::of(table, &Scope::Tenants(tenants)))
+    Some(match crate::lake::tenants_of(table, rows) {
+        Some(tenants) => Dirty::of(table, &Scope::Tenants(tenants)),
+        None => Dirty::of(table, &Scope::All),
+    })
 }
 
 /// What one refresh did.

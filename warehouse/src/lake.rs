@@ -7,18 +7,25 @@
 //! re-snapshots are harmless. A truncate deletes every row older than it and is remembered in the same
 //! commit (two `txn` actions holding its position), so changes older than the truncate that arrive later
 //! (from another partition, or replayed) are dropped instead of resurrecting rows.
+//!
+//! Every silver commit also names the tenants whose rows it changed (commit metadata [`TENANTS_KEY`]),
+//! so a reader can redo per-tenant work for just the tenants that moved ([`crate::sql::Lake::moved`]).
+//! A silver commit that conflicts with another writer's (`orbas lake optimize`, an erasure) is run
+//! again on the latest version rather than stopping the sink.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use deltalake::DeltaTable;
 use deltalake::arrow::datatypes::Schema;
 use deltalake::datafusion::prelude::{SessionContext, col, lit};
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel as _;
 use deltalake::kernel::transaction::CommitProperties;
+use deltalake::kernel::transaction::TransactionError;
 use deltalake::kernel::{StructField, StructType, Transaction};
 use deltalake::operations::write::SchemaMode;
 use deltalake::protocol::SaveMode;
-use tracing::{debug, info};
+use deltalake::{DeltaTable, DeltaTableError};
+use serde_json::{Map, Value};
+use tracing::{debug, info, warn};
 use url::Url;
 
 use crate::convert::{self, Change};
@@ -28,6 +35,24 @@ use crate::schema::{TableLayout, meta};
 /// `txn` app ids holding the position of the last applied truncate (silver).
 const TRUNCATE_COMMIT_LSN_APP: &str = "orbas.truncate.commit_lsn";
 const TRUNCATE_LSN_APP: &str = "orbas.truncate.lsn";
+
+/// Commit-metadata key of a silver commit: the ids of the tenants whose rows it changed, or `"*"` when
+/// some change did not name its tenant (a truncate).
+pub const TENANTS_KEY: &str = "orbasTenants";
+
+/// The tenants `rows` of CRM table `table` belong to; `None` when a row does not say (a truncate has
+/// no row): every tenant may have changed.
+pub fn tenants_of<'a>(
+    table: &str,
+    rows: impl IntoIterator<Item = Option<&'a Map<String, Value>>>,
+) -> Option<BTreeSet<String>> {
+    let column = if table == "tenants" { "id" } else { "tenant_id" };
+    rows.into_iter().map(|row| row.and_then(|r| r.get(column)).and_then(Value::as_str).map(str::to_owned)).collect()
+}
+
+fn tenants_value(tenants: Option<BTreeSet<String>>) -> Value {
+    tenants.map_or_else(|| Value::from("*"), |t| Value::from(t.into_iter().collect::<Vec<_>>()))
+}
 
 /// Table properties every lake table gets.
 fn properties(extra: &[(&str, String)]) -> HashMap<String, Option<String>> {
@@ -156,16 +181,21 @@ pub async fn append_bronze(
         .with_save_mode(SaveMode::Append)
         .with_schema_mode(SchemaMode::Merge)
         .with_partition_columns([meta::COMMIT_DATE])
-        .with_commit_properties(commit(positions, &[]))
+        .with_commit_properties(commit(positions, &[], None))
         .await?;
     debug!(table = %layout.qualified(), rows = changes.len(), from = ?version, to = ?table.version(), "bronze append");
     Ok(table)
 }
 
-fn commit(positions: &BTreeMap<String, i64>, extra: &[Transaction]) -> CommitProperties {
+/// A commit's properties: the positions it covers, and for silver the tenants it touched.
+fn commit(positions: &BTreeMap<String, i64>, extra: &[Transaction], tenants: Option<Value>) -> CommitProperties {
     let mut txns: Vec<Transaction> = positions.iter().map(|(app, v)| Transaction::new(app, *v)).collect();
     txns.extend(extra.iter().cloned());
-    CommitProperties::default().with_application_transactions(txns)
+    let properties = CommitProperties::default().with_application_transactions(txns);
+    match tenants {
+        Some(t) => properties.with_metadata([(TENANTS_KEY.to_owned(), t)]),
+        None => properties,
+    }
 }
 
 /// The position of the last truncate silver applied.
@@ -177,17 +207,61 @@ pub async fn truncated_at(table: &DeltaTable) -> Result<Option<(i64, i64)>> {
 
 /// Deletes every silver row older than the truncate at `at` and records `at` in the same commit.
 pub async fn truncate_silver(table: DeltaTable, layout: &TableLayout, at: (i64, i64)) -> Result<DeltaTable> {
+    on_latest(table, layout, |t| truncate_silver_once(t, layout, at)).await
+}
+
+async fn truncate_silver_once(table: DeltaTable, layout: &TableLayout, at: (i64, i64)) -> Result<DeltaTable> {
     let older =
         col(meta::COMMIT_LSN).lt(lit(at.0)).or(col(meta::COMMIT_LSN).eq(lit(at.0)).and(col(meta::LSN).lt(lit(at.1))));
     let marks = [Transaction::new(TRUNCATE_COMMIT_LSN_APP, at.0), Transaction::new(TRUNCATE_LSN_APP, at.1)];
-    let (table, metrics) =
-        table.delete().with_predicate(older).with_commit_properties(commit(&BTreeMap::new(), &marks)).await?;
+    let (table, metrics) = table
+        .delete()
+        .with_predicate(older)
+        .with_commit_properties(commit(&BTreeMap::new(), &marks, Some(tenants_value(None))))
+        .await?;
     info!(table = %layout.qualified(), deleted = metrics.num_deleted_rows, "silver truncated");
     Ok(table)
 }
 
 /// Merges the newest change of each key into silver, recording `positions` in the same commit.
 pub async fn merge_silver(
+    table: DeltaTable,
+    layout: &TableLayout,
+    changes: &[&Change],
+    positions: &BTreeMap<String, i64>,
+) -> Result<DeltaTable> {
+    on_latest(table, layout, |t| merge_silver_once(t, layout, changes, positions)).await
+}
+
+/// Commits that conflict with another writer's are retried this many times.
+const CONFLICT_RETRIES: u32 = 5;
+
+/// Runs `op` on `table`. When its commit conflicts with another writer's (compaction or an erasure
+/// committed since the table was read), reloads the table and runs `op` again: a silver operation is
+/// idempotent (it applies only what is newer than the rows, and records its positions in the same
+/// commit), so running it on the latest version is exactly what it would have done.
+async fn on_latest<F, Fut>(mut table: DeltaTable, layout: &TableLayout, mut op: F) -> Result<DeltaTable>
+where
+    F: FnMut(DeltaTable) -> Fut,
+    Fut: std::future::Future<Output = Result<DeltaTable>>,
+{
+    let mut attempt = 0;
+    loop {
+        match op(table.clone()).await {
+            Err(Error::Delta(DeltaTableError::Transaction { source: TransactionError::CommitConflict(e) }))
+                if attempt < CONFLICT_RETRIES =>
+            {
+                attempt += 1;
+                warn!(table = %layout.qualified(), error = %e, attempt, "the commit conflicted with another writer's; again on the latest version");
+                tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
+                table.update_state().await?;
+            }
+            done => return done,
+        }
+    }
+}
+
+async fn merge_silver_once(
     table: DeltaTable,
     layout: &TableLayout,
     changes: &[&Change],
@@ -217,7 +291,11 @@ pub async fn merge_silver(
         .merge(df, on)
         .with_source_alias("s")
         .with_target_alias("t")
-        .with_commit_properties(commit(positions, &[]))
+        .with_commit_properties(commit(
+            positions,
+            &[],
+            Some(tenants_value(tenants_of(&layout.table, changes.iter().map(|c| c.row.as_ref())))),
+        ))
         .when_matched_delete(|d| d.predicate(newer.clone().and(deleted.clone())))?
         .when_matched_update(|mut u| {
             u = u.predicate(newer.clone());

@@ -9,8 +9,8 @@
 //! 200 ms ([`Lake::snapshot`]); a session installs one snapshot, so a query sees every batch the sink
 //! committed before it started (and one consistent version per table for its whole run).
 
-use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,6 +23,7 @@ use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use deltalake::DeltaTable;
+use futures::TryStreamExt as _;
 use tokio::sync::Mutex;
 use tracing::{debug, warn};
 use url::Url;
@@ -105,6 +106,46 @@ impl std::fmt::Debug for Snapshot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Snapshot").field("generation", &self.generation).field("versions", &self.versions).finish()
     }
+}
+
+/// The silver tables' versions as [`Lake::moved`] saw them (empty: never).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Versions(BTreeMap<String, Option<u64>>);
+
+/// Which tenants' silver rows changed between two reads of the lake ([`Lake::moved`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Moved {
+    /// Any of them may have.
+    All,
+    /// These (by id); none when nothing moved.
+    Tenants(BTreeSet<String>),
+}
+
+impl Moved {
+    pub fn includes(&self, tenant: &str) -> bool {
+        match self {
+            Moved::All => true,
+            Moved::Tenants(t) => t.contains(tenant),
+        }
+    }
+}
+
+/// Delta operations that leave every row as it was.
+fn changes_no_rows(operation: &str) -> bool {
+    matches!(
+        operation,
+        "CREATE TABLE"
+            | "ADD COLUMN"
+            | "OPTIMIZE"
+            | "VACUUM START"
+            | "VACUUM END"
+            | "SET TBLPROPERTIES"
+            | "UPDATE FIELD METADATA"
+            | "UPDATE TABLE METADATA"
+            | "ADD CONSTRAINT"
+            | "DROP CONSTRAINT"
+            | "ADD FEATURE"
+    )
 }
 
 /// A lake table's latest version (see [`Lake::commits`]).
@@ -296,6 +337,62 @@ impl Lake {
                 }
             })
             .collect())
+    }
+
+    /// What moved in the silver tables since `seen` (the versions an earlier call returned; empty the
+    /// first time): the tenants the new commits name ([`crate::lake::TENANTS_KEY`]), or [`Moved::All`]
+    /// when that cannot be told — the first call, a commit that names no tenants (a truncate, an
+    /// erasure, a writer other than the sink), history no longer in the log. Commits that change no
+    /// rows (table creation, added columns, compaction, vacuum) move nothing. Returns the versions to
+    /// pass next time with what moved up to them.
+    pub async fn moved(&self, seen: &Versions) -> Result<(Versions, Moved)> {
+        self.snapshot().await?;
+        let state = self.state.lock().await;
+        let prefix = format!("{SILVER_SCHEMA}.");
+        let now: BTreeMap<String, Option<u64>> = state
+            .handles
+            .iter()
+            .filter(|(key, _)| key.starts_with(&prefix))
+            .map(|(key, table)| (key.clone(), table.version()))
+            .collect();
+        if seen.0.is_empty() {
+            return Ok((Versions(now), Moved::All));
+        }
+        let mut tenants = BTreeSet::new();
+        for (key, version) in &now {
+            let Some(version) = *version else { continue };
+            let new = match seen.0.get(key).copied().flatten() {
+                Some(before) if before >= version => continue,
+                Some(before) => version - before,
+                None => version + 1,
+            };
+            let Some(table) = state.handles.get(key) else { continue };
+            let limit = usize::try_from(new).unwrap_or(usize::MAX);
+            let infos: Vec<deltalake::kernel::CommitInfo> = match table.history(Some(limit)).try_collect().await {
+                Ok(infos) => infos,
+                Err(e) => {
+                    warn!(table = %key, error = %e, "reading the table's history failed; every tenant counts as moved");
+                    return Ok((Versions(now), Moved::All));
+                }
+            };
+            if infos.len() < limit {
+                debug!(table = %key, new, found = infos.len(), "commits missing from the log");
+                return Ok((Versions(now), Moved::All));
+            }
+            for info in infos {
+                match info.info.get(crate::lake::TENANTS_KEY) {
+                    Some(serde_json::Value::Array(ids)) => {
+                        tenants.extend(ids.iter().filter_map(|id| id.as_str().map(str::to_owned)));
+                    }
+                    None if info.operation.as_deref().is_some_and(changes_no_rows) => {}
+                    _ => {
+                        debug!(table = %key, operation = ?info.operation, "a commit names no tenants");
+                        return Ok((Versions(now), Moved::All));
+                    }
+                }
+            }
+        }
+        Ok((Versions(now), Moved::Tenants(tenants)))
     }
 
     /// A fresh session context (information_schema on, catalog `lake`, schema `public`) whose memory

@@ -266,3 +266,68 @@ async fn truncates_and_added_columns_reach_silver() {
     sink.stop().await;
     cdc.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silver_commits_name_the_tenants_whose_rows_they_changed() {
+    use orbas_warehouse::sql::{Lake, Moved, Versions};
+    let db = orbas_testkit::fresh_db().await;
+    create_table(&db).await;
+    let broker = broker();
+    let cdc = start_cdc(&db, &broker).await;
+    let (_dir, root) = temp_lake();
+    let sink = start_sink(sink_config(&db, &broker, &root));
+    let (a, b) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+    sqlx::query("INSERT INTO public.lake_items (id, tenant_id, name) SELECT g, CASE WHEN g % 2 = 0 THEN $1 ELSE $2 END, 'x' FROM generate_series(1, 40) g")
+        .bind(a)
+        .bind(b)
+        .execute(&db.admin)
+        .await
+        .expect("rows of two tenants");
+    let rows = || async { lake_rows(&root, "silver", TABLE, "SELECT CAST(count(*) AS VARCHAR) FROM t").await };
+    eventually("both tenants' rows in silver", Duration::from_secs(60), || async {
+        rows().await.is_some_and(|r| r == ["40"])
+    })
+    .await;
+    let lake = Lake::new(root.clone()).with_freshness(Duration::ZERO);
+    let (seen, first) = lake.moved(&Versions::default()).await.expect("moved");
+    assert_eq!(first, Moved::All, "the first look knows nothing");
+    let (seen, still) = lake.moved(&seen).await.expect("moved");
+    assert_eq!(still, Moved::Tenants(Default::default()), "nothing moved since");
+
+    // A change to one tenant's rows moves that tenant only.
+    sqlx::query("UPDATE public.lake_items SET name = 'y' WHERE id IN (2, 4)")
+        .execute(&db.admin)
+        .await
+        .expect("update tenant a");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let seen = loop {
+        let (now, moved) = lake.moved(&seen).await.expect("moved");
+        if moved != Moved::Tenants(Default::default()) {
+            assert_eq!(moved, Moved::Tenants([a.to_string()].into()), "only tenant a moved");
+            assert!(!moved.includes(&b.to_string()));
+            break now;
+        }
+        assert!(std::time::Instant::now() < deadline, "the update never reached silver");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+
+    // Compaction rewrites files and changes no row: nobody moved.
+    let table = table_url(&root, "silver", "public", TABLE).expect("table url");
+    orbas_warehouse::maintain::optimize(&table, std::num::NonZeroU64::new(1 << 30).expect("size"))
+        .await
+        .expect("optimize");
+    let (seen, after) = lake.moved(&seen).await.expect("moved");
+    assert_eq!(after, Moved::Tenants(Default::default()), "compaction moves nobody");
+
+    // A truncate names no tenant: everyone may have moved. (The sink's delete, planned on the version
+    // before the compaction, conflicts with it and is run again on the latest version.)
+    sqlx::query("TRUNCATE public.lake_items").execute(&db.admin).await.expect("truncate");
+    eventually("the truncate in silver", Duration::from_secs(60), || async {
+        rows().await.is_some_and(|r| r == ["0"])
+    })
+    .await;
+    let (_, truncated) = lake.moved(&seen).await.expect("moved");
+    assert_eq!(truncated, Moved::All);
+    sink.stop().await;
+    cdc.stop().await;
+}
