@@ -53,6 +53,10 @@ pub const STALLED_DEAL: &str = "stalled_deal";
 pub const CHURN_RISK: &str = "churn_risk_ticket";
 pub const OVERDUE_INVOICE: &str = "overdue_invoice";
 
+/// The tables a refresh writes (the actions, and the scores that moved): a change there is the
+/// refresh's own, not news for the next one — a rep's answer also lands in `recommendation_feedback`.
+pub const WRITES: [&str; 2] = ["recommendations", "predictions"];
+
 /// Factors quoted per action.
 const FACTORS: usize = 3;
 

@@ -206,7 +206,7 @@ impl Service {
     ) -> Result<bool> {
         let round = Round::start("decide");
         let mut state = state.lock().await;
-        let (versions, moved) = self.lake.moved(&state.seen).await?;
+        let (versions, moved) = self.lake.moved(&state.seen, &nba::WRITES).await?;
         let full = state.full_at.is_none_or(|t| t.elapsed() >= full_every);
         let tenants = self.tenants().await?;
         let due: Vec<TenantId> = tenants

@@ -343,9 +343,10 @@ impl Lake {
     /// first time): the tenants the new commits name ([`crate::lake::TENANTS_KEY`]), or [`Moved::All`]
     /// when that cannot be told — the first call, a commit that names no tenants (a truncate, an
     /// erasure, a writer other than the sink), history no longer in the log. Commits that change no
-    /// rows (table creation, added columns, compaction, vacuum) move nothing. Returns the versions to
-    /// pass next time with what moved up to them.
-    pub async fn moved(&self, seen: &Versions) -> Result<(Versions, Moved)> {
+    /// rows (table creation, added columns, compaction, vacuum) move nothing, nor do commits to the
+    /// silver tables named in `ignore` (a job's own writes). Returns the versions to pass next time
+    /// with what moved up to them.
+    pub async fn moved(&self, seen: &Versions, ignore: &[&str]) -> Result<(Versions, Moved)> {
         self.snapshot().await?;
         let state = self.state.lock().await;
         let prefix = format!("{SILVER_SCHEMA}.");
@@ -360,6 +361,9 @@ impl Lake {
         }
         let mut tenants = BTreeSet::new();
         for (key, version) in &now {
+            if key.strip_prefix(&prefix).is_some_and(|table| ignore.contains(&table)) {
+                continue;
+            }
             let Some(version) = *version else { continue };
             let new = match seen.0.get(key).copied().flatten() {
                 Some(before) if before >= version => continue,

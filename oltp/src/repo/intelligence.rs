@@ -28,9 +28,15 @@ pub async fn ensure_model(
     task: &str,
     description: &str,
 ) -> Result<Model> {
-    Ok(sqlx::query_as(
+    // Read first, and insert only what is missing: a no-op upsert still writes a row version, which
+    // CDC carries to the lake as a change to the tenant (and so wakes every job that waits for one).
+    const FIND: &str = "SELECT id, key, name, task FROM ai_models WHERE tenant_id = $1 AND key = $2";
+    if let Some(found) = sqlx::query_as(FIND).bind(tenant).bind(key).fetch_optional(&mut *conn).await? {
+        return Ok(found);
+    }
+    let inserted = sqlx::query_as(
         "INSERT INTO ai_models (tenant_id, id, key, name, task, description) VALUES ($1, $2, $3, $4, $5, $6)
-         ON CONFLICT (tenant_id, key) DO UPDATE SET updated_at = ai_models.updated_at
+         ON CONFLICT (tenant_id, key) DO NOTHING
          RETURNING id, key, name, task",
     )
     .bind(tenant)
@@ -39,8 +45,13 @@ pub async fn ensure_model(
     .bind(name)
     .bind(task)
     .bind(description)
-    .fetch_one(conn)
-    .await?)
+    .fetch_optional(&mut *conn)
+    .await?;
+    match inserted {
+        Some(model) => Ok(model),
+        // Another transaction inserted it meanwhile: read it now that it is committed.
+        None => Ok(sqlx::query_as(FIND).bind(tenant).bind(key).fetch_one(conn).await?),
+    }
 }
 
 /// One trained version of a model.

@@ -289,9 +289,9 @@ async fn silver_commits_name_the_tenants_whose_rows_they_changed() {
     })
     .await;
     let lake = Lake::new(root.clone()).with_freshness(Duration::ZERO);
-    let (seen, first) = lake.moved(&Versions::default()).await.expect("moved");
+    let (seen, first) = lake.moved(&Versions::default(), &[]).await.expect("moved");
     assert_eq!(first, Moved::All, "the first look knows nothing");
-    let (seen, still) = lake.moved(&seen).await.expect("moved");
+    let (seen, still) = lake.moved(&seen, &[]).await.expect("moved");
     assert_eq!(still, Moved::Tenants(Default::default()), "nothing moved since");
 
     // A change to one tenant's rows moves that tenant only.
@@ -301,10 +301,12 @@ async fn silver_commits_name_the_tenants_whose_rows_they_changed() {
         .expect("update tenant a");
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let seen = loop {
-        let (now, moved) = lake.moved(&seen).await.expect("moved");
+        let (now, moved) = lake.moved(&seen, &[]).await.expect("moved");
         if moved != Moved::Tenants(Default::default()) {
             assert_eq!(moved, Moved::Tenants([a.to_string()].into()), "only tenant a moved");
             assert!(!moved.includes(&b.to_string()));
+            let (_, ignored) = lake.moved(&seen, &[TABLE]).await.expect("moved");
+            assert_eq!(ignored, Moved::Tenants(Default::default()), "a table the caller ignores moves nobody");
             break now;
         }
         assert!(std::time::Instant::now() < deadline, "the update never reached silver");
@@ -316,7 +318,7 @@ async fn silver_commits_name_the_tenants_whose_rows_they_changed() {
     orbas_warehouse::maintain::optimize(&table, std::num::NonZeroU64::new(1 << 30).expect("size"))
         .await
         .expect("optimize");
-    let (seen, after) = lake.moved(&seen).await.expect("moved");
+    let (seen, after) = lake.moved(&seen, &[]).await.expect("moved");
     assert_eq!(after, Moved::Tenants(Default::default()), "compaction moves nobody");
 
     // A truncate names no tenant: everyone may have moved. (The sink's delete, planned on the version
@@ -326,7 +328,7 @@ async fn silver_commits_name_the_tenants_whose_rows_they_changed() {
         rows().await.is_some_and(|r| r == ["0"])
     })
     .await;
-    let (_, truncated) = lake.moved(&seen).await.expect("moved");
+    let (_, truncated) = lake.moved(&seen, &[]).await.expect("moved");
     assert_eq!(truncated, Moved::All);
     sink.stop().await;
     cdc.stop().await;
