@@ -342,7 +342,7 @@ impl<'a> Streamer<'a> {
         }
         // Graceful stop: what was read goes out, is acknowledged, and the slot is told.
         info!("stopping: flushing Kafka and confirming the slot");
-        self.output.flush(Duration::from_secs(30))?;
+        self.output.flush(Duration::from_secs(30)).await?;
         self.output.drain().await?;
         let acked = self.output.tracker.acked();
         stream.send_status(self.received, acked, false).await?;
@@ -562,7 +562,7 @@ impl<'a> Streamer<'a> {
         self.value.clear();
         self.resnapshots.on_truncate(&rel.schema, &rel.table, self.txn.as_ref().map(|t| t.xid));
         self.encoder.write_event(rel, Op::Truncate, None, None, &pos, now_ms(), &mut self.value);
-        let partitions = self.output.partitions(&rel.topic)?;
+        let partitions = self.output.partitions(&rel.topic).await?;
         for p in 0..partitions {
             self.output.send(seq, &rel.topic, Some(p), None, Some(&self.value)).await?;
         }

@@ -21,6 +21,8 @@ pub enum Error {
     Sql(#[from] sqlx::Error),
     #[error("Kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("a blocking Kafka call did not finish: {0}")]
+    Blocking(#[from] tokio::task::JoinError),
     #[error("Kafka refused an event after all retries ({0}); stopping so nothing is skipped")]
     Delivery(String),
     #[error(

@@ -244,11 +244,18 @@ impl Output {
         Ok(())
     }
 
-    /// Partitions of `topic`, as the broker reports them.
-    pub fn partitions(&self, topic: &str) -> Result<i32> {
-        let md = self.producer.client().fetch_metadata(Some(topic), Duration::from_secs(10))?;
-        let n = md.topics().iter().find(|t| t.name() == topic).map_or(0, |t| t.partitions().len());
-        Ok(i32::try_from(n).unwrap_or(i32::MAX).max(1))
+    /// Partitions of `topic`, as the broker reports them. librdkafka's metadata request blocks its
+    /// caller (up to 10 s with the broker away), so it runs on the blocking pool, never on an async
+    /// worker.
+    pub async fn partitions(&self, topic: &str) -> Result<i32> {
+        let producer = self.producer.clone();
+        let topic = topic.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let md = producer.client().fetch_metadata(Some(&topic), Duration::from_secs(10))?;
+            let n = md.topics().iter().find(|t| t.name() == topic).map_or(0, |t| t.partitions().len());
+            Ok(i32::try_from(n).unwrap_or(i32::MAX).max(1))
+        })
+        .await?
     }
 
     /// Queues one message of transaction `seq`; waits while librdkafka's queue is full.
@@ -287,9 +294,12 @@ impl Output {
         }
     }
 
-    /// Waits until everything queued is acknowledged (or `timeout`).
-    pub fn flush(&self, timeout: Duration) -> Result<()> {
-        self.producer.flush(timeout)?;
+    /// Waits until everything queued is acknowledged (or `timeout`). librdkafka's flush blocks its
+    /// caller for as long as the broker is away, so it runs on the blocking pool: a stop with the
+    /// broker gone must not hold an async worker (and every task queued behind it) for `timeout`.
+    pub async fn flush(&self, timeout: Duration) -> Result<()> {
+        let producer = self.producer.clone();
+        tokio::task::spawn_blocking(move || producer.flush(timeout)).await??;
         Ok(())
     }
 

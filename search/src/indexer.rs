@@ -164,7 +164,7 @@ pub async fn run(cfg: IndexerConfig, index: Arc<SearchIndex>, mut stop: watch::R
             ix.flush(batch).await?;
         }
         let done = idle && ix.cfg.until_caught_up && !ix.assigned.is_empty() && ix.caught_up().await?;
-        if *stop.borrow() || done {
+        if stopping(&stop) || done {
             // The vector graph as of the last batch, so the next open loads instead of inserting.
             let index = ix.index.clone();
             tokio::task::spawn_blocking(move || index.save_vectors()).await.map_err(Error::Task)?;
@@ -422,4 +422,10 @@ impl Indexer {
         };
         Ok(change.map(|c| (c, lsn)))
     }
+}
+
+/// Whether to stop: `stop` turned true, or its sender is gone (whoever could have said stop has
+/// stopped; running on would spin, as every wait on the channel returns at once).
+fn stopping(stop: &watch::Receiver<bool>) -> bool {
+    *stop.borrow() || stop.has_changed().is_err()
 }

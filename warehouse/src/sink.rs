@@ -244,7 +244,7 @@ impl Sink {
                 self.record_lag().await;
                 last_lag = Some(Instant::now());
             }
-            if *stop.borrow() {
+            if stopping(&stop) {
                 if let Some((refresher, task)) = gold {
                     drop(refresher);
                     let _ = task.await;
@@ -742,6 +742,12 @@ fn stats_columns(layout: &TableLayout, pii: &[String]) -> Vec<String> {
         })
         .map(|c| c.name.clone())
         .collect()
+}
+
+/// Whether to stop: `stop` turned true, or its sender is gone (whoever could have said stop has
+/// stopped; running on would spin, as every wait on the channel returns at once).
+fn stopping(stop: &watch::Receiver<bool>) -> bool {
+    *stop.borrow() || stop.has_changed().is_err()
 }
 
 #[cfg(test)]

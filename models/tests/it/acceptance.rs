@@ -190,4 +190,5 @@ async fn verdicts_from_the_lake_train_an_acceptance_model_that_serves() {
     .await
     .expect("active");
     assert_eq!(active, 1);
+    p.stop().await;
 }

@@ -208,6 +208,5 @@ async fn rollup_from_the_lake_equals_postgres_and_snapshots_are_written() {
     assert!(acc.by_rep.keys().any(|(source, _)| source == "rollup"));
     assert!(acc.pairs.iter().all(|p| p.period_start < acc.until));
 
-    let _ = p.sink_stop.send(true);
-    let _ = p.cdc_stop.send(());
+    p.stop().await;
 }

@@ -30,6 +30,24 @@ struct Pipeline {
     root: url::Url,
     cdc_stop: oneshot::Sender<()>,
     sink_stop: watch::Sender<bool>,
+    cdc: tokio::task::JoinHandle<()>,
+    sink: tokio::task::JoinHandle<()>,
+}
+
+impl Pipeline {
+    /// Stops the sink and CDC while the broker is still up (each flushes and commits what it has),
+    /// then the broker. Dropped without it, the broker goes first and CDC's last flush waits for it
+    /// in vain.
+    async fn stop(self) {
+        let _ = self.sink_stop.send(true);
+        let _ = self.cdc_stop.send(());
+        for (what, task) in [("the sink", self.sink), ("CDC", self.cdc)] {
+            match tokio::time::timeout(Duration::from_secs(60), task).await {
+                Ok(r) => r.unwrap_or_else(|e| panic!("{what} panicked: {e}")),
+                Err(_) => panic!("{what} did not stop within 60 s of being asked"),
+            }
+        }
+    }
 }
 
 async fn pipeline(db: &TestDb) -> Pipeline {
@@ -42,9 +60,15 @@ async fn pipeline(db: &TestDb) -> Pipeline {
     cfg.heartbeat_interval = Duration::ZERO;
     let slot = cfg.slot.clone();
     let (cdc_stop, rx) = oneshot::channel::<()>();
-    tokio::spawn(orbas_pipeline::cdc::run(cfg, async move {
-        let _ = rx.await;
-    }));
+    let cdc = tokio::spawn(async move {
+        if let Err(e) = orbas_pipeline::cdc::run(cfg, async move {
+            let _ = rx.await;
+        })
+        .await
+        {
+            eprintln!("CDC stopped: {e}");
+        }
+    });
     orbas_testkit::cdc_snapshot_done(&db.admin, &slot).await;
     let dir = tempfile::tempdir().expect("temp dir");
     let root = url::Url::from_directory_path(dir.path()).expect("lake URL");
@@ -52,12 +76,12 @@ async fn pipeline(db: &TestDb) -> Pipeline {
     sink.batch_interval = Duration::from_millis(200);
     sink.discovery_interval = Duration::from_millis(500);
     let (sink_stop, rx) = watch::channel(false);
-    tokio::spawn(async move {
+    let sink = tokio::spawn(async move {
         if let Err(e) = async { Sink::connect(sink).await?.run(rx).await }.await {
             eprintln!("the sink stopped: {e}");
         }
     });
-    Pipeline { _broker: broker, _lake_dir: dir, lake: Lake::new(root.clone()), root, cdc_stop, sink_stop }
+    Pipeline { _broker: broker, _lake_dir: dir, lake: Lake::new(root.clone()), root, cdc_stop, sink_stop, cdc, sink }
 }
 
 /// Waits until the tenant's silver tables hold as many rows as Postgres for every table features read.
@@ -251,6 +275,5 @@ async fn features_from_the_lake_agree_with_postgres_and_predict_outcomes() {
     .expect("latest predictions");
     assert_eq!(serving, [if second.promoted { 2 } else { 1 }]);
 
-    let _ = p.sink_stop.send(true);
-    let _ = p.cdc_stop.send(());
+    p.stop().await;
 }

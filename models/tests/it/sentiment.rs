@@ -82,6 +82,5 @@ async fn scores_a_seeded_tenants_tickets_as_the_generator_planted_them() {
     })
     .await;
 
-    let _ = p.sink_stop.send(true);
-    let _ = p.cdc_stop.send(());
+    p.stop().await;
 }

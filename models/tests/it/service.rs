@@ -161,4 +161,5 @@ async fn the_service_keeps_scores_tone_actions_and_forecasts_current() {
     );
     let _ = stop_tx.send(true);
     tokio::time::timeout(Duration::from_secs(300), jobs.join()).await.expect("the jobs stop when asked");
+    p.stop().await;
 }

@@ -82,7 +82,7 @@ async fn updates_and_deletes_are_visible_once_applied_and_restarts_resume() {
     assert_eq!((stats.loaded_from.as_ref(), stats.read_from_index), (Some(&saved), 1), "{stats:?}");
     drop(follower);
     assert!(hits_in(&indexing.index, "Katherine Johnson", Mode::Hybrid, &vis).contains(&a.id_of("johnson")));
-    let (ix, second) = indexing.stop().await;
+    let (ix, second) = indexing.abandon().await;
     assert_eq!(ix.num_docs(), docs, "no document twice after the restart");
     assert!(
         second.messages < 5 && second.messages >= 1,

@@ -93,6 +93,18 @@ impl Indexing {
         (self.index, stats)
     }
 
+    /// Drops the stop channel without a word, as an owner that ends does: the indexer must take that
+    /// as stop (its open batch committed), not spin on a channel that can never say stop.
+    pub async fn abandon(self) -> (Arc<SearchIndex>, IndexerStats) {
+        drop(self.stop);
+        let stats = tokio::time::timeout(FLOW, self.task)
+            .await
+            .expect("the indexer stops once nobody can stop it")
+            .expect("indexer task")
+            .expect("the indexer ran without error");
+        (self.index, stats)
+    }
+
     /// Waits until the index holds `n` documents.
     pub async fn hold(&self, n: u64) {
         orbas_testkit::eventually(&format!("the index holds {n} documents"), FLOW, || {

@@ -90,6 +90,17 @@ impl Running {
         let _ = self.stop.send(true);
         self.task.await.expect("sink task").expect("sink stopped cleanly")
     }
+
+    /// Drops the stop channel without a word, as an owner that ends does: the sink must take that
+    /// as stop (commit and return), not spin on a channel that can never say stop.
+    pub async fn abandon(self) -> orbas_warehouse::sink::SinkStats {
+        drop(self.stop);
+        tokio::time::timeout(Duration::from_secs(120), self.task)
+            .await
+            .expect("the sink stops once nobody can stop it")
+            .expect("sink task")
+            .expect("sink stopped cleanly")
+    }
 }
 
 /// A temporary lake directory and its URL.

@@ -263,7 +263,8 @@ async fn truncates_and_added_columns_reach_silver() {
     let truncates =
         lake_rows(&lake, "bronze", TABLE, "SELECT _op || ':' || count(*) FROM t GROUP BY _op ORDER BY _op").await;
     assert!(truncates.as_ref().is_some_and(|t| t.contains(&"t:1".to_owned())), "bronze ops: {truncates:?}");
-    sink.stop().await;
+    let stats = sink.abandon().await;
+    assert!(stats.messages > 0, "{stats:?}");
     cdc.stop().await;
 }
 
