@@ -122,8 +122,9 @@ pub async fn get(conn: &mut PgConnection, key: &str) -> Result<StoredKpi> {
     StoredKpi::from_row(kpis::by_key(conn, key, false).await?)
 }
 
-/// Adds the standard set's KPIs the tenant lacks (approved, by the system); returns how many.
-pub async fn install_standard(conn: &mut PgConnection, tenant: TenantId, at: DateTime<Utc>) -> Result<u64> {
+/// Adds the standard set's KPIs the tenant lacks (approved, by the system) and moves the standard
+/// KPIs nobody changed to this release's content.
+pub async fn install_standard(conn: &mut PgConnection, tenant: TenantId, at: DateTime<Utc>) -> Result<kpis::Installed> {
     let writes: Vec<KpiWrite> = crate::standard::kpis().iter().map(to_write).collect();
     Ok(kpis::install_standard(conn, tenant, &writes, at).await?)
 }

@@ -296,10 +296,20 @@ pub fn defaults() -> Vec<DashboardSpec> {
     ]
 }
 
-/// Installs the standard KPIs and the default dashboards the tenant lacks (by key); returns how many
-/// KPIs and dashboards were added. Dashboards are owned by nobody (admins edit them).
-pub async fn install_defaults(conn: &mut PgConnection, tenant: TenantId, at: DateTime<Utc>) -> Result<(u64, u64)> {
-    let kpis_added = catalog::install_standard(conn, tenant, at).await?;
+/// What [`install_defaults`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Installed {
+    pub kpis_added: u64,
+    /// Standard KPIs nobody had changed, moved to this release's content.
+    pub kpis_upgraded: u64,
+    pub dashboards_added: u64,
+}
+
+/// Installs the standard KPIs and the default dashboards the tenant lacks (by key), and moves the
+/// standard KPIs nobody changed to this release's content. Dashboards are owned by nobody (admins
+/// edit them).
+pub async fn install_defaults(conn: &mut PgConnection, tenant: TenantId, at: DateTime<Utc>) -> Result<Installed> {
+    let kpis = catalog::install_standard(conn, tenant, at).await?;
     let mut boards_added = 0;
     for spec in defaults() {
         let key = spec.key.clone().unwrap_or_default();
@@ -321,7 +331,7 @@ pub async fn install_defaults(conn: &mut PgConnection, tenant: TenantId, at: Dat
             Err(e) => return Err(e),
         }
     }
-    Ok((kpis_added, boards_added))
+    Ok(Installed { kpis_added: kpis.added, kpis_upgraded: kpis.upgraded, dashboards_added: boards_added })
 }
 
 #[cfg(test)]

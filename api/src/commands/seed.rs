@@ -26,18 +26,26 @@ pub async fn run(settings: &Settings, args: &SeedArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Gives each tenant the standard KPIs and the default dashboards of the roles it lacks (by key).
+/// Gives each tenant the standard KPIs and the default dashboards of the roles it lacks (by key),
+/// and this release's content for the standard KPIs nobody changed.
 pub async fn install_dashboards(pool: &PgPool, tenants: impl IntoIterator<Item = TenantId>) -> anyhow::Result<()> {
     let db = db::Db::new(pool.clone());
-    let (mut kpis, mut boards) = (0, 0);
+    let (mut kpis, mut upgraded, mut boards) = (0, 0, 0);
     for tenant in tenants {
         let mut tx = db.begin(tenant).await?;
-        let (k, b) = orbas_dashboards::store::install_defaults(tx.conn(), tenant, chrono::Utc::now()).await?;
+        let done = orbas_dashboards::store::install_defaults(tx.conn(), tenant, chrono::Utc::now()).await?;
         tx.commit().await?;
-        (kpis, boards) = (kpis + k, boards + b);
+        if done.kpis_upgraded > 0 {
+            tracing::info!(%tenant, kpis = done.kpis_upgraded, "standard KPIs moved to this release's content");
+        }
+        (kpis, upgraded, boards) =
+            (kpis + done.kpis_added, upgraded + done.kpis_upgraded, boards + done.dashboards_added);
     }
     if kpis + boards > 0 {
         println!("installed {kpis} standard KPI(s) and {boards} default dashboard(s)");
+    }
+    if upgraded > 0 {
+        println!("updated {upgraded} unchanged standard KPI(s) to this release's definitions");
     }
     Ok(())
 }

@@ -73,7 +73,7 @@ async fn kpis_and_dashboards_answer_from_the_lake_and_follow_its_commits() {
     let mut tx = db.begin(tenant).await.expect("tx");
     assert_eq!(
         orbas_dashboards::store::install_defaults(tx.conn(), tenant, chrono::Utc::now()).await.ok(),
-        Some((0, 0))
+        Some(Default::default())
     );
     tx.commit().await.expect("commit");
 

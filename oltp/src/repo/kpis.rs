@@ -137,34 +137,88 @@ pub async fn delete(conn: &mut PgConnection, key: &str) -> Result<()> {
     found((done.rows_affected() > 0).then_some(()), ENTITY)
 }
 
+/// What [`install_standard`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Installed {
+    /// Keys the tenant did not have.
+    pub added: u64,
+    /// Standard KPIs nobody had changed, moved to this release's content.
+    pub upgraded: u64,
+}
+
+/// The digest of a KPI's content, over the SQL expressions of its name, description, definition,
+/// unit and direction (jsonb's text form is canonical, so equal definitions digest alike). A standard
+/// KPI keeps the digest of what the system last wrote (`standard_digest`); while its content still
+/// has it, nobody has changed it.
+fn digest([name, description, definition, unit, direction]: [&str; 5]) -> String {
+    format!(
+        "md5({name} || chr(31) || coalesce({description}, '') || chr(31) || ({definition})::text || chr(31) || \
+         {unit} || chr(31) || {direction})"
+    )
+}
+
 /// Installs `kpis` as the tenant's approved standard set: a key the tenant does not have yet is
-/// added; an existing KPI (standard or the tenant's own under that key) is left as it is. Returns how
-/// many were added.
+/// added; a standard KPI nobody has changed since the system wrote it takes the content of `kpis`
+/// (a release's improved formula reaches every tenant); a standard KPI an admin changed, and the
+/// tenant's own KPI under a standard key, are left as they are.
 pub async fn install_standard(
     conn: &mut PgConnection,
     tenant: TenantId,
     kpis: &[KpiWrite],
     at: DateTime<Utc>,
-) -> Result<u64> {
-    let mut added = 0;
+) -> Result<Installed> {
+    let new = |first: usize| -> String {
+        let p = |i: usize| format!("${}", first + i);
+        digest([
+            &format!("{}::text", p(0)),
+            &format!("{}::text", p(1)),
+            &format!("{}::jsonb", p(2)),
+            &format!("{}::text", p(3)),
+            &format!("{}::text", p(4)),
+        ])
+    };
+    let insert = format!(
+        "INSERT INTO kpi_definitions (tenant_id, id, key, name, description, definition, unit, good_direction, \
+           status, approved_at, is_standard, standard_digest) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'approved', $9, true, {}) ON CONFLICT (tenant_id, key) DO NOTHING",
+        new(4)
+    );
+    let upgrade = format!(
+        "UPDATE kpi_definitions SET name = $2, description = $3, definition = $4, unit = $5, good_direction = $6, \
+           updated_at = now(), standard_digest = {new} \
+         WHERE key = $1 AND is_standard AND standard_digest = {now} AND standard_digest <> {new}",
+        new = new(2),
+        now = digest(["name", "description", "definition", "unit", "good_direction"]),
+    );
+    let mut done = Installed::default();
     for w in kpis {
-        let done = sqlx::query(
-            "INSERT INTO kpi_definitions (tenant_id, id, key, name, description, definition, unit, good_direction, \
-               status, approved_at, is_standard) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'approved', $9, true) ON CONFLICT (tenant_id, key) DO NOTHING",
-        )
-        .bind(tenant)
-        .bind(KpiId::new())
-        .bind(&w.key)
-        .bind(&w.name)
-        .bind(&w.description)
-        .bind(&w.definition)
-        .bind(&w.unit)
-        .bind(&w.good_direction)
-        .bind(at)
-        .execute(&mut *conn)
-        .await?;
-        added += done.rows_affected();
+        let added = sqlx::query(sqlx::AssertSqlSafe(insert.as_str()))
+            .bind(tenant)
+            .bind(KpiId::new())
+            .bind(&w.key)
+            .bind(&w.name)
+            .bind(&w.description)
+            .bind(&w.definition)
+            .bind(&w.unit)
+            .bind(&w.good_direction)
+            .bind(at)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+        done.added += added;
+        if added > 0 {
+            continue;
+        }
+        done.upgraded += sqlx::query(sqlx::AssertSqlSafe(upgrade.as_str()))
+            .bind(&w.key)
+            .bind(&w.name)
+            .bind(&w.description)
+            .bind(&w.definition)
+            .bind(&w.unit)
+            .bind(&w.good_direction)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
     }
-    Ok(added)
+    Ok(done)
 }

@@ -79,7 +79,7 @@ tables! {
     MODEL_VERSIONS = "model_versions" ["tenant_id", "id", "model_id", "version", "status", "params", "metrics",
         "training_rows", "artifact_url", "trained_at", "created_at", "updated_at"];
     KPI_DEFINITIONS = "kpi_definitions" ["tenant_id", "id", "key", "name", "description", "definition", "unit",
-        "good_direction", "created_at", "updated_at"];
+        "good_direction", "created_at", "updated_at", "standard_digest"];
     DASHBOARDS = "dashboards" ["tenant_id", "id", "name", "description", "owner_id", "is_shared", "filters",
         "created_at", "updated_at"];
     DASHBOARD_WIDGETS = "dashboard_widgets" ["tenant_id", "id", "dashboard_id", "kpi_id", "kind", "title",

@@ -1,7 +1,7 @@
 //! Repositories against a real database, through the unprivileged role and tenant-scoped transactions.
 
 use orbas_oltp::model::{OpportunityKind, OpportunityStatus, StageId, TenantId, UserId};
-use orbas_oltp::repo::{accounts, contacts, opportunities, recommendations, table, tasks, tickets};
+use orbas_oltp::repo::{accounts, contacts, kpis, opportunities, recommendations, table, tasks, tickets};
 use orbas_oltp::{Error, ErrorKind, seed};
 use rust_decimal::Decimal;
 use sqlx::PgPool;
@@ -211,4 +211,109 @@ async fn tasks_tickets_and_recommendations_round_trip() {
     assert_eq!(snoozed.status, orbas_oltp::model::RecommendationStatus::Snoozed);
     let mine = recommendations::for_user(tx.conn(), user, chrono::Utc::now(), 500).await.expect("mine");
     assert!(mine.iter().all(|r| r.id != rec.id), "a snoozed recommendation is hidden until the snooze ends");
+}
+
+/// A standard KPI as a release ships it.
+fn standard(key: &str, measure: &str, description: &str) -> kpis::KpiWrite {
+    kpis::KpiWrite {
+        key: key.to_owned(),
+        name: format!("Standard {key}"),
+        description: Some(description.to_owned()),
+        definition: serde_json::json!({"source": "gold.deals", "measure": measure, "grain": "month"}),
+        unit: "count".to_owned(),
+        good_direction: "up".to_owned(),
+    }
+}
+
+#[tokio::test]
+async fn standard_kpis_follow_the_release_until_someone_changes_them() {
+    let (t, a, b) = setup().await;
+    let at = chrono::Utc::now();
+    let release1 = [
+        standard("follows", "SUM(won)", "v1"),
+        standard("edited", "SUM(lost)", "v1"),
+        standard("same", "COUNT(*)", ""),
+    ];
+    let release2 = [
+        standard("follows", "SUM(won) - SUM(stale)", "v2: leaves stale answers out"),
+        standard("edited", "SUM(lost) - SUM(stale)", "v2"),
+        standard("same", "COUNT(*)", ""),
+        standard("added", "AVG(amount)", "new in v2"),
+    ];
+    let read = |tenant: TenantId, key: &'static str| {
+        let app = t.app.clone();
+        async move {
+            let mut tx = app.begin(tenant).await.expect("begin");
+            let row = kpis::by_key(tx.conn(), key, false).await.expect("kpi");
+            tx.commit().await.expect("commit");
+            row
+        }
+    };
+
+    // Tenant b was installed by a release before the digest existed (the column is dropped to stand
+    // for that schema): one standard KPI an admin edited later, the others untouched. The migration
+    // tells them apart by their timestamps.
+    sqlx::raw_sql("ALTER TABLE kpi_definitions DROP COLUMN standard_digest").execute(&t.admin).await.expect("drop");
+    for w in &release1 {
+        sqlx::query(
+            "INSERT INTO kpi_definitions (tenant_id, id, key, name, description, definition, unit, good_direction,
+                                          status, approved_at, is_standard)
+             VALUES ($1, gen_random_uuid(), $2, $3, $4, $5, $6, $7, 'approved', now(), true)",
+        )
+        .bind(b)
+        .bind(&w.key)
+        .bind(&w.name)
+        .bind(&w.description)
+        .bind(&w.definition)
+        .bind(&w.unit)
+        .bind(&w.good_direction)
+        .execute(&t.admin)
+        .await
+        .expect("an old release's install");
+    }
+    sqlx::query("UPDATE kpi_definitions SET name = 'Our lost deals' WHERE tenant_id = $1 AND key = 'edited'")
+        .bind(b)
+        .execute(&t.admin)
+        .await
+        .expect("an admin's edit");
+    sqlx::raw_sql(include_str!("../../../migrations/20261207000024_standard_kpi_upgrades.sql"))
+        .execute(&t.admin)
+        .await
+        .expect("the migration");
+
+    // Tenant a is installed by release 1 now; an admin then edits one of its standard KPIs.
+    let mut tx = t.app.begin(a).await.expect("begin");
+    let first = kpis::install_standard(tx.conn(), a, &release1, at).await.expect("release 1");
+    assert_eq!(first, kpis::Installed { added: 3, upgraded: 0 });
+    let mine = kpis::KpiWrite { name: "Our lost deals".into(), ..release1[1].clone() };
+    kpis::update(tx.conn(), "edited", &mine).await.expect("an admin's edit");
+    tx.commit().await.expect("commit");
+
+    for tenant in [a, b] {
+        let same_before = read(tenant, "same").await;
+        let mut tx = t.app.begin(tenant).await.expect("begin");
+        let done = kpis::install_standard(tx.conn(), tenant, &release2, at).await.expect("release 2");
+        tx.commit().await.expect("commit");
+        assert_eq!(done, kpis::Installed { added: 1, upgraded: 1 }, "tenant {tenant}");
+
+        let follows = read(tenant, "follows").await;
+        assert_eq!(
+            (follows.definition, follows.description.as_deref(), follows.status.as_str(), follows.is_standard),
+            (release2[0].definition.clone(), Some("v2: leaves stale answers out"), "approved", true),
+            "an unchanged standard KPI takes the release's content"
+        );
+        let edited = read(tenant, "edited").await;
+        assert_eq!(
+            (edited.name.as_str(), edited.definition),
+            ("Our lost deals", release1[1].definition.clone()),
+            "an edited standard KPI keeps the admin's content"
+        );
+        assert_eq!(read(tenant, "same").await, same_before, "nothing to move: not written");
+        assert_eq!(read(tenant, "added").await.definition, release2[3].definition);
+
+        let mut tx = t.app.begin(tenant).await.expect("begin");
+        let again = kpis::install_standard(tx.conn(), tenant, &release2, at).await.expect("again");
+        tx.commit().await.expect("commit");
+        assert_eq!(again, kpis::Installed::default(), "installing a release twice changes nothing");
+    }
 }
