@@ -303,17 +303,32 @@ pub struct Installed {
     /// Standard KPIs nobody had changed, moved to this release's content.
     pub kpis_upgraded: u64,
     pub dashboards_added: u64,
+    /// Default dashboards nobody had changed, moved to this release's layout.
+    pub dashboards_upgraded: u64,
+}
+
+/// What migration 25 wrote to the default dashboards installed before digests were kept and never
+/// changed since (their `updated_at` still equal to their `created_at`).
+const UNCHANGED_SINCE_INSTALLED: &str = "unchanged since installed";
+
+/// The digest of a dashboard's content as stored (its spec, KPIs by key).
+fn digest(spec: &DashboardSpec) -> String {
+    use sha2::{Digest, Sha256};
+    let json = serde_json::to_vec(spec).unwrap_or_default();
+    Sha256::digest(&json).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Installs the standard KPIs and the default dashboards the tenant lacks (by key), and moves the
-/// standard KPIs nobody changed to this release's content. Dashboards are owned by nobody (admins
-/// edit them).
+/// standard KPIs and default dashboards nobody changed to this release's content (each keeps the
+/// digest of what the system last wrote to it; one changed since keeps its content). Dashboards are
+/// owned by nobody (admins edit them).
 pub async fn install_defaults(conn: &mut PgConnection, tenant: TenantId, at: DateTime<Utc>) -> Result<Installed> {
     let kpis = catalog::install_standard(conn, tenant, at).await?;
-    let mut boards_added = 0;
+    let mut done = Installed { kpis_added: kpis.added, kpis_upgraded: kpis.upgraded, ..Installed::default() };
     for spec in defaults() {
         let key = spec.key.clone().unwrap_or_default();
-        if repo::key_exists(conn, &key).await? {
+        if let Some((id, stored_digest)) = repo::standard_digest(conn, &key).await? {
+            done.dashboards_upgraded += u64::from(upgrade(conn, id, stored_digest, spec).await?);
             continue;
         }
         let role_taken = match &spec.default_for_role {
@@ -322,7 +337,10 @@ pub async fn install_defaults(conn: &mut PgConnection, tenant: TenantId, at: Dat
         };
         let spec = if role_taken { DashboardSpec { default_for_role: None, ..spec } } else { spec };
         match create(conn, tenant, None, &spec).await {
-            Ok(_) => boards_added += 1,
+            Ok(board) => {
+                repo::set_standard_digest(conn, board.id, &digest(&board.spec())).await?;
+                done.dashboards_added += 1;
+            }
             // A tenant that replaced a standard KPI with one of another shape keeps its KPI; the default
             // dashboard that no longer fits is left out rather than failing the installation.
             Err(Error::Invalid(problems)) => {
@@ -331,7 +349,40 @@ pub async fn install_defaults(conn: &mut PgConnection, tenant: TenantId, at: Dat
             Err(e) => return Err(e),
         }
     }
-    Ok(Installed { kpis_added: kpis.added, kpis_upgraded: kpis.upgraded, dashboards_added: boards_added })
+    Ok(done)
+}
+
+/// Moves default dashboard `id` to `spec` if nobody changed it since the system wrote it; whether it
+/// did. The dashboard stays the default of the role it is the default of (or not).
+async fn upgrade(
+    conn: &mut PgConnection,
+    id: DashboardId,
+    stored: Option<String>,
+    spec: DashboardSpec,
+) -> Result<bool> {
+    let Some(stored) = stored else { return Ok(false) };
+    let now = load(conn, id).await?.spec();
+    if stored != UNCHANGED_SINCE_INSTALLED && stored != digest(&now) {
+        return Ok(false);
+    }
+    let spec = DashboardSpec { default_for_role: now.default_for_role.clone(), ..spec };
+    if spec == now {
+        if stored == UNCHANGED_SINCE_INSTALLED {
+            repo::set_standard_digest(conn, id, &digest(&now)).await?;
+        }
+        return Ok(false);
+    }
+    match replace(conn, id, &spec).await {
+        Ok(board) => {
+            repo::set_standard_digest(conn, id, &digest(&board.spec())).await?;
+            Ok(true)
+        }
+        Err(Error::Invalid(problems)) => {
+            tracing::warn!(dashboard = ?spec.key, ?problems, "this release's default dashboard does not fit this tenant's KPIs");
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]

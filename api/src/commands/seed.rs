@@ -30,22 +30,30 @@ pub async fn run(settings: &Settings, args: &SeedArgs) -> anyhow::Result<()> {
 /// and this release's content for the standard KPIs nobody changed.
 pub async fn install_dashboards(pool: &PgPool, tenants: impl IntoIterator<Item = TenantId>) -> anyhow::Result<()> {
     let db = db::Db::new(pool.clone());
-    let (mut kpis, mut upgraded, mut boards) = (0, 0, 0);
+    let mut all = orbas_dashboards::store::Installed::default();
     for tenant in tenants {
         let mut tx = db.begin(tenant).await?;
         let done = orbas_dashboards::store::install_defaults(tx.conn(), tenant, chrono::Utc::now()).await?;
         tx.commit().await?;
-        if done.kpis_upgraded > 0 {
-            tracing::info!(%tenant, kpis = done.kpis_upgraded, "standard KPIs moved to this release's content");
+        if done.kpis_upgraded + done.dashboards_upgraded > 0 {
+            tracing::info!(
+                %tenant, kpis = done.kpis_upgraded, dashboards = done.dashboards_upgraded,
+                "unchanged standard content moved to this release's"
+            );
         }
-        (kpis, upgraded, boards) =
-            (kpis + done.kpis_added, upgraded + done.kpis_upgraded, boards + done.dashboards_added);
+        all.kpis_added += done.kpis_added;
+        all.kpis_upgraded += done.kpis_upgraded;
+        all.dashboards_added += done.dashboards_added;
+        all.dashboards_upgraded += done.dashboards_upgraded;
     }
-    if kpis + boards > 0 {
-        println!("installed {kpis} standard KPI(s) and {boards} default dashboard(s)");
+    if all.kpis_added + all.dashboards_added > 0 {
+        println!("installed {} standard KPI(s) and {} default dashboard(s)", all.kpis_added, all.dashboards_added);
     }
-    if upgraded > 0 {
-        println!("updated {upgraded} unchanged standard KPI(s) to this release's definitions");
+    if all.kpis_upgraded + all.dashboards_upgraded > 0 {
+        println!(
+            "updated {} standard KPI(s) and {} default dashboard(s) nobody had changed to this release's",
+            all.kpis_upgraded, all.dashboards_upgraded
+        );
     }
     Ok(())
 }

@@ -379,3 +379,44 @@ async fn kpis_and_dashboards_answer_from_the_lake_and_follow_its_commits() {
     .await;
     assert_eq!(code, 403);
 }
+
+#[tokio::test]
+async fn default_dashboards_follow_the_release_until_someone_changes_them() {
+    use orbas_dashboards::store::{self, Installed};
+    let LakeApp { app, tenant, db, dir: _dir, .. } = lake_app_with_dashboards().await;
+    let defaults = store::defaults();
+    let (release, edited) = (&defaults[0], &defaults[1]);
+    let mut tx = db.begin(tenant).await.expect("tx");
+    let id_of = |key: Option<String>| key.expect("defaults have keys");
+    let (older, _) = orbas_oltp::repo::dashboards::standard_digest(tx.conn(), &id_of(release.key.clone()))
+        .await
+        .expect("read")
+        .expect("installed");
+    let (mine, _) = orbas_oltp::repo::dashboards::standard_digest(tx.conn(), &id_of(edited.key.clone()))
+        .await
+        .expect("read")
+        .expect("installed");
+    // One default dashboard as an earlier release laid it out (a widget fewer), installed before
+    // digests were kept and untouched since: migration 25 marked it so.
+    let mut earlier = release.clone();
+    earlier.widgets.pop();
+    store::replace(tx.conn(), older, &earlier).await.expect("the earlier layout");
+    // Another an admin renamed.
+    let renamed = orbas_dashboards::board::DashboardSpec { name: "Our numbers".into(), ..edited.clone() };
+    store::replace(tx.conn(), mine, &renamed).await.expect("an admin's edit");
+    tx.commit().await.expect("commit");
+    sqlx::query("UPDATE dashboards SET standard_digest = 'unchanged since installed' WHERE id = $1")
+        .bind(older)
+        .execute(&app.db.admin)
+        .await
+        .expect("as migration 25 marks it");
+
+    let mut tx = db.begin(tenant).await.expect("tx");
+    let done = store::install_defaults(tx.conn(), tenant, chrono::Utc::now()).await.expect("install");
+    assert_eq!(done, Installed { dashboards_upgraded: 1, ..Installed::default() });
+    assert_eq!(store::load(tx.conn(), older).await.expect("load").spec(), *release, "the release's layout");
+    assert_eq!(store::load(tx.conn(), mine).await.expect("load").spec(), renamed, "the admin's edit stays");
+    let again = store::install_defaults(tx.conn(), tenant, chrono::Utc::now()).await.expect("install again");
+    assert_eq!(again, Installed::default(), "installing a release twice changes nothing");
+    tx.commit().await.expect("commit");
+}

@@ -111,6 +111,21 @@ pub async fn key_exists(conn: &mut PgConnection, key: &str) -> Result<bool> {
     Ok(sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM dashboards WHERE key = $1)").bind(key).fetch_one(conn).await?)
 }
 
+/// The dashboard under `key`, with the digest of the standard content the system last wrote to it
+/// (`None`: a dashboard of the tenant's own, or a standard one changed before digests were kept).
+pub async fn standard_digest(conn: &mut PgConnection, key: &str) -> Result<Option<(DashboardId, Option<String>)>> {
+    Ok(sqlx::query_as("SELECT id, standard_digest FROM dashboards WHERE key = $1")
+        .bind(key)
+        .fetch_optional(conn)
+        .await?)
+}
+
+/// Records the digest of the standard content the system just wrote to dashboard `id`.
+pub async fn set_standard_digest(conn: &mut PgConnection, id: DashboardId, digest: &str) -> Result<()> {
+    sqlx::query("UPDATE dashboards SET standard_digest = $2 WHERE id = $1").bind(id).bind(digest).execute(conn).await?;
+    Ok(())
+}
+
 async fn insert_widgets(
     conn: &mut PgConnection,
     tenant: TenantId,

@@ -81,7 +81,7 @@ tables! {
     KPI_DEFINITIONS = "kpi_definitions" ["tenant_id", "id", "key", "name", "description", "definition", "unit",
         "good_direction", "created_at", "updated_at", "standard_digest"];
     DASHBOARDS = "dashboards" ["tenant_id", "id", "name", "description", "owner_id", "is_shared", "filters",
-        "created_at", "updated_at"];
+        "created_at", "updated_at", "standard_digest"];
     DASHBOARD_WIDGETS = "dashboard_widgets" ["tenant_id", "id", "dashboard_id", "kpi_id", "kind", "title",
         "config", "x", "y", "w", "h", "created_at", "updated_at"];
     SCHEDULED_REPORTS = "scheduled_reports" ["tenant_id", "id", "dashboard_id", "owner_id", "name", "cron",
