@@ -106,11 +106,6 @@ pub async fn widgets(conn: &mut PgConnection, id: DashboardId) -> Result<Vec<Wid
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_all(conn).await?)
 }
 
-/// Whether a dashboard with this key exists.
-pub async fn key_exists(conn: &mut PgConnection, key: &str) -> Result<bool> {
-    Ok(sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM dashboards WHERE key = $1)").bind(key).fetch_one(conn).await?)
-}
-
 /// The dashboard under `key`, with the digest of the standard content the system last wrote to it
 /// (`None`: a dashboard of the tenant's own, or a standard one changed before digests were kept).
 pub async fn standard_digest(conn: &mut PgConnection, key: &str) -> Result<Option<(DashboardId, Option<String>)>> {
