@@ -1,5 +1,7 @@
 //! The intelligence stage's errors.
 
+use std::fmt;
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("DataFusion: {0}")]
@@ -91,3 +93,43 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An error with its causes, `outer: cause: root`, for logs (`error = %Chain(&e)`): a background job's
+/// log line is all an operator has, and "database error" alone says nothing. A cause whose text the
+/// line already ends with (a `"…: {0}"` wrapper) is not repeated.
+#[derive(Debug)]
+pub struct Chain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut line = self.0.to_string();
+        let mut cause = self.0.source();
+        while let Some(e) = cause {
+            let text = e.to_string();
+            if !line.ends_with(&text) {
+                line.push_str(": ");
+                line.push_str(&text);
+            }
+            cause = e.source();
+        }
+        f.write_str(&line)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chain_names_the_root_cause_once() {
+        let root = sqlx::Error::Protocol("the database is busy".into());
+        let e = Error::from(orbas_oltp::Error::from(root));
+        assert_eq!(e.to_string(), "CRM database: database error", "the message alone hides the cause");
+        assert_eq!(
+            Chain(&e).to_string(),
+            "CRM database: database error: encountered unexpected or invalid data: the database is busy"
+        );
+        let plain = Error::Invalid("no outcomes".into());
+        assert_eq!(Chain(&plain).to_string(), "no outcomes");
+    }
+}

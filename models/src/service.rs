@@ -10,8 +10,10 @@
 //!
 //! Each job is its own task, so a long retraining never holds up the decisions a logged call should
 //! change. Tenants are listed anew every round (a tenant created while the service runs is picked
-//! up). A failing job is logged with its tenant and retried at its next turn; it never stops the
-//! others. Everything a job writes goes through `orbas-oltp` into Postgres and so through CDC back
+//! up). A failing job is logged with its tenant and never stops the others. A lake-driven job retries
+//! at its next check; a scheduled round that failed runs again 15 s later, then after twice as long
+//! each time it fails again, up to a tenth of its period — a database busy for a moment at start
+//! does not leave a day without forecasts. Everything a job writes goes through `orbas-oltp` into Postgres and so through CDC back
 //! into the lake — which is what moves the lake on for the jobs that wait for it.
 
 use std::collections::BTreeSet;
@@ -29,7 +31,7 @@ use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
 use crate::embed::Embedder;
-use crate::error::{Error, Result};
+use crate::error::{Chain, Error, Result};
 use crate::features::Entity;
 use crate::sentiment::SentimentModel;
 use crate::{acceptance, forecast, nba, ops, sentiment};
@@ -128,7 +130,7 @@ impl Service {
                     let model = match train_sentiment(dir.clone(), s.sentiment_eval_rows).await {
                         Ok(m) => Arc::new(m),
                         Err(e) => {
-                            return warn!(dir = %dir.display(), error = %e, "sentiment model not trained; ticket tone is not scored");
+                            return warn!(dir = %dir.display(), error = %Chain(&e), "sentiment model not trained; ticket tone is not scored");
                         }
                     };
                     let subjects = s.sentiment_subjects.clone();
@@ -163,14 +165,14 @@ impl Service {
                     ),
                     Err(e) => {
                         ok = false;
-                        warn!(%tenant, model = entity.as_str(), error = %e, "model training failed");
+                        warn!(%tenant, model = entity.as_str(), error = %Chain(&e), "model training failed");
                     }
                 }
             }
             // The acceptance model of next-best actions, from the feedback reps gave (it logs what serves).
             if let Err(e) = acceptance::retrain(&self.db, &self.lake, tenant).await {
                 ok = false;
-                warn!(%tenant, model = acceptance::MODEL_KEY, error = %e, "model training failed");
+                warn!(%tenant, model = acceptance::MODEL_KEY, error = %Chain(&e), "model training failed");
             }
         }
         Ok(round.end(ok))
@@ -187,7 +189,7 @@ impl Service {
                 ),
                 Err(e) => {
                     ok = false;
-                    warn!(%tenant, error = %e, "forecasting failed");
+                    warn!(%tenant, error = %Chain(&e), "forecasting failed");
                 }
             }
         }
@@ -223,7 +225,7 @@ impl Service {
                 Err(e) => {
                     ok = false;
                     state.failed.insert(tenant);
-                    warn!(%tenant, error = %e, "refreshing next-best actions failed");
+                    warn!(%tenant, error = %Chain(&e), "refreshing next-best actions failed");
                 }
             }
         }
@@ -250,7 +252,7 @@ impl Service {
                     Ok(_) => {}
                     Err(e) => {
                         ok = false;
-                        warn!(%tenant, subject = subject.as_str(), error = %e, "sentiment scoring failed");
+                        warn!(%tenant, subject = subject.as_str(), error = %Chain(&e), "sentiment scoring failed");
                     }
                 }
             }
@@ -326,22 +328,27 @@ pub async fn train_sentiment(dir: PathBuf, eval_rows: usize) -> Result<Sentiment
     .map_err(|e| Error::Invalid(format!("the sentiment training task failed: {e}")))?
 }
 
-/// Runs `job` now and then every `period` until `stop`. A failed round is retried after a tenth of
-/// the period (at least a minute), not a whole one.
+/// Runs `job` now and then every `period` until `stop`. A failed round is retried sooner
+/// ([`retry_after`]), not a whole period later.
 async fn every<F, Fut>(period: Duration, mut stop: watch::Receiver<bool>, mut job: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<bool>>,
 {
+    let mut failures = 0u32;
     loop {
-        let wait = match job().await {
-            Ok(true) => period,
-            Ok(false) => retry_after(period),
+        let ok = match job().await {
+            Ok(ok) => ok,
             Err(e) => {
-                warn!(error = %e, "scheduled job failed");
-                retry_after(period)
+                warn!(error = %Chain(&e), "scheduled job failed");
+                false
             }
         };
+        failures = if ok { 0 } else { failures.saturating_add(1) };
+        let wait = if ok { period } else { retry_after(period, failures) };
+        if !ok {
+            info!(failures, retry_in_s = wait.as_secs(), "a scheduled round failed; retrying");
+        }
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
             _ = stop.wait_for(|s| *s) => return,
@@ -349,8 +356,13 @@ where
     }
 }
 
-fn retry_after(period: Duration) -> Duration {
-    (period / 10).max(Duration::from_secs(60)).min(period)
+/// The wait after the `failures`-th failed round in a row: 15 s after the first (a pool timeout, a
+/// restarting database), doubling with each further failure, at most a tenth of the period (but a
+/// minute may always be waited) and never more than the period itself.
+fn retry_after(period: Duration, failures: u32) -> Duration {
+    let cap = (period / 10).max(Duration::from_secs(60)).min(period);
+    let doublings = failures.saturating_sub(1).min(20);
+    Duration::from_secs(15).saturating_mul(1 << doublings).min(cap)
 }
 
 /// Runs `job` whenever the lake's generation differs from the one the last successful round saw
@@ -366,10 +378,10 @@ where
             Ok(s) if Some(s.generation) != seen => match job().await {
                 Ok(true) => seen = Some(s.generation),
                 Ok(false) => {}
-                Err(e) => warn!(error = %e, "lake-driven job failed"),
+                Err(e) => warn!(error = %Chain(&e), "lake-driven job failed"),
             },
             Ok(_) => {}
-            Err(e) => warn!(error = %e, "reading the lake's generation"),
+            Err(e) => warn!(error = %Chain(&e), "reading the lake's generation"),
         }
         tokio::select! {
             () = tokio::time::sleep(poll) => {}
@@ -383,9 +395,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_failed_round_is_retried_sooner_but_not_in_a_busy_loop() {
-        assert_eq!(retry_after(Duration::from_secs(6 * 3600)), Duration::from_secs(36 * 60));
-        assert_eq!(retry_after(Duration::from_secs(120)), Duration::from_secs(60));
-        assert_eq!(retry_after(Duration::from_secs(30)), Duration::from_secs(30));
+    fn a_failed_round_is_retried_soon_then_less_often_but_never_in_a_busy_loop() {
+        let (s, day) = (Duration::from_secs, Duration::from_secs(24 * 3600));
+        let waits: Vec<_> = (1..=12).map(|n| retry_after(day, n).as_secs()).collect();
+        assert_eq!(
+            waits,
+            [15, 30, 60, 120, 240, 480, 960, 1920, 3840, 7680, 8640, 8640],
+            "doubling up to a tenth of a day"
+        );
+        assert_eq!(retry_after(day, u32::MAX), s(8640), "no overflow however long it fails");
+        assert_eq!(retry_after(s(6 * 3600), 30), s(36 * 60));
+        assert_eq!(retry_after(s(120), 1), s(15));
+        assert_eq!(retry_after(s(120), 5), s(60), "a minute may always be waited");
+        assert_eq!(retry_after(s(10), 1), s(10), "never longer than the period");
     }
 }

@@ -50,7 +50,15 @@ impl Pipeline {
     }
 }
 
+/// Warnings go to the test's output (shown when it fails); `RUST_LOG` asks for more.
+fn logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,deltalake_core::operations::merge=error"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+}
+
 async fn pipeline(db: &TestDb) -> Pipeline {
+    logs();
     let broker = Broker::start(BrokerOptions::default()).expect("start tansu (./scripts/setup.sh installs it)");
     let mut cfg = CdcConfig::new(&db.admin_url, &broker.bootstrap()).expect("cdc config");
     // From the random end of the database's name: two tests of this binary start their databases in

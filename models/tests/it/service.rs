@@ -1,7 +1,8 @@
 //! The intelligence service over a real pipeline: started once on a seeded tenant, it trains the
 //! scoring models, scores ticket tone, writes next-best actions and forecast snapshots by itself — no
 //! job called by hand — and keeps up with the CRM: a ticket written afterwards is scored once the
-//! lake has it, and the tone reaches the churn features through CDC.
+//! lake has it, and the tone reaches the churn features through CDC. A round the database refuses
+//! is run again soon.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,6 +53,23 @@ async fn the_service_keeps_scores_tone_actions_and_forecasts_current() {
         sentiment_eval_rows: 30,
         ..Schedule::default()
     };
+    // The database refuses the first round's forecast snapshots, as a busy one would (a pool timeout,
+    // a restart): the round must come again soon, not a day (or a tenth of one) later. A sequence
+    // counts the attempts; it is not rolled back with the refused transaction.
+    sqlx::raw_sql(
+        "CREATE SEQUENCE test_forecast_attempts;
+         GRANT USAGE ON SEQUENCE test_forecast_attempts TO orbas_app;
+         CREATE FUNCTION test_refuse_the_first_forecast() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+           IF nextval('test_forecast_attempts') = 1 THEN RAISE EXCEPTION 'the database is busy'; END IF;
+           RETURN NULL;
+         END $$;
+         CREATE TRIGGER test_refuse_the_first_forecast BEFORE INSERT ON forecast_snapshots
+           FOR EACH STATEMENT EXECUTE FUNCTION test_refuse_the_first_forecast();",
+    )
+    .execute(&db.admin)
+    .await
+    .expect("a trigger that refuses the first forecast");
     let (stop_tx, stop_rx) = watch::channel(false);
     let jobs = Service { admin: db.admin.clone(), db: db.app.clone(), lake }.spawn(schedule, stop_rx);
 
@@ -74,6 +92,11 @@ async fn the_service_keeps_scores_tone_actions_and_forecasts_current() {
     })
     .await;
     lap("forecast snapshots");
+    let attempts: i64 = sqlx::query_scalar("SELECT last_value FROM test_forecast_attempts")
+        .fetch_one(&db.admin)
+        .await
+        .expect("attempts");
+    assert!(attempts >= 2, "the refused round was retried, not skipped: {attempts} attempts");
     orbas_testkit::eventually("open next-best actions", wait, || async {
         since(
             &db,
