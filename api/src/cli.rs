@@ -196,6 +196,10 @@ pub struct ScheduleArgs {
     /// Hours between forecast snapshots (the first runs at start).
     #[arg(long, env = "ORBAS_FORECAST_HOURS", default_value_t = 24.0, value_parser = positive_hours)]
     pub forecast_hours: f64,
+    /// Minutes one tenant's turn of a job (a model's training, a forecast, a refresh) may take before
+    /// it is abandoned and retried.
+    #[arg(long, env = "ORBAS_MODELS_TENANT_DEADLINE_MINUTES", default_value_t = 60.0, value_parser = positive_minutes)]
+    pub tenant_deadline_minutes: f64,
     /// Directory holding the sentence encoder (default: $ORBAS_MODELS, else ~/.cache/orbas/models).
     #[arg(long, env = "ORBAS_MODELS")]
     pub models: Option<PathBuf>,
@@ -207,9 +211,18 @@ impl ScheduleArgs {
         orbas_models::service::Schedule {
             retrain_every: hours(self.retrain_hours),
             forecast_every: hours(self.forecast_hours),
+            tenant_deadline: std::time::Duration::from_secs_f64(self.tenant_deadline_minutes * 60.0),
             model_dir: orbas_models::embed::model_dir(self.models.as_deref()),
             ..orbas_models::service::Schedule::default()
         }
+    }
+}
+
+fn positive_minutes(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(m) if (1.0 / 60.0..=24.0 * 60.0).contains(&m) => Ok(m),
+        Ok(_) => Err("minutes must be at least a second and at most a day".to_owned()),
+        Err(e) => Err(e.to_string()),
     }
 }
 
@@ -886,4 +899,21 @@ pub struct SearchQueryArgs {
     pub model: SearchModelArgs,
     /// The query.
     pub text: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedule_flags_take_sane_durations_only() {
+        assert_eq!(positive_hours("6"), Ok(6.0));
+        assert!(positive_hours("0").is_err() && positive_hours("-1").is_err() && positive_hours("NaN").is_err());
+        assert!(positive_hours("9000").is_err(), "more than a year");
+        assert_eq!(positive_minutes("0.5"), Ok(0.5));
+        assert!(positive_minutes("0.001").is_err(), "less than a second");
+        assert!(
+            positive_minutes("1441").is_err() && positive_minutes("inf").is_err() && positive_minutes("x").is_err()
+        );
+    }
 }

@@ -76,6 +76,9 @@ pub enum Error {
         #[source]
         source: tokio::task::JoinError,
     },
+    /// One tenant's turn of a background job ran past its deadline and was abandoned.
+    #[error("one tenant's {job} did not finish within {after:?} and was abandoned")]
+    Overran { job: &'static str, after: std::time::Duration },
     /// Input the caller can fix (an unknown entity, an empty training set, …).
     #[error("{0}")]
     Invalid(String),

@@ -55,6 +55,11 @@ pub struct Schedule {
     pub sentiment_eval_rows: usize,
     pub nba: nba::Settings,
     pub forecast: forecast::Settings,
+    /// How long one tenant's turn in a round (one model's training, one forecast, one refresh, one
+    /// kind of text) may take. Past it the turn is abandoned — its transaction rolls back — and counts
+    /// as failed, retried like any failure: a query that never returns costs one turn, not every
+    /// later round of the job.
+    pub tenant_deadline: Duration,
 }
 
 impl Default for Schedule {
@@ -70,6 +75,7 @@ impl Default for Schedule {
             sentiment_eval_rows: 600,
             nba: nba::Settings::default(),
             forecast: forecast::Settings::default(),
+            tenant_deadline: Duration::from_secs(3600),
         }
     }
 }
@@ -100,26 +106,27 @@ impl Service {
         let mut jobs = Vec::new();
         {
             let (me, s) = (Arc::clone(&me), Arc::clone(&schedule));
+            let deadline = s.tenant_deadline;
             jobs.push(tokio::spawn(every(s.retrain_every, stop.clone(), move || {
                 let me = Arc::clone(&me);
-                async move { me.retrain().await }
+                async move { me.retrain(deadline).await }
             })));
         }
         {
             let (me, s) = (Arc::clone(&me), Arc::clone(&schedule));
-            let settings = s.forecast.clone();
+            let (settings, deadline) = (s.forecast.clone(), s.tenant_deadline);
             jobs.push(tokio::spawn(every(s.forecast_every, stop.clone(), move || {
                 let (me, settings) = (Arc::clone(&me), settings.clone());
-                async move { me.forecast(&settings).await }
+                async move { me.forecast(&settings, deadline).await }
             })));
         }
         {
             let (me, s) = (Arc::clone(&me), Arc::clone(&schedule));
-            let (settings, full_every) = (s.nba.clone(), s.full_decisions_every);
+            let (settings, full_every, deadline) = (s.nba.clone(), s.full_decisions_every, s.tenant_deadline);
             let state = Arc::new(Mutex::new(Decisions::default()));
             jobs.push(tokio::spawn(on_lake_change(Arc::clone(&me.lake), s.poll, stop.clone(), move || {
                 let (me, settings, state) = (Arc::clone(&me), settings.clone(), Arc::clone(&state));
-                async move { me.decide(&state, &settings, full_every).await }
+                async move { me.decide(&state, &settings, full_every, deadline).await }
             })));
         }
         match schedule.model_dir.clone() {
@@ -133,10 +140,10 @@ impl Service {
                             return warn!(dir = %dir.display(), error = %Chain(&e), "sentiment model not trained; ticket tone is not scored");
                         }
                     };
-                    let subjects = s.sentiment_subjects.clone();
+                    let (subjects, deadline) = (s.sentiment_subjects.clone(), s.tenant_deadline);
                     on_lake_change(Arc::clone(&me.lake), s.sentiment_poll, stop, move || {
                         let (me, model, subjects) = (Arc::clone(&me), Arc::clone(&model), subjects.clone());
-                        async move { me.score_sentiment(&model, &subjects).await }
+                        async move { me.score_sentiment(&model, &subjects, deadline).await }
                     })
                     .await
                 }));
@@ -153,12 +160,12 @@ impl Service {
     }
 
     /// One round of retraining; true when every model of every tenant trained.
-    pub async fn retrain(&self) -> Result<bool> {
+    pub async fn retrain(&self, deadline: Duration) -> Result<bool> {
         let round = Round::start("retrain");
         let mut ok = true;
         for tenant in self.tenants().await? {
             for entity in Entity::ALL {
-                match ops::retrain(&self.db, &self.lake, tenant, entity).await {
+                match bounded(deadline, "training", ops::retrain(&self.db, &self.lake, tenant, entity)).await {
                     Ok(r) => info!(
                         %tenant, model = entity.as_str(), version = r.version, kind = r.kind.as_str(),
                         family = r.family.as_str(), promoted = r.promoted, held_out_auc = r.candidate.auc, predictions = r.predictions, "model retrained"
@@ -170,7 +177,7 @@ impl Service {
                 }
             }
             // The acceptance model of next-best actions, from the feedback reps gave (it logs what serves).
-            if let Err(e) = acceptance::retrain(&self.db, &self.lake, tenant).await {
+            if let Err(e) = bounded(deadline, "training", acceptance::retrain(&self.db, &self.lake, tenant)).await {
                 ok = false;
                 warn!(%tenant, model = acceptance::MODEL_KEY, error = %Chain(&e), "model training failed");
             }
@@ -179,11 +186,11 @@ impl Service {
     }
 
     /// One round of forecast snapshots; true when every tenant's were written.
-    pub async fn forecast(&self, settings: &forecast::Settings) -> Result<bool> {
+    pub async fn forecast(&self, settings: &forecast::Settings, deadline: Duration) -> Result<bool> {
         let round = Round::start("forecast");
         let mut ok = true;
         for tenant in self.tenants().await? {
-            match forecast::run(&self.db, &self.lake, tenant, settings).await {
+            match bounded(deadline, "forecast", forecast::run(&self.db, &self.lake, tenant, settings)).await {
                 Ok(r) => info!(
                     %tenant, day = %r.day, series = r.forecasts.len(), inserted = r.written.inserted, "forecast snapshots written"
                 ),
@@ -205,6 +212,7 @@ impl Service {
         state: &Mutex<Decisions>,
         settings: &nba::Settings,
         full_every: Duration,
+        deadline: Duration,
     ) -> Result<bool> {
         let round = Round::start("decide");
         let mut state = state.lock().await;
@@ -218,7 +226,7 @@ impl Service {
             .collect();
         let mut ok = true;
         for &tenant in &due {
-            match nba::refresh(&self.db, &self.lake, tenant, settings).await {
+            match bounded(deadline, "refresh", nba::refresh(&self.db, &self.lake, tenant, settings)).await {
                 Ok(_) => {
                     state.failed.remove(&tenant);
                 }
@@ -239,12 +247,18 @@ impl Service {
     }
 
     /// Scores whatever customer text is new or edited since the last round; true when all succeeded.
-    pub async fn score_sentiment(&self, model: &SentimentModel, subjects: &[SentimentSubject]) -> Result<bool> {
+    pub async fn score_sentiment(
+        &self,
+        model: &SentimentModel,
+        subjects: &[SentimentSubject],
+        deadline: Duration,
+    ) -> Result<bool> {
         let round = Round::start("sentiment");
         let mut ok = true;
         for tenant in self.tenants().await? {
             for &subject in subjects {
-                match sentiment::score_subjects(&self.db, &self.lake, tenant, model, subject).await {
+                let turn = sentiment::score_subjects(&self.db, &self.lake, tenant, model, subject);
+                match bounded(deadline, "sentiment scoring", turn).await {
                     Ok(r) if r.scored > 0 => info!(
                         %tenant, subject = subject.as_str(), scored = r.scored, unchanged = r.unchanged,
                         negative = r.labels[0], "sentiment scored"
@@ -328,6 +342,12 @@ pub async fn train_sentiment(dir: PathBuf, eval_rows: usize) -> Result<Sentiment
     .map_err(|e| Error::Invalid(format!("the sentiment training task failed: {e}")))?
 }
 
+/// `turn`, abandoned (dropped, so its transaction rolls back) when it has run for `deadline`. Work it
+/// moved to a blocking thread finishes there, unseen.
+async fn bounded<T>(deadline: Duration, job: &'static str, turn: impl Future<Output = Result<T>>) -> Result<T> {
+    tokio::time::timeout(deadline, turn).await.map_err(|_| Error::Overran { job, after: deadline })?
+}
+
 /// Runs `job` now and then every `period` until `stop`. A failed round is retried sooner
 /// ([`retry_after`]), not a whole period later.
 async fn every<F, Fut>(period: Duration, mut stop: watch::Receiver<bool>, mut job: F)
@@ -393,6 +413,16 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_turn_that_never_ends_is_abandoned_as_a_failure() {
+        let hung = bounded(Duration::from_millis(20), "forecast", std::future::pending::<Result<()>>()).await;
+        assert!(matches!(hung, Err(Error::Overran { job: "forecast", .. })), "{hung:?}");
+        let quick = bounded(Duration::from_secs(60), "forecast", async { Ok(7) }).await;
+        assert_eq!(quick.ok(), Some(7));
+        let refused = bounded(Duration::from_secs(60), "forecast", async { Err::<(), _>(Error::Invalid("no".into())) });
+        assert!(matches!(refused.await, Err(Error::Invalid(_))), "its own error, not a deadline's");
+    }
 
     #[test]
     fn a_failed_round_is_retried_soon_then_less_often_but_never_in_a_busy_loop() {
