@@ -10,11 +10,13 @@
 //!
 //! Each job is its own task, so a long retraining never holds up the decisions a logged call should
 //! change. Tenants are listed anew every round (a tenant created while the service runs is picked
-//! up). A failing job is logged with its tenant and never stops the others. A lake-driven job retries
-//! at its next check; a scheduled round that failed runs again 15 s later, then after twice as long
-//! each time it fails again, up to a tenth of its period — a database busy for a moment at start
-//! does not leave a day without forecasts. Everything a job writes goes through `orbas-oltp` into Postgres and so through CDC back
-//! into the lake — which is what moves the lake on for the jobs that wait for it.
+//! up). A failing job is logged with its tenant and its whole cause chain, and never stops the
+//! others. A lake-driven job retries at its next check; a scheduled round that failed runs again 15 s
+//! later, then after twice as long each time it fails again, up to a tenth of its period — a database
+//! busy for a moment at start does not leave a day without forecasts. One tenant's turn that runs
+//! past [`Schedule::tenant_deadline`] is abandoned and counts as failed. Everything a job writes goes
+//! through `orbas-oltp` into Postgres and so through CDC back into the lake — which is what moves the
+//! lake on for the jobs that wait for it.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
