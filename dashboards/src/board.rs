@@ -424,7 +424,7 @@ pub async fn widget_data(
         }
     };
     run.await.unwrap_or_else(|e: Error| {
-        tracing::warn!(error = %e, "a dashboard widget failed");
+        tracing::warn!(error = %orbas_oltp::Chain(&e), "a dashboard widget failed");
         WidgetData::failed(&e)
     })
 }

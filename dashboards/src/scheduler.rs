@@ -91,7 +91,7 @@ impl Scheduler {
         info!(tick = ?self.cfg.tick, "report sender running");
         loop {
             if let Err(e) = self.tick(Utc::now()).await {
-                warn!(error = %e, "report sender tick failed; retrying next tick");
+                warn!(error = %orbas_oltp::Chain(&e), "report sender tick failed; retrying next tick");
             }
             tokio::select! {
                 _ = tokio::time::sleep(self.cfg.tick) => {}

@@ -1,7 +1,5 @@
 //! The intelligence stage's errors.
 
-use std::fmt;
-
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("DataFusion: {0}")]
@@ -97,27 +95,9 @@ impl Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// An error with its causes, `outer: cause: root`, for logs (`error = %Chain(&e)`): a background job's
-/// log line is all an operator has, and "database error" alone says nothing. A cause whose text the
-/// line already ends with (a `"…: {0}"` wrapper) is not repeated.
-#[derive(Debug)]
-pub struct Chain<'a>(pub &'a (dyn std::error::Error + 'static));
-
-impl fmt::Display for Chain<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut line = self.0.to_string();
-        let mut cause = self.0.source();
-        while let Some(e) = cause {
-            let text = e.to_string();
-            if !line.ends_with(&text) {
-                line.push_str(": ");
-                line.push_str(&text);
-            }
-            cause = e.source();
-        }
-        f.write_str(&line)
-    }
-}
+/// An error with its causes, for logs (defined with the CRM's errors, whose "database error" hides
+/// the cause without it).
+pub use orbas_oltp::Chain;
 
 #[cfg(test)]
 mod tests {

@@ -105,6 +105,29 @@ impl Error {
     }
 }
 
+/// An error with its causes, `outer: cause: root`, for logs (`error = %Chain(&e)`): a background job's
+/// log line is all an operator has, and [`Error::Database`] alone says "database error". A cause whose
+/// text the line already ends with (a `"…: {0}"` or transparent wrapper) is not repeated. Not for
+/// answers to clients: the causes may name tables and constraints.
+#[derive(Debug)]
+pub struct Chain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut line = self.0.to_string();
+        let mut cause = self.0.source();
+        while let Some(e) = cause {
+            let text = e.to_string();
+            if !line.ends_with(&text) {
+                line.push_str(": ");
+                line.push_str(&text);
+            }
+            cause = e.source();
+        }
+        f.write_str(&line)
+    }
+}
+
 fn is_transient(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => true,
@@ -146,5 +169,19 @@ impl From<sqlx::Error> for Error {
 impl From<sqlx::migrate::MigrateError> for Error {
     fn from(e: sqlx::migrate::MigrateError) -> Self {
         Error::Migrate(e)
+    }
+}
+
+#[cfg(test)]
+mod chain_tests {
+    use super::*;
+
+    #[test]
+    fn a_chain_shows_what_database_error_hides() {
+        let e = Error::from(sqlx::Error::PoolTimedOut);
+        assert_eq!(e.to_string(), "database error");
+        assert_eq!(Chain(&e).to_string(), "database error: pool timed out while waiting for an open connection");
+        let plain = Error::invalid("no such stage");
+        assert_eq!(Chain(&plain).to_string(), "invalid input: no such stage", "no causes, nothing added");
     }
 }

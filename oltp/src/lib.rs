@@ -28,4 +28,4 @@ pub mod repo;
 pub mod secrets;
 pub mod seed;
 
-pub use error::{Error, ErrorKind, Result};
+pub use error::{Chain, Error, ErrorKind, Result};

@@ -146,7 +146,7 @@ pub async fn check(
             }
             Err(e @ (Error::Db(_) | Error::Corrupt(_) | Error::Render(_))) => return Err(e),
             Err(e) => {
-                warn!(error = %e, "an alert could not be checked for a recipient");
+                warn!(error = %orbas_oltp::Chain(&e), "an alert could not be checked for a recipient");
                 r.error = Some(e.to_string());
             }
         }
@@ -172,7 +172,7 @@ pub async fn check_due(engine: &Engine, db: &Db, tenant: TenantId, now: DateTime
         match check(engine, tx.conn(), tenant, row, now).await {
             Ok(report) => recorded += report.new_breaches(),
             Err(e @ Error::Db(_)) => return Err(e),
-            Err(e) => warn!(alert = %row.id, error = %e, "an alert could not be checked"),
+            Err(e) => warn!(alert = %row.id, error = %orbas_oltp::Chain(&e), "an alert could not be checked"),
         }
         alerts::set_schedule(tx.conn(), row.id, Some(now), next).await?;
     }
