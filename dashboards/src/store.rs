@@ -315,7 +315,7 @@ const UNCHANGED_SINCE_INSTALLED: &str = "unchanged since installed";
 fn digest(spec: &DashboardSpec) -> String {
     use sha2::{Digest, Sha256};
     let json = serde_json::to_vec(spec).unwrap_or_default();
-    Sha256::digest(&json).iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(Sha256::digest(&json))
 }
 
 /// Installs the standard KPIs and the default dashboards the tenant lacks (by key), and moves the
