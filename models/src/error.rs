@@ -95,13 +95,10 @@ impl Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// An error with its causes, for logs (defined with the CRM's errors, whose "database error" hides
-/// the cause without it).
-pub use orbas_oltp::Chain;
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use orbas_oltp::Chain;
 
     #[test]
     fn a_chain_names_the_root_cause_once() {

@@ -23,6 +23,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use orbas_oltp::Chain;
 use orbas_oltp::db::Db;
 use orbas_oltp::model::{SentimentSubject, TenantId};
 use orbas_oltp::repo::identity;
@@ -33,7 +34,7 @@ use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
 use crate::embed::Embedder;
-use crate::error::{Chain, Error, Result};
+use crate::error::{Error, Result};
 use crate::features::Entity;
 use crate::sentiment::SentimentModel;
 use crate::{acceptance, forecast, nba, ops, sentiment};
